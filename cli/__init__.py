@@ -1,0 +1,1 @@
+"""The ``uda`` command line (installed as ``uda.cli``)."""

@@ -1,0 +1,47 @@
+"""Entry point of the ``uda`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from uda import __version__
+from uda.cli.lazy import LazyGroup
+from uda.errors import UserError
+
+COMMANDS = {
+    "generate": "uda.cli.generate:generate",
+    "verify": "uda.cli.verify:verify",
+    "info": "uda.cli.info:info",
+    "run": "uda.cli.run:run",
+    "bench": "uda.cli.bench:bench",
+    "report": "uda.cli.report:report",
+    "compare": "uda.cli.compare:compare",
+    "size": "uda.cli.size:size",
+    "regress": "uda.cli.regress:regress",
+}
+
+
+class _Root(LazyGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Root, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="uda")
+def cli() -> None:
+    """uda: benchmark urban big-data analytics on a seeded synthetic city.
+
+    Generate a city and its sensor data, run route, flow, utilisation and water
+    analytics on Polars and Dask, and measure speed, memory and answer quality.
+    """
+
+
+def main() -> None:
+    """Run the ``uda`` command line."""
+    sys.exit(cli.main(prog_name="uda"))

@@ -1,0 +1,1 @@
+"""Benchmark harness: runner, results schema, report, compare, sizing."""

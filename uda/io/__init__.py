@@ -1,0 +1,1 @@
+"""Importers for outside data formats (TNTP, LibCity, wide tables)."""

@@ -1,0 +1,1 @@
+"""Numba kernels: pure functions of NumPy arrays, ``cache=True``."""

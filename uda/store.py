@@ -1,0 +1,332 @@
+"""Dataset storage: Parquet tables, ``manifest.json``, checksums, atomic commit, verify.
+
+A dataset is a folder holding Parquet files and a ``manifest.json`` written last. Each
+table is a list of files (paths relative to the dataset folder); sensor tables are split
+so that one sensor's series lives in one file, and each file becomes one Dask partition.
+Generation writes into a temporary sibling folder and renames it into place, so a folder
+without a valid manifest is never a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from uda.errors import UserError
+from uda.kernels.checksum import finish_checksum, table_hash_sum
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    import polars as pl
+
+MANIFEST = "manifest.json"
+FORMAT = "uda-dataset"
+FORMAT_VERSION = 1
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
+
+
+def file_sha256(path: Path, *, block: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def schema_dict(schema: pa.Schema) -> dict[str, str]:
+    """A Parquet/Arrow schema as ``{column: type}`` strings."""
+    return {f.name: str(f.type) for f in schema}
+
+
+@dataclass
+class FilePart:
+    """One written Parquet file of a table."""
+
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+    hash_sum: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def write_part(root: Path, rel: str, table: pa.Table, *, meta: dict[str, Any] | None = None,
+               row_group_size: int | None = None) -> FilePart:
+    """Write ``table`` to ``root/rel`` as Parquet and describe the file for the manifest."""
+    dest = root / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, dest, row_group_size=row_group_size, **PARQUET_OPTIONS)
+    return FilePart(
+        path=rel,
+        rows=table.num_rows,
+        bytes=dest.stat().st_size,
+        sha256=file_sha256(dest),
+        hash_sum=table_hash_sum(table),
+        meta=dict(meta or {}),
+    )
+
+
+def table_entry(parts: list[FilePart], schema: pa.Schema, **extra: Any) -> dict[str, Any]:
+    """The manifest entry of a table made of ``parts``."""
+    parts = sorted(parts, key=lambda p: p.path)
+    rows = sum(p.rows for p in parts)
+    sdict = schema_dict(schema)
+    total = sum(p.hash_sum for p in parts) % (1 << 64)
+    return {
+        "rows": rows,
+        "bytes": sum(p.bytes for p in parts),
+        "checksum": finish_checksum(total, rows, sdict),
+        "schema": sdict,
+        "files": [
+            {"path": p.path, "rows": p.rows, "bytes": p.bytes, "sha256": p.sha256, **p.meta}
+            for p in parts
+        ],
+        **extra,
+    }
+
+
+class DatasetWriter:
+    """Write a dataset atomically: into a temporary sibling, manifest last, then rename.
+
+    Parameters
+    ----------
+    out
+        Final dataset folder. Must not exist unless ``force`` is true; with ``force`` an
+        existing folder is replaced only if it is a uda dataset or empty.
+    force
+        Replace an existing dataset at ``out``.
+    """
+
+    def __init__(self, out: str | os.PathLike, *, force: bool = False):
+        self.out = Path(out).expanduser().absolute()
+        self.force = force
+        check_output_folder(self.out, force=force)
+        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tables: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> DatasetWriter:
+        try:
+            self.tmp.mkdir(parents=True)
+        except OSError as exc:
+            msg = f"cannot write to {self.out.parent}: {exc.strerror}; choose a writable --out folder"
+            raise UserError(msg) from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @property
+    def root(self) -> Path:
+        """The temporary folder tables are written into."""
+        return self.tmp
+
+    def add_table(self, name: str, parts: list[FilePart], schema: pa.Schema, **extra: Any) -> None:
+        """Record a table written as ``parts``."""
+        self.tables[name] = table_entry(parts, schema, **extra)
+
+    def write_table(self, name: str, rel: str, table: pa.Table, **extra: Any) -> None:
+        """Write a small table as a single file and record it."""
+        self.add_table(name, [write_part(self.tmp, rel, table)], table.schema, **extra)
+
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        """Write ``manifest.json`` (with the recorded tables) and move the dataset into place."""
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest,
+                    "tables": self.tables}
+        tmp_manifest = self.tmp / (MANIFEST + ".part")
+        tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=False))
+        tmp_manifest.rename(self.tmp / MANIFEST)
+        trash = None
+        if self.out.exists():
+            check_output_folder(self.out, force=self.force)
+            trash = self.out.parent / f".{self.out.name}.old-{uuid.uuid4().hex[:8]}"
+            self.out.rename(trash)
+        self.tmp.rename(self.out)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return self.out
+
+
+def check_output_folder(out: Path, *, force: bool) -> None:
+    """Refuse an output folder that exists (unless ``force`` and it is a dataset or empty)."""
+    if out.exists():
+        if not out.is_dir():
+            msg = f"--out {out} is a file; choose a folder path that does not exist"
+            raise UserError(msg)
+        if not force:
+            msg = f"--out {out} already exists; choose another folder or pass --force to replace it"
+            raise UserError(msg)
+        if any(out.iterdir()) and not (out / MANIFEST).is_file():
+            msg = (f"--out {out} exists and is not a uda dataset (no {MANIFEST}); "
+                   "refusing to replace it even with --force; choose another folder")
+            raise UserError(msg)
+    parent = out.parent
+    if not parent.exists():
+        msg = f"the parent folder of --out ({parent}) does not exist; create it first"
+        raise UserError(msg)
+    if not os.access(parent, os.W_OK):
+        msg = f"cannot write to {parent}; choose a writable --out folder"
+        raise UserError(msg)
+
+
+class Dataset:
+    """A generated dataset: its manifest and readers for its tables.
+
+    Use :func:`open_dataset` to open one; it checks the manifest first.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = path
+        self.manifest = manifest
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Generation parameters (scale, seed, sizes)."""
+        return self.manifest.get("params", {})
+
+    @property
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """Manifest entries of all tables."""
+        return self.manifest["tables"]
+
+    def has(self, name: str) -> bool:
+        """Whether the dataset holds table ``name``."""
+        return name in self.tables
+
+    def table(self, name: str) -> dict[str, Any]:
+        """Manifest entry of table ``name``."""
+        if name not in self.tables:
+            msg = (f"dataset {self.path} has no table {name!r} (it has: "
+                   f"{', '.join(sorted(self.tables))}); regenerate it with a uda that writes {name!r}")
+            raise UserError(msg)
+        return self.tables[name]
+
+    def files(self, name: str) -> list[Path]:
+        """Absolute paths of the files of table ``name``, each checked to stay inside the dataset."""
+        return [resolve_inside(self.path, f["path"]) for f in self.table(name)["files"]]
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """A Polars lazy scan of table ``name``."""
+        import polars as pl
+
+        return pl.scan_parquet([str(p) for p in self.files(name)])
+
+    def read(self, name: str) -> pl.DataFrame:
+        """Table ``name`` as a Polars DataFrame (for the small city tables)."""
+        return self.scan(name).collect()
+
+    def dask(self, name: str, *, columns: list[str] | None = None) -> dd.DataFrame:
+        """Table ``name`` as a Dask DataFrame with one partition per file (no shuffle needed)."""
+        import dask.dataframe as dd
+
+        return dd.read_parquet([str(p) for p in self.files(name)], columns=columns,
+                               split_row_groups=False, aggregate_files=False)
+
+
+def resolve_inside(root: Path, rel: str) -> Path:
+    """``root/rel``, refusing paths that escape ``root`` (untrusted manifests)."""
+    root_r = root.resolve()
+    p = (root / rel).resolve()
+    if Path(rel).is_absolute() or not p.is_relative_to(root_r):
+        msg = f"manifest path {rel!r} points outside the dataset folder {root}; the manifest is not trustworthy, regenerate the dataset"
+        raise UserError(msg)
+    return p
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """Read and sanity-check ``path/manifest.json``."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        msg = f"dataset folder {root} does not exist; create one with `uda generate --out {root}`"
+        raise UserError(msg)
+    if not root.is_dir():
+        msg = f"{root} is not a folder; pass the dataset folder written by `uda generate`"
+        raise UserError(msg)
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        msg = f"{root} is not a uda dataset (no {MANIFEST}); it may be incomplete, regenerate it with `uda generate`"
+        raise UserError(msg)
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{mpath} is not valid JSON ({exc.__class__.__name__}); regenerate the dataset"
+        raise UserError(msg) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("tables"), dict):
+        msg = f"{mpath} is not a uda manifest (missing format or tables); regenerate the dataset"
+        raise UserError(msg)
+    for name, entry in manifest["tables"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+            msg = f"{mpath}: table {name!r} has no file list; regenerate the dataset"
+            raise UserError(msg)
+    return root, manifest
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    """Open the dataset at ``path`` (raises :class:`UserError` if it is not one)."""
+    root, manifest = read_manifest(path)
+    return Dataset(root, manifest)
+
+
+def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> list[str]:
+    """Re-check a dataset against its manifest.
+
+    Parameters
+    ----------
+    path
+        Dataset folder.
+    content
+        Also re-read every table and recompute its content checksum.
+    progress
+        Optional callable ``progress(n_files_done)``.
+
+    Returns
+    -------
+    list of str
+        One line per problem; empty when the dataset matches its manifest.
+    """
+    root, manifest = read_manifest(path)
+    problems: list[str] = []
+    for name, entry in manifest["tables"].items():
+        total = 0
+        rows = 0
+        for f in entry["files"]:
+            rel = f.get("path", "")
+            try:
+                p = resolve_inside(root, rel)
+            except UserError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            if not p.is_file():
+                problems.append(f"{name}: file {rel} is missing")
+                continue
+            if p.stat().st_size != f.get("bytes") or file_sha256(p) != f.get("sha256"):
+                problems.append(f"{name}: file {rel} does not match its manifest checksum (corrupted or changed)")
+                continue
+            try:
+                meta_rows = pq.ParquetFile(p).metadata.num_rows
+                if meta_rows != f.get("rows"):
+                    problems.append(f"{name}: file {rel} has {meta_rows} rows, manifest says {f.get('rows')}")
+                    continue
+                if content:
+                    t = pq.read_table(p)
+                    total += table_hash_sum(t)
+                    rows += t.num_rows
+            except (pa.ArrowException, OSError) as exc:
+                problems.append(f"{name}: file {rel} is not readable Parquet ({str(exc).splitlines()[0]})")
+            if progress is not None:
+                progress(1)
+        if content and not any(pr.startswith(f"{name}:") for pr in problems):
+            got = finish_checksum(total, rows, entry.get("schema", {}))
+            if got != entry.get("checksum") or rows != entry.get("rows"):
+                problems.append(f"{name}: content checksum {got} does not match the manifest's {entry.get('checksum')}")
+    return problems

@@ -1,0 +1,1 @@
+"""Analytic tasks, each with a Polars and a Dask implementation."""
