@@ -1,0 +1,267 @@
+"""Numba shortest paths on a CSR graph: Dijkstra (binary heap), many sources, path recovery."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+#: Predecessor of a source or an unreached node.
+NO_PRED = -1
+
+
+def csr_from_links(num_nodes: int, tail: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compressed sparse row adjacency of a directed graph given by link ends.
+
+    Parameters
+    ----------
+    num_nodes
+        Number of nodes; node indices are ``0..num_nodes-1``.
+    tail, head
+        Link ends (0-based node indices), one entry per link.
+
+    Returns
+    -------
+    indptr : int64 array (num_nodes + 1)
+        Out-links of node ``u`` occupy CSR slots ``indptr[u]:indptr[u+1]``.
+    heads : int32 array (num_links)
+        Head node of each CSR slot.
+    slot_link : int64 array (num_links)
+        Link index (position in ``tail``/``head``) of each CSR slot; link attributes in
+        CSR order are ``attr[slot_link]``.
+    """
+    tail = np.asarray(tail, dtype=np.int64)
+    head = np.asarray(head, dtype=np.int64)
+    if tail.shape != head.shape:
+        msg = f"tail and head differ in length ({tail.size} vs {head.size})"
+        raise ValueError(msg)
+    if tail.size and (min(tail.min(), head.min()) < 0 or max(tail.max(), head.max()) >= num_nodes):
+        msg = f"link ends must lie in 0..{num_nodes - 1}"
+        raise ValueError(msg)
+    slot_link = np.argsort(tail, kind="stable").astype(np.int64)
+    counts = np.bincount(tail, minlength=num_nodes)
+    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, head[slot_link].astype(np.int32), slot_link
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _heap_push(keys, nodes, size, key, node):
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] <= key:
+            break
+        keys[i] = keys[parent]
+        nodes[i] = nodes[parent]
+        i = parent
+    keys[i] = key
+    nodes[i] = node
+    return size + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _heap_pop(keys, nodes, size):
+    """Remove the root; the caller reads ``keys[0], nodes[0]`` first. Returns the new size."""
+    size -= 1
+    key = keys[size]
+    node = nodes[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= key:
+            break
+        keys[i] = keys[child]
+        nodes[i] = nodes[child]
+        i = child
+    keys[i] = key
+    nodes[i] = node
+    return size
+
+
+@njit(cache=True, nogil=True)
+def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
+              settled, heap_keys, heap_nodes):
+    """Dijkstra from ``source`` into preallocated arrays; returns the number of settled nodes.
+
+    ``dist`` gets the distances (``inf`` if unreached), ``pred``/``pred_slot`` the previous
+    node and CSR slot on a shortest path (``-1`` for the source and unreached nodes),
+    ``order[:count]`` the nodes in the order they were settled (source first). Nodes with
+    index below ``first_thru`` other than the source are reached but never passed through
+    (TNTP centroids). ``heap_keys``/``heap_nodes`` need ``len(heads) + 1`` entries. A lazy
+    binary heap: stale entries are skipped when popped.
+    """
+    n = indptr.size - 1
+    for v in range(n):
+        dist[v] = np.inf
+        pred[v] = -1
+        pred_slot[v] = -1
+        settled[v] = False
+    dist[source] = 0.0
+    size = _heap_push(heap_keys, heap_nodes, 0, 0.0, source)
+    count = 0
+    while size > 0:
+        d = heap_keys[0]
+        u = heap_nodes[0]
+        size = _heap_pop(heap_keys, heap_nodes, size)
+        if settled[u]:
+            continue
+        settled[u] = True
+        order[count] = u
+        count += 1
+        if u < first_thru and u != source:
+            continue
+        for k in range(indptr[u], indptr[u + 1]):
+            v = heads[k]
+            nd = d + weights[k]
+            if nd < dist[v]:
+                dist[v] = nd
+                pred[v] = u
+                pred_slot[v] = k
+                size = _heap_push(heap_keys, heap_nodes, size, nd, v)
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _dijkstra(indptr, heads, weights, source, first_thru):
+    n = indptr.size - 1
+    m = heads.size
+    dist = np.empty(n, np.float64)
+    pred = np.empty(n, np.int32)
+    pred_slot = np.empty(n, np.int64)
+    order = np.empty(n, np.int32)
+    settled = np.empty(n, np.bool_)
+    heap_keys = np.empty(m + 1, np.float64)
+    heap_nodes = np.empty(m + 1, np.int32)
+    sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order, settled,
+              heap_keys, heap_nodes)
+    return dist, pred
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _dijkstra_many(indptr, heads, weights, sources, first_thru, nblocks):
+    n = indptr.size - 1
+    m = heads.size
+    ns = sources.size
+    dist = np.empty((ns, n), np.float64)
+    pred = np.empty((ns, n), np.int32)
+    for b in prange(nblocks):
+        pred_slot = np.empty(n, np.int64)
+        order = np.empty(n, np.int32)
+        settled = np.empty(n, np.bool_)
+        heap_keys = np.empty(m + 1, np.float64)
+        heap_nodes = np.empty(m + 1, np.int32)
+        for i in range(b, ns, nblocks):
+            sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred[i], pred_slot,
+                      order, settled, heap_keys, heap_nodes)
+    return dist, pred
+
+
+def _check_graph(indptr, heads, weights):
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    heads = np.ascontiguousarray(heads, dtype=np.int32)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if weights.shape != heads.shape or indptr.size == 0 or indptr[-1] != heads.size:
+        msg = "indptr, heads and weights do not describe one CSR graph"
+        raise ValueError(msg)
+    if weights.size and not (weights.min() >= 0):
+        msg = "Dijkstra needs non-negative, non-NaN weights"
+        raise ValueError(msg)
+    return indptr, heads, weights
+
+
+def dijkstra(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, source: int, *,
+             first_thru: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Single-source shortest paths (Dijkstra with a binary heap).
+
+    Parameters
+    ----------
+    indptr, heads, weights
+        CSR graph (see :func:`csr_from_links`); ``weights`` are non-negative costs per
+        CSR slot (zero allowed).
+    source
+        Source node index.
+    first_thru
+        Nodes with index below this (other than the source) may end a path but not be
+        passed through: the TNTP ``<FIRST THRU NODE>`` rule with 0-based indices.
+
+    Returns
+    -------
+    dist : float64 array (n)
+        Shortest distance, ``inf`` if unreachable.
+    pred : int32 array (n)
+        Previous node on a shortest path, ``-1`` for the source and unreached nodes.
+    """
+    indptr, heads, weights = _check_graph(indptr, heads, weights)
+    if not 0 <= source < indptr.size - 1:
+        msg = f"source {source} is not a node index (0..{indptr.size - 2})"
+        raise ValueError(msg)
+    return _dijkstra(indptr, heads, weights, np.int64(source), np.int64(first_thru))
+
+
+def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, sources: np.ndarray, *,
+                  first_thru: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest paths from many sources, parallel over sources (``prange``).
+
+    Parameters are as for :func:`dijkstra`, with ``sources`` an array of node indices.
+
+    Returns
+    -------
+    dist : float64 array (len(sources), n)
+    pred : int32 array (len(sources), n)
+        Row ``i`` holds the result for ``sources[i]``.
+    """
+    indptr, heads, weights = _check_graph(indptr, heads, weights)
+    sources = np.ascontiguousarray(sources, dtype=np.int64)
+    n = indptr.size - 1
+    if sources.size and (sources.min() < 0 or sources.max() >= n):
+        msg = f"sources must be node indices (0..{n - 1})"
+        raise ValueError(msg)
+    nblocks = max(1, min(numba.get_num_threads(), sources.size))
+    return _dijkstra_many(indptr, heads, weights, sources, np.int64(first_thru), np.int64(nblocks))
+
+
+@njit(cache=True, nogil=True)
+def _path(pred, source, target):
+    n = pred.size
+    if target == source:
+        out = np.empty(1, np.int64)
+        out[0] = source
+        return out
+    if pred[target] < 0:
+        return np.empty(0, np.int64)
+    buf = np.empty(n, np.int64)
+    k = 0
+    v = target
+    while v != source:
+        if v < 0 or k >= n:
+            return np.empty(0, np.int64)
+        buf[k] = v
+        k += 1
+        v = pred[v]
+    buf[k] = source
+    k += 1
+    return buf[:k][::-1].copy()
+
+
+def path_to(pred: np.ndarray, source: int, target: int) -> np.ndarray:
+    """Node sequence of the shortest path from ``source`` to ``target``.
+
+    Parameters
+    ----------
+    pred
+        Predecessor array of ``source`` (a row from :func:`dijkstra` or
+        :func:`dijkstra_many`).
+    source, target
+        Node indices.
+
+    Returns
+    -------
+    int64 array
+        ``[source, ..., target]``; empty if ``target`` is unreachable.
+    """
+    return _path(np.ascontiguousarray(pred, dtype=np.int32), np.int64(source), np.int64(target))
