@@ -56,7 +56,9 @@ def _column_bits(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
         idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         bits = words[idx] if len(words) else np.zeros(len(col), dtype=np.uint64)
     else:
-        if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_duration(t):
+        if pa.types.is_date32(t):
+            col = col.cast(pa.int32())
+        elif pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_duration(t):
             col = col.cast(pa.int64())
         elif pa.types.is_boolean(t):
             col = col.cast(pa.uint8())

@@ -1,0 +1,302 @@
+"""``uda generate``: build the city, generate its data in parallel chunks, write a dataset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from uda import __version__
+from uda.city import City, _nearest, build_city, rng_for
+from uda.errors import UserError
+from uda.kernels.rng import stream_key
+from uda.scales import TRAFFIC_INTERVAL_S, WATER_INTERVAL_S, Scale
+from uda.store import DatasetWriter, FilePart, write_part
+from uda.synth import passenger, traffic, water
+from uda.synth.weather import weather
+
+DEFAULT_CHUNK_ROWS = 2_000_000
+TS = pa.timestamp("ms")
+GENERATOR_VERSION = 1
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape generated data."""
+    import numba
+    import polars
+
+    return {"uda": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "pyarrow": pa.__version__, "polars": polars.__version__}
+
+
+class _Plan:
+    """Model inputs shared by all chunks (small: city tables, weather, incidents, events)."""
+
+    def __init__(self, city: City, seed: int):
+        sc = city.scale
+        self.city = city
+        self.seed = seed
+        self.n_days = sc.days
+        start = sc.start_date
+        self.start_ms = (start - dt.date(1970, 1, 1)).days * 86_400_000
+        self.weekday = np.array([(start + dt.timedelta(days=d)).weekday() for d in range(sc.days)], np.int64)
+        self.start_doy = float(start.timetuple().tm_yday)
+        self.weather = weather(rng_for(seed, "weather"), sc.days)
+        self.incidents = traffic.incidents(rng_for(seed, "incidents"), sc.sensors, sc.days)
+        self.inc_offsets = np.searchsorted(self.incidents["sensor_id"], np.arange(sc.sensors + 1)).astype(np.int64)
+        self.profiles = traffic.profiles()
+        # transit riders
+        zones = city.tables["zones"]
+        st = city.tables["stations"]
+        near = _nearest(zones["x"].to_numpy(), zones["y"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy())
+        n_st = st.num_rows
+        pop = np.bincount(near, zones["population"].to_numpy().astype(float), n_st) + 500.0
+        jobs = np.bincount(near, zones["jobs"].to_numpy().astype(float), n_st) + 200.0
+        self.cards = passenger.cards(rng_for(seed, "cards"), sc.cards, pop, jobs, city.station_tt)
+        # water sites and plumes
+        ws = city.tables["water_sites"]
+        n_sites = ws.num_rows
+        wr = rng_for(seed, "water-sites")
+        self.site_params = {
+            "t_off": wr.normal(0, 1.5, n_sites), "ph_off": wr.normal(0, 0.15, n_sites),
+            "cond_base": wr.uniform(300, 700, n_sites), "turb_base": wr.uniform(2, 8, n_sites),
+            "nit_base": wr.uniform(0.8, 3.0, n_sites), "amm_base": wr.uniform(0.02, 0.08, n_sites),
+        }
+        dis = {k: city.tables["discharges"][k].to_numpy() for k in city.tables["discharges"].column_names}
+        self.events, self.arrivals = water.pollution_events(
+            rng_for(seed, "pollution"), sc.days, dis, city.site_downstream, city.site_tt)
+        order = np.lexsort((self.arrivals["start_s"], self.arrivals["site_id"])) if self.arrivals["site_id"].size else np.array([], np.int64)
+        self.arr_sorted = {k: np.asarray(v)[order] for k, v in self.arrivals.items()}
+        self.arr_offsets = np.searchsorted(self.arr_sorted["site_id"].astype(np.int64), np.arange(n_sites + 1)).astype(np.int64)
+        self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
+
+    # ---- chunk generators: each returns Arrow tables for its rows ----
+    def traffic_chunk(self, s0: int, s1: int) -> pa.Table:
+        c = self.city
+        ids = np.arange(s0, s1, dtype=np.int32)
+        slots = traffic.SLOTS
+        n = (s1 - s0) * self.n_days * slots
+        flow = np.empty(n, np.float32)
+        speed = np.empty(n, np.float32)
+        occ = np.empty(n, np.float32)
+        inc = self.incidents
+        o0, o1 = self.inc_offsets[s0], self.inc_offsets[s1]
+        p = self.profiles
+        traffic.traffic_kernel(
+            self.keys["traffic"], ids, c.sensor_capacity[s0:s1], c.sensor_free_speed[s0:s1],
+            c.sensor_lanes[s0:s1], c.sensor_peak_vc[s0:s1], c.sensor_inbound[s0:s1],
+            self.weekday, self.weather["capacity_factor"], self.weather["speed_factor"],
+            self.inc_offsets[s0:s1 + 1] - o0, inc["start_slot"][o0:o1], inc["end_slot"][o0:o1],
+            inc["capacity_factor"][o0:o1].astype(np.float64),
+            p["night"], p["day"], p["am"], p["pm"], p["weekend"], flow, speed, occ)
+        per_sensor = self.n_days * slots
+        ts = self.start_ms + np.tile(np.arange(per_sensor, dtype=np.int64) * (TRAFFIC_INTERVAL_S * 1000), s1 - s0)
+        return pa.table({
+            "sensor_id": pa.array(np.repeat(ids, per_sensor)),
+            "ts": pa.array(ts, TS),
+            "flow": pa.array(flow), "speed": pa.array(speed), "occupancy": pa.array(occ),
+        })
+
+    def passenger_chunk(self, d0: int, d1: int) -> tuple[pa.Table, pa.Table]:
+        cd = self.cards
+        n_cards = cd["home"].size
+        trips = []
+        for d in range(d0, d1):
+            buf = {k: np.empty(2 * n_cards, t) for k, t in
+                   (("card", np.int64), ("o", np.int32), ("d", np.int32), ("tin", np.int64),
+                    ("tout", np.int64), ("tt", np.float64))}
+            m = passenger.passenger_kernel(
+                self.keys["passenger"], d, int(self.weekday[d]), self.start_ms + d * 86_400_000,
+                cd["home"], cd["work"], cd["regular"], cd["cdf_leisure"], self.city.station_tt,
+                buf["card"], buf["o"], buf["d"], buf["tin"], buf["tout"], buf["tt"])
+            trips.append({k: v[:m] for k, v in buf.items()})
+        t = {k: np.concatenate([x[k] for x in trips]) for k in trips[0]}
+        m = t["card"].size
+        trips_tab = pa.table({
+            "card_id": pa.array(t["card"]), "origin": pa.array(t["o"]), "dest": pa.array(t["d"]),
+            "t_in": pa.array(t["tin"], TS), "t_out": pa.array(t["tout"], TS),
+            "travel_time_s": pa.array(t["tt"].astype(np.float32)),
+        })
+        taps = pa.table({
+            "card_id": pa.array(np.repeat(t["card"], 2)),
+            "station_id": pa.array(np.column_stack([t["o"], t["d"]]).ravel()),
+            "ts": pa.array(np.column_stack([t["tin"], t["tout"]]).ravel(), TS),
+            "direction": pa.array(np.tile(np.array([0, 1], np.int8), m)),
+        })
+        return taps, trips_tab
+
+    def water_chunk(self, s0: int, s1: int) -> pa.Table:
+        sp = self.site_params
+        slots = water.SLOTS
+        per_site = self.n_days * slots
+        out = np.empty(((s1 - s0) * per_site, len(water.PARAMETERS)), np.float64)
+        a = self.arr_sorted
+        o0, o1 = self.arr_offsets[s0], self.arr_offsets[s1]
+        amp = (self.events["magnitude"][a["event_id"][o0:o1].astype(np.int64)] * a["peak_factor"][o0:o1]) if o1 > o0 else np.zeros(0)
+        water.water_kernel(
+            self.keys["water"], np.arange(s0, s1, dtype=np.int32),
+            *(sp[k][s0:s1] for k in ("t_off", "ph_off", "cond_base", "turb_base", "nit_base", "amm_base")),
+            self.start_doy, self.weather["rain_mm"].astype(np.float64),
+            self.weather["temp_anomaly_c"].astype(np.float64),
+            self.arr_offsets[s0:s1 + 1] - o0,
+            np.asarray(a["start_s"][o0:o1], np.float64) / WATER_INTERVAL_S,
+            np.asarray(a["end_s"][o0:o1], np.float64) / WATER_INTERVAL_S,
+            np.asarray(amp, np.float64), out)
+        ids = np.arange(s0, s1, dtype=np.int32)
+        ts = self.start_ms + np.tile(np.arange(per_site, dtype=np.int64) * (WATER_INTERVAL_S * 1000), s1 - s0)
+        cols = {"site_id": pa.array(np.repeat(ids, per_site)), "ts": pa.array(ts, TS)}
+        for j, name in enumerate(water.PARAMETERS):
+            cols[name] = pa.array(out[:, j].astype(np.float32))
+        return pa.table(cols)
+
+    def truth_tables(self) -> dict[str, pa.Table]:
+        sc = self.city.scale
+        w = self.weather
+        dates = np.array([sc.start_date + dt.timedelta(days=d) for d in range(sc.days)])
+        inc = self.incidents
+        links = self.city.tables["sensors"]["link_id"].to_numpy()
+        slot_ms = TRAFFIC_INTERVAL_S * 1000
+        ev, ar = self.events, self.arrivals
+        return {
+            "weather": pa.table({"date": pa.array(dates, pa.date32()), "rain_mm": pa.array(w["rain_mm"]),
+                                 "rain": pa.array(w["rain"]), "temp_anomaly_c": pa.array(w["temp_anomaly_c"])}),
+            "incidents": pa.table({
+                "incident_id": pa.array(np.arange(inc["sensor_id"].size, dtype=np.int32)),
+                "sensor_id": pa.array(inc["sensor_id"]), "link_id": pa.array(links[inc["sensor_id"]].astype(np.int32)),
+                "start": pa.array(self.start_ms + inc["start_slot"] * slot_ms, TS),
+                "end": pa.array(self.start_ms + inc["end_slot"] * slot_ms, TS),
+                "capacity_factor": pa.array(inc["capacity_factor"])}),
+            "pollution_events": pa.table({
+                "event_id": pa.array(ev["event_id"]), "discharge_id": pa.array(ev["discharge_id"]),
+                "start": pa.array(self.start_ms + np.round(ev["start_s"] * 1000).astype(np.int64), TS),
+                "end": pa.array(self.start_ms + np.round(ev["end_s"] * 1000).astype(np.int64), TS),
+                "magnitude": pa.array(ev["magnitude"])}),
+            "event_arrivals": pa.table({
+                "event_id": pa.array(ar["event_id"].astype(np.int32)), "site_id": pa.array(ar["site_id"].astype(np.int32)),
+                "start": pa.array(self.start_ms + np.round(ar["start_s"] * 1000).astype(np.int64), TS),
+                "end": pa.array(self.start_ms + np.round(ar["end_s"] * 1000).astype(np.int64), TS),
+                "peak_factor": pa.array(ar["peak_factor"].astype(np.float32))}),
+        }
+
+
+def chunk_ranges(n: int, per_chunk: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into consecutive ``(start, stop)`` ranges of ``per_chunk``."""
+    per_chunk = max(1, per_chunk)
+    return [(a, min(n, a + per_chunk)) for a in range(0, n, per_chunk)]
+
+
+def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | None = None,
+             chunk_rows: int = DEFAULT_CHUNK_ROWS, force: bool = False,
+             tables: tuple[str, ...] = ("traffic", "passenger", "water"),
+             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Generate a dataset into ``out`` atomically.
+
+    Parameters
+    ----------
+    out
+        Dataset folder to create.
+    scale
+        Sizes (see :mod:`uda.scales`).
+    seed
+        Random seed; the same seed and scale give the same table checksums whatever
+        ``workers`` and ``chunk_rows``.
+    workers
+        Parallel chunk writers (threads; the Numba kernels release the GIL). Default: CPU count.
+    chunk_rows
+        Target rows per chunk (and per file); bounds memory to about
+        ``workers * chunk_rows * 60`` bytes.
+    force
+        Replace an existing dataset at ``out``.
+    tables
+        Sensor tables to generate (the city and truth tables are always written).
+    progress
+        Optional callback ``progress(stage, done_rows, total_rows)``.
+
+    Returns
+    -------
+    dict
+        The manifest written.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        msg = f"--workers {workers} is impossible; use 1 or more"
+        raise UserError(msg)
+    if chunk_rows < 1000:
+        msg = f"--chunk-rows {chunk_rows} is too small; use at least 1000"
+        raise UserError(msg)
+    unknown = set(tables) - {"traffic", "passenger", "water"}
+    if unknown:
+        msg = f"unknown table(s) {', '.join(sorted(unknown))}; choose from traffic, passenger, water"
+        raise UserError(msg)
+    t0 = time.perf_counter()
+    with DatasetWriter(out, force=force) as w:
+        city = build_city(scale, seed)
+        plan = _Plan(city, seed)
+        for name, tab in city.tables.items():
+            w.write_table(name, f"city/{name}.parquet", tab)
+        for name, tab in plan.truth_tables().items():
+            w.write_table(name, f"truth/{name}.parquet", tab)
+
+        jobs: list[tuple[str, Any, int]] = []
+        if "traffic" in tables:
+            per = max(1, chunk_rows // (scale.days * traffic.SLOTS))
+            jobs += [("traffic", r, (r[1] - r[0]) * scale.days * traffic.SLOTS) for r in chunk_ranges(scale.sensors, per)]
+        if "passenger" in tables:
+            est_per_day = max(1, int(scale.cards * 2.4))
+            jobs += [("passenger", r, (r[1] - r[0]) * est_per_day) for r in chunk_ranges(scale.days, chunk_rows // est_per_day)]
+        if "water" in tables:
+            n_sites = city.tables["water_sites"].num_rows
+            per = max(1, chunk_rows // (scale.days * water.SLOTS))
+            jobs += [("water", r, (r[1] - r[0]) * scale.days * water.SLOTS) for r in chunk_ranges(n_sites, per)]
+        total = sum(j[2] for j in jobs)
+        done = 0
+
+        def run(job: tuple[str, Any, int]) -> list[tuple[str, FilePart]]:
+            kind, (a, b), _ = job
+            if kind == "traffic":
+                tab = plan.traffic_chunk(a, b)
+                return [("traffic", write_part(w.root, f"raw/traffic/part-{a:07d}.parquet", tab,
+                                               meta={"sensor_min": a, "sensor_max": b - 1}))]
+            if kind == "water":
+                tab = plan.water_chunk(a, b)
+                return [("water", write_part(w.root, f"raw/water/part-{a:07d}.parquet", tab,
+                                             meta={"site_min": a, "site_max": b - 1}))]
+            taps, trips = plan.passenger_chunk(a, b)
+            meta = {"day_min": a, "day_max": b - 1}
+            return [("taps", write_part(w.root, f"raw/taps/part-{a:05d}.parquet", taps, meta=meta)),
+                    ("trips", write_part(w.root, f"truth/trips/part-{a:05d}.parquet", trips, meta=meta))]
+
+        parts: dict[str, list[FilePart]] = {}
+        schemas: dict[str, pa.Schema] = {}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for job, result in zip(jobs, pool.map(run, jobs), strict=True):
+                for name, part in result:
+                    parts.setdefault(name, []).append(part)
+                done += job[2]
+                if progress is not None:
+                    progress(job[0], done, total)
+        for name, plist in parts.items():
+            schemas[name] = pq.read_schema(w.root / plist[0].path)
+            partitioning = {"traffic": "sensor", "water": "site", "taps": "day", "trips": "day"}[name]
+            w.add_table(name, plist, schemas[name], partitioned_by=partitioning)
+        manifest = {
+            "generator_version": GENERATOR_VERSION,
+            "params": {**scale.as_dict(), "seed": seed, "grid_side": scale.grid_side,
+                       "traffic_interval_s": TRAFFIC_INTERVAL_S, "water_interval_s": WATER_INTERVAL_S,
+                       "defects": "none", "tables": list(tables)},
+            "run": {"workers": workers, "chunk_rows": chunk_rows, "seconds": round(time.perf_counter() - t0, 3),
+                    "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+            "versions": package_versions(),
+        }
+        w.commit(manifest)
+    manifest["tables"] = w.tables
+    return manifest
+
