@@ -1,0 +1,140 @@
+"""The bench runner records every failure status while the other cases complete."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uda.errors import UserError
+from uda.harness.results import load_results
+from uda.harness.runner import expand_suite, load_suite, run_suite
+from uda.tasks.base import TaskResult
+
+HERE = Path(__file__).resolve().parent
+MODULE = Path(__file__).stem
+
+
+# Test-only cases, run by the harness in child processes through ``target = "module:function"``
+# with the tests folder on the suite's ``pythonpath``.
+
+def case_ok(data, *, engine="polars", scheduler=None, **options):
+    n = int(options.get("n", 1000))
+    x = np.arange(n, dtype=np.int64)
+    return TaskResult(task="ok", engine=engine, answer={"sum": int(x.sum()), "mean": float(x.mean())},
+                      quality={"score": 1.0}, rows_in=n, bytes_in=x.nbytes)
+
+
+def case_sleep(data, *, engine="polars", scheduler=None, **options):
+    time.sleep(60)
+    return case_ok(data, engine=engine)
+
+
+def case_oom(data, *, engine="polars", scheduler=None, **options):
+    held = []
+    for _ in range(200):  # up to 10 GiB in 50 MiB steps; the runner's limit stops it early
+        held.append(np.ones(50 * 2**20 // 8))
+    return case_ok(data, engine=engine)
+
+
+def case_raise(data, *, engine="polars", scheduler=None, **options):
+    msg = "boom from the test case"
+    raise ValueError(msg)
+
+
+def case_engine_dependent(data, *, engine="polars", scheduler=None, **options):
+    value = 1.0 if engine == "polars" else 1.5
+    return TaskResult(task="wrong", engine=engine, answer={"value": value, "n": 3}, rows_in=3)
+
+
+def _suite(tmp_path: Path, cases: list[dict]) -> Path:
+    spec = {"name": "test", "pythonpath": [str(HERE)], "repeats": 1, "warmup": 0,
+            "cold": "cached", "timeout_s": 20, "memory_mb": 2000, "cases": cases}
+    p = tmp_path / "suite.json"
+    p.write_text(json.dumps(spec))
+    return p
+
+
+def test_every_failure_status_is_recorded(tmp_path):
+    suite = load_suite(_suite(tmp_path, [
+        {"task": "ok", "target": f"{MODULE}:case_ok", "data": False, "engines": ["polars", "dask"]},
+        {"task": "sleep", "target": f"{MODULE}:case_sleep", "data": False, "timeout_s": 1.5},
+        {"task": "oom", "target": f"{MODULE}:case_oom", "data": False, "memory_mb": 400},
+        {"task": "raise", "target": f"{MODULE}:case_raise", "data": False},
+        {"task": "wrong", "target": f"{MODULE}:case_engine_dependent", "data": False,
+         "engines": ["polars", "dask"]},
+    ]))
+    res, path = run_suite(suite, out_dir=tmp_path / "results")
+    by_id = {c["id"]: c for c in res["cases"]}
+    assert {cid: c["status"] for cid, c in by_id.items()} == {
+        "ok/polars/-": "ok",
+        "ok/dask-threads/-": "ok",
+        "sleep/polars/-": "timeout",
+        "oom/polars/-": "oom",
+        "raise/polars/-": "error",
+        "wrong/polars/-": "ok",
+        "wrong/dask-threads/-": "wrong_answer",
+    }
+    ok = by_id["ok/polars/-"]
+    assert ok["summary"]["wall_s_median"] > 0
+    assert ok["summary"]["peak_rss_bytes"] > 10 * 2**20
+    assert ok["rows_in"] == 1000 and ok["quality"] == {"score": 1.0}
+    assert len(ok["warm"]) == 1 and ok["cold"]["wall_s"] > 0
+    assert by_id["ok/dask-threads/-"]["answer_check"]["status"] == "agrees"
+    assert "boom from the test case" in by_id["raise/polars/-"]["message"]
+    assert "ValueError" in by_id["raise/polars/-"]["message"]
+    assert "1.5 s" in by_id["sleep/polars/-"]["message"]
+    assert "400 MiB" in by_id["oom/polars/-"]["message"]
+    wrong = by_id["wrong/dask-threads/-"]
+    assert wrong["answer_check"]["reference"] == "wrong/polars/-"
+    assert wrong["summary"] is None  # a wrong answer's time does not count
+    assert wrong["warm"], "its measurements are kept for inspection"
+    loaded = load_results(path)
+    assert loaded["run_id"] == res["run_id"] and path.parent == tmp_path / "results"
+    assert loaded["machine"]["cores_logical"] >= 1 and loaded["packages"]["numpy"]
+
+
+def test_runs_never_overwrite_each_other(tmp_path):
+    suite = load_suite(_suite(tmp_path, [{"task": "ok", "target": f"{MODULE}:case_ok",
+                                          "data": False, "repeats": 0}]))
+    _, a = run_suite(suite, out_dir=tmp_path)
+    _, b = run_suite(suite, out_dir=tmp_path)
+    assert a != b and a.is_file() and b.is_file()
+
+
+def test_toml_suite_expands_the_matrix(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('seed = 3\nrepeats = 2\n[[cases]]\ntask = "route"\nengines = ["polars", "dask"]\n'
+                 'schedulers = ["threads", "processes"]\nscales = ["tiny", "small"]\n'
+                 'options = {algorithm = "bfw"}\n')
+    cases = expand_suite(load_suite(p))
+    assert [c.id for c in cases] == [
+        "route/polars/tiny/algorithm=bfw", "route/polars/small/algorithm=bfw",
+        "route/dask-threads/tiny/algorithm=bfw", "route/dask-threads/small/algorithm=bfw",
+        "route/dask-processes/tiny/algorithm=bfw", "route/dask-processes/small/algorithm=bfw"]
+    assert all(c.repeats == 2 and c.target == "uda.tasks.route:run" for c in cases)
+    only = expand_suite(load_suite(p), engines=["dask"], schedulers=["sync"], scales=["tiny"])
+    assert [c.id for c in only] == ["route/dask-sync/tiny/algorithm=bfw"]
+
+
+@pytest.mark.parametrize(("text", "suffix", "message"), [
+    ("cases = [", ".toml", "is not valid TOML"),
+    ('{"cases": []}', ".json", "non-empty \"cases\" list"),
+    ('{"cases": [{"task": "nope"}]}', ".json", "unknown task 'nope'"),
+    ('{"cases": [{"task": "route", "repeats": -1, "scales": ["tiny"]}]}', ".json", "repeats must be"),
+    ('{"cases": [{"task": "route", "colour": 1}]}', ".json", "unknown key(s) colour"),
+])
+def test_bad_suite_files(tmp_path, text, suffix, message):
+    p = tmp_path / f"bad{suffix}"
+    p.write_text(text)
+    with pytest.raises(UserError, match=None) as exc:
+        expand_suite(load_suite(p))
+    assert message in str(exc.value)
+
+
+def test_unknown_suite_name():
+    with pytest.raises(UserError, match="unknown suite 'nosuch'"):
+        load_suite("nosuch")

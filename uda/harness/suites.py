@@ -1,0 +1,99 @@
+"""Built-in benchmark suites, and the ``generate`` case that measures ``uda generate`` itself."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from uda.errors import UserError
+from uda.tasks.base import TASKS, TaskResult
+
+#: Options the default suite passes to each task (small settings so a run takes minutes).
+DEFAULT_TASK_OPTIONS: dict[str, dict[str, Any]] = {}
+
+#: Scales the default suite runs each task on.
+DEFAULT_SCALES = ["tiny"]
+
+
+def _task_available(task: str) -> bool:
+    module = TASKS[task].split(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def default_suite() -> dict[str, Any]:
+    """The default suite: every task that exists in this uda, on Polars and Dask, at small scales.
+
+    Also measures ``uda generate`` end to end at the same scales. Built to finish in a few
+    minutes on a 2-core machine.
+    """
+    cases: list[dict[str, Any]] = []
+    if importlib.util.find_spec("uda.cli.generate") is not None:
+        cases.append({"task": "generate", "target": "uda.harness.suites:generate", "data": False,
+                      "engines": ["uda"], "scales": DEFAULT_SCALES, "repeats": 2,
+                      "cold": "cached"})
+    for task in TASKS:
+        if _task_available(task):
+            cases.append({"task": task, "engines": ["polars", "dask"], "scales": DEFAULT_SCALES,
+                          "options": DEFAULT_TASK_OPTIONS.get(task, {})})
+    if not cases:
+        msg = "the default suite is empty: this uda has neither `uda generate` nor any task module"
+        raise UserError(msg)
+    return {"name": "default", "description": "every available task on both engines, small scales",
+            "seed": 1, "repeats": 3, "warmup": 0, "timeout_s": 300, "cold": "compile",
+            "cases": cases}
+
+
+#: Built-in suites by name.
+BUILTIN = {"default": default_suite}
+
+
+def generate(data: None, *, engine: str = "uda", scheduler: str | None = None,
+             scale: str = "tiny", seed: int = 1, **options: Any) -> TaskResult:
+    """Run ``uda generate`` end to end into a temporary folder (a benchmark case).
+
+    Parameters
+    ----------
+    data
+        Unused (the case makes its own data).
+    engine, scheduler
+        Recorded only; the generator has one implementation.
+    scale, seed
+        Passed to ``uda generate``.
+    **options
+        More ``uda generate`` options, e.g. ``workers=2`` becomes ``--workers 2``.
+
+    Returns
+    -------
+    TaskResult
+        ``rows_in``/``bytes_in`` are the rows and bytes written; the answer is every
+        table's content checksum, so repeats and engines must produce identical data.
+    """
+    with tempfile.TemporaryDirectory(prefix="uda-gen-") as tmp:
+        out = Path(tmp) / "ds"
+        cmd = [sys.executable, "-c", "from uda.cli.main import main; main()", "generate",
+               "--scale", str(scale), "--seed", str(seed), "--out", str(out)]
+        for key, value in options.items():
+            cmd += [f"--{key.replace('_', '-')}", str(value)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            msg = f"uda generate failed: {last}"
+            raise RuntimeError(msg)
+        manifest = json.loads((out / "manifest.json").read_text())
+    tables = manifest["tables"]
+    names = sorted(tables)
+    return TaskResult(
+        task="generate", engine=engine,
+        answer={"tables": names, "checksums": [str(tables[n]["checksum"]) for n in names]},
+        rows_in=sum(int(t["rows"]) for t in tables.values()),
+        bytes_in=sum(int(t["bytes"]) for t in tables.values()),
+        summary={"tables": len(names)},
+    )
