@@ -1,0 +1,117 @@
+"""Common tests for every registered forecaster, and the evaluation protocol."""
+
+import numpy as np
+import pytest
+
+from uda.errors import UserError
+from uda.forecast import (
+    MASK_RULE,
+    MODELS,
+    Calendar,
+    Context,
+    Panel,
+    evaluate,
+    make_protocol,
+    neighbour_signal,
+    resolve_horizons,
+    resolve_models,
+)
+
+SEASON = 24  # hourly steps
+
+
+def _panel(n=5, days=14, seed=0, gaps=0.05):
+    rng = np.random.default_rng(seed)
+    T = days * SEASON
+    t = np.arange(T)
+    daily = 100 + 60 * np.sin(2 * np.pi * (t % SEASON) / SEASON - 1.5)
+    weekday = np.where(((t // SEASON) % 7) < 5, 1.2, 0.8)
+    ar = np.zeros((n, T))
+    for k in range(1, T):
+        ar[:, k] = 0.8 * ar[:, k - 1] + rng.normal(0, 4, n)
+    Y = daily * weekday * rng.uniform(0.5, 1.5, (n, 1)) + ar
+    Y[rng.random((n, T)) < gaps] = np.nan
+    return Panel(Y, [f"s{i}" for i in range(n)], np.datetime64("2024-01-01T00:00"), 3600)
+
+
+def _ctx(panel, train_end):
+    n = panel.values.shape[0]
+    indptr = np.arange(0, 2 * n + 1, 2)
+    indices = np.array([[(i + 1) % n, (i + 2) % n] for i in range(n)]).ravel()
+    return Context(Calendar.regular(panel.start, panel.interval_s, panel.values.shape[1]),
+                   neighbour_signal(panel.values, train_end, indptr, indices))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_shape_and_no_look_ahead(name):
+    panel = _panel()
+    Y = panel.values
+    train_end, val_end = 9 * SEASON, 10 * SEASON
+    horizons = np.array([1, 3, 6], dtype=np.int64)
+    origins = np.arange(val_end, Y.shape[1] - 6 + 1, 5, dtype=np.int64)
+    ctx = _ctx(panel, train_end)
+    model = MODELS[name]().fit(Y, ctx, train_end=train_end, val_end=val_end, horizons=horizons)
+    pred = model.predict(Y, ctx, origins, horizons)
+    assert pred.shape == (Y.shape[0], len(origins), 3)
+    assert np.isfinite(pred).mean() > 0.95
+    # changing the data after an origin changes no forecast made from it
+    o = origins[len(origins) // 2]
+    Y2 = Y.copy()
+    Y2[:, o:] = Y2[:, o:] * 3 + 17
+    ctx2 = _ctx(Panel(Y2, panel.ids, panel.start, panel.interval_s), train_end)
+    pred2 = model.predict(Y2, ctx2, origins, horizons)
+    upto = origins <= o
+    np.testing.assert_allclose(pred2[:, upto], pred[:, upto], rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_constant_series(name):
+    n, T = 3, 14 * SEASON
+    Y = np.full((n, T), 42.0)
+    Y[1, ::5] = np.nan
+    panel = Panel(Y, ["a", "b", "c"], np.datetime64("2024-01-01T00:00"), 3600)
+    horizons = np.array([1, 12], dtype=np.int64)
+    origins = np.arange(11 * SEASON, T - 12 + 1, 3, dtype=np.int64)
+    ctx = _ctx(panel, 9 * SEASON)
+    model = MODELS[name]().fit(Y, ctx, train_end=9 * SEASON, val_end=11 * SEASON, horizons=horizons)
+    pred = model.predict(Y, ctx, origins, horizons)
+    np.testing.assert_allclose(pred[np.isfinite(pred)], 42.0, rtol=1e-6)
+
+
+def test_protocol_split_and_origins():
+    h = resolve_horizons("12,3,6,3")
+    assert h.tolist() == [3, 6, 12]
+    p = make_protocol(1000, 24, h)
+    assert (p.train_end, p.val_end) == (700, 800)
+    assert p.origins[0] == 800 and p.origins[-1] == 1000 - 12
+    assert p.describe()["mask"] == MASK_RULE
+    with pytest.raises(UserError, match="training part"):
+        make_protocol(60, 24, h)
+    with pytest.raises(UserError, match="split"):
+        make_protocol(1000, 24, h, split=(0.5, 0.5, 0.5))
+    with pytest.raises(UserError, match="horizons"):
+        resolve_horizons("0,3")
+    with pytest.raises(UserError, match="unknown model"):
+        resolve_models("last,arima")
+
+
+def test_evaluate_reports_metrics_skill_and_dropped_series():
+    panel = _panel(n=6, days=21)
+    panel.values[2] = np.nan  # an all-missing sensor is dropped and reported
+    res = evaluate(panel, models="last,ha,ridge,ridge_sp", horizons="1,6")
+    assert res["series"] == 5
+    assert any("dropped 1 series" in n and "s2" in n for n in res["notes"])
+    assert set(res["models"]) == {"last", "ha", "ridge", "ridge_sp"}
+    for per_h in res["models"].values():
+        assert set(per_h) == {"1", "6"}
+        for m in per_h.values():
+            assert m["rmse"] >= m["mae"] > 0 and m["mape"] > 0
+    assert res["skill_mae_vs_ha"]["ha"]["1"] == 0.0
+    assert res["skill_mae_vs_ha"]["ridge"]["1"] > 0.0
+
+
+def test_evaluate_all_missing_is_an_error():
+    panel = _panel(n=2)
+    panel.values[:] = np.nan
+    with pytest.raises(UserError, match="every series is missing"):
+        evaluate(panel, models="last", horizons="1")
