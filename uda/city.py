@@ -140,7 +140,7 @@ def build_city(scale: Scale, seed: int) -> City:
     dx, dy = x[to[sensor_link]] - x[fr[sensor_link]], y[to[sensor_link]] - y[fr[sensor_link]]
     cosang = -(dx * (mx - cx) + dy * (my - cy)) / (np.hypot(dx, dy) * np.hypot(mx - cx, my - cy) + 1e-9)
     inbound = (0.5 + 0.5 * cosang).astype(np.float32)
-    peak_vc = np.clip((0.55 + 0.5 * np.exp(-r_mid / 0.5)) * srng.lognormal(0, 0.15, scale.sensors), 0.25, 1.35).astype(np.float32)
+    peak_vc = np.clip((0.6 + 0.6 * np.exp(-r_mid / 0.5)) * srng.lognormal(0, 0.2, scale.sensors), 0.25, 1.6).astype(np.float32)
 
     # transit: radial lines through the centre, stations snapped to street nodes
     stations, lines_tab, transit_links, station_tt = _transit(scale, seed, x, y, cx, cy, half, n)

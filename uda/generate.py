@@ -225,7 +225,8 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
     dict
         The manifest written.
     """
-    workers = workers or os.cpu_count() or 1
+    if workers is None:
+        workers = os.cpu_count() or 1
     if workers < 1:
         msg = f"--workers {workers} is impossible; use 1 or more"
         raise UserError(msg)

@@ -20,6 +20,8 @@ SLOTS = 86400 // TRAFFIC_INTERVAL_S
 EFFECTIVE_VEHICLE_LENGTH_KM = 0.0055  # vehicle plus detector length
 BPR_ALPHA = 0.15
 BPR_BETA = 4.0
+JAM_DENSITY = 150.0  # veh/km/lane
+WAVE_SPEED_KMH = 18.0  # backward wave speed of the congested branch
 INCIDENT_RATE_PER_SENSOR_DAY = 1 / 15
 
 
@@ -60,6 +62,7 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
         a1 = inc_offsets[si + 1]
         for d in range(n_days):
             dk = subkey(sk, np.uint64(d))
+            uk = subkey(dk, np.uint64(1 << 41))  # separate stream for uniform draws
             level = np.exp(0.06 * normal(dk, np.uint64(1 << 40)))
             wd = weekday[d]
             sat = 1.0 if wd == 5 else 0.82
@@ -79,12 +82,20 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
                         capf *= inc_factor[j]
                 cap_eff = cap * capf
                 x = demand / cap_eff
-                v_true = ffs * day_speed[d] / (1.0 + 0.15 * x**4)
                 q_true = demand
-                if x > 1.0:
+                if x <= 1.0:
+                    v_true = ffs * day_speed[d] / (1.0 + BPR_ALPHA * x**BPR_BETA)
+                else:
+                    # queue: flow drops below capacity, density moves to the congested
+                    # branch of a triangular fundamental diagram as demand grows
                     q_true = cap_eff * max(0.6, 1.0 - 0.15 * (x - 1.0))
+                    q_lane = q_true / ln
+                    k_free = q_lane / (ffs * day_speed[d] / (1.0 + BPR_ALPHA))
+                    k_cong = JAM_DENSITY - q_lane / WAVE_SPEED_KMH
+                    frac = min(1.0, (x - 1.0) / 0.3)
+                    v_true = q_lane / (k_free + (k_cong - k_free) * frac)
                 count = q_true * TRAFFIC_INTERVAL_S / 3600.0
-                count = np.floor(count + np.sqrt(count + 0.25) * normal(dk, c + np.uint64(1)) + uniform(dk, c + np.uint64(2)))
+                count = np.floor(count + np.sqrt(count + 0.25) * normal(dk, c + np.uint64(1)) + uniform(uk, np.uint64(s)))
                 if count < 0.0:
                     count = 0.0
                 q = count * 3600.0 / TRAFFIC_INTERVAL_S
@@ -92,10 +103,12 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
                 if v < 3.0:
                     v = 3.0
                 v = np.round(v * 10.0) / 10.0
-                o = q / ln / v * EFFECTIVE_VEHICLE_LENGTH_KM
-                if o > 0.0:
+                o = q_true / ln / v_true * EFFECTIVE_VEHICLE_LENGTH_KM
+                if q > 0.0:
                     o += 0.004 * normal(dk, c + np.uint64(2))
-                o = min(max(o, 0.0), 0.98)
+                else:
+                    o = 0.0
+                o = min(max(o, 0.0), 0.9)
                 flow[row] = q
                 speed[row] = v
                 occ[row] = np.round(o * 1000.0) / 1000.0
