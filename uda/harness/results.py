@@ -55,7 +55,7 @@ def machine_facts() -> dict[str, Any]:
     except (AttributeError, psutil.Error):
         affinity = psutil.cpu_count()
     try:
-        load = os.getloadavg()[0]
+        load = round(os.getloadavg()[0], 2)
     except OSError:
         load = None
     return {

@@ -1,0 +1,81 @@
+"""``uda bench``: run a benchmark suite, write the results file and its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def summary_table(results: dict, *, title: str):
+    """A rich table of a run's cases (strings from data escaped)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from uda.harness.report import case_rows
+
+    tab = Table(title=escape(title))
+    cols = ["task", "engine", "scale", "status", "cold", "warm median", "warm min – max",
+            "peak MiB", "rows/s", "quality"]
+    for col in cols:
+        tab.add_column(col, justify="left" if col in ("task", "engine", "scale", "status", "quality") else "right")
+    for row in case_rows(results):
+        cells = [escape(row[c]) for c in cols]
+        cells[3] = f"[green]{cells[3]}[/]" if row["status"] == "ok" else f"[bold red]{cells[3]}[/]"
+        tab.add_row(*cells)
+    return tab
+
+
+@click.command()
+@click.option("--suite", default="default", show_default=True,
+              help="Built-in suite name or a .toml/.json suite file (see docs/harness.md).")
+@click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="Folder for the results file <run-id>.json and its report.")
+@click.option("--engine", "engines", multiple=True,
+              help="Run only on this engine (repeatable), replacing the suite's engines.")
+@click.option("--scheduler", "schedulers", multiple=True,
+              help="Dask scheduler (repeatable): threads, processes, sync, local:N (a LocalCluster "
+                   "of N worker processes) or a tcp:// address.")
+@click.option("--scale", "scales", multiple=True, help="Replace the suite's scales (repeatable).")
+@click.option("--task", "tasks", multiple=True, help="Run only this task (repeatable).")
+@click.option("--repeats", type=click.IntRange(min=0), default=None,
+              help="Warm repeats per case, replacing the suite's.")
+@click.option("--no-report", is_flag=True, help="Do not write the Markdown/HTML report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results object as JSON (nothing else on stdout).")
+def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_report: bool,
+          as_json: bool) -> None:
+    """Run a suite of task x engine x scale cases, each in its own process with limits.
+
+    Every case reports wall, CPU and peak memory of its process tree, cold (first
+    call) and warm repeats, rows/s and answer quality; Polars and Dask answers are
+    checked against each other. Results go to OUT/<run-id>.json (never overwritten).
+    """
+    import sys
+
+    from rich.console import Console
+
+    from uda.cli.progress import progress_bar
+    from uda.engines import check_engine
+    from uda.harness.report import write_report
+    from uda.harness.runner import load_suite, run_suite
+
+    for e in engines:
+        check_engine(e)
+    err = Console(stderr=True)
+    loaded = load_suite(suite)
+    with progress_bar(f"bench {loaded.get('name', '')}") as update:
+        results, path = run_suite(loaded, out_dir=out, engines=list(engines) or None,
+                                  schedulers=list(schedulers) or None, scales=list(scales) or None,
+                                  tasks=list(tasks) or None, repeats=repeats, progress=update,
+                                  log=lambda m: err.print(m, markup=False) if sys.stderr.isatty() else None)
+    paths = {} if no_report else write_report(results, out_dir=Path(out), stem=path.stem)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    console = Console()
+    console.print(summary_table(results, title=f"uda bench {results['suite'].get('name', '')} "
+                                                f"({results['run_id']})"))
+    console.print(f"results: {path}", markup=False, highlight=False)
+    if paths:
+        console.print(f"report:  {paths['markdown']}  {paths.get('html', '')}", markup=False, highlight=False)
