@@ -28,6 +28,24 @@ def fold_column(row_hash: np.ndarray, values: np.ndarray, salt: np.uint64) -> No
 
 
 @njit(cache=True, nogil=True)
+def fold_float(row_hash: np.ndarray, values: np.ndarray, salt: np.uint64) -> None:
+    """Fold a float column (any width, hashed as float64 bits, -0.0 as 0.0) in place."""
+    tmp = np.empty(1, np.float64)
+    bits = tmp.view(np.uint64)
+    for i in range(row_hash.shape[0]):
+        x = np.float64(values[i])
+        tmp[0] = 0.0 if x == 0.0 else x
+        row_hash[i] = mix64(row_hash[i] ^ mix64(bits[0] + salt))
+
+
+@njit(cache=True, nogil=True)
+def fold_int(row_hash: np.ndarray, values: np.ndarray, salt: np.uint64) -> None:
+    """Fold an integer column (hashed as its int64 two's-complement bits) in place."""
+    for i in range(row_hash.shape[0]):
+        row_hash[i] = mix64(row_hash[i] ^ mix64(np.uint64(np.int64(values[i])) + salt))
+
+
+@njit(cache=True, nogil=True)
 def sum_hashes(row_hash: np.ndarray) -> np.uint64:
     """Sum of the final row hashes modulo 2**64."""
     acc = np.uint64(0)
@@ -84,8 +102,27 @@ def table_hash_sum(table: pa.Table) -> int:
     row_hash = np.zeros(n, dtype=np.uint64)
     for j, name in enumerate(table.column_names):
         salt = np.uint64(int.from_bytes(hashlib.blake2b(f"{j}:{name}".encode(), digest_size=8).digest(), "little"))
-        fold_column(row_hash, _column_bits(table.column(name)), salt)
+        col = table.column(name)
+        values = _plain_numeric(col)
+        if values is None:
+            fold_column(row_hash, _column_bits(col), salt)
+        elif values.dtype.kind == "f":
+            fold_float(row_hash, values, salt)
+        else:
+            fold_int(row_hash, values, salt)
     return int(sum_hashes(row_hash))
+
+
+def _plain_numeric(col: pa.ChunkedArray) -> np.ndarray | None:
+    """A null-free numeric or temporal column as a NumPy array without copying, else None."""
+    t = col.type
+    if col.null_count or not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t)):
+        return None
+    if pa.types.is_float16(t):
+        return None
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    values = arr.to_numpy(zero_copy_only=False)
+    return values.view(np.int64) if pa.types.is_timestamp(t) else values
 
 
 def finish_checksum(hash_sum: int, rows: int, schema: dict[str, str]) -> str:

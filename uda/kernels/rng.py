@@ -54,6 +54,15 @@ def normal(key: np.uint64, counter: np.uint64) -> float:
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)
 
 
+@njit(inline="always", cache=True)
+def normal_pair(key: np.uint64, counter: np.uint64) -> tuple[float, float]:
+    """Two independent standard normal draws from one Box–Muller transform."""
+    c = counter * np.uint64(2)
+    r = np.sqrt(-2.0 * np.log(uniform(key, c)))
+    theta = _TWO_PI * uniform(key, c + np.uint64(1))
+    return r * np.cos(theta), r * np.sin(theta)
+
+
 @njit(cache=True)
 def subkey(key: np.uint64, unit: np.uint64) -> np.uint64:
     """The key of sub-stream ``unit`` (a sensor, a day, a site) of stream ``key``."""

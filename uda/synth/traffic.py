@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from uda.kernels.rng import normal, subkey, uniform
+from uda.kernels.rng import normal_pair, subkey, uniform
 from uda.scales import TRAFFIC_INTERVAL_S
 
 SLOTS = 86400 // TRAFFIC_INTERVAL_S
 EFFECTIVE_VEHICLE_LENGTH_KM = 0.0055  # vehicle plus detector length
 BPR_ALPHA = 0.15
-BPR_BETA = 4.0
+BPR_BETA = 4  # the kernel spells x**4 as (x*x)*(x*x)
 JAM_DENSITY = 150.0  # veh/km/lane
 WAVE_SPEED_KMH = 18.0  # backward wave speed of the congested branch
 INCIDENT_RATE_PER_SENSOR_DAY = 1 / 15
@@ -63,7 +63,7 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
         for d in range(n_days):
             dk = subkey(sk, np.uint64(d))
             uk = subkey(dk, np.uint64(1 << 41))  # separate stream for uniform draws
-            level = np.exp(0.06 * normal(dk, np.uint64(1 << 40)))
+            level = np.exp(0.06 * normal_pair(dk, np.uint64(1 << 40))[0])
             wd = weekday[d]
             sat = 1.0 if wd == 5 else 0.82
             for s in range(slots):
@@ -71,8 +71,9 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
                     prof = night[s] + dayp[s] + am[s] * (0.6 + 0.8 * inb) + pm[s] * (0.6 + 0.8 * (1.0 - inb))
                 else:
                     prof = night[s] + weekend[s] * sat
-                c = np.uint64(s * 4)
-                demand = pv * cap * prof * level * (1.0 + 0.05 * normal(dk, c))
+                z0, z1 = normal_pair(dk, np.uint64(2 * s))
+                z2, z3 = normal_pair(dk, np.uint64(2 * s + 1))
+                demand = pv * cap * prof * level * (1.0 + 0.05 * z0)
                 if demand < 0.0:
                     demand = 0.0
                 t = d * slots + s
@@ -84,7 +85,7 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
                 x = demand / cap_eff
                 q_true = demand
                 if x <= 1.0:
-                    v_true = ffs * day_speed[d] / (1.0 + BPR_ALPHA * x**BPR_BETA)
+                    v_true = ffs * day_speed[d] / (1.0 + BPR_ALPHA * (x * x) * (x * x))
                 else:
                     # queue: flow drops below capacity, density moves to the congested
                     # branch of a triangular fundamental diagram as demand grows
@@ -95,17 +96,17 @@ def traffic_kernel(key, sensor_ids, capacity, free_speed, lanes, peak_vc, inboun
                     frac = min(1.0, (x - 1.0) / 0.3)
                     v_true = q_lane / (k_free + (k_cong - k_free) * frac)
                 count = q_true * TRAFFIC_INTERVAL_S / 3600.0
-                count = np.floor(count + np.sqrt(count + 0.25) * normal(dk, c + np.uint64(1)) + uniform(uk, np.uint64(s)))
+                count = np.floor(count + np.sqrt(count + 0.25) * z1 + uniform(uk, np.uint64(s)))
                 if count < 0.0:
                     count = 0.0
                 q = count * 3600.0 / TRAFFIC_INTERVAL_S
-                v = v_true + 2.5 * normal(dk, c + np.uint64(3))
+                v = v_true + 2.5 * z2
                 if v < 3.0:
                     v = 3.0
                 v = np.round(v * 10.0) / 10.0
                 o = q_true / ln / v_true * EFFECTIVE_VEHICLE_LENGTH_KM
                 if q > 0.0:
-                    o += 0.004 * normal(dk, c + np.uint64(2))
+                    o += 0.004 * z3
                 else:
                     o = 0.0
                 o = min(max(o, 0.0), 0.9)

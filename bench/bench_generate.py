@@ -1,0 +1,110 @@
+"""Generation throughput of the traffic table: in memory, and generate-and-write end to end.
+
+Measures, in one run on this machine:
+
+* ``in_memory``: every traffic chunk generated into Arrow tables by the Numba kernel on
+  ``--workers`` threads, nothing written;
+* ``end_to_end``: :func:`uda.generate.generate` of the traffic table (kernel, content
+  hash, Parquet zstd encode, file SHA-256, manifest, atomic rename);
+* ``parquet_ceiling`` (the peer): pyarrow writing the same tables with the same options
+  on the same threads, the expected ceiling of any generate-and-write;
+* ``compile``: the first kernel call in this process (Numba compile or cache load),
+  reported apart from the steady state.
+
+Run: ``python bench/bench_generate.py --scale medium --repeats 5``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from uda.city import build_city
+from uda.generate import DEFAULT_CHUNK_ROWS, _Plan, chunk_ranges, generate
+from uda.scales import resolve_scale
+from uda.store import PARQUET_OPTIONS
+from uda.synth.traffic import SLOTS
+
+
+def _stats(xs: list[float], rows: int, nbytes: int) -> dict:
+    med = statistics.median(xs)
+    return {"median_s": med, "min_s": min(xs), "max_s": max(xs), "rows_per_s": rows / med,
+            "mb_per_s": nbytes / med / 1e6, "rows_per_s_range": [rows / max(xs), rows / min(xs)]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="medium")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    scale = resolve_scale(args.scale)
+    rows = scale.traffic_rows
+
+    t = time.perf_counter()
+    plan = _Plan(build_city(scale, 1), 1)
+    setup_s = time.perf_counter() - t
+    t = time.perf_counter()
+    plan.traffic_chunk(0, 1)
+    compile_s = time.perf_counter() - t
+    ranges = chunk_ranges(scale.sensors, DEFAULT_CHUNK_ROWS // (scale.days * SLOTS))
+
+    def gen_all() -> list:
+        with ThreadPoolExecutor(args.workers) as pool:
+            return list(pool.map(lambda r: plan.traffic_chunk(*r), ranges))
+
+    tables = gen_all()
+    mem_bytes = sum(tb.nbytes for tb in tables)
+    in_memory = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        gen_all()
+        in_memory.append(time.perf_counter() - t)
+
+    tmp = Path(tempfile.mkdtemp(prefix="uda-bench-"))
+    ceiling = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(lambda it: pq.write_table(it[1], tmp / f"p{it[0]}.parquet", **PARQUET_OPTIONS),
+                          enumerate(tables)))
+        ceiling.append(time.perf_counter() - t)
+    end_to_end = []
+    for i in range(args.repeats):
+        t = time.perf_counter()
+        generate(tmp / f"ds{i}", scale=scale, seed=1, workers=args.workers, tables=("traffic",))
+        end_to_end.append(time.perf_counter() - t)
+        shutil.rmtree(tmp / f"ds{i}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result = {
+        "scale": scale.name, "rows": rows, "in_memory_bytes": mem_bytes, "workers": args.workers,
+        "repeats": args.repeats, "setup_s": setup_s, "compile_or_cache_load_s": compile_s,
+        "in_memory": _stats(in_memory, rows, mem_bytes),
+        "end_to_end": _stats(end_to_end, rows, mem_bytes),
+        "parquet_ceiling": _stats(ceiling, rows, mem_bytes),
+    }
+    result["end_to_end_vs_ceiling"] = result["parquet_ceiling"]["median_s"] / result["end_to_end"]["median_s"]
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"{scale.name}: {rows:,} traffic rows, {mem_bytes / 1e6:.0f} MB in memory, {args.workers} workers, "
+          f"{args.repeats} repeats (median [min-max] rows/s)")
+    print(f"  setup (city + model inputs) {setup_s:.2f} s; first kernel call (compile or cache load) {compile_s:.2f} s")
+    for k in ("in_memory", "end_to_end", "parquet_ceiling"):
+        s = result[k]
+        lo, hi = s["rows_per_s_range"]
+        print(f"  {k:16s} {s['rows_per_s'] / 1e6:6.1f} M rows/s [{lo / 1e6:.1f}-{hi / 1e6:.1f}]  {s['mb_per_s']:6.0f} MB/s")
+    print(f"  end-to-end reaches {result['end_to_end_vs_ceiling']:.0%} of the bare Parquet write")
+
+
+if __name__ == "__main__":
+    main()
