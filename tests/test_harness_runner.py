@@ -138,3 +138,38 @@ def test_bad_suite_files(tmp_path, text, suffix, message):
 def test_unknown_suite_name():
     with pytest.raises(UserError, match="unknown suite 'nosuch'"):
         load_suite("nosuch")
+
+
+def case_count_traffic(data, *, engine="polars", scheduler=None, **options):
+    if engine == "polars":
+        n = data.scan("traffic").select("sensor_id").collect().height
+    else:
+        from uda.engines import dask_scheduler
+
+        with dask_scheduler(scheduler):
+            n = int(data.dask("traffic", columns=["sensor_id"]).shape[0].compute())
+    return TaskResult(task="count", engine=engine, answer={"rows": n}, rows_in=n,
+                      bytes_in=data.table("traffic")["bytes"])
+
+
+def test_missing_dataset_is_generated_and_recorded(tmp_path):
+    spec = {"name": "data", "pythonpath": [str(HERE)], "repeats": 1, "cold": "cached", "seed": 5,
+            "datasets_dir": str(tmp_path / "ds"),
+            "cases": [{"task": "count", "target": f"{MODULE}:case_count_traffic",
+                       "engines": ["polars", "dask"], "scales": ["tiny:days=1,sensors=10"]}]}
+    p = tmp_path / "suite.json"
+    p.write_text(json.dumps(spec))
+    res, _ = run_suite(load_suite(p), out_dir=None)
+    assert [c["status"] for c in res["cases"]] == ["ok", "ok"], res["cases"]
+    ds = res["datasets"]["tiny:days=1,sensors=10-seed5"]
+    assert Path(ds["path"]) == tmp_path / "ds" / "tiny-days1-sensors10-seed5"
+    assert ds["params"]["sensors"] == 10 and ds["params"]["days"] == 1
+    assert len(ds["manifest_sha256"]) == 64
+    assert res["cases"][0]["rows_in"] == 10 * 288 == ds["tables"]["traffic"]["rows"]
+    assert res["cases"][1]["answer_check"]["status"] == "agrees"
+
+
+def test_bad_scale_override():
+    suite = {"source": "s", "cases": [{"task": "route", "scales": ["tiny:sensors"]}]}
+    with pytest.raises(UserError, match="is not key=value"):
+        expand_suite(suite)

@@ -210,6 +210,12 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
         if not e_scales:
             msg = f"{where}: give scales = [...] or a dataset path (or data = false)"
             raise UserError(msg)
+        for scale in e_scales:
+            if scale is not None and not isinstance(scale, str):
+                msg = f"{where}: scales must be names such as \"tiny\" or \"small:sensors=600\", got {scale!r}"
+                raise UserError(msg)
+            if scale is not None:
+                parse_scale(scale)
         for engine in e_engines:
             scheds = [None]
             if engine == "dask":
@@ -246,14 +252,32 @@ def _case_id(task: str, engine: str, scheduler: str | None, scale: str | None,
 
 # ---------------------------------------------------------------- datasets
 
+def parse_scale(scale: str) -> tuple[str, dict[str, str]]:
+    """Split ``"preset:key=value,..."`` (a preset with ``uda generate`` overrides) into its parts."""
+    preset, _, rest = scale.partition(":")
+    overrides: dict[str, str] = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip() or not all(ch.isalnum() or ch in "_-" for ch in key + value.strip()):
+            msg = f"scale {scale!r}: override {item!r} is not key=value; write e.g. small:sensors=600,days=7"
+            raise UserError(msg)
+        overrides[key.strip().replace("_", "-")] = value.strip()
+    return preset, overrides
+
+
 def dataset_dir(scale: str, seed: int, datasets_dir: str | os.PathLike) -> Path:
-    """Where the dataset of ``scale`` and ``seed`` lives under ``datasets_dir``."""
-    return Path(datasets_dir) / f"{scale}-seed{seed}"
+    """Where the dataset of ``scale`` (a preset, optionally with overrides) and ``seed`` lives."""
+    preset, overrides = parse_scale(scale)
+    name = "-".join([preset, *(f"{k}{v}" for k, v in sorted(overrides.items()))])
+    return Path(datasets_dir) / f"{name}-seed{seed}"
 
 
 def ensure_dataset(scale: str, *, seed: int, datasets_dir: str | os.PathLike,
                    log: Callable[[str], None] | None = None) -> Path:
-    """Return the dataset folder for ``scale``/``seed``, generating it with ``uda generate`` if missing."""
+    """Return the dataset folder for ``scale``/``seed``, generating it with ``uda generate`` if missing.
+
+    ``scale`` is a preset name, optionally with overrides: ``"medium:sensors=600,days=14"``.
+    """
     path = dataset_dir(scale, seed, datasets_dir)
     if (path / "manifest.json").is_file():
         return path
@@ -263,8 +287,11 @@ def ensure_dataset(scale: str, *, seed: int, datasets_dir: str | os.PathLike,
     path.parent.mkdir(parents=True, exist_ok=True)
     if log:
         log(f"generating dataset {path} (scale {scale}, seed {seed})")
+    preset, overrides = parse_scale(scale)
     cmd = [sys.executable, "-c", "from uda.cli.main import main; main()", "generate",
-           "--scale", scale, "--seed", str(seed), "--out", str(path)]
+           "--scale", preset, "--seed", str(seed), "--out", str(path)]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", value]
     if path.exists():
         cmd.append("--force")
     proc = subprocess.run(cmd, capture_output=True, text=True)
