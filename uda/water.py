@@ -281,31 +281,43 @@ def lagged_upstream(ts: np.ndarray, up_ts: np.ndarray, up_values: np.ndarray,
     return out
 
 
-def mass_balance_residual(ts: np.ndarray, values: np.ndarray,
-                          upstream: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
-    """Downstream concentration minus the mix of its upstream sites, lagged by travel time.
+def unexplained_gain(ts: np.ndarray, excess: np.ndarray,
+                     upstream: list[tuple[np.ndarray, np.ndarray, float]], *,
+                     slack_before: int, slack_after: int = 1) -> np.ndarray:
+    """How much of a site's excess its upstream sites cannot explain.
 
-    Without flow data the upstream sites are mixed with equal weights (the mean of their
-    lagged concentrations); a conservative substance then has residual ~0, a decaying one
-    a negative residual, and a discharge between the sites a positive one (in its
-    direction of change).
+    ``excess`` is each parameter's departure from its baseline, signed so that a
+    pollution plume makes it positive. Upstream excesses are shifted by their travel
+    times (``up(t - travel_time)``, linear interpolation), the largest over the upstream
+    sites is taken (no flow data, so assume a plume may arrive undiluted from any branch),
+    and then the largest within ``slack_before`` samples before to ``slack_after`` after
+    (plumes stretch as they travel). What remains above that envelope is unexplained: a
+    discharge between the sites.
 
     Parameters
     ----------
-    ts, values
-        Downstream sample times (int64 ms) and ``(n, n_params)`` values.
+    ts
+        Downstream sample times (int64 ms), one regular series.
+    excess
+        ``(n, n_params)`` downstream directional excess.
     upstream
-        ``(up_ts, up_values, travel_time_ms)`` per upstream site.
+        ``(up_ts, up_excess, travel_time_ms)`` per upstream site.
+    slack_before, slack_after
+        Envelope window in samples.
 
     Returns
     -------
     ndarray
-        ``(n, n_params)`` residuals (NaN where no upstream value is available).
+        ``(n, n_params)`` unexplained excess (NaN where no upstream value is available).
     """
+    from uda.kernels.detect import window_max
+
     if not upstream:
         msg = "mass balance needs at least one upstream site"
         raise ValueError(msg)
-    stack = np.stack([lagged_upstream(ts, ut, uv, lag) for ut, uv, lag in upstream])
-    n_ok = (~np.isnan(stack)).sum(axis=0)
-    mixed = np.where(n_ok > 0, np.nansum(stack, axis=0) / np.maximum(n_ok, 1), np.nan)
-    return values - mixed
+    stack = np.stack([lagged_upstream(ts, ut, ux, lag) for ut, ux, lag in upstream])
+    any_ok = (~np.isnan(stack)).any(axis=0)
+    mixed = np.where(any_ok, np.nanmax(np.where(np.isnan(stack), -np.inf, stack), axis=0), np.nan)
+    offsets = np.array([0, ts.shape[0]], dtype=np.int64)
+    envelope = window_max(np.ascontiguousarray(mixed), offsets, slack_before, slack_after)
+    return excess - envelope
