@@ -48,8 +48,26 @@ def _congested_table(summary: dict):
 
 
 @click.command()
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="Generated dataset folder: travel times from sensors, OD, assignment and sites.")
 @click.option("--tntp", "tntp_dir", type=click.Path(), default=None,
               help="TNTP folder holding <Name>_net.tntp and <Name>_trips.tntp: run assignment on it.")
+@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
+              help="With --data: engine for the sensor aggregation.")
+@click.option("--scheduler", default=None,
+              help="With --engine dask: threads, processes, sync or a scheduler address [default: threads].")
+@click.option("--slot-minutes", type=int, default=60, show_default=True,
+              help="With --data: length of a time-of-day slot for link travel times.")
+@click.option("--slot", type=int, default=None,
+              help="With --data: slot whose travel times drive the site choice [default: the peak slot].")
+@click.option("--od", "od_file", type=click.Path(), default=None,
+              help="With --data: OD matrix CSV/Parquet (origin_zone,dest_zone,flow) instead of the gravity model.")
+@click.option("--trip-rate", type=float, default=0.2, show_default=True,
+              help="With --data: gravity model vehicle trips per resident in the assigned hour.")
+@click.option("--beta", "beta_per_min", type=float, default=0.1, show_default=True,
+              help="With --data: gravity model deterrence per minute of free-flow travel time.")
+@click.option("--sites", type=int, default=5, show_default=True,
+              help="With --data: number of sites to choose (p-median on population-weighted travel time).")
 @click.option("--algorithm", type=click.Choice(_ALGORITHMS), default="bfw", show_default=True,
               help="Assignment algorithm: all-or-nothing, Frank-Wolfe, conjugate or bi-conjugate FW.")
 @click.option("--gap", type=float, default=1e-4, show_default=True,
@@ -58,20 +76,32 @@ def _congested_table(summary: dict):
 @click.option("--unreachable", type=click.Choice(["error", "drop"]), default="error", show_default=True,
               help="OD demand without a path: fail, or leave it unassigned and report it.")
 @click.option("--out", type=click.Path(), default=None,
-              help="With --tntp: write link flows as CSV (init_node,term_node,flow).")
+              help="With --tntp: link flows CSV (init_node,term_node,flow). With --data: results folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
-def route(tntp_dir, algorithm, gap, max_iter, unreachable, out, as_json) -> None:
+def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, trip_rate, beta_per_min, sites,
+          algorithm, gap, max_iter, unreachable, out, as_json) -> None:
     """Run user-equilibrium traffic assignment and report its quality.
 
-    With --tntp, the network and demand come from TNTP files; the summary gives the
-    relative gap (recomputed from a fresh all-or-nothing on the final costs), Beckmann
-    objective, total travel time and the most congested links.
+    With --tntp, the network and demand come from TNTP files. With --data, link
+    travel times per time-of-day slot come from the sensor data, OD demand from a
+    gravity model on zone population and jobs (or --od), the demand is assigned on the
+    city's road graph, and p-median picks --sites sites. The summary gives the relative
+    gap (recomputed from a fresh all-or-nothing on the final costs), Beckmann objective,
+    total travel time and the most congested links.
     """
     from uda.errors import UserError
     from uda.tasks.route import assign_tntp
 
+    if data_dir is not None and tntp_dir is not None:
+        msg = "give either --data or --tntp, not both"
+        raise UserError(msg)
+    if data_dir is not None:
+        _run_city(data_dir, engine=engine, scheduler=scheduler, slot_minutes=slot_minutes, slot=slot,
+                  od=od_file, trip_rate=trip_rate, beta_per_min=beta_per_min, sites=sites, algorithm=algorithm,
+                  gap=gap, max_iter=max_iter, unreachable=unreachable, out=out, as_json=as_json)
+        return
     if tntp_dir is None:
-        msg = "give --tntp DIR (a folder with <Name>_net.tntp and <Name>_trips.tntp)"
+        msg = "give --tntp DIR (a folder with <Name>_net.tntp and <Name>_trips.tntp) or --data DIR (a generated dataset)"
         raise UserError(msg)
     ra = assign_tntp(tntp_dir, algorithm=algorithm, gap=gap, max_iter=max_iter, unreachable=unreachable)
     if out is not None:
@@ -87,3 +117,34 @@ def route(tntp_dir, algorithm, gap, max_iter, unreachable, out, as_json) -> None
     console.print(_congested_table(summary))
     if out is not None:
         console.print(f"link flows written to {out}", markup=False)
+
+
+def _run_city(data_dir, *, out, as_json, **options) -> None:
+    from uda.tasks.route import run
+
+    res = run(data_dir, out=out, **options)
+    if as_json:
+        click.echo(json.dumps({"dataset": str(data_dir), "engine": res.engine, "out": out, "quality": res.quality,
+                               "rows_in": res.rows_in, "bytes_in": res.bytes_in, **res.summary}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    s = res.summary
+    console.print(_assignment_table(f"route on {data_dir} ({res.engine})", s))
+    console.print(_congested_table(s))
+    tab = Table(title="travel times and sites")
+    tab.add_column("measure")
+    tab.add_column("value", justify="right")
+    q = res.quality
+    tab.add_row("links with sensors", f"{q['sensor_link_share']:.1%}")
+    tab.add_row("slot used for sites", f"{s['slot']} ({s['slot_minutes']}-minute slots; peak {s['peak_slot']})")
+    tab.add_row("sites (node ids)", ", ".join(map(str, s["sites"])))
+    tab.add_row("mean travel time to nearest site", f"{q['site_mean_travel_time_s']:.1f} s "
+                f"(greedy start {q['site_greedy_mean_travel_time_s']:.1f} s)")
+    for name, sec in s["stage_seconds"].items():
+        tab.add_row(f"{name} seconds", f"{sec:.3f}")
+    console.print(tab)
+    if out is not None:
+        console.print(f"results written to {out}", markup=False)

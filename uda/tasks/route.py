@@ -202,3 +202,454 @@ def assign_tntp(folder: str | os.PathLike, *, algorithm: str = "bfw", gap: float
     return RouteAssignment(result=result, init_node=tnet.init_node, term_node=tnet.term_node,
                            capacity=tnet.capacity, algorithm=algorithm,
                            compile_seconds=compile_seconds, total_demand=float(trips.demand.sum()))
+
+
+# --- the city pipeline: sensors -> link travel times -> OD -> assignment -> sites ----------------
+
+#: BPR parameters used on the generated city (the "traditional" values).
+CITY_BPR_B = 0.15
+CITY_BPR_POWER = 4.0
+#: Source codes of a link travel time.
+SOURCE_FREE_FLOW = 0
+SOURCE_SENSOR = 1
+
+
+def _slot_expr(slot_minutes: int):
+    import polars as pl
+
+    ts = pl.col("ts")
+    return ((ts.dt.hour().cast(pl.Int32) * 60 + ts.dt.minute().cast(pl.Int32)) // slot_minutes).alias("slot")
+
+
+def sensor_slots_polars(ds, *, slot_minutes: int = 60, table: str = "traffic"):
+    """Per sensor and time-of-day slot: observations, summed pace (s/m) and summed flow, in Polars.
+
+    Rows with a missing, non-finite or non-positive speed are skipped.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``sensor_id, slot, n_obs, pace_sum, flow_sum`` sorted by sensor and slot.
+    """
+    import polars as pl
+
+    speed = pl.col("speed").cast(pl.Float64)
+    return (
+        ds.scan(table).select("sensor_id", "ts", "speed", "flow")
+        .filter(speed.is_not_null() & speed.is_finite() & (speed > 0))
+        .with_columns(_slot_expr(slot_minutes), (3.6 / speed).alias("pace"),
+                      pl.col("flow").cast(pl.Float64).fill_null(0.0).fill_nan(0.0))
+        .group_by("sensor_id", "slot")
+        .agg(pl.len().cast(pl.Int64).alias("n_obs"), pl.col("pace").sum().alias("pace_sum"),
+             pl.col("flow").sum().alias("flow_sum"))
+        .sort("sensor_id", "slot")
+        .collect()
+    )
+
+
+def _sensor_slots_partition(df, slot_minutes: int):
+    import pandas as pd
+
+    speed = df["speed"].astype("float64")
+    ok = speed.notna() & np.isfinite(speed) & (speed > 0)
+    df = df[ok]
+    speed = speed[ok]
+    ts = df["ts"]
+    part = pd.DataFrame({
+        "sensor_id": df["sensor_id"].astype("int32"),
+        "slot": ((ts.dt.hour * 60 + ts.dt.minute) // slot_minutes).astype("int32"),
+        "n_obs": np.ones(len(df), dtype=np.int64),
+        "pace_sum": 3.6 / speed,
+        "flow_sum": df["flow"].astype("float64").fillna(0.0),
+    })
+    return part.groupby(["sensor_id", "slot"], as_index=False, sort=True).sum()
+
+
+def sensor_slots_dask(ds, *, slot_minutes: int = 60, table: str = "traffic"):
+    """As :func:`sensor_slots_polars`, in Dask: one partial aggregate per file, then a sum.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``sensor_id, slot, n_obs, pace_sum, flow_sum`` sorted by sensor and slot.
+    """
+    import pandas as pd
+    import polars as pl
+
+    ddf = ds.dask(table, columns=["sensor_id", "ts", "speed", "flow"])
+    meta = pd.DataFrame({"sensor_id": pd.Series(dtype="int32"), "slot": pd.Series(dtype="int32"),
+                         "n_obs": pd.Series(dtype="int64"), "pace_sum": pd.Series(dtype="float64"),
+                         "flow_sum": pd.Series(dtype="float64")})
+    parts = ddf.map_partitions(_sensor_slots_partition, slot_minutes, meta=meta)
+    out = parts.groupby(["sensor_id", "slot"]).sum().compute().reset_index()
+    return pl.from_pandas(out).with_columns(pl.col("sensor_id").cast(pl.Int32), pl.col("slot").cast(pl.Int32),
+                                            pl.col("n_obs").cast(pl.Int64)).sort("sensor_id", "slot")
+
+
+def link_travel_times(link_id: np.ndarray, length_m: np.ndarray, free_speed_kmh: np.ndarray,
+                      sensor_link: np.ndarray, slots, *, num_slots: int) -> dict[str, np.ndarray]:
+    """Travel time per link and time-of-day slot from sensor aggregates.
+
+    The travel time of a link in a slot is its length times the mean pace (1 / speed) of
+    all observations of the link's sensors in that slot (a space-mean speed, which is what
+    travel time needs). A link-slot without observations falls back to free flow:
+    ``length / free speed`` (``source`` 0; 1 where sensors gave the value).
+
+    Parameters
+    ----------
+    link_id, length_m, free_speed_kmh
+        Link attributes (one entry per link).
+    sensor_link
+        Link of each sensor, indexed by ``sensor_id`` (``-1`` for unknown sensors).
+    slots
+        ``sensor_id, slot, n_obs, pace_sum, flow_sum`` aggregates (a Polars frame).
+    num_slots
+        Number of slots per day.
+
+    Returns
+    -------
+    dict
+        ``travel_time_s``, ``flow_vph`` (mean observed flow, NaN without sensors) and
+        ``n_obs``, each ``(links, slots)``, and ``source`` (int8, same shape).
+    """
+    nl = link_id.size
+    sid = slots["sensor_id"].to_numpy().astype(np.int64)
+    slot = slots["slot"].to_numpy().astype(np.int64)
+    known = (sid >= 0) & (sid < sensor_link.size)
+    lk = np.where(known, sensor_link[np.clip(sid, 0, max(sensor_link.size - 1, 0))], -1) if sid.size else sid
+    pos = np.searchsorted(link_id, lk)
+    ok = known & (lk >= 0) & (pos < nl) & (slot >= 0) & (slot < num_slots)
+    ok[ok] &= link_id[pos[ok]] == lk[ok]
+    flat = pos[ok] * num_slots + slot[ok]
+    n_obs = np.bincount(flat, slots["n_obs"].to_numpy()[ok].astype(np.float64), nl * num_slots)
+    pace = np.bincount(flat, slots["pace_sum"].to_numpy()[ok], nl * num_slots)
+    flow = np.bincount(flat, slots["flow_sum"].to_numpy()[ok], nl * num_slots)
+    n_obs = n_obs.reshape(nl, num_slots)
+    has = n_obs > 0
+    free = (length_m.astype(np.float64) / (free_speed_kmh.astype(np.float64) / 3.6))[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tt = np.where(has, length_m.astype(np.float64)[:, None] * pace.reshape(nl, num_slots) / n_obs, free)
+        mean_flow = np.where(has, flow.reshape(nl, num_slots) / n_obs, np.nan)
+    return {"travel_time_s": tt, "flow_vph": mean_flow, "n_obs": n_obs.astype(np.int64),
+            "source": has.astype(np.int8)}
+
+
+def gravity_od(production: np.ndarray, attraction: np.ndarray, cost_s: np.ndarray, *,
+               beta_per_min: float = 0.1, max_iter: int = 200, tol: float = 1e-10) -> np.ndarray:
+    """Doubly constrained gravity model balanced with Furness iterations.
+
+    ``T[i, j] = a_i * b_j * O_i * D_j * exp(-beta * c_ij)`` (``c`` in minutes), no
+    intrazonal trips and no trips between zones without a path; row sums match
+    ``production`` and column sums ``attraction`` (rescaled to the production total).
+
+    Parameters
+    ----------
+    production, attraction
+        Trips out of and into each zone (non-negative).
+    cost_s
+        ``(zones, zones)`` travel costs in seconds (``inf`` where unreachable).
+    beta_per_min
+        Deterrence per minute of travel.
+    max_iter, tol
+        Furness iterations and the relative row/column mismatch at which to stop.
+
+    Returns
+    -------
+    float64 array (zones, zones)
+    """
+    o = np.asarray(production, dtype=np.float64)
+    d = np.asarray(attraction, dtype=np.float64)
+    if d.sum() > 0:
+        d = d * (o.sum() / d.sum())
+    f = np.exp(-beta_per_min * np.asarray(cost_s, dtype=np.float64) / 60.0)
+    np.fill_diagonal(f, 0.0)
+    f[~np.isfinite(cost_s)] = 0.0
+    t = o[:, None] * d[None, :] * f
+    for _ in range(max_iter):
+        rows = t.sum(axis=1)
+        t *= np.divide(o, rows, out=np.zeros_like(o), where=rows > 0)[:, None]
+        cols = t.sum(axis=0)
+        t *= np.divide(d, cols, out=np.zeros_like(d), where=cols > 0)[None, :]
+        rows = t.sum(axis=1)
+        if np.all(np.abs(rows - o) <= tol * max(o.max(initial=0.0), 1.0)):
+            break
+    return t
+
+
+def read_od_matrix(path: str | os.PathLike, zone_ids: np.ndarray) -> np.ndarray:
+    """A given OD matrix from CSV or Parquet with columns ``origin_zone, dest_zone, flow``.
+
+    Raises
+    ------
+    UserError
+        Missing file or columns, unknown zone ids, negative or non-finite flows.
+    """
+    import polars as pl
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"OD matrix file {path} does not exist; give a CSV or Parquet file with origin_zone,dest_zone,flow"
+        raise UserError(msg)
+    try:
+        df = pl.read_parquet(path) if path.suffix.lower() == ".parquet" else pl.read_csv(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        msg = f"cannot read OD matrix {path} ({type(exc).__name__}); give a CSV or Parquet file with origin_zone,dest_zone,flow"
+        raise UserError(msg) from None
+    missing = [c for c in ("origin_zone", "dest_zone", "flow") if c not in df.columns]
+    if missing:
+        msg = f"OD matrix {path} lacks columns {', '.join(missing)}; it needs origin_zone,dest_zone,flow"
+        raise UserError(msg)
+    try:
+        o = df["origin_zone"].cast(pl.Int64).to_numpy()
+        dz = df["dest_zone"].cast(pl.Int64).to_numpy()
+        q = df["flow"].cast(pl.Float64).to_numpy()
+    except pl.exceptions.PolarsError:
+        msg = f"OD matrix {path}: origin_zone/dest_zone must be integers and flow a number"
+        raise UserError(msg) from None
+    if not (np.isfinite(q).all() and (q >= 0).all()):
+        msg = f"OD matrix {path}: flows must be finite and >= 0"
+        raise UserError(msg)
+    order = np.argsort(zone_ids)
+    zs = zone_ids[order]
+    io, idd = np.searchsorted(zs, o), np.searchsorted(zs, dz)
+    for ids, idx in ((o, io), (dz, idd)):
+        bad = (idx >= zs.size) | (zs[np.minimum(idx, zs.size - 1)] != ids)
+        if bad.any():
+            msg = f"OD matrix {path}: zone {int(ids[bad][0])} is not a zone of the dataset"
+            raise UserError(msg)
+    out = np.zeros((zone_ids.size, zone_ids.size))
+    np.add.at(out, (order[io], order[idd]), q)
+    return out
+
+
+def _node_index(node_id: np.ndarray, values: np.ndarray, what: str) -> np.ndarray:
+    order = np.argsort(node_id)
+    pos = np.searchsorted(node_id[order], values)
+    bad = (pos >= node_id.size) | (node_id[order][np.minimum(pos, node_id.size - 1)] != values)
+    if bad.any():
+        msg = f"{what} refers to node {int(values[bad][0])}, which is not in the nodes table; regenerate the dataset"
+        raise UserError(msg)
+    return order[pos]
+
+
+def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minutes: int = 60,
+        slot: int | None = None, algorithm: str = "bfw", gap: float = 1e-4, max_iter: int = 500,
+        od: str | os.PathLike | None = None, trip_rate: float = 0.2, beta_per_min: float = 0.1,
+        sites: int = 5, unreachable: str = "error", out: str | os.PathLike | None = None):
+    """Route optimisation on a generated city.
+
+    Steps: (1) link travel times per link and time-of-day slot from sensor speeds (on the
+    chosen engine; free-flow fallback for links and slots without sensors); (2) OD demand
+    from a gravity model on zone population and jobs (or a given matrix); (3) user-
+    equilibrium assignment of that demand on the road graph with BPR costs; (4) p-median
+    choice of ``sites`` nodes minimising population-weighted travel time under the
+    sensor travel times of the chosen slot.
+
+    Parameters
+    ----------
+    data
+        Dataset folder (or an opened :class:`uda.store.Dataset`).
+    engine, scheduler
+        ``"polars"`` or ``"dask"`` for the sensor aggregation; Dask scheduler.
+    slot_minutes
+        Length of a time-of-day slot; must divide 1440.
+    slot
+        Slot whose travel times feed the site choice; default the slot with the highest
+        observed mean flow (the peak).
+    algorithm, gap, max_iter, unreachable
+        Assignment settings (see :func:`uda.kernels.assign.assign`).
+    od
+        CSV/Parquet OD matrix (``origin_zone, dest_zone, flow`` in veh/h); default gravity.
+    trip_rate
+        Gravity model: vehicle trips per resident in the assigned hour.
+    beta_per_min
+        Gravity model deterrence per minute of free-flow travel time.
+    sites
+        Number of sites for the p-median step.
+    out
+        Folder to write results into (created if missing).
+
+    Returns
+    -------
+    TaskResult
+        ``answer``: ``link_travel_time_s`` (links x slots), ``link_flow``, ``od_demand``,
+        ``sites`` (node ids), ``peak_slot``; ``quality``: relative gap, objective, total
+        travel time, iterations, sensor coverage, p-median mean travel time.
+    """
+    import time
+
+    from uda.engines import check_engine, dask_scheduler
+    from uda.kernels.paths import csr_from_links, dijkstra_many
+    from uda.kernels.pmedian import p_median
+    from uda.store import Dataset, open_dataset
+    from uda.tasks.base import TaskResult
+
+    check_engine(engine)
+    check_algorithm(algorithm)
+    if slot_minutes <= 0 or 1440 % slot_minutes:
+        msg = f"--slot-minutes {slot_minutes} must be a positive divisor of 1440 (for example 15, 30 or 60)"
+        raise UserError(msg)
+    num_slots = 1440 // slot_minutes
+    if slot is not None and not 0 <= slot < num_slots:
+        msg = f"--slot {slot} is outside 0..{num_slots - 1} for {slot_minutes}-minute slots"
+        raise UserError(msg)
+    if not (gap >= 0) or max_iter < 0 or not (trip_rate >= 0) or not (beta_per_min >= 0):
+        msg = "--gap, --max-iter, --trip-rate and --beta must be >= 0"
+        raise UserError(msg)
+    if sites < 1:
+        msg = f"--sites {sites} must be >= 1"
+        raise UserError(msg)
+    ds = data if isinstance(data, Dataset) else open_dataset(data)
+    stage: dict[str, float] = {}
+    compile_seconds = warm_up()
+
+    t0 = time.perf_counter()
+    nodes = ds.read("nodes")
+    links = ds.read("links").sort("link_id")
+    zones = ds.read("zones").sort("zone_id")
+    sensors = ds.read("sensors")
+    node_id = nodes["node_id"].to_numpy().astype(np.int64)
+    link_id = links["link_id"].to_numpy().astype(np.int64)
+    length = links["length_m"].to_numpy().astype(np.float64)
+    free_speed = links["free_speed_kmh"].to_numpy().astype(np.float64)
+    capacity = links["capacity_vph"].to_numpy().astype(np.float64)
+    if not ((free_speed > 0).all() and (length >= 0).all() and (capacity >= 0).all()):
+        msg = "links table has non-positive free speeds or negative lengths/capacities; regenerate the dataset"
+        raise UserError(msg)
+    tail = _node_index(node_id, links["from_node"].to_numpy().astype(np.int64), "links.from_node")
+    head = _node_index(node_id, links["to_node"].to_numpy().astype(np.int64), "links.to_node")
+    zone_ids = zones["zone_id"].to_numpy().astype(np.int64)
+    centroid = _node_index(node_id, zones["centroid_node"].to_numpy().astype(np.int64), "zones.centroid_node")
+    sid = sensors["sensor_id"].to_numpy().astype(np.int64)
+    sensor_link = np.full(int(sid.max(initial=-1)) + 1, -1, dtype=np.int64)
+    sensor_link[sid] = sensors["link_id"].to_numpy()
+
+    if engine == "polars":
+        agg = sensor_slots_polars(ds, slot_minutes=slot_minutes)
+    else:
+        with dask_scheduler(scheduler):
+            agg = sensor_slots_dask(ds, slot_minutes=slot_minutes)
+    times = link_travel_times(link_id, length, free_speed, sensor_link, agg, num_slots=num_slots)
+    stage["travel_times"] = time.perf_counter() - t0
+
+    # Peak slot: highest mean observed flow over the links that have sensors.
+    obs_flow = np.where(times["n_obs"] > 0, times["flow_vph"], 0.0).sum(axis=0)
+    peak_slot = int(np.argmax(obs_flow)) if obs_flow.any() else 0
+    use_slot = peak_slot if slot is None else slot
+
+    t0 = time.perf_counter()
+    free_time = length / (free_speed / 3.6)
+    indptr, heads, slot_link = csr_from_links(node_id.size, tail, head)
+    free_skim, _ = dijkstra_many(indptr, heads, free_time[slot_link], centroid)
+    free_skim = free_skim[:, centroid]
+    if od is None:
+        population = zones["population"].to_numpy().astype(np.float64)
+        jobs = zones["jobs"].to_numpy().astype(np.float64)
+        demand = gravity_od(trip_rate * population, jobs, free_skim, beta_per_min=beta_per_min)
+    else:
+        demand = read_od_matrix(od, zone_ids)
+    stage["od"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    net = Network(num_nodes=node_id.size, tail=tail, head=head, free_flow_time=free_time,
+                  b=np.full(link_id.size, CITY_BPR_B), capacity=capacity,
+                  power=np.full(link_id.size, CITY_BPR_POWER), origins=centroid, dests=centroid,
+                  demand=demand)
+    check_reachable(net, unreachable=unreachable, origin_ids=zone_ids, dest_ids=zone_ids)
+    result = assign(net, algorithm=algorithm, gap=gap, max_iter=max_iter)
+    ra = RouteAssignment(result=result, init_node=node_id[tail], term_node=node_id[head], capacity=capacity,
+                         algorithm=algorithm, compile_seconds=compile_seconds, total_demand=float(demand.sum()))
+    stage["assignment"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    observed = times["travel_time_s"][:, use_slot]
+    site_cost, _ = dijkstra_many(indptr, heads, observed[slot_link], centroid)
+    reachable = np.isfinite(site_cost).all(axis=0)
+    if not reachable.any():
+        msg = "no node is reachable from every zone centroid; the road graph is disconnected, regenerate the dataset"
+        raise UserError(msg)
+    candidates = np.flatnonzero(reachable)
+    if sites > candidates.size:
+        msg = f"--sites {sites} exceeds the {candidates.size} candidate nodes reachable from every zone; ask for fewer sites"
+        raise UserError(msg)
+    weight = zones["population"].to_numpy().astype(np.float64)
+    pm = p_median(site_cost[:, candidates], weight, sites)
+    site_nodes = node_id[candidates[pm.sites]]
+    stage["sites"] = time.perf_counter() - t0
+
+    summary = ra.summary()
+    quality = {
+        "relative_gap": result.relative_gap,
+        "objective": result.objective,
+        "total_travel_time": result.total_travel_time,
+        "iterations": float(result.iterations),
+        "converged": float(result.converged),
+        "unreachable_demand": result.unreachable_demand,
+        "sensor_link_share": float((times["n_obs"].sum(axis=1) > 0).mean()) if link_id.size else 0.0,
+        "sensor_slot_share": float(times["source"].mean()) if link_id.size else 0.0,
+        "site_mean_travel_time_s": float(pm.objective / weight.sum()) if weight.sum() > 0 else 0.0,
+        "site_greedy_mean_travel_time_s": float(pm.greedy_objective / weight.sum()) if weight.sum() > 0 else 0.0,
+    }
+    traffic = ds.table("traffic")
+    res = TaskResult(
+        task="route", engine=engine,
+        answer={"link_travel_time_s": times["travel_time_s"], "link_flow": result.flow,
+                "od_demand": demand, "sites": site_nodes, "peak_slot": np.int64(peak_slot)},
+        quality=quality, rows_in=int(traffic["rows"]), bytes_in=int(traffic["bytes"]),
+        summary={**{k_: v for k_, v in summary.items() if k_ not in ("gap_history", "objective_history")},
+                 "gap_history": summary["gap_history"], "slot_minutes": slot_minutes, "slot": use_slot,
+                 "peak_slot": peak_slot, "sites": site_nodes.tolist(), "site_swaps": pm.swaps,
+                 "stage_seconds": stage, "zones": int(zone_ids.size), "nodes": int(node_id.size),
+                 "od_source": "gravity" if od is None else str(od)})
+    if out is not None:
+        write_city_results(out, res, link_id=link_id, init_node=ra.init_node, term_node=ra.term_node,
+                           capacity=capacity, cost=result.cost, times=times, zone_ids=zone_ids,
+                           site_assignment=node_id[candidates[pm.assignment]])
+    return res
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_city_results(out: str | os.PathLike, res, *, link_id, init_node, term_node, capacity, cost,
+                       times, zone_ids, site_assignment) -> Path:
+    """Write a city route run into folder ``out``.
+
+    Files: ``link_travel_times.parquet`` (link_id, slot, travel_time_s, n_obs, source),
+    ``link_flows.csv`` (link_id, init_node, term_node, flow, capacity, vc, cost),
+    ``od.parquet`` (origin_zone, dest_zone, flow; non-zero entries), ``sites.csv``
+    (zone_id, site_node) and ``summary.json``. Each file is replaced atomically.
+    """
+    import json
+
+    import polars as pl
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {out} is a file; give a folder for the route results"
+        raise UserError(msg)
+    out.mkdir(parents=True, exist_ok=True)
+    nl, ns = times["travel_time_s"].shape
+    tt = pl.DataFrame({
+        "link_id": np.repeat(link_id, ns).astype(np.int32), "slot": np.tile(np.arange(ns), nl).astype(np.int16),
+        "travel_time_s": times["travel_time_s"].ravel(), "n_obs": times["n_obs"].ravel(),
+        "source": np.where(times["source"].ravel() == SOURCE_SENSOR, "sensor", "free_flow")})
+    _atomic_write(out / "link_travel_times.parquet", lambda p: tt.write_parquet(p))
+    flow = res.answer["link_flow"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vc = np.where(capacity > 0, flow / np.where(capacity > 0, capacity, 1), np.nan)
+    flows = pl.DataFrame({"link_id": link_id, "init_node": init_node, "term_node": term_node, "flow": flow,
+                          "capacity": capacity, "vc": vc, "cost": cost})
+    _atomic_write(out / "link_flows.csv", lambda p: flows.write_csv(p))
+    demand = res.answer["od_demand"]
+    oi, di = np.nonzero(demand)
+    od = pl.DataFrame({"origin_zone": zone_ids[oi], "dest_zone": zone_ids[di], "flow": demand[oi, di]})
+    _atomic_write(out / "od.parquet", lambda p: od.write_parquet(p))
+    sites = pl.DataFrame({"zone_id": zone_ids, "site_node": site_assignment})
+    _atomic_write(out / "sites.csv", lambda p: sites.write_csv(p))
+    body = {"task": res.task, "engine": res.engine, "quality": res.quality, "summary": res.summary}
+    _atomic_write(out / "summary.json", lambda p: p.write_text(json.dumps(body, indent=2)))
+    return out
