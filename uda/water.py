@@ -321,3 +321,59 @@ def unexplained_gain(ts: np.ndarray, excess: np.ndarray,
     offsets = np.array([0, ts.shape[0]], dtype=np.int64)
     envelope = window_max(np.ascontiguousarray(mixed), offsets, slack_before, slack_after)
     return excess - envelope
+
+
+def plot_site(ts: np.ndarray, values: np.ndarray, params: tuple[str, ...], path: str | os.PathLike,
+              *, title: str = "", alarms: tuple[np.ndarray, np.ndarray] | None = None,
+              alarm_label: str = "alarm", events: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """PNG of one site's parameters (one panel each) with true events and detector alarms.
+
+    Parameters
+    ----------
+    ts, values
+        Sample times (int64 ms) and ``(n, n_params)`` values.
+    params
+        Column names (panel titles).
+    path
+        PNG to write.
+    title
+        Figure title.
+    alarms, events
+        ``(start, end)`` int64 ms arrays shaded red (alarms) and drawn as grey spans (events).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = ts.astype("datetime64[ms]")
+    fig, axes = plt.subplots(len(params), 1, figsize=(11, 1.6 * len(params) + 0.6), sharex=True)
+    axes = np.atleast_1d(axes)
+    for j, (ax, name) in enumerate(zip(axes, params, strict=True)):
+        ax.plot(t, values[:, j], lw=0.7, color="tab:blue")
+        ax.set_ylabel(name, fontsize=8, rotation=0, ha="right")
+        ax.tick_params(labelsize=7)
+        if events is not None:
+            for k, (s, e) in enumerate(zip(*events, strict=True)):
+                ax.axvspan(np.datetime64(int(s), "ms"), np.datetime64(int(e), "ms"), color="0.8",
+                           label="true event" if (j == 0 and k == 0) else None)
+        if alarms is not None:
+            for k, (s, e) in enumerate(zip(*alarms, strict=True)):
+                ax.axvspan(np.datetime64(int(s), "ms"), np.datetime64(int(e) + 900_000, "ms"),
+                           color="tab:red", alpha=0.3,
+                           label=f"{alarm_label} alarm" if (j == 0 and k == 0) else None)
+    if events is not None or alarms is not None:
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

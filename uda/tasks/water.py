@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels.detect import alarm_runs, cusum, multivariate_score, rolling_baseline
 from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
+from uda.tasks.base import TaskResult
 from uda.water import (
     EVENT_DIRECTIONS,
+    PARAMS,
     Guideline,
     ccme_category,
     guideline_arrays,
+    load_guidelines,
     score_events,
     unexplained_gain,
 )
@@ -73,7 +80,7 @@ class WaterOptions:
     merge_gap: int = 4
     tolerance_s: float = 3600.0
     min_event_size: float = 0.2
-    mb_window: int = 96
+    mb_window: int = 288
     mb_slack_s: float = 7200.0
     mb_threshold: float = 10.0
     min_scale: dict[str, float] = field(default_factory=lambda: {
@@ -432,3 +439,346 @@ def tables(res: dict[str, np.ndarray], params: tuple[str, ...]) -> dict[str, Any
     mb = pl.DataFrame({"site_id": res["mb_site"], "start": ts(res["mb_start"]),
                        "end": ts(res["mb_end"]), "peak_score": res["mb_peak"]})
     return {"wqi": wqi, "exceedances": exc, "alarms": alarms, "mass_balance": mb}
+
+
+# ---- reading the dataset on either engine ----------------------------------------------
+
+def _small_table(ds: Any, name: str, engine: str) -> dict[str, np.ndarray]:
+    """A small city/truth table as NumPy columns (timestamps as int64 ms)."""
+    if engine == "polars":
+        import polars as pl
+
+        df = ds.read(name)
+        return {c: (df[c].cast(pl.Datetime("ms")).cast(pl.Int64).to_numpy()
+                    if df[c].dtype.is_temporal() else df[c].to_numpy()) for c in df.columns}
+    pdf = ds.dask(name).compute()
+    out = {}
+    for c in pdf.columns:
+        col = pdf[c].to_numpy()
+        if np.issubdtype(col.dtype, np.datetime64):
+            col = col.astype("datetime64[ms]").astype(np.int64)
+        out[c] = col
+    return out
+
+
+def _water_params(ds: Any) -> tuple[tuple[str, ...], list[str]]:
+    """Parameters present in the dataset's water table, and warnings about missing ones."""
+    schema = ds.table("water").get("schema", {})
+    for col in ("site_id", "ts"):
+        if col not in schema:
+            msg = f"the water table of {ds.path} has no {col!r} column; regenerate the dataset"
+            raise UserError(msg)
+    params = tuple(p for p in PARAMS if p in schema)
+    if not params:
+        msg = f"the water table of {ds.path} has none of the parameters {', '.join(PARAMS)}"
+        raise UserError(msg)
+    missing = [p for p in PARAMS if p not in schema]
+    warnings = [f"parameter {p} is missing from the water table; indices use the others"
+                for p in missing]
+    return params, warnings
+
+
+def _site_summary(block: Block, guides: dict[str, Guideline]) -> dict[str, np.ndarray]:
+    g = guideline_arrays(guides, block.params)
+    wqi, *_ = ccme_wqi(block.values, block.offsets, g["lower"], g["upper"])
+    return {"site_id": block.sites, "site_n": np.diff(block.offsets),
+            "site_first": block.ts[block.offsets[:-1]] if block.sites.size else np.zeros(0, np.int64),
+            "site_ccme": wqi,
+            "site_wa": weighted_arithmetic_wqi(block.values, block.offsets, g["ideal"], g["standard"])}
+
+
+def _analyse_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline],
+                   opts: WaterOptions) -> dict[str, np.ndarray]:
+    """Everything per site for one pandas partition (the Dask map step)."""
+    block = block_from_pandas(df, params)
+    out = analyse_block(block, guides, opts)
+    out.update(_site_summary(block, guides))
+    return out
+
+
+def _mass_balance_frames(site: int, frames: list[Any], ups: list[tuple[int, float]],
+                         params: tuple[str, ...], opts: WaterOptions) -> dict[str, np.ndarray]:
+    """Mass balance of ``site`` from the pandas partitions holding it and its upstream sites."""
+    import pandas as pd
+
+    df = pd.concat(frames) if len(frames) > 1 else frames[0]
+    wanted = [site] + [u for u, _ in ups]
+    block = block_from_pandas(df[df["site_id"].isin(wanted)], params)
+    return _mass_balance_block(site, block, ups, params, opts)
+
+
+def _mass_balance_block(site: int, block: Block, ups: list[tuple[int, float]],
+                        params: tuple[str, ...], opts: WaterOptions) -> dict[str, np.ndarray]:
+    idx = {int(s): i for i, s in enumerate(block.sites)}
+    have = [(u, tt) for u, tt in ups if u in idx]
+    if site not in idx or not have:
+        return _empty_mb()
+    return mass_balance_pair(site, block.site(idx[site]),
+                             [(*block.site(idx[u]), tt) for u, tt in have], params, opts)
+
+
+def _run_polars(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
+                opts: WaterOptions, ups: dict[int, list[tuple[int, float]]]) -> list[dict]:
+    df = (ds.scan("water").select(["site_id", "ts", *params])
+          .sort(["site_id", "ts"]).collect())
+    block = block_from_polars(df, params)
+    parts = [analyse_block(block, guides, opts), _site_summary(block, guides)]
+    parts += [_mass_balance_block(s, block, ul, params, opts) for s, ul in ups.items()]
+    return parts
+
+
+def _partition_sites(ds: Any, parts: list[Any]) -> list[set[int]]:
+    """Site ids held by each partition (from the manifest, else by reading site_id)."""
+    files = ds.table("water")["files"]
+    if all("site_min" in f and "site_max" in f for f in files) and len(files) == len(parts):
+        return [set(range(int(f["site_min"]), int(f["site_max"]) + 1)) for f in files]
+    import dask
+
+    uniq = dask.compute(*[dask.delayed(lambda d: set(d["site_id"].unique().tolist()))(p)
+                          for p in parts])
+    return list(uniq)
+
+
+def _run_dask(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
+              opts: WaterOptions, ups: dict[int, list[tuple[int, float]]]) -> list[dict]:
+    import dask
+
+    ddf = ds.dask("water", columns=["site_id", "ts", *params])
+    parts = ddf.to_delayed()
+    holders = _partition_sites(ds, parts)
+    tasks = [dask.delayed(_analyse_frame)(p, params, guides, opts) for p in parts]
+    for site, ul in ups.items():
+        need = {site} | {u for u, _ in ul}
+        frames = [parts[i] for i, held in enumerate(holders) if held & need]
+        if frames:
+            tasks.append(dask.delayed(_mass_balance_frames)(site, frames, ul, params, opts))
+    return list(dask.compute(*tasks))
+
+
+def _truth(ds: Any, engine: str, opts: WaterOptions,
+           site_first: dict[int, int]) -> tuple[Truth, Truth] | None:
+    """(detector truth, mass-balance truth) from ``truth/``; ``None`` if the dataset has none.
+
+    Detector truth: every plume arrival at a site, sized by magnitude x peak factor;
+    arrivals before a site's baseline warm-up ends get size -1 (always ignored).
+    Mass-balance truth: arrivals at the site just below the event's outfall.
+    """
+    if not all(ds.has(t) for t in ("event_arrivals", "pollution_events", "discharges")):
+        return None
+    arr = _small_table(ds, "event_arrivals", engine)
+    ev = _small_table(ds, "pollution_events", engine)
+    dis = _small_table(ds, "discharges", engine)
+    mag = dict(zip(ev["event_id"].tolist(), ev["magnitude"].tolist(), strict=True))
+    ev_dis = dict(zip(ev["event_id"].tolist(), ev["discharge_id"].tolist(), strict=True))
+    dis_down = dict(zip(dis["discharge_id"].tolist(), dis["downstream_site_id"].tolist(), strict=True))
+    site = arr["site_id"].astype(np.int64)
+    start = arr["start"].astype(np.int64)
+    end = arr["end"].astype(np.int64)
+    size = np.array([mag[e] for e in arr["event_id"].tolist()]) * arr["peak_factor"].astype(np.float64)
+    warm = int(opts.min_periods * opts.interval_s * _MS)
+    first = np.array([site_first.get(int(s), np.iinfo(np.int64).max) for s in site], dtype=np.int64)
+    size = np.where(start < first + warm, -1.0, size)
+    det = Truth(site, start, end, size)
+    local = np.array([dis_down[ev_dis[e]] == s for e, s in zip(arr["event_id"].tolist(), site.tolist(),
+                                                               strict=True)], dtype=bool)
+    mb = Truth(site[local], start[local], end[local], size[local])
+    return det, mb
+
+
+def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
+        guidelines: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+        plot_site: int | None = None, **options: Any) -> TaskResult:
+    """Water-quality analytics on a generated dataset.
+
+    Per site and period: CCME and weighted-arithmetic WQI; per site and parameter:
+    exceedance episodes; per site: alarm episodes of the streaming detectors, scored at
+    event level against the plume arrivals in ``truth/``; per site with upstream sites:
+    mass-balance alarms (unexplained gains), scored against the events released between
+    the site and its upstream neighbours.
+
+    Parameters
+    ----------
+    data
+        Dataset folder (or an opened :class:`uda.store.Dataset`).
+    engine, scheduler
+        ``"polars"`` or ``"dask"``; Dask scheduler (threads, processes, sync or address).
+    guidelines
+        JSON file overriding the default guidelines (see :func:`uda.water.load_guidelines`).
+    out
+        Folder to write ``wqi.parquet``, ``exceedances.parquet``, ``alarms.parquet``,
+        ``mass_balance.parquet``, ``summary.json`` and a PNG plot into.
+    plot_site
+        Site to plot (default: the site with the most plume arrivals).
+    **options
+        Fields of :class:`WaterOptions` (``period``, ``window``, thresholds ...).
+
+    Returns
+    -------
+    TaskResult
+        ``answer``: the sorted result arrays; ``quality``: per-detector F1/precision/recall
+        and mass-balance recall/precision; ``summary``: detector scores, mass balance,
+        per-site table, warnings, written files.
+    """
+    import time
+
+    from uda.store import Dataset, open_dataset
+
+    check_engine(engine)
+    known = {f for f in WaterOptions.__dataclass_fields__}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        msg = f"unknown water option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        raise UserError(msg)
+    opts = WaterOptions(**options).check()
+    ds = data if isinstance(data, Dataset) else open_dataset(data)
+    guides = load_guidelines(guidelines)
+    params, warnings = _water_params(ds)
+    t0 = time.perf_counter()
+    sites_tab = _small_table(ds, "water_sites", engine) if ds.has("water_sites") else None
+    ups = upstream_map(sites_tab) if sites_tab is not None else {}
+    if engine == "polars":
+        parts = _run_polars(ds, params, guides, opts, ups)
+    else:
+        with dask_scheduler(scheduler):
+            parts = _run_dask(ds, params, guides, opts, ups)
+    site_parts = [{k: v for k, v in p.items() if k.startswith("site_")} for p in parts]
+    res = assemble([{k: v for k, v in p.items() if not k.startswith("site_")} for p in parts])
+    sites = _sort_by(_concat([p for p in site_parts if p]), "site_", ["site_id"])
+    site_first = dict(zip(sites["site_id"].tolist(), sites["site_first"].tolist(), strict=True))
+    truths = _truth(ds, engine, opts, site_first) if sites["site_id"].size else None
+    seconds = time.perf_counter() - t0
+
+    detectors: dict[str, dict] = {}
+    mass: dict[str, Any] = {}
+    if truths is not None:
+        det_truth, mb_truth = truths
+        detectors = score_detectors(res, det_truth, opts)
+        ignored = det_truth.split(-0.5)[1]  # warm-up arrivals only
+        sc = score_events(res["mb_site"], res["mb_start"], res["mb_end"], mb_truth.key,
+                          mb_truth.start, mb_truth.end, tolerance=int(opts.tolerance_s * _MS),
+                          ignore_key=ignored.key, ignore_start=ignored.start, ignore_end=ignored.end)
+        n_pairs = sum(1 for s in ups if s in site_first)
+        span_days = (float(res["wqi_n"].sum()) * opts.interval_s / 86400.0) if res["wqi_n"].size else 0.0
+        site_days = span_days * n_pairs / max(len(site_first), 1)
+        mass = {**sc.as_dict(), "sites_checked": n_pairs,
+                "false_alarms_per_site_day": (sc.n_false_alarms / site_days) if site_days else None}
+    summary = _summary(res, sites, params, detectors, mass, warnings, opts, ups)
+    summary["seconds"] = seconds
+    answer = dict(res)
+    for name, sc in detectors.items():
+        for key in ("precision", "recall", "f1", "median_delay_s"):
+            answer[f"score_{name}_{key}"] = np.float64(np.nan if sc[key] is None else sc[key])
+    quality = {f"{n}_{k}": float(v) for n, sc in detectors.items()
+               for k, v in sc.items() if k in ("precision", "recall", "f1") and v is not None}
+    if mass:
+        quality.update({f"mass_balance_{k}": float(mass[k]) for k in ("precision", "recall", "f1")
+                        if mass[k] is not None})
+    entry = ds.table("water")
+    result = TaskResult(task="water", engine=engine, answer=answer, quality=quality,
+                        rows_in=int(entry.get("rows", 0)), bytes_in=int(entry.get("bytes", 0)),
+                        summary=summary)
+    if out is not None:
+        result.summary["files"] = write_results(result, res, params, out, ds=ds, engine=engine,
+                                                plot_site=plot_site, truth=truths)
+    return result
+
+
+def _best_detector(detectors: dict[str, dict]) -> str | None:
+    scored = [(sc["f1"], name) for name, sc in detectors.items() if sc.get("f1") is not None]
+    return max(scored)[1] if scored else None
+
+
+def _summary(res: dict[str, np.ndarray], sites: dict[str, np.ndarray], params: tuple[str, ...],
+             detectors: dict[str, dict], mass: dict[str, Any], warnings: list[str],
+             opts: WaterOptions, ups: dict[int, list[tuple[int, float]]]) -> dict[str, Any]:
+    best = _best_detector(detectors) or "multivariate"
+    best_i = DETECTORS.index(best)
+    per_site = []
+    for i, s in enumerate(sites["site_id"].tolist()):
+        ccme = float(sites["site_ccme"][i])
+        wa = float(sites["site_wa"][i])
+        per_site.append({
+            "site_id": int(s), "samples": int(sites["site_n"][i]),
+            "ccme_wqi": None if math.isnan(ccme) else round(ccme, 3), "category": ccme_category(ccme),
+            "wa_wqi": None if math.isnan(wa) else round(wa, 3),
+            "exceedances": int((res["exc_site"] == s).sum()),
+            "alarms": int(((res["alarm_site"] == s) & (res["alarm_detector"] == best_i)).sum()),
+            "mass_balance_alarms": int((res["mb_site"] == s).sum()),
+            "upstream_sites": [u for u, _ in ups.get(int(s), [])]})
+    return {"detectors": detectors, "best_detector": best if detectors else None,
+            "mass_balance": mass, "sites": per_site, "params": list(params),
+            "warnings": warnings, "options": asdict(opts),
+            "counts": {"wqi_groups": int(res["wqi_site"].size),
+                       "exceedances": int(res["exc_site"].size),
+                       "alarms": {n: int((res["alarm_detector"] == d).sum())
+                                  for d, n in enumerate(DETECTORS)},
+                       "mass_balance_alarms": int(res["mb_site"].size)}}
+
+
+def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[str, ...],
+                  out: str | os.PathLike, *, ds: Any = None, engine: str = "polars",
+                  plot_site: int | None = None, truth: tuple[Truth, Truth] | None = None,
+                  series: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, str]:
+    """Write the result tables, ``summary.json`` and a plot of one site into ``out``.
+
+    Returns
+    -------
+    dict
+        Kind -> written path.
+    """
+    import json
+
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create --out folder {folder}: {exc.strerror}; choose a writable folder"
+        raise UserError(msg) from None
+    files: dict[str, str] = {}
+    for name, df in tables(res, params).items():
+        path = folder / f"{name}.parquet"
+        df.write_parquet(path)
+        files[name] = str(path)
+    site_ids = [s["site_id"] for s in result.summary["sites"]]
+    if site_ids:
+        if plot_site is None:
+            if truth is not None and truth[0].key.size:
+                keys, counts = np.unique(truth[0].key, return_counts=True)
+                plot_site = int(keys[np.argmax(counts)])
+            else:
+                plot_site = int(site_ids[0])
+        if plot_site not in site_ids:
+            msg = f"--plot-site {plot_site} is not a site of this data; choose one of {site_ids[:10]}..."
+            raise UserError(msg)
+        if series is None:
+            series = _site_series(ds, plot_site, params, engine)
+        from uda.water import plot_site as _plot
+
+        png = folder / f"site_{plot_site}.png"
+        best = result.summary.get("best_detector") or "multivariate"
+        sel = (res["alarm_site"] == plot_site) & (res["alarm_detector"] == DETECTORS.index(best))
+        events = None
+        if truth is not None:
+            k = truth[0].key == plot_site
+            events = (truth[0].start[k], truth[0].end[k])
+        _plot(series[0], series[1], params, png, title=f"site {plot_site}",
+              alarms=(res["alarm_start"][sel], res["alarm_end"][sel]), alarm_label=best,
+              events=events)
+        files["plot"] = str(png)
+    summary_path = folder / "summary.json"
+    result.summary["files"] = files | {"summary": str(summary_path)}
+    summary_path.write_text(json.dumps(result.summary, indent=1, default=str))
+    return result.summary["files"]
+
+
+def _site_series(ds: Any, site: int, params: tuple[str, ...], engine: str) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values of one site, read on ``engine``."""
+    if engine == "polars":
+        import polars as pl
+
+        df = ds.scan("water").filter(pl.col("site_id") == site).select(["site_id", "ts", *params]).collect()
+        block = block_from_polars(df, params)
+    else:
+        ddf = ds.dask("water", columns=["site_id", "ts", *params])
+        block = block_from_pandas(ddf[ddf["site_id"] == site].compute(), params)
+    return block.ts, block.values
