@@ -30,6 +30,17 @@ class _Root(LazyGroup):
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            # a damaged dataset file surfaces as an engine error that does not name it
+            from uda.store import diagnose_read_error
+
+            err = diagnose_read_error(exc)
+            if err is None:
+                raise
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
 
 
 @click.group(cls=_Root, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

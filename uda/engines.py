@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from uda.errors import UserError
 
 ENGINES = ("polars", "dask")
 LOCAL_SCHEDULERS = ("threads", "processes", "sync")
+#: Chosen by measurement on the 2-core reference machine (docs/scaling.md): the threaded
+#: scheduler has no serialisation cost and the Numba kernels release the GIL.
 DEFAULT_SCHEDULER = "threads"
+SCHEDULER_HELP = ("Dask scheduler: threads (default), processes, sync, local[:N] (a LocalCluster of N "
+                  "worker processes on 127.0.0.1, default 2) or the address of a running "
+                  "distributed scheduler such as tcp://127.0.0.1:8786.")
 
 
 def check_engine(engine: str) -> str:
@@ -20,20 +26,42 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def _local_workers(scheduler: str) -> int:
+    _, _, n = scheduler.partition(":")
+    try:
+        workers = int(n) if n else 2
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        msg = f"--scheduler {scheduler!r}: the worker count must be a positive integer, e.g. local:2"
+        raise UserError(msg)
+    return workers
+
+
+def _announce(client: object) -> None:
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        print(f"Dask dashboard: {link}", file=sys.stderr)
+
+
 @contextlib.contextmanager
-def dask_scheduler(scheduler: str | None = None) -> Iterator[object | None]:
+def dask_scheduler(scheduler: str | None = None, *, quiet: bool = False) -> Iterator[object | None]:
     """Run the enclosed Dask computations on ``scheduler``.
 
     Parameters
     ----------
     scheduler
-        ``"threads"`` (default), ``"processes"``, ``"sync"``, or the address of a running
-        ``distributed`` scheduler such as ``tcp://127.0.0.1:8786``.
+        ``"threads"`` (default), ``"processes"``, ``"sync"``, ``"local"`` or ``"local:N"``
+        (start a ``distributed.LocalCluster`` of N single-threaded worker processes that
+        listens on 127.0.0.1 only), or the address of a running ``distributed`` scheduler
+        such as ``tcp://127.0.0.1:8786``.
+    quiet
+        Do not print the dashboard link (it goes to stderr otherwise).
 
     Yields
     ------
     distributed.Client or None
-        The client when connected to a cluster, else ``None``.
+        The client when a cluster is used, else ``None``.
     """
     import dask
 
@@ -42,18 +70,32 @@ def dask_scheduler(scheduler: str | None = None) -> Iterator[object | None]:
         with dask.config.set(scheduler=scheduler):
             yield None
         return
+    if scheduler == "local" or scheduler.startswith("local:"):
+        from distributed import Client, LocalCluster
+
+        n = _local_workers(scheduler)
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \
+                Client(cluster, set_as_default=False) as client:
+            if not quiet:
+                _announce(client)
+            with client.as_current(), dask.config.set(scheduler=client.get):
+                yield client
+        return
     if "://" not in scheduler:
-        msg = (f"unknown --scheduler {scheduler!r}; use one of {', '.join(LOCAL_SCHEDULERS)} "
+        msg = (f"unknown --scheduler {scheduler!r}; use threads, processes, sync, local[:N] "
                "or a scheduler address such as tcp://127.0.0.1:8786")
         raise UserError(msg)
     from distributed import Client
 
     try:
         client = Client(scheduler, timeout="10s", set_as_default=False)
-    except OSError as exc:
-        msg = f"cannot connect to the Dask scheduler at {scheduler} ({exc}); start it with `dask scheduler` or check the address"
+    except (OSError, TimeoutError) as exc:
+        msg = f"cannot connect to the Dask scheduler at {scheduler} ({exc.__class__.__name__}); start it with `dask scheduler` or check the address"
         raise UserError(msg) from None
     try:
+        if not quiet:
+            _announce(client)
         with client.as_current(), dask.config.set(scheduler=client.get):
             yield client
     finally:

@@ -271,10 +271,36 @@ def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     return root, manifest
 
 
+#: Datasets opened by this process, so a failed read can be traced to the bad file.
+OPENED: list[Path] = []
+
+
 def open_dataset(path: str | os.PathLike) -> Dataset:
     """Open the dataset at ``path`` (raises :class:`UserError` if it is not one)."""
     root, manifest = read_manifest(path)
+    if root not in OPENED:
+        OPENED.append(root)
     return Dataset(root, manifest)
+
+
+def diagnose_read_error(exc: BaseException) -> UserError | None:
+    """Explain a failed read by the first file of an opened dataset that fails its checksum.
+
+    Engines report a damaged Parquet file without naming it ("Unexpected end of stream",
+    "Dictionary Index is out-of-bounds"); the manifest's sizes and SHA-256 sums find it.
+    Returns ``None`` when every file of every opened dataset is intact (not a data problem).
+    """
+    for root in OPENED:
+        try:
+            problems = verify(root, content=False)
+        except UserError as err:
+            return err
+        if problems:
+            first = problems[0]
+            msg = (f"dataset {root}: {first} ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]}); "
+                   "restore the file or regenerate the dataset, then `uda verify` it")
+            return UserError(msg)
+    return None
 
 
 def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> list[str]:
