@@ -16,10 +16,10 @@ def summary_table(results: dict, *, title: str):
     from uda.harness.report import case_rows
 
     tab = Table(title=escape(title))
-    cols = ["task", "engine", "scale", "status", "cold", "warm median", "warm min – max",
-            "peak MiB", "rows/s", "quality"]
+    cols = ["task", "engine", "scale", "status", "cold s", "warm s", "min–max",
+            "peak MiB", "rows/s", "quality1"]
     for col in cols:
-        tab.add_column(col, justify="left" if col in ("task", "engine", "scale", "status", "quality") else "right")
+        tab.add_column(col.rstrip("1"), justify="left" if col in ("task", "engine", "scale", "status", "quality1") else "right")
     for row in case_rows(results):
         cells = [escape(row[c]) for c in cols]
         cells[3] = f"[green]{cells[3]}[/]" if row["status"] == "ok" else f"[bold red]{cells[3]}[/]"

@@ -13,7 +13,7 @@ from typing import Any
 from uda.harness.results import STATUSES
 
 MIB = 2**20
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 
 def md_escape(text: Any) -> str:
@@ -35,9 +35,7 @@ def _fmt_s(x: float | None) -> str:
         return "–"
     if x >= 100:
         return f"{x:,.0f}"
-    if x >= 1:
-        return f"{x:.2f}"
-    return f"{x * 1000:.1f} ms"
+    return f"{x:.3g}"
 
 
 def _fmt_rate(x: float | None) -> str:
@@ -49,8 +47,8 @@ def _fmt_rate(x: float | None) -> str:
     return f"{x:.0f}"
 
 
-def _quality_text(q: dict[str, float]) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in list(q.items())[:4]) if q else "–"
+def _quality_text(q: dict[str, float], n: int = 3) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in list(q.items())[:n]) if q else "–"
 
 
 def case_rows(results: dict[str, Any]) -> list[dict[str, str]]:
@@ -58,22 +56,23 @@ def case_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     rows = []
     for c in results["cases"]:
         s = c.get("summary") or {}
-        spread = (f"{_fmt_s(s.get('wall_s_min'))} – {_fmt_s(s.get('wall_s_max'))}"
+        spread = (f"{_fmt_s(s.get('wall_s_min'))}–{_fmt_s(s.get('wall_s_max'))}"
                   if s.get("n_warm", 0) > 1 else "–")
         rows.append({
             "case": c["id"], "task": c["task"], "engine": _engine_label(c),
             "scale": c.get("scale") or "–", "status": c["status"],
-            "cold": _fmt_s((c.get("cold") or {}).get("wall_s")) if c["status"] == "ok" else "–",
-            "warm median": _fmt_s(s.get("wall_s_median")), "warm min – max": spread,
+            "cold s": _fmt_s((c.get("cold") or {}).get("wall_s")) if c["status"] == "ok" else "–",
+            "warm s": _fmt_s(s.get("wall_s_median")), "min–max": spread,
             "CPU s": _fmt_s(s.get("cpu_s_median")),
             "peak MiB": f"{s['peak_rss_bytes'] / MIB:,.0f}" if s.get("peak_rss_bytes") else "–",
             "rows/s": _fmt_rate(s.get("rows_per_s")),
             "quality": _quality_text(c.get("quality") or {}) if s else "–",
+            "quality1": _quality_text(c.get("quality") or {}, 1) if s else "–",
         })
     return rows
 
 
-COLUMNS = ["task", "engine", "scale", "status", "cold", "warm median", "warm min – max", "CPU s",
+COLUMNS = ["task", "engine", "scale", "status", "cold s", "warm s", "min–max", "CPU s",
            "peak MiB", "rows/s", "quality"]
 
 
@@ -249,8 +248,8 @@ def render_markdown(results: dict[str, Any], plots: list[tuple[str, str, str]]) 
     lines = [f"# uda benchmark report: {md_escape(results.get('suite', {}).get('name', ''))}", ""]
     lines += ["| fact | value |", "| --- | --- |"]
     lines += [f"| {k} | {md_escape(v)} |" for k, v in _facts(results)]
-    lines += ["", f"**Cases:** {_status_counts(results)}. Times are warm repeats (median, min–max); "
-              "*cold* is the first call in a fresh process (Numba compile included when the case "
+    lines += ["", f"**Cases:** {_status_counts(results)}. Times in seconds: *warm s* is the median of the warm repeats "
+              "(min–max beside it); *cold s* is the first call in a fresh process (Numba compile included when the case "
               "ran with `cold = \"compile\"`). Peak memory is the whole process tree. A case "
               "that is not `ok` has no summary: its time does not count.", ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]

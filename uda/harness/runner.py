@@ -3,7 +3,7 @@
 A *suite* (TOML or JSON file, or the built-in ``default``) lists case entries; each entry
 expands into a matrix of engines x schedulers x scales. Every case runs in a fresh Python
 process that imports the task, makes one cold call (first call, Numba compile included
-unless ``cold = "cached"``), ``warmup`` discarded calls and ``repeats`` warm calls, each
+only with ``cold = "compile"``), ``warmup`` discarded calls and ``repeats`` warm calls, each
 measured with :mod:`uda.harness.measure`. The parent watches the child's process tree and
 kills it when it passes ``timeout_s`` or ``memory_mb``. Cases of the same task, scale and
 options on different engines must give the same answer
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 0,
     "timeout_s": 600.0,
     "memory_mb": None,      # None: half of this machine's memory
-    "cold": "compile",      # "compile": fresh Numba cache per case; "cached": reuse the on-disk cache
+    "cold": "cached",       # "cached": reuse Numba's on-disk cache; "compile": fresh cache per case
     "rtol": 1e-6,
     "atol": 1e-9,
 }
@@ -222,7 +222,7 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
                 scheds = schedulers or entry.get("schedulers") or ["threads"]
             for sched in scheds:
                 for scale in e_scales:
-                    cid = _case_id(task, engine, sched, scale, options)
+                    cid = _case_id(task, engine, sched, scale, options, settings["cold"])
                     if cid in seen:
                         continue
                     seen.add(cid)
@@ -242,11 +242,13 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
 
 
 def _case_id(task: str, engine: str, scheduler: str | None, scale: str | None,
-             options: dict[str, Any]) -> str:
+             options: dict[str, Any], cold: str) -> str:
     eng = engine if scheduler is None else f"{engine}-{scheduler}"
     parts = [task, eng, scale or "-"]
     if options:
         parts.append(",".join(f"{k}={options[k]}" for k in sorted(options)))
+    if cold == "compile":
+        parts.append("compile")
     return "/".join(parts)
 
 
@@ -457,8 +459,11 @@ def _run_child(case: Case, spec: dict[str, Any], work: Path) -> dict[str, Any]:
         cache = work / "numba-cache"
         cache.mkdir()
         env["NUMBA_CACHE_DIR"] = str(cache)
-    cmd = [sys.executable, "-c", "import sys; from uda.harness.runner import child_main; "
-           "sys.exit(child_main())", str(spec_path), str(events_path)]
+    # os._exit: skip interpreter teardown once the events are written (after heavy Numba
+    # compilation, LLVM's teardown has been seen to abort the process).
+    cmd = [sys.executable, "-c", "import os, sys; from uda.harness.runner import child_main; "
+           "code = child_main(); sys.stdout.flush(); sys.stderr.flush(); os._exit(code)",
+           str(spec_path), str(events_path)]
     limit = int(case.memory_mb * 2**20)
     started = time.perf_counter()
     with open(work / "stderr.txt", "wb") as err:

@@ -21,10 +21,13 @@ DEFAULT_SCALES = ["tiny"]
 
 
 def _task_available(task: str) -> bool:
-    module = TASKS[task].split(":")[0]
+    """Whether the task's module exists and exposes its ``run`` function."""
+    module, _, attr = TASKS[task].partition(":")
     try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
+        if importlib.util.find_spec(module) is None:
+            return False
+        return callable(getattr(importlib.import_module(module), attr, None))
+    except Exception:  # noqa: BLE001 - a task module that cannot load is left out of the suite
         return False
 
 
@@ -47,7 +50,7 @@ def default_suite() -> dict[str, Any]:
         msg = "the default suite is empty: this uda has neither `uda generate` nor any task module"
         raise UserError(msg)
     return {"name": "default", "description": "every available task on both engines, small scales",
-            "seed": 1, "repeats": 3, "warmup": 0, "timeout_s": 300, "cold": "compile",
+            "seed": 1, "repeats": 3, "warmup": 0, "timeout_s": 300, "cold": "cached",
             "cases": cases}
 
 
