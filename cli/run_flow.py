@@ -1,0 +1,150 @@
+"""``uda run flow``: score forecasters on a dataset, a wide table or LibCity files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+
+def _clean(obj):
+    """JSON-safe copy: NaN/inf become null, NumPy scalars plain numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    from uda.errors import UserError
+
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or sum(parts) <= 0:
+        msg = f"cannot read --split {text!r}; give three percentages like 70,10,20"
+        raise UserError(msg)
+    total = sum(parts)
+    return (parts[0] / total, parts[1] / total, parts[2] / total)
+
+
+def _table(res: dict):
+    from rich.markup import escape
+    from rich.table import Table
+
+    models = res["models"]
+    horizons = list(next(iter(models.values())))
+    minutes = res["interval_s"] / 60
+    tab = Table(title=escape(f"flow forecasts: {res['series']} series, {res['protocol']['origins']} "
+                             f"origins, MAE / RMSE / MAPE% (skill = 1 - MAE/MAE_ha)"))
+    tab.add_column("model")
+    for h in horizons:
+        tab.add_column(f"h={h} ({int(h) * minutes:g} min)", justify="right")
+    skill = res.get("skill_mae_vs_ha", {})
+    for name, per_h in models.items():
+        cells = []
+        for h in horizons:
+            m = per_h[h]
+            text = f"{m['mae']:.2f} / {m['rmse']:.2f} / {m['mape']:.1f}%"
+            if name in skill:
+                text += f"\nskill {skill[name][h]:+.1%}"
+            cells.append(text)
+        tab.add_row(escape(name), *cells)
+    return tab
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="Generated dataset folder (targets built with --engine).")
+@click.option("--wide", "wide_file", type=click.Path(), default=None,
+              help="Wide CSV/Parquet table: one column per sensor, one row per time step.")
+@click.option("--libcity", "libcity_path", type=click.Path(), default=None,
+              help="LibCity dataset folder (or file) with .geo, .dyna and optionally .rel files.")
+@click.option("--interval", default=None,
+              help="Step length of --wide (required) or --libcity (default: inferred), e.g. 5min.")
+@click.option("--start", default=None,
+              help="With --wide and no timestamp column: time of the first row [default: 2024-01-01T00:00, a Monday].")
+@click.option("--time-column", default=None,
+              help="With --wide: name of the timestamp column [default: auto-detect timestamp/time/date/ts].")
+@click.option("--column", default=None,
+              help="With --libcity: .dyna value column [default: traffic_flow, else the first numeric one].")
+@click.option("--target", type=click.Choice(["traffic", "speed", "stations"]), default="traffic",
+              show_default=True,
+              help="With --data: sensor flow at 5 min, sensor speed at 5 min, or station in/outflow at 15 min.")
+@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
+              help="Polars (one block of series) or Dask (targets per file, fitting per partition of series).")
+@click.option("--scheduler", default=None,
+              help="With --engine dask: threads, processes, sync or a scheduler address [default: threads].")
+@click.option("--models", default="last,snaive_day,snaive_week,ha,hw,ridge,ridge_sp", show_default=True,
+              help="Comma-separated forecasters, or 'all'.")
+@click.option("--horizons", default="1,3,6,12", show_default=True, help="Steps ahead to score.")
+@click.option("--split", "split_text", default="70,10,20", show_default=True,
+              help="Chronological train,validation,test percentages of the time axis.")
+@click.option("--origin-step", type=int, default=1, show_default=True,
+              help="Steps between rolling forecast origins in the test period.")
+@click.option("--partitions", type=int, default=4, show_default=True,
+              help="With --engine dask and --wide/--libcity: blocks of series fitted in parallel.")
+@click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
+def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column, target, engine,
+         scheduler, models, horizons, split_text, origin_step, partitions, out, as_json) -> None:
+    """Score flow forecasters with a rolling-origin protocol.
+
+    The time axis is split chronologically (default 70/10/20 train/validation/test);
+    models are fit on the training part (ridge picks its penalty on validation) and
+    forecast from every --origin-step-th step of the test period. MAE, RMSE and MAPE per
+    horizon count only points whose actual value is finite and not zero.
+    """
+    from uda.errors import UserError
+
+    sources = [s for s in (data_dir, wide_file, libcity_path) if s is not None]
+    if len(sources) != 1:
+        msg = "give exactly one input: --data DIR, --wide FILE or --libcity DIR"
+        raise UserError(msg)
+    split = _split(split_text)
+    if data_dir is not None:
+        from uda.tasks.flow import run
+
+        res = run(data_dir, engine=engine, scheduler=scheduler, target=target, models=models,
+                  horizons=horizons, split=split, origin_step=origin_step).summary
+    else:
+        from uda.tasks.flow import evaluate_panel
+
+        if wide_file is not None:
+            from uda.io.wide import read_wide
+
+            if interval is None:
+                msg = "--wide needs --interval (the step length, e.g. 5min)"
+                raise UserError(msg)
+            panel = read_wide(wide_file, interval=interval, start=start, time_column=time_column)
+        else:
+            from uda.io.libcity import read_libcity
+
+            panel = read_libcity(libcity_path, column=column, interval=interval)
+        res = evaluate_panel(panel, engine=engine, scheduler=scheduler, models=models,
+                             horizons=horizons, split=split, origin_step=origin_step,
+                             partitions=partitions)
+        res["source"] = str(wide_file or libcity_path)
+    res = _clean(res)
+    if out is not None:
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    console.print(_table(res))
+    for note in res["notes"]:
+        console.print(f"note: {escape(note)}")
+    if out is not None:
+        console.print(f"results written to {escape(out)}")

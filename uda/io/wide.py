@@ -1,0 +1,153 @@
+"""Import a wide table (one column per sensor, one row per time step) as a forecasting panel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from uda.errors import UserError
+from uda.forecast import DEFAULT_START, Panel, parse_interval
+
+#: Column names taken as the timestamp column when ``time_column`` is not given.
+TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
+
+
+def read_table(path: str | os.PathLike) -> pl.DataFrame:
+    """Read a CSV or Parquet file into Polars (by file suffix)."""
+    p = Path(path)
+    if not p.is_file():
+        msg = f"table file {p} does not exist; pass a CSV or Parquet file"
+        raise UserError(msg)
+    name = p.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pl.read_parquet(p)
+        if name.endswith((".csv", ".csv.gz", ".txt")):
+            return pl.read_csv(p, infer_schema_length=10000, null_values=["", "NA", "NaN", "nan", "null"])
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        msg = f"cannot read {p} ({first}); check that it is a valid CSV or Parquet file"
+        raise UserError(msg) from None
+    msg = f"{p}: unknown table format; use a .csv or .parquet file"
+    raise UserError(msg)
+
+
+def to_datetime(col: pl.Series, *, where: str) -> np.ndarray:
+    """A column of timestamps (temporal or text) as ``datetime64[s]`` values."""
+    if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
+        s = col.cast(pl.Datetime("ms"))
+    elif col.dtype == pl.String:
+        try:
+            s = col.str.strip_chars().str.replace(r"Z$", "").str.to_datetime(time_unit="ms", strict=True)
+        except pl.exceptions.PolarsError:
+            msg = f"{where}: cannot read timestamps in column {col.name!r}; write them like 2024-01-01 00:05:00"
+            raise UserError(msg) from None
+    else:
+        msg = f"{where}: column {col.name!r} holds {col.dtype} values, not timestamps; name the time column with --time-column"
+        raise UserError(msg)
+    if s.null_count():
+        row = int(s.is_null().arg_true()[0])
+        msg = f"{where}: timestamp missing in row {row + 1} of column {col.name!r}; fill or remove that row"
+        raise UserError(msg)
+    return s.dt.replace_time_zone(None).to_numpy().astype("datetime64[s]")
+
+
+def grid_positions(times: np.ndarray, interval_s: int, *, where: str) -> tuple[np.ndarray, int]:
+    """Step index of each timestamp on a regular grid from the first one, and the grid length.
+
+    Raises :class:`UserError` for timestamps that go backwards, repeat or fall off the grid.
+    """
+    secs = (times - times[0]).astype(np.int64)
+    diff = np.diff(secs)
+    if diff.size and diff.min() <= 0:
+        row = int(np.flatnonzero(diff <= 0)[0]) + 1
+        what = "repeats" if diff[row - 1] == 0 else "goes backwards"
+        msg = (f"{where}: timestamps are not increasing: row {row + 1} ({times[row]}) {what}; "
+               "sort the table by time and remove duplicate rows")
+        raise UserError(msg)
+    off = secs % interval_s
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        msg = (f"{where}: timestamp {times[row]} (row {row + 1}) is not on the {interval_s} s grid "
+               f"that starts at {times[0]}; check --interval")
+        raise UserError(msg)
+    pos = secs // interval_s
+    return pos, int(pos[-1]) + 1
+
+
+def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None = None,
+              time_column: str | None = None) -> Panel:
+    """Read a wide table as a :class:`~uda.forecast.Panel`.
+
+    Parameters
+    ----------
+    path
+        CSV or Parquet file: one column per sensor (header = sensor ids), one row per step.
+    interval
+        Step length, e.g. ``"5min"`` (or seconds).
+    start
+        Timestamp of the first row when the table has no timestamp column
+        (default :data:`uda.forecast.DEFAULT_START`, a Monday).
+    time_column
+        Name of the timestamp column; by default a temporal column or one named
+        timestamp/time/datetime/date/ts is used if present.
+
+    Returns
+    -------
+    Panel
+        Missing time steps (rows absent from the grid) become NaN and are reported in
+        ``notes``; so do sensors without any value.
+    """
+    interval_s = interval if isinstance(interval, int) else parse_interval(interval)
+    df = read_table(path)
+    where = str(path)
+    if df.height == 0 or df.width == 0:
+        msg = f"{where} has no rows or no columns; a wide table needs one column per sensor and one row per step"
+        raise UserError(msg)
+    tcol = time_column
+    if tcol is not None and tcol not in df.columns:
+        msg = f"{where}: no column {tcol!r} for --time-column (columns: {', '.join(df.columns[:8])} ...)"
+        raise UserError(msg)
+    if tcol is None:
+        for c in df.columns:
+            if c.strip().lower() in TIME_NAMES or df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime):
+                tcol = c
+                break
+    notes: list[str] = []
+    if tcol is not None:
+        if start is not None:
+            msg = f"{where} has a timestamp column {tcol!r}, so --start is not needed; drop --start"
+            raise UserError(msg)
+        times = to_datetime(df[tcol], where=where)
+        pos, length = grid_positions(times, interval_s, where=where)
+        t0 = times[0]
+        df = df.drop(tcol)
+        if length > len(pos):
+            notes.append(f"{length - len(pos)} missing time steps (absent rows) filled with NaN")
+    else:
+        try:
+            t0 = np.datetime64(start or DEFAULT_START, "s")
+        except ValueError:
+            msg = f"cannot read --start {start!r}; write it like 2024-01-01T00:00"
+            raise UserError(msg) from None
+        pos, length = np.arange(df.height), df.height
+    if df.width == 0:
+        msg = f"{where} has a timestamp column but no sensor columns"
+        raise UserError(msg)
+    bad = [c for c in df.columns if not df[c].dtype.is_numeric() and df[c].dtype != pl.Null]
+    if bad:
+        col = bad[0]
+        sample = df[col].drop_nulls().head(1).to_list()
+        msg = (f"{where}: column {col!r} is not numeric (e.g. {sample[0]!r}); every column except the "
+               "timestamp must hold one sensor's values")
+        raise UserError(msg)
+    vals = df.select(pl.all().cast(pl.Float64)).to_numpy().T
+    Y = np.full((vals.shape[0], length), np.nan)
+    Y[:, pos] = vals
+    empty = [c for c, row in zip(df.columns, Y, strict=True) if np.isnan(row).all()]
+    if empty:
+        notes.append(f"{len(empty)} sensors without any value: {', '.join(empty[:5])}")
+    return Panel(Y, [str(c) for c in df.columns], t0, interval_s, notes=notes)
