@@ -782,3 +782,140 @@ def _site_series(ds: Any, site: int, params: tuple[str, ...], engine: str) -> tu
         ddf = ds.dask("water", columns=["site_id", "ts", *params])
         block = block_from_pandas(ddf[ddf["site_id"] == site].compute(), params)
     return block.ts, block.values
+
+
+# ---- external tables --------------------------------------------------------------------
+
+def _options_for_interval(options: dict[str, Any], interval_s: float) -> WaterOptions:
+    """Options with the sample-count windows rescaled to ``interval_s`` unless set explicitly."""
+    base = WaterOptions()
+    ratio = base.interval_s / interval_s if interval_s > 0 else 1.0
+    scaled = {"window": max(4, round(base.window * ratio)),
+              "min_periods": max(2, round(base.min_periods * ratio)),
+              "mb_window": max(4, round(base.mb_window * ratio)),
+              "merge_gap": max(0, round(base.merge_gap * ratio))}
+    scaled["min_periods"] = min(scaled["min_periods"], scaled["window"])
+    merged = {"interval_s": interval_s, **scaled, **options}
+    return WaterOptions(**merged).check()
+
+
+def _label_truth(block: Block, labels: np.ndarray) -> Truth:
+    """Events as runs of labelled samples per site."""
+    grp, first, last = alarm_runs(labels, block.offsets, 0)
+    return Truth(block.sites[grp], block.ts[first], block.ts[last], np.ones(grp.size))
+
+
+def _analyse_table_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline],
+                         opts: WaterOptions) -> dict[str, np.ndarray]:
+    """The Dask map step for an external table partition (pandas, site_id as a column)."""
+    out = _analyse_frame(df, params, guides, opts)
+    if "label" in df.columns:
+        block = block_from_pandas(df, params)
+        order = np.lexsort((df["ts"].to_numpy().astype("datetime64[ms]").astype(np.int64),
+                            df["site_id"].to_numpy()))
+        t = _label_truth(block, df["label"].to_numpy().astype(bool)[order])
+        out.update({"label_site": t.key, "label_start": t.start, "label_end": t.end})
+    return out
+
+
+def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None = None,
+              site_col: str | None = None, engine: str = "polars", scheduler: str | None = None,
+              guidelines: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+              plot_site: int | None = None, **options: Any) -> TaskResult:
+    """Indices and detectors on an external water-quality table, scored against its labels.
+
+    Parameters
+    ----------
+    path
+        CSV or Parquet file (see :func:`uda.io.table.read_water_table`).
+    time_col, label_col, site_col
+        Time column; optional boolean event-label column; optional site column.
+    engine, scheduler
+        ``"polars"`` or ``"dask"`` (one partition group per site); Dask scheduler.
+    guidelines, out, plot_site
+        As for :func:`run`.
+    **options
+        Fields of :class:`WaterOptions`; windows default to the same durations as for
+        15-minute data, rescaled to the table's median step.
+
+    Returns
+    -------
+    TaskResult
+        As for :func:`run`, without mass balance (a table has no river network);
+        detectors are scored only when ``label_col`` is given.
+    """
+    from uda.io.table import read_water_table
+
+    check_engine(engine)
+    known = set(WaterOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        msg = f"unknown water option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        raise UserError(msg)
+    table = read_water_table(path, time_col=time_col, label_col=label_col, site_col=site_col)
+    opts = _options_for_interval(options, table.interval_s)
+    guides = load_guidelines(guidelines)
+    params = table.params
+    frame = table.frame
+    if engine == "polars":
+        block = block_from_polars(frame, params)
+        parts = [analyse_block(block, guides, opts), _site_summary(block, guides)]
+        if table.has_labels:
+            t = _label_truth(block, frame["label"].to_numpy())
+            parts.append({"label_site": t.key, "label_start": t.start, "label_end": t.end})
+    else:
+        import dask
+        import dask.dataframe as dd
+
+        n_sites = frame["site_id"].n_unique()
+        pdf = frame.to_pandas().set_index("site_id", drop=False).rename_axis(None)
+        ddf = dd.from_pandas(pdf, npartitions=max(1, min(n_sites, os.cpu_count() or 1)), sort=True)
+        with dask_scheduler(scheduler):
+            parts = list(dask.compute(*[dask.delayed(_analyse_table_frame)(p, params, guides, opts)
+                                        for p in ddf.to_delayed()]))
+    site_parts = [{k: v for k, v in p.items() if k.startswith("site_")} for p in parts]
+    labels = _concat([{k: v for k, v in p.items() if k.startswith("label_")} for p in parts])
+    res = assemble([{k: v for k, v in p.items() if not k.startswith(("site_", "label_"))}
+                    for p in parts])
+    sites = _sort_by(_concat([p for p in site_parts if p]), "site_", ["site_id"])
+    detectors: dict[str, dict] = {}
+    if table.has_labels:
+        labels = _sort_by(labels, "label_", ["label_site", "label_start"]) if labels else {
+            "label_site": np.zeros(0, np.int64), "label_start": np.zeros(0, np.int64),
+            "label_end": np.zeros(0, np.int64)}
+        first = dict(zip(sites["site_id"].tolist(), sites["site_first"].tolist(), strict=True))
+        warm = int(opts.min_periods * opts.interval_s * _MS)
+        size = np.array([1.0 if s >= first[int(k)] + warm else -1.0
+                         for k, s in zip(labels["label_site"], labels["label_start"], strict=True)])
+        truth = Truth(labels["label_site"], labels["label_start"], labels["label_end"], size)
+        detectors = score_detectors(res, truth, opts)
+        n_warm = int((size < 0).sum())
+        if n_warm:
+            table.warnings.append(f"{n_warm} labelled event(s) start within the detectors' warm-up "
+                                  f"({opts.min_periods} samples) and are not scored")
+        if truth.key.size == 0:
+            table.warnings.append(f"--label-col {label_col!r} labels no event (no true values)")
+    summary = _summary(res, sites, params, detectors, {}, table.warnings, opts, {})
+    summary["table"] = {"path": str(path), "rows": frame.height, "columns": table.columns,
+                        "interval_s": table.interval_s, "labelled_events": int(labels["label_site"].size)
+                        if table.has_labels else None}
+    answer = dict(res)
+    for name, sc in detectors.items():
+        for key in ("precision", "recall", "f1", "median_delay_s"):
+            answer[f"score_{name}_{key}"] = np.float64(np.nan if sc[key] is None else sc[key])
+    quality = {f"{n}_{k}": float(v) for n, sc in detectors.items()
+               for k, v in sc.items() if k in ("precision", "recall", "f1") and v is not None}
+    result = TaskResult(task="water", engine=engine, answer=answer, quality=quality,
+                        rows_in=frame.height, bytes_in=int(Path(path).stat().st_size), summary=summary)
+    if out is not None:
+        site = plot_site if plot_site is not None else int(sites["site_id"][0])
+        sub = frame.filter(frame["site_id"] == site) if site in sites["site_id"] else frame.head(0)
+        b = block_from_polars(sub, params)
+        events = None
+        if table.has_labels:
+            k = labels["label_site"] == site
+            events = Truth(labels["label_site"][k], labels["label_start"][k], labels["label_end"][k],
+                           np.ones(int(k.sum())))
+        write_results(result, res, params, out, plot_site=site,
+                      truth=(events, events) if events is not None else None, series=(b.ts, b.values))
+    return result

@@ -1,0 +1,121 @@
+"""``uda run water``: water-quality indices, exceedances, event detectors and mass balance."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from uda.errors import UserError
+
+
+def _fmt(v, spec: str = ".3f") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec)
+
+
+def _print_human(summary: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    for w in summary.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    best = summary.get("best_detector") or "multivariate"
+    tab = Table(title="water quality per site (CCME WQI over the whole record)",
+                caption=f"alarms: {escape(best)} detector; mass bal.: unexplained-gain alarms")
+    for col in ("site", "samples", "CCME WQI", "category", "WA WQI", "exceed.",
+                "alarms", "mass bal."):
+        tab.add_column(col, justify="left" if col == "category" else "right")
+    for s in summary["sites"]:
+        tab.add_row(str(s["site_id"]), f"{s['samples']:,}", _fmt(s["ccme_wqi"], ".1f"),
+                    escape(s["category"]), _fmt(s["wa_wqi"], ".1f"), f"{s['exceedances']:,}",
+                    f"{s['alarms']:,}",
+                    f"{s['mass_balance_alarms']:,}" if s["upstream_sites"] else "-")
+    console.print(tab)
+    if summary.get("detectors"):
+        det = Table(title="event detection (event level)")
+        for col in ("detector", "precision", "recall", "F1", "median delay (s)", "events",
+                    "alarms", "false alarms"):
+            det.add_column(col, justify="left" if col == "detector" else "right")
+        for name, sc in summary["detectors"].items():
+            det.add_row(name, _fmt(sc["precision"]), _fmt(sc["recall"]), _fmt(sc["f1"]),
+                        _fmt(sc["median_delay_s"], ".0f"), str(sc["n_events"]), str(sc["n_alarms"]),
+                        str(sc["n_false_alarms"]))
+        console.print(det)
+    mb = summary.get("mass_balance")
+    if mb:
+        console.print(f"mass balance: {mb['n_detected']} of {mb['n_events']} discharges between adjacent "
+                      f"sites found; {mb['n_false_alarms']} false alarms of {mb['n_alarms']} "
+                      f"({_fmt(mb['false_alarms_per_site_day'], '.3f')} per site-day) over "
+                      f"{mb['sites_checked']} sites with upstream neighbours")
+    for kind, path in summary.get("files", {}).items():
+        console.print(f"wrote {kind}: {escape(str(path))}")
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="Generated dataset folder (water table, river network and truth).")
+@click.option("--table", "table_file", type=click.Path(), default=None,
+              help="External CSV/Parquet table: a time column and one column per parameter.")
+@click.option("--time-col", default=None, help="With --table: the time column.")
+@click.option("--label-col", default=None,
+              help="With --table: boolean (or 0/1) column marking event samples; detectors are scored against it.")
+@click.option("--site-col", default=None, help="With --table: site column [default: one site].")
+@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
+              help="Engine running the per-site pipeline.")
+@click.option("--scheduler", default=None,
+              help="With --engine dask: threads, processes, sync or a scheduler address [default: threads].")
+@click.option("--period", type=click.Choice(["all", "day", "week", "month"]), default="month",
+              show_default=True, help="WQI period per site.")
+@click.option("--guidelines", type=click.Path(), default=None,
+              help='JSON overriding guideline limits, e.g. {"ph": {"lower": 6.0}} (see docs/water.md).')
+@click.option("--min-event-size", type=float, default=None,
+              help="With --data: smallest plume (magnitude x peak factor) that counts [default: 0.2].")
+@click.option("--plot-site", type=int, default=None,
+              help="Site to plot [default: the site with the most events, or the first].")
+@click.option("--out", type=click.Path(), default=None,
+              help="Results folder [default: results/water/<dataset or table name>].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
+def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler, period,
+          guidelines, min_event_size, plot_site, out, as_json):
+    """Water quality: CCME and weighted-arithmetic WQI, exceedance episodes, streaming
+    detectors scored at event level, and upstream-downstream mass balance.
+
+    Run it on a generated dataset (--data) or on your own table (--table with --time-col).
+    """
+    from uda.tasks.water import run, run_table
+
+    if (data_dir is None) == (table_file is None):
+        msg = "pass exactly one of --data DIR (a generated dataset) or --table FILE (your own table)"
+        raise UserError(msg)
+    options = {"period": period}
+    if min_event_size is not None:
+        options["min_event_size"] = min_event_size
+    if data_dir is not None:
+        for name, val in (("--time-col", time_col), ("--label-col", label_col), ("--site-col", site_col)):
+            if val is not None:
+                msg = f"{name} only applies with --table; drop it or use --table FILE"
+                raise UserError(msg)
+        out = out or str(Path("results") / "water" / Path(data_dir).resolve().name)
+        result = run(data_dir, engine=engine, scheduler=scheduler, guidelines=guidelines, out=out,
+                     plot_site=plot_site, **options)
+    else:
+        if time_col is None:
+            msg = "--table needs --time-col COLUMN naming the time column"
+            raise UserError(msg)
+        out = out or str(Path("results") / "water" / Path(table_file).stem)
+        result = run_table(table_file, time_col=time_col, label_col=label_col, site_col=site_col,
+                           engine=engine, scheduler=scheduler, guidelines=guidelines, out=out,
+                           plot_site=plot_site, **options)
+    summary = result.summary
+    if as_json:
+        payload = {"task": "water", "engine": result.engine, **summary,
+                   "quality": result.quality, "rows_in": result.rows_in}
+        click.echo(json.dumps(payload, default=str))
+    else:
+        _print_human(summary)
