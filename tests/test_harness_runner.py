@@ -173,3 +173,11 @@ def test_bad_scale_override():
     suite = {"source": "s", "cases": [{"task": "route", "scales": ["tiny:sensors"]}]}
     with pytest.raises(UserError, match="is not key=value"):
         expand_suite(suite)
+
+
+def test_builtin_suites_expand():
+    default = expand_suite(load_suite("default"))
+    assert default and all(c.scale for c in default)
+    assert {c.engine for c in default if c.task != "generate"} <= {"polars", "dask"}
+    sweep = expand_suite(load_suite("sweep"))
+    assert {c.scale for c in sweep} == {"tiny", "small", "medium:sensors=600", "medium"}

@@ -54,8 +54,27 @@ def default_suite() -> dict[str, Any]:
             "cases": cases}
 
 
+#: Scales of the sizing sweep: presets plus a mid scale between small and medium.
+SWEEP_SCALES = ["tiny", "small", "medium:sensors=600", "medium"]
+
+
+def sweep_suite() -> dict[str, Any]:
+    """The scale sweep behind ``uda size``: every available task on both engines at four sizes.
+
+    ``uda size`` fits time and memory on all but the largest scale and states its error
+    on the largest. Takes tens of minutes on 2 cores (medium has about 17 M traffic rows).
+    """
+    cases = [{"task": t, "engines": ["polars", "dask"], "scales": SWEEP_SCALES,
+              "options": DEFAULT_TASK_OPTIONS.get(t, {})} for t in TASKS if _task_available(t)]
+    if not cases:
+        msg = "the sweep suite is empty: this uda has no task module yet"
+        raise UserError(msg)
+    return {"name": "sweep", "description": "scale sweep for uda size", "seed": 1, "repeats": 2,
+            "warmup": 0, "timeout_s": 1800, "cold": "cached", "cases": cases}
+
+
 #: Built-in suites by name.
-BUILTIN = {"default": default_suite}
+BUILTIN = {"default": default_suite, "sweep": sweep_suite}
 
 
 def generate(data: None, *, engine: str = "uda", scheduler: str | None = None,
