@@ -34,10 +34,33 @@ FORMAT_VERSION = 1
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
 
 
-def file_sha256(path: Path, *, block: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes."""
+def split_location(location: str | os.PathLike) -> tuple[Any | None, str | Path]:
+    """``(fsspec filesystem, path)`` for a URL, or ``(None, local Path)``.
+
+    Local paths and ``file://`` URLs stay local (fast paths, atomic renames); any other
+    fsspec URL (``memory://``, ``s3://`` ...) is opened with fsspec, which needs the
+    matching backend installed (``s3fs`` for ``s3://`` ...).
+    """
+    text = os.fspath(location)
+    if "://" not in text:
+        return None, Path(text).expanduser()
+    protocol = text.split("://", 1)[0]
+    if protocol == "file":
+        return None, Path(text[len("file://"):])
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(text)
+    except (ImportError, ValueError) as exc:
+        msg = f"cannot open {text}: {exc}; install the fsspec backend for {protocol}:// (e.g. s3fs for s3://)"
+        raise UserError(msg) from None
+    return fs, root.rstrip("/")
+
+
+def file_sha256(path: Path | str, *, block: int = 1 << 22, fs: Any | None = None) -> str:
+    """SHA-256 of a file's bytes (local, or on the fsspec filesystem ``fs``)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with (open(path, "rb") if fs is None else fs.open(path, "rb")) as f:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
@@ -108,11 +131,21 @@ class DatasetWriter:
     """
 
     def __init__(self, out: str | os.PathLike, *, force: bool = False):
-        self.out = Path(out).expanduser().absolute()
+        self.fs, where = split_location(out)
         self.force = force
-        check_output_folder(self.out, force=force)
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tables: dict[str, dict[str, Any]] = {}
+        if self.fs is None:
+            self.out = Path(where).absolute()
+            check_output_folder(self.out, force=force)
+            self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        else:
+            # remote: stage in a local temporary folder, upload on commit, manifest last
+            self.out = where
+            self.url = os.fspath(out)
+            _check_remote_output(self.fs, where, self.url, force=force)
+            import tempfile
+
+            self.tmp = Path(tempfile.mkdtemp(prefix="uda-stage-")) / "ds"
 
     def __enter__(self) -> DatasetWriter:
         try:
@@ -123,8 +156,8 @@ class DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if exc_type is not None or self.fs is not None:
+            shutil.rmtree(self.tmp if self.fs is None else self.tmp.parent, ignore_errors=True)
 
     @property
     def root(self) -> Path:
@@ -146,6 +179,8 @@ class DatasetWriter:
         tmp_manifest = self.tmp / (MANIFEST + ".part")
         tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=False))
         tmp_manifest.rename(self.tmp / MANIFEST)
+        if self.fs is not None:
+            return self._upload()
         trash = None
         if self.out.exists():
             check_output_folder(self.out, force=self.force)
@@ -155,6 +190,36 @@ class DatasetWriter:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
         return self.out
+
+    def _upload(self) -> str:
+        """Copy the staged dataset to the remote location; the manifest goes last.
+
+        Object stores have no atomic rename: the old manifest is removed first, so a
+        half-uploaded folder is never taken for a dataset.
+        """
+        fs, root = self.fs, self.out
+        _check_remote_output(fs, root, self.url, force=self.force)
+        if fs.exists(f"{root}/{MANIFEST}"):
+            fs.rm(f"{root}/{MANIFEST}")
+            fs.rm(root, recursive=True)
+        for path in sorted(self.tmp.rglob("*")):
+            if path.is_file() and path.name != MANIFEST:
+                rel = path.relative_to(self.tmp).as_posix()
+                fs.makedirs(f"{root}/{rel}".rsplit("/", 1)[0], exist_ok=True)
+                fs.put_file(str(path), f"{root}/{rel}")
+        fs.put_file(str(self.tmp / MANIFEST), f"{root}/{MANIFEST}")
+        return self.url
+
+
+def _check_remote_output(fs: Any, root: str, url: str, *, force: bool) -> None:
+    if not fs.exists(root) or (fs.isdir(root) and not fs.ls(root)):
+        return
+    if not force:
+        msg = f"--out {url} already exists; choose another location or pass --force to replace it"
+        raise UserError(msg)
+    if not fs.exists(f"{root}/{MANIFEST}"):
+        msg = f"--out {url} exists and is not a uda dataset (no {MANIFEST}); refusing to replace it even with --force"
+        raise UserError(msg)
 
 
 def check_output_folder(out: Path, *, force: bool) -> None:
@@ -185,9 +250,10 @@ class Dataset:
     Use :func:`open_dataset` to open one; it checks the manifest first.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]):
+    def __init__(self, path: Path | str, manifest: dict[str, Any], *, fs: Any | None = None):
         self.path = path
         self.manifest = manifest
+        self.fs = fs
 
     @property
     def params(self) -> dict[str, Any]:
@@ -211,15 +277,26 @@ class Dataset:
             raise UserError(msg)
         return self.tables[name]
 
-    def files(self, name: str) -> list[Path]:
-        """Absolute paths of the files of table ``name``, each checked to stay inside the dataset."""
-        return [resolve_inside(self.path, f["path"]) for f in self.table(name)["files"]]
+    def files(self, name: str) -> list[Path] | list[str]:
+        """Paths of the files of table ``name``, each checked to stay inside the dataset.
+
+        Local datasets give absolute :class:`~pathlib.Path` objects; remote ones give
+        paths on their fsspec filesystem (``Dataset.fs``).
+        """
+        return [resolve_inside(self.path, f["path"], remote=self.fs is not None)
+                for f in self.table(name)["files"]]
 
     def scan(self, name: str) -> pl.LazyFrame:
         """A Polars lazy scan of table ``name``."""
         import polars as pl
 
-        return pl.scan_parquet([str(p) for p in self.files(name)])
+        if self.fs is None:
+            return pl.scan_parquet([str(p) for p in self.files(name)])
+        import pyarrow.dataset as pds
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        dataset = pds.dataset(self.files(name), filesystem=PyFileSystem(FSSpecHandler(self.fs)), format="parquet")
+        return pl.scan_pyarrow_dataset(dataset)
 
     def read(self, name: str) -> pl.DataFrame:
         """Table ``name`` as a Polars DataFrame (for the small city tables)."""
@@ -229,35 +306,52 @@ class Dataset:
         """Table ``name`` as a Dask DataFrame with one partition per file (no shuffle needed)."""
         import dask.dataframe as dd
 
+        kwargs = {} if self.fs is None else {"filesystem": self.fs}
         return dd.read_parquet([str(p) for p in self.files(name)], columns=columns,
-                               split_row_groups=False, aggregate_files=False)
+                               split_row_groups=False, aggregate_files=False, **kwargs)
 
 
-def resolve_inside(root: Path, rel: str) -> Path:
+def resolve_inside(root: Path | str, rel: str, *, remote: bool = False) -> Path | str:
     """``root/rel``, refusing paths that escape ``root`` (untrusted manifests)."""
-    root_r = root.resolve()
-    p = (root / rel).resolve()
+    if remote:
+        import posixpath
+
+        p = posixpath.normpath(f"{root}/{rel}")
+        if rel.startswith("/") or "://" in rel or not p.startswith(f"{root}/"):
+            msg = f"manifest path {rel!r} points outside the dataset folder {root}; the manifest is not trustworthy, regenerate the dataset"
+            raise UserError(msg)
+        return p
+    root_r = Path(root).resolve()
+    p = (Path(root) / rel).resolve()
     if Path(rel).is_absolute() or not p.is_relative_to(root_r):
         msg = f"manifest path {rel!r} points outside the dataset folder {root}; the manifest is not trustworthy, regenerate the dataset"
         raise UserError(msg)
     return p
 
 
-def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """Read and sanity-check ``path/manifest.json``."""
-    root = Path(path).expanduser()
-    if not root.exists():
-        msg = f"dataset folder {root} does not exist; create one with `uda generate --out {root}`"
-        raise UserError(msg)
-    if not root.is_dir():
-        msg = f"{root} is not a folder; pass the dataset folder written by `uda generate`"
-        raise UserError(msg)
-    mpath = root / MANIFEST
-    if not mpath.is_file():
-        msg = f"{root} is not a uda dataset (no {MANIFEST}); it may be incomplete, regenerate it with `uda generate`"
-        raise UserError(msg)
+def read_manifest(path: str | os.PathLike) -> tuple[Path | str, dict[str, Any], Any | None]:
+    """Read and sanity-check ``path/manifest.json``; returns ``(root, manifest, fs)``."""
+    fs, root = split_location(path)
+    if fs is not None:
+        mpath = f"{root}/{MANIFEST}"
+        if not fs.exists(mpath):
+            msg = f"{path} is not a uda dataset (no {MANIFEST}); it may be missing or incomplete, regenerate it with `uda generate`"
+            raise UserError(msg)
+        text = fs.cat_file(mpath)
+    else:
+        if not root.exists():
+            msg = f"dataset folder {root} does not exist; create one with `uda generate --out {root}`"
+            raise UserError(msg)
+        if not root.is_dir():
+            msg = f"{root} is not a folder; pass the dataset folder written by `uda generate`"
+            raise UserError(msg)
+        mpath = root / MANIFEST
+        if not mpath.is_file():
+            msg = f"{root} is not a uda dataset (no {MANIFEST}); it may be incomplete, regenerate it with `uda generate`"
+            raise UserError(msg)
+        text = mpath.read_bytes()
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"{mpath} is not valid JSON ({exc.__class__.__name__}); regenerate the dataset"
         raise UserError(msg) from None
@@ -268,19 +362,19 @@ def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
             msg = f"{mpath}: table {name!r} has no file list; regenerate the dataset"
             raise UserError(msg)
-    return root, manifest
+    return root, manifest, fs
 
 
 #: Datasets opened by this process, so a failed read can be traced to the bad file.
-OPENED: list[Path] = []
+OPENED: list[str | os.PathLike] = []
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:
     """Open the dataset at ``path`` (raises :class:`UserError` if it is not one)."""
-    root, manifest = read_manifest(path)
-    if root not in OPENED:
-        OPENED.append(root)
-    return Dataset(root, manifest)
+    root, manifest, fs = read_manifest(path)
+    if path not in OPENED:
+        OPENED.append(path)
+    return Dataset(root, manifest, fs=fs)
 
 
 def diagnose_read_error(exc: BaseException) -> UserError | None:
@@ -320,7 +414,7 @@ def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> l
     list of str
         One line per problem; empty when the dataset matches its manifest.
     """
-    root, manifest = read_manifest(path)
+    root, manifest, fs = read_manifest(path)
     problems: list[str] = []
     for name, entry in manifest["tables"].items():
         total = 0
@@ -328,23 +422,26 @@ def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> l
         for f in entry["files"]:
             rel = f.get("path", "")
             try:
-                p = resolve_inside(root, rel)
+                p = resolve_inside(root, rel, remote=fs is not None)
             except UserError as exc:
                 problems.append(f"{name}: {exc}")
                 continue
-            if not p.is_file():
+            exists = p.is_file() if fs is None else fs.isfile(p)
+            if not exists:
                 problems.append(f"{name}: file {rel} is missing")
                 continue
-            if p.stat().st_size != f.get("bytes") or file_sha256(p) != f.get("sha256"):
+            size = p.stat().st_size if fs is None else fs.size(p)
+            if size != f.get("bytes") or file_sha256(p, fs=fs) != f.get("sha256"):
                 problems.append(f"{name}: file {rel} does not match its manifest checksum (corrupted or changed)")
                 continue
             try:
-                meta_rows = pq.ParquetFile(p).metadata.num_rows
+                source = p if fs is None else fs.open(p, "rb")
+                meta_rows = pq.ParquetFile(source).metadata.num_rows
                 if meta_rows != f.get("rows"):
                     problems.append(f"{name}: file {rel} has {meta_rows} rows, manifest says {f.get('rows')}")
                     continue
                 if content:
-                    t = pq.read_table(p)
+                    t = pq.read_table(p if fs is None else fs.open(p, "rb"))
                     total += table_hash_sum(t)
                     rows += t.num_rows
             except (pa.ArrowException, OSError) as exc:
