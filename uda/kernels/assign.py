@@ -107,14 +107,13 @@ def _aon_block(indptr, heads, slot_link, slot_cost, origins, dests, demand, firs
     pred = np.empty(n, np.int32)
     pred_slot = np.empty(n, np.int64)
     order = np.empty(n, np.int32)
-    settled = np.empty(n, np.bool_)
     heap_keys = np.empty(m + 1, np.float64)
     heap_nodes = np.empty(m + 1, np.int32)
     node_demand = np.zeros(n, np.float64)
     for i in range(blk, origins.size, nblocks):
         src = origins[i]
         count = sssp_into(indptr, heads, slot_cost, src, first_thru, dist, pred, pred_slot, order,
-                          settled, heap_keys, heap_nodes)
+                          heap_keys, heap_nodes)
         for j in range(nd):
             d = dests[j]
             c = dist[d]

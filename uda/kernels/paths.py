@@ -85,7 +85,7 @@ def _heap_pop(keys, nodes, size):
 
 @njit(cache=True, nogil=True)
 def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
-              settled, heap_keys, heap_nodes):
+              heap_keys, heap_nodes):
     """Dijkstra from ``source`` into preallocated arrays; returns the number of settled nodes.
 
     ``dist`` gets the distances (``inf`` if unreached), ``pred``/``pred_slot`` the previous
@@ -100,7 +100,6 @@ def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot,
         dist[v] = np.inf
         pred[v] = -1
         pred_slot[v] = -1
-        settled[v] = False
     dist[source] = 0.0
     size = _heap_push(heap_keys, heap_nodes, 0, 0.0, source)
     count = 0
@@ -108,9 +107,10 @@ def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot,
         d = heap_keys[0]
         u = heap_nodes[0]
         size = _heap_pop(heap_keys, heap_nodes, size)
-        if settled[u]:
+        # Each push of a node has a strictly smaller key than the one before, so every
+        # entry but the last is stale (key above the node's distance): a node is settled once.
+        if d > dist[u]:
             continue
-        settled[u] = True
         order[count] = u
         count += 1
         if u < first_thru and u != source:
@@ -134,10 +134,9 @@ def _dijkstra(indptr, heads, weights, source, first_thru):
     pred = np.empty(n, np.int32)
     pred_slot = np.empty(n, np.int64)
     order = np.empty(n, np.int32)
-    settled = np.empty(n, np.bool_)
     heap_keys = np.empty(m + 1, np.float64)
     heap_nodes = np.empty(m + 1, np.int32)
-    sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order, settled,
+    sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
               heap_keys, heap_nodes)
     return dist, pred
 
@@ -152,12 +151,11 @@ def _dijkstra_many(indptr, heads, weights, sources, first_thru, nblocks):
     for b in prange(nblocks):
         pred_slot = np.empty(n, np.int64)
         order = np.empty(n, np.int32)
-        settled = np.empty(n, np.bool_)
         heap_keys = np.empty(m + 1, np.float64)
         heap_nodes = np.empty(m + 1, np.int32)
         for i in range(b, ns, nblocks):
             sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred[i], pred_slot,
-                      order, settled, heap_keys, heap_nodes)
+                      order, heap_keys, heap_nodes)
     return dist, pred
 
 
