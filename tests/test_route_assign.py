@@ -202,3 +202,14 @@ def test_assign_tntp_summary_and_csv(tmp_path):
     assert lines[0] == "init_node,term_node,flow" and len(lines) == 77
     u, v, f = lines[1].split(",")
     assert (u, v) == ("1", "2") and float(f) == ra.result.flow[0]
+
+
+@pytest.mark.parametrize(("first_thru", "expected"), [(4, [0, 0, 10, 10]), (1, [10, 10, 0, 0])])
+def test_tntp_first_thru_node(tmp_path, first_thru, expected):
+    # Zones 1-3; the short way from 1 to 3 passes through zone 2, the long way through node 4.
+    (tmp_path / "T_net.tntp").write_text(
+        f"<NUMBER OF ZONES> 3\n<NUMBER OF NODES> 4\n<FIRST THRU NODE> {first_thru}\n<NUMBER OF LINKS> 4\n"
+        "<END OF METADATA>\n1 2 1 0 1 0 4 ;\n2 3 1 0 1 0 4 ;\n1 4 1 0 5 0 4 ;\n4 3 1 0 5 0 4 ;\n")
+    (tmp_path / "T_trips.tntp").write_text("<NUMBER OF ZONES> 3\n<END OF METADATA>\nOrigin 1\n 3 : 10;\n")
+    r = assign(tntp_network(*tntp.read_folder(tmp_path)), algorithm="bfw")
+    assert r.flow.tolist() == expected
