@@ -30,9 +30,13 @@ from uda.scales import PRESETS
 @click.option("--water-sites", type=int, default=None, help="Override: water monitoring sites.")
 @click.option("--districts", type=int, default=None, help="Override: districts.")
 @click.option("--start", default=None, help="Override: first day (YYYY-MM-DD) [default: 2026-03-02, a Monday].")
+@click.option("--defects", default="none", show_default=True,
+              help="Department feeds with defects: none (canonical tables only), realistic, severe, "
+                   "or a PROFILE.toml of rates (see docs/utilisation.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
 def generate(scale_name: str, seed: int, out: str | None, workers: int | None, chunk_rows: int, force: bool,
-             tables: str, sensors, days, stations, lines, cards, water_sites, districts, start, as_json: bool) -> None:
+             tables: str, sensors, days, stations, lines, cards, water_sites, districts, start, defects: str,
+             as_json: bool) -> None:
     """Build the city for SCALE and SEED and write its data as a dataset folder.
 
     The folder holds city/ (roads, zones, districts, sensors, stations, river),
@@ -42,16 +46,19 @@ def generate(scale_name: str, seed: int, out: str | None, workers: int | None, c
     from uda.errors import UserError
     from uda.generate import generate as run_generate
     from uda.scales import resolve_scale
+    from uda.synth.feeds import resolve_profile
 
     scale = resolve_scale(scale_name, sensors=sensors, days=days, stations=stations, lines=lines, cards=cards,
                           water_sites=water_sites, districts=districts, start=start)
     if seed < 0:
         msg = f"--seed {seed} is negative; use a seed >= 0"
         raise UserError(msg)
+    profile = resolve_profile(defects)
     out = out or f"datasets/{scale_name}"
     with progress_bar(f"generate {scale.name}") as update:
         manifest = run_generate(out, scale=scale, seed=seed, workers=workers, chunk_rows=chunk_rows, force=force,
-                                tables=tuple(t.strip() for t in tables.split(",") if t.strip()), progress=update)
+                                tables=tuple(t.strip() for t in tables.split(",") if t.strip()), progress=update,
+                                defects=profile)
     summary = {name: {"rows": t["rows"], "bytes": t["bytes"], "files": len(t["files"]), "checksum": t["checksum"]}
                for name, t in manifest["tables"].items()}
     if as_json:

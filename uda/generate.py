@@ -20,7 +20,7 @@ from uda.errors import UserError
 from uda.kernels.rng import stream_key
 from uda.scales import TRAFFIC_INTERVAL_S, WATER_INTERVAL_S, Scale
 from uda.store import DatasetWriter, FilePart, write_part
-from uda.synth import passenger, traffic, water
+from uda.synth import feeds, passenger, traffic, water
 from uda.synth.weather import weather
 
 DEFAULT_CHUNK_ROWS = 2_000_000
@@ -187,6 +187,41 @@ class _Plan:
         }
 
 
+def _feed_setup(city: City, profile: feeds.DefectProfile, seed: int, tables: tuple[str, ...]) -> dict[str, Any]:
+    """District standards and id -> district lookups for writing feeds."""
+    sc = city.scale
+
+    def lookup(table: str, key: str) -> np.ndarray:
+        ids = city.tables[table][key].to_numpy().astype(np.int64)
+        out = np.full(int(ids.max(initial=-1)) + 1, -1, np.int64)
+        out[ids] = city.tables[table]["district_id"].to_numpy()
+        return out
+
+    names = {"traffic": "traffic", "passenger": "taps", "water": "water"}
+    standards = {(names[t], d): feeds.make_standard(names[t], d, seed=seed, days=sc.days, profile=profile)
+                 for t in tables for d in range(sc.districts)}
+    return {"profile": profile, "standards": standards, "seed": seed, "days": sc.days,
+            "start_ms": feeds.start_ms_of(sc.start),
+            "lookup": {"traffic": lookup("sensors", "sensor_id"), "water": lookup("water_sites", "site_id"),
+                       "taps": lookup("stations", "station_id")}}
+
+
+def _run_with_feeds(plan: _Plan, root, kind: str, a: int, b: int, args: dict[str, Any]) -> list[tuple[str, FilePart]]:
+    """Generate one chunk and write it as true rows, district feeds and defect records."""
+    common = {"profile": args["profile"], "standards": args["standards"], "seed": args["seed"],
+              "start_ms": args["start_ms"], "days": args["days"]}
+    if kind == "traffic":
+        return feeds.write_chunk(root, plan.traffic_chunk(a, b), "traffic", f"part-{a:07d}",
+                                 district_lookup=args["lookup"]["traffic"], **common)
+    if kind == "water":
+        return feeds.write_chunk(root, plan.water_chunk(a, b), "water", f"part-{a:07d}",
+                                 district_lookup=args["lookup"]["water"], **common)
+    taps, trips = plan.passenger_chunk(a, b)
+    meta = {"day_min": a, "day_max": b - 1}
+    return [*feeds.write_chunk(root, taps, "taps", f"part-{a:05d}", district_lookup=args["lookup"]["taps"], **common),
+            ("trips", write_part(root, f"truth/trips/part-{a:05d}.parquet", trips, meta=meta))]
+
+
 def chunk_ranges(n: int, per_chunk: int) -> list[tuple[int, int]]:
     """Split ``range(n)`` into consecutive ``(start, stop)`` ranges of ``per_chunk``."""
     per_chunk = max(1, per_chunk)
@@ -196,7 +231,8 @@ def chunk_ranges(n: int, per_chunk: int) -> list[tuple[int, int]]:
 def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | None = None,
              chunk_rows: int = DEFAULT_CHUNK_ROWS, force: bool = False,
              tables: tuple[str, ...] = ("traffic", "passenger", "water"),
-             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[str, int, int], None] | None = None,
+             defects: str | feeds.DefectProfile = "none") -> dict[str, Any]:
     """Generate a dataset into ``out`` atomically.
 
     Parameters
@@ -219,6 +255,11 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
         Sensor tables to generate (the city and truth tables are always written).
     progress
         Optional callback ``progress(stage, done_rows, total_rows)``.
+    defects
+        ``"none"`` (the canonical tables in ``raw/``), ``"realistic"``, ``"severe"``, a
+        ``.toml`` profile path or a :class:`uda.synth.feeds.DefectProfile`. With defects the
+        canonical tables move to ``truth/`` (``true_traffic``, ``true_taps``, ``true_water``)
+        and each district's feeds are written to ``raw/feeds/`` (see :mod:`uda.synth.feeds`).
 
     Returns
     -------
@@ -237,6 +278,7 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
     if unknown:
         msg = f"unknown table(s) {', '.join(sorted(unknown))}; choose from traffic, passenger, water"
         raise UserError(msg)
+    profile = defects if isinstance(defects, feeds.DefectProfile) else feeds.resolve_profile(defects)
     t0 = time.perf_counter()
     with DatasetWriter(out, force=force) as w:
         city = build_city(scale, seed)
@@ -245,6 +287,10 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
             w.write_table(name, f"city/{name}.parquet", tab)
         for name, tab in plan.truth_tables().items():
             w.write_table(name, f"truth/{name}.parquet", tab)
+        feed_args = _feed_setup(city, profile, seed, tables) if profile.active else None
+        if feed_args is not None:
+            w.write_table("feed_dictionary", "raw/feed_dictionary.parquet",
+                          feeds.dictionary_table(feed_args["standards"]))
 
         jobs: list[tuple[str, Any, int]] = []
         if "traffic" in tables:
@@ -262,6 +308,8 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
 
         def run(job: tuple[str, Any, int]) -> list[tuple[str, FilePart]]:
             kind, (a, b), _ = job
+            if feed_args is not None:
+                return _run_with_feeds(plan, w.root, kind, a, b, feed_args)
             if kind == "traffic":
                 tab = plan.traffic_chunk(a, b)
                 return [("traffic", write_part(w.root, f"raw/traffic/part-{a:07d}.parquet", tab,
@@ -286,13 +334,18 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
                     progress(job[0], done, total)
         for name, plist in parts.items():
             schemas[name] = pq.read_schema(w.root / plist[0].path)
-            partitioning = {"traffic": "sensor", "water": "site", "taps": "day", "trips": "day"}[name]
+            partitioning = {"traffic": "sensor", "water": "site", "taps": "day", "trips": "day"}.get(name)
+            if partitioning is None:
+                partitioning = "day" if "taps" in name else ("site" if "water" in name else "sensor")
+                if name == "defects":
+                    partitioning = "chunk"
             w.add_table(name, plist, schemas[name], partitioned_by=partitioning)
         manifest = {
             "generator_version": GENERATOR_VERSION,
             "params": {**scale.as_dict(), "seed": seed, "grid_side": scale.grid_side,
                        "traffic_interval_s": TRAFFIC_INTERVAL_S, "water_interval_s": WATER_INTERVAL_S,
-                       "defects": "none", "tables": list(tables)},
+                       "defects": profile.name, "tables": list(tables),
+                       **({"defect_profile": profile.as_dict()} if profile.active else {})},
             "run": {"workers": workers, "chunk_rows": chunk_rows, "seconds": round(time.perf_counter() - t0, 3),
                     "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
             "versions": package_versions(),

@@ -370,11 +370,34 @@ OPENED: list[str | os.PathLike] = []
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:
-    """Open the dataset at ``path`` (raises :class:`UserError` if it is not one)."""
+    """Open the dataset at ``path`` (raises :class:`UserError` if it is not one).
+
+    Tables that ``uda run standardise`` wrote into ``clean/`` (with their own manifest) are
+    added under their names unless the dataset itself has a table of that name.
+    """
     root, manifest, fs = read_manifest(path)
     if path not in OPENED:
         OPENED.append(path)
+    if fs is None:
+        manifest = with_clean_tables(root, manifest)
     return Dataset(root, manifest, fs=fs)
+
+
+#: Sub-folder (with its own manifest) where standardised tables live.
+CLEAN_DIR = "clean"
+
+
+def with_clean_tables(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` plus the tables of ``root/clean/manifest.json`` it lacks (paths made dataset-relative)."""
+    if not (Path(root) / CLEAN_DIR / MANIFEST).is_file():
+        return manifest
+    _, clean, _ = read_manifest(Path(root) / CLEAN_DIR)
+    tables = dict(manifest["tables"])
+    for name, entry in clean["tables"].items():
+        if name not in tables:
+            files = [{**f, "path": f"{CLEAN_DIR}/{f.get('path', '')}"} for f in entry["files"]]
+            tables[name] = {**entry, "files": files, "source": CLEAN_DIR}
+    return {**manifest, "tables": tables, CLEAN_DIR: {k: v for k, v in clean.items() if k != "tables"}}
 
 
 def diagnose_read_error(exc: BaseException) -> UserError | None:

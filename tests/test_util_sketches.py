@@ -1,0 +1,101 @@
+"""Mergeable sketches: HyperLogLog and the log-bucket quantile sketch against exact answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from uda.kernels.sketches import (
+    QS_ALPHA,
+    hll_add,
+    hll_error,
+    hll_estimate,
+    hll_merge,
+    hll_new,
+    qs_add,
+    qs_merge,
+    qs_new,
+    qs_quantile,
+)
+
+
+@pytest.mark.parametrize("n", [0, 1, 10, 1000, 20_000, 300_000])
+def test_hll_within_stated_error(n):
+    rng = np.random.default_rng(n)
+    keys = rng.permutation(np.arange(n, dtype=np.int64) * 7919 + 13)
+    keys = np.concatenate([keys, keys[: n // 3]])  # repeats do not count
+    reg = hll_new()
+    hll_add(reg, keys)
+    est = hll_estimate(reg)
+    if n == 0:
+        assert est == 0.0
+    else:
+        # 4 standard errors, and linear counting is near exact for small n
+        assert abs(est - n) <= max(4 * hll_error(reg) * n, 0.02 * n + 1)
+
+
+def test_hll_merge_equals_single_pass():
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 10**12, 50_000)
+    whole = hll_new()
+    hll_add(whole, keys)
+    parts = [hll_new() for _ in range(4)]
+    for p, chunk in zip(parts, np.array_split(keys, 4), strict=True):
+        hll_add(p, chunk)
+    merged = hll_new()
+    for p in parts:
+        hll_merge(merged, p)
+    np.testing.assert_array_equal(merged, whole)
+
+
+def _exact(values, q):
+    v = np.sort(values[np.isfinite(values)])
+    return v[np.floor(q * (v.size - 1)).astype(int)]
+
+
+@pytest.mark.parametrize("dist", ["lognormal", "normal", "mixed_zero"])
+def test_quantiles_within_relative_error(dist):
+    rng = np.random.default_rng(3)
+    if dist == "lognormal":
+        x = rng.lognormal(3, 2, 100_000)
+    elif dist == "normal":
+        x = rng.normal(0, 50, 100_000)
+    else:
+        x = np.where(rng.random(100_000) < 0.3, 0.0, rng.exponential(5, 100_000))
+    x[::1000] = np.nan
+    counts = qs_new()
+    added = qs_add(counts, x, QS_ALPHA)
+    assert added == np.isfinite(x).sum()
+    q = np.array([0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0])
+    got = qs_quantile(counts, q)
+    want = _exact(x, q)
+    assert np.all(np.abs(got - want) <= QS_ALPHA * np.abs(want) + 1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), min_size=1, max_size=300),
+       st.floats(min_value=0, max_value=1))
+def test_quantile_property(values, q):
+    x = np.array(values)
+    counts = qs_new()
+    qs_add(counts, x, QS_ALPHA)
+    got = qs_quantile(counts, q)[0]
+    want = _exact(x, np.array([q]))[0]
+    # values below 1e-6 in magnitude are clamped or counted as zero
+    assert abs(got - want) <= QS_ALPHA * abs(want) + 2e-6
+
+
+def test_quantile_merge_equals_single_pass_and_empty_is_nan():
+    rng = np.random.default_rng(5)
+    x = rng.gamma(2.0, 3.0, 30_000)
+    whole = qs_new()
+    qs_add(whole, x, QS_ALPHA)
+    merged = qs_new()
+    for chunk in np.array_split(x, 7):
+        part = qs_new()
+        qs_add(part, chunk, QS_ALPHA)
+        qs_merge(merged, part)
+    np.testing.assert_array_equal(merged, whole)
+    assert np.isnan(qs_quantile(qs_new(), 0.5)[0])
