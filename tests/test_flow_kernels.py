@@ -197,6 +197,30 @@ def test_hw_with_gaps_matches_reference_and_constant_is_flat():
 # --------------------------------------------------------------------------- ridge
 
 
+def _profile_ref(Y, weekend, weeks):
+    P = np.full(Y.shape, np.nan)
+    for i in range(Y.shape[0]):
+        for t in range(Y.shape[1]):
+            vals = [Y[i, t - j * SEASON] for j in range(1, 7 * weeks + 1)
+                    if t - j * SEASON >= 0 and weekend[t - j * SEASON] == weekend[t]]
+            vals = [v for v in vals if not np.isnan(v)]
+            if vals:
+                P[i, t] = np.mean(vals)
+    return P
+
+
+def test_profile_matrix_matches_reference_and_ha():
+    Y = _panel(n=3, days=20, seed=9, gaps=0.3)
+    cal = _cal(Y.shape[1])
+    P = K.profile_matrix(Y, cal.weekend, SEASON, 2)
+    np.testing.assert_allclose(P, _profile_ref(Y, cal.weekend, 2), rtol=1e-12)
+    origins = np.arange(20, Y.shape[1] - SEASON + 1, 3, dtype=np.int64)
+    horizons = np.arange(1, SEASON + 1, dtype=np.int64)
+    ha = K.historical_average_predict(Y, origins, horizons, cal.weekend, SEASON, 2)
+    targets = origins[:, None] + horizons[None, :] - 1
+    np.testing.assert_allclose(ha, P[:, targets], rtol=1e-12)
+
+
 def _ridge_design_ref(z, x, o, h, p, q, cal, nharm):
     t = o + h - 1
     back = -(-h // SEASON) * SEASON
@@ -219,7 +243,8 @@ def test_ridge_fit_and_predict_match_normal_equations(q):
     horizons = np.array([1, 3, 10], dtype=np.int64)
     p, nharm, train_end = 4, 2, 7 * SEASON
     lams = np.array([1e-3, 0.5])
-    coef, rows = K.ridge_fit(Z, X, train_end, horizons, p, q, cal.slot, cal.weekend, SEASON, nharm, lams)
+    coef, rows = K.ridge_fit(Z, X, train_end, horizons, p, q, cal.slot, cal.weekend, SEASON, nharm,
+                             lams)
     origins = np.arange(train_end, T - 10 + 1, dtype=np.int64)
     for i in range(3):
         for c, h in enumerate(horizons):

@@ -263,14 +263,16 @@ class HoltWinters(Forecaster):
 @register
 class Ridge(Forecaster):
     name = "ridge"
-    description = ("direct ridge regression per series and horizon on the last 6 values, the same slot "
+    description = ("historical-average profile plus a direct ridge regression (per series and horizon) "
+                   "of the deviation from it on the last 6 deviations, the deviation at the same slot "
                    "yesterday, 2 daily harmonics and a weekend flag; penalty per series chosen on validation")
     lags = 6
     exo_lags = 0
 
-    def __init__(self, lams=(1e-3, 1e-2, 1e-1, 1.0), harmonics: int = 2):
+    def __init__(self, lams=(1e-3, 1e-2, 1e-1, 1.0), harmonics: int = 2, weeks: int = 4):
         self.lams = np.asarray(lams, dtype=np.float64)
         self.harmonics = harmonics
+        self.weeks = weeks
 
     def _exo(self, Y, ctx):
         if self.exo_lags == 0:
@@ -280,26 +282,42 @@ class Ridge(Forecaster):
             raise UserError(msg)
         return ctx.neighbours
 
+    def _inputs(self, Y, ctx):
+        """Deviations from the historical-average profile (standardised) and the profile."""
+        cal = ctx.calendar
+        Z = (Y - self.mu[:, None]) / self.sd[:, None]
+        P = K.profile_matrix(Z, cal.weekend, cal.season, self.weeks)
+        X = self._exo(Y, ctx)
+        if self.exo_lags:
+            X = X - np.nan_to_num(K.profile_matrix(X, cal.weekend, cal.season, self.weeks))
+        return Z - P, P, X
+
+    def _predict_z(self, D, P, X, ctx, coef, origins, horizons):
+        cal = ctx.calendar
+        dev = K.ridge_predict(K.forward_fill(D), K.forward_fill(X), coef, origins, horizons,
+                              self.lags, self.exo_lags, cal.slot, cal.weekend, cal.season,
+                              self.harmonics)
+        prof = np.nan_to_num(P[:, origins[:, None] + horizons[None, :] - 1])
+        return dev + prof
+
     def fit(self, Y, ctx, *, train_end, val_end, horizons):
         cal = ctx.calendar
         self.mu, self.sd = standardise(Y, train_end)
         self.horizons = np.asarray(horizons, dtype=np.int64)
-        Z = (Y - self.mu[:, None]) / self.sd[:, None]
-        X = self._exo(Y, ctx)
-        coef, self.rows = K.ridge_fit(Z, X, train_end, self.horizons, self.lags, self.exo_lags,
+        D, P, X = self._inputs(Y, ctx)
+        coef, self.rows = K.ridge_fit(D, X, train_end, self.horizons, self.lags, self.exo_lags,
                                       cal.slot, cal.weekend, cal.season, self.harmonics, self.lams)
         hmax = int(self.horizons.max())
         val_origins = np.arange(train_end, val_end - hmax + 1, dtype=np.int64)
         if len(self.lams) == 1 or len(val_origins) == 0:
             self.choice = np.zeros((Y.shape[0], len(self.horizons)), dtype=np.int64)
         else:
-            Zf, Xf = K.forward_fill(Z), K.forward_fill(X)
-            err = np.empty((len(self.lams), Y.shape[0], len(self.horizons)))
+            Z = (Y - self.mu[:, None]) / self.sd[:, None]
             target = Z[:, val_origins[:, None] + self.horizons[None, :] - 1]
+            err = np.empty((len(self.lams), Y.shape[0], len(self.horizons)))
             for li in range(len(self.lams)):
-                pred = K.ridge_predict(Zf, Xf, np.ascontiguousarray(coef[:, :, li]), val_origins,
-                                       self.horizons, self.lags, self.exo_lags, cal.slot,
-                                       cal.weekend, cal.season, self.harmonics)
+                pred = self._predict_z(D, P, X, ctx, np.ascontiguousarray(coef[:, :, li]),
+                                       val_origins, self.horizons)
                 with np.errstate(all="ignore"):
                     err[li] = np.nanmean(np.abs(pred - target), axis=1)
             err = np.where(np.isnan(err), np.inf, err)
@@ -310,19 +328,16 @@ class Ridge(Forecaster):
     def predict(self, Y, ctx, origins, horizons):
         horizons = np.asarray(horizons, dtype=np.int64)
         pos = [int(np.flatnonzero(self.horizons == h)[0]) for h in horizons]
-        cal = ctx.calendar
-        Z = (Y - self.mu[:, None]) / self.sd[:, None]
-        Zf, Xf = K.forward_fill(Z), K.forward_fill(self._exo(Y, ctx))
-        coef = np.ascontiguousarray(self.coef[:, pos])
-        pred = K.ridge_predict(Zf, Xf, coef, origins, horizons, self.lags, self.exo_lags,
-                               cal.slot, cal.weekend, cal.season, self.harmonics)
+        D, P, X = self._inputs(Y, ctx)
+        pred = self._predict_z(D, P, X, ctx, np.ascontiguousarray(self.coef[:, pos]), origins,
+                               horizons)
         return pred * self.sd[:, None, None] + self.mu[:, None, None]
 
 
 @register
 class SpatialRidge(Ridge):
     name = "ridge_sp"
-    description = ("ridge plus the last 3 values of the neighbours' mean standardised signal "
+    description = ("ridge plus the last 3 deviations of the neighbours' mean standardised signal "
                    "(VAR-like; neighbours from the road graph, or the 4 most correlated series)")
     exo_lags = 3
     needs_neighbours = True
@@ -398,6 +413,9 @@ def make_protocol(n_time: int, season: int, horizons: np.ndarray, *,
     train_end = int(np.floor(split[0] * n_time + 1e-9))
     val_end = int(np.floor((split[0] + split[1]) * n_time + 1e-9))
     hmax = int(horizons.max())
+    if hmax > season:
+        msg = f"horizon {hmax} is longer than one day ({season} steps); use horizons up to {season}"
+        raise UserError(msg)
     need = 2 * season + max(Ridge.lags, hmax)
     if train_end < need:
         msg = (f"series have {n_time} steps, so the training part ({split[0]:.0%}) has {train_end} steps; "

@@ -148,6 +148,35 @@ def historical_average_predict(Y: np.ndarray, origins: np.ndarray, horizons: np.
     return out
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def profile_matrix(Y: np.ndarray, weekend: np.ndarray, season: int, weeks: int) -> np.ndarray:
+    """Historical-average profile: ``P[i, t]`` is the mean of ``Y[i, t - j * season]`` for
+    ``j = 1 .. 7 * weeks`` over observed steps whose day type equals that of ``t`` (NaN if none).
+
+    It uses only days before ``t``'s day, so it equals :func:`historical_average_predict`
+    for every origin when the horizon is at most one day.
+    """
+    n, T = Y.shape
+    out = np.full((n, T), np.nan)
+    for i in prange(n):
+        for t in range(T):
+            s = 0.0
+            m = 0
+            for j in range(1, 7 * weeks + 1):
+                src = t - j * season
+                if src < 0:
+                    break
+                if weekend[src] != weekend[t]:
+                    continue
+                v = Y[i, src]
+                if not np.isnan(v):
+                    s += v
+                    m += 1
+            if m > 0:
+                out[i, t] = s / m
+    return out
+
+
 # --------------------------------------------------------------------------- Holt-Winters
 
 
@@ -345,8 +374,8 @@ def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray
               lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Direct ridge autoregression: coefficients per series, horizon and penalty.
 
-    ``Z`` is the standardised panel and ``X`` the exogenous panel (same shape; ignored when
-    ``q == 0``). Training pairs are all origins whose target lies before ``train_end`` and
+    ``Z`` is the (standardised) panel and ``X`` the exogenous panel (same shape; ignored
+    when ``q == 0``). Training pairs are all origins whose target lies before ``train_end`` and
     whose features and target are observed. For each penalty ``lam`` in ``lams`` solves
     ``(X'X / m + lam D) beta = X'y / m`` with ``m`` the number of pairs and ``D`` the identity
     without the intercept. Series with no complete pair get zero coefficients (the forecast
@@ -409,7 +438,7 @@ def ridge_predict(Zf: np.ndarray, Xf: np.ndarray, coef: np.ndarray, origins: np.
     """Standardised ridge forecasts from each origin.
 
     ``Zf`` and ``Xf`` should be forward-filled (causal); values still missing (before the
-    first observation) count as 0, the training mean.
+    first observation) count as 0.
     """
     n = Zf.shape[0]
     no, nh = origins.shape[0], horizons.shape[0]
@@ -421,6 +450,7 @@ def ridge_predict(Zf: np.ndarray, Xf: np.ndarray, coef: np.ndarray, origins: np.
         for t in range(z.shape[0]):
             if np.isnan(z[t]):
                 z[t] = 0.0
+        for t in range(x.shape[0]):
             if np.isnan(x[t]):
                 x[t] = 0.0
         feat = np.empty(F)
