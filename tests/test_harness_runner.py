@@ -35,7 +35,7 @@ def case_sleep(data, *, engine="polars", scheduler=None, **options):
 
 def case_oom(data, *, engine="polars", scheduler=None, **options):
     held = []
-    for _ in range(200):  # up to 10 GiB in 50 MiB steps; the runner's limit stops it early
+    for _ in range(60):  # up to 3 GiB in 50 MiB steps; the runner's limit stops it early
         held.append(np.ones(50 * 2**20 // 8))
     return case_ok(data, engine=engine)
 
