@@ -78,11 +78,13 @@ def _print_human(summary: dict) -> None:
               help="With --data: smallest plume (magnitude x peak factor) that counts [default: 0.2].")
 @click.option("--plot-site", type=int, default=None,
               help="Site to plot [default: the site with the most events, or the first].")
+@click.option("--plot/--no-plot", default=True, show_default=True,
+              help="Write a PNG of one site's parameters with true events and alarms.")
 @click.option("--out", type=click.Path(), default=None,
               help="Results folder [default: results/water/<dataset or table name>].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler, period,
-          guidelines, min_event_size, plot_site, out, as_json):
+          guidelines, min_event_size, plot_site, plot, out, as_json):
     """Water quality: CCME and weighted-arithmetic WQI, exceedance episodes, streaming
     detectors scored at event level, and upstream-downstream mass balance.
 
@@ -103,7 +105,7 @@ def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler
                 raise UserError(msg)
         out = out or str(Path("results") / "water" / Path(data_dir).resolve().name)
         result = run(data_dir, engine=engine, scheduler=scheduler, guidelines=guidelines, out=out,
-                     plot_site=plot_site, **options)
+                     plot_site=plot_site, plot=plot, **options)
     else:
         if time_col is None:
             msg = "--table needs --time-col COLUMN naming the time column"
@@ -111,7 +113,7 @@ def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler
         out = out or str(Path("results") / "water" / Path(table_file).stem)
         result = run_table(table_file, time_col=time_col, label_col=label_col, site_col=site_col,
                            engine=engine, scheduler=scheduler, guidelines=guidelines, out=out,
-                           plot_site=plot_site, **options)
+                           plot_site=plot_site, plot=plot, **options)
     summary = result.summary
     if as_json:
         payload = {"task": "water", "engine": result.engine, **summary,

@@ -352,25 +352,31 @@ def plot_site(ts: np.ndarray, values: np.ndarray, params: tuple[str, ...], path:
     import matplotlib.pyplot as plt
 
     t = ts.astype("datetime64[ms]")
+
+    def _mask(spans, pad):
+        m = np.zeros(ts.size, dtype=bool)
+        if spans is not None:
+            for s, e in zip(*spans, strict=True):
+                m |= (ts >= s) & (ts <= e + pad)
+        return m
+
+    ev_mask = _mask(events, 0)
+    al_mask = _mask(alarms, 0)
     fig, axes = plt.subplots(len(params), 1, figsize=(11, 1.6 * len(params) + 0.6), sharex=True)
     axes = np.atleast_1d(axes)
     for j, (ax, name) in enumerate(zip(axes, params, strict=True)):
+        trans = ax.get_xaxis_transform()
+        if ev_mask.any():
+            ax.fill_between(t, 0, 1, where=ev_mask, transform=trans, color="0.8", step="mid",
+                            label="true event" if j == 0 else None)
+        if al_mask.any():
+            ax.fill_between(t, 0, 1, where=al_mask, transform=trans, color="tab:red", alpha=0.3,
+                            step="mid", label=f"{alarm_label} alarm" if j == 0 else None)
         ax.plot(t, values[:, j], lw=0.7, color="tab:blue")
         ax.set_ylabel(name, fontsize=8, rotation=0, ha="right")
         ax.tick_params(labelsize=7)
-        if events is not None:
-            for k, (s, e) in enumerate(zip(*events, strict=True)):
-                ax.axvspan(np.datetime64(int(s), "ms"), np.datetime64(int(e), "ms"), color="0.8",
-                           label="true event" if (j == 0 and k == 0) else None)
-        if alarms is not None:
-            for k, (s, e) in enumerate(zip(*alarms, strict=True)):
-                ax.axvspan(np.datetime64(int(s), "ms"), np.datetime64(int(e) + 900_000, "ms"),
-                           color="tab:red", alpha=0.3,
-                           label=f"{alarm_label} alarm" if (j == 0 and k == 0) else None)
-    if events is not None or alarms is not None:
-        handles, labels = axes[0].get_legend_handles_labels()
-        if handles:
-            axes[0].legend(fontsize=7, loc="upper right")
+    if ev_mask.any() or al_mask.any():
+        axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title)
     fig.tight_layout()
     out = Path(path)

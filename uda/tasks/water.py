@@ -587,7 +587,7 @@ def _truth(ds: Any, engine: str, opts: WaterOptions,
 
 def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         guidelines: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-        plot_site: int | None = None, **options: Any) -> TaskResult:
+        plot_site: int | None = None, plot: bool = True, **options: Any) -> TaskResult:
     """Water-quality analytics on a generated dataset.
 
     Per site and period: CCME and weighted-arithmetic WQI; per site and parameter:
@@ -609,6 +609,8 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         ``mass_balance.parquet``, ``summary.json`` and a PNG plot into.
     plot_site
         Site to plot (default: the site with the most plume arrivals).
+    plot
+        Write the PNG plot into ``out``.
     **options
         Fields of :class:`WaterOptions` (``period``, ``window``, thresholds ...).
 
@@ -679,7 +681,7 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
                         summary=summary)
     if out is not None:
         result.summary["files"] = write_results(result, res, params, out, ds=ds, engine=engine,
-                                                plot_site=plot_site, truth=truths)
+                                                plot_site=plot_site, truth=truths, plot=plot)
     return result
 
 
@@ -718,7 +720,8 @@ def _summary(res: dict[str, np.ndarray], sites: dict[str, np.ndarray], params: t
 def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[str, ...],
                   out: str | os.PathLike, *, ds: Any = None, engine: str = "polars",
                   plot_site: int | None = None, truth: tuple[Truth, Truth] | None = None,
-                  series: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, str]:
+                  series: tuple[np.ndarray, np.ndarray] | None = None,
+                  plot: bool = True) -> dict[str, str]:
     """Write the result tables, ``summary.json`` and a plot of one site into ``out``.
 
     Returns
@@ -740,7 +743,7 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
         df.write_parquet(path)
         files[name] = str(path)
     site_ids = [s["site_id"] for s in result.summary["sites"]]
-    if site_ids:
+    if site_ids and plot:
         if plot_site is None:
             if truth is not None and truth[0].key.size:
                 keys, counts = np.unique(truth[0].key, return_counts=True)
@@ -821,7 +824,7 @@ def _analyse_table_frame(df: Any, params: tuple[str, ...], guides: dict[str, Gui
 def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None = None,
               site_col: str | None = None, engine: str = "polars", scheduler: str | None = None,
               guidelines: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-              plot_site: int | None = None, **options: Any) -> TaskResult:
+              plot_site: int | None = None, plot: bool = True, **options: Any) -> TaskResult:
     """Indices and detectors on an external water-quality table, scored against its labels.
 
     Parameters
@@ -832,7 +835,7 @@ def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None =
         Time column; optional boolean event-label column; optional site column.
     engine, scheduler
         ``"polars"`` or ``"dask"`` (one partition group per site); Dask scheduler.
-    guidelines, out, plot_site
+    guidelines, out, plot_site, plot
         As for :func:`run`.
     **options
         Fields of :class:`WaterOptions`; windows default to the same durations as for
@@ -916,6 +919,6 @@ def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None =
             k = labels["label_site"] == site
             events = Truth(labels["label_site"][k], labels["label_start"][k], labels["label_end"][k],
                            np.ones(int(k.sum())))
-        write_results(result, res, params, out, plot_site=site,
+        write_results(result, res, params, out, plot_site=site, plot=plot,
                       truth=(events, events) if events is not None else None, series=(b.ts, b.values))
     return result

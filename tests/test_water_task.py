@@ -1,0 +1,129 @@
+"""The water task on a generated dataset: engines agree, detectors and mass balance find events."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from uda.cli.main import cli
+from uda.tasks.base import compare_answers
+from uda.tasks.water import WaterOptions, _period_start, run
+
+
+@pytest.fixture(scope="module")
+def results(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("water")
+    pol = run(tiny_dataset, engine="polars", out=out / "polars")
+    dsk = run(tiny_dataset, engine="dask", scheduler="sync", out=out / "dask", plot=False)
+    return pol, dsk, out
+
+
+def test_polars_and_dask_agree(results):
+    pol, dsk, _ = results
+    assert compare_answers(pol.answer, dsk.answer) == []
+    assert pol.summary["detectors"] == dsk.summary["detectors"]
+    assert pol.summary["mass_balance"] == dsk.summary["mass_balance"]
+
+
+def test_dask_threads_scheduler_agrees(results, tiny_dataset):
+    pol, _, _ = results
+    other = run(tiny_dataset, engine="dask", scheduler="threads")
+    assert compare_answers(pol.answer, other.answer) == []
+
+
+def test_detectors_and_mass_balance_find_events(results):
+    pol, _, _ = results
+    det = pol.summary["detectors"]
+    assert set(det) == {"zscore", "cusum", "multivariate"}
+    best = max(d["f1"] for d in det.values())
+    assert best >= 0.8
+    assert det["multivariate"]["n_events"] > 0
+    mb = pol.summary["mass_balance"]
+    assert mb["n_events"] > 0 and mb["recall"] == 1.0
+
+
+def test_results_written(results):
+    pol, _, out = results
+    files = pol.summary["files"]
+    for kind in ("wqi", "exceedances", "alarms", "mass_balance", "plot", "summary"):
+        assert (out / "polars").joinpath(files[kind].split("/")[-1]).is_file()
+    assert files["plot"].endswith(".png")
+    assert json.loads((out / "polars" / "summary.json").read_text())["detectors"]
+
+
+def test_wqi_table_shape(results):
+    pol, _, _ = results
+    a = pol.answer
+    # tiny: 8 sites, 7 days within one month -> one period per site
+    assert a["wqi_site"].tolist() == list(range(8))
+    assert np.all((a["wqi_ccme"] >= 0) & (a["wqi_ccme"] <= 100))
+    assert a["wqi_n"].sum() == 8 * 7 * 96
+
+
+def test_period_starts():
+    ts = np.array(["2026-03-02T05:00", "2026-03-08T23:59", "2026-03-09T00:00", "2026-04-01T00:00"],
+                  dtype="datetime64[ms]").astype(np.int64)
+    def as_dates(p):
+        return [str(x) for x in _period_start(ts, p).astype("datetime64[ms]").astype("datetime64[D]")]
+    assert as_dates("week") == ["2026-03-02", "2026-03-02", "2026-03-09", "2026-03-30"]
+    assert as_dates("month") == ["2026-03-01", "2026-03-01", "2026-03-01", "2026-04-01"]
+    assert as_dates("day") == ["2026-03-02", "2026-03-08", "2026-03-09", "2026-04-01"]
+
+
+def test_cli_json(tiny_dataset, tmp_path):
+    res = CliRunner().invoke(cli, ["run", "water", "--data", str(tiny_dataset), "--engine", "polars",
+                                   "--out", str(tmp_path / "o"), "--no-plot", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for name in ("zscore", "cusum", "multivariate"):
+        assert set(doc["detectors"][name]) >= {"precision", "recall", "f1", "median_delay_s"}
+    assert doc["mass_balance"]["recall"] == 1.0
+    assert len(doc["sites"]) == 8
+
+
+def test_cli_human(tiny_dataset, tmp_path):
+    res = CliRunner().invoke(cli, ["run", "water", "--data", str(tiny_dataset), "--period", "day",
+                                   "--no-plot", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "event detection" in res.output and "mass balance" in res.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "exactly one of --data"),
+    (["--data", "X", "--table", "Y"], "exactly one of --data"),
+    (["--data", "{data}", "--time-col", "t"], "--time-col only applies with --table"),
+    (["--data", "/nonexistent/ds"], "does not exist"),
+    (["--data", "{data}", "--scheduler", "bogus", "--engine", "dask"], "unknown --scheduler"),
+    (["--data", "{data}", "--guidelines", "{bad_json}"], "not valid JSON"),
+    (["--data", "{data}", "--guidelines", "{bad_param}"], "unknown parameter 'lead'"),
+    (["--data", "{data}", "--plot-site", "999"], "--plot-site 999"),
+])
+def test_cli_bad_input(tiny_dataset, tmp_path, args, message):
+    bad_json = tmp_path / "g.json"
+    bad_json.write_text("{nope")
+    bad_param = tmp_path / "p.json"
+    bad_param.write_text('{"lead": {"upper": 0.01}}')
+    args = [a.format(data=tiny_dataset, bad_json=bad_json, bad_param=bad_param) for a in args]
+    res = CliRunner().invoke(cli, ["run", "water", *args, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_guidelines_file_changes_index(tiny_dataset, tmp_path):
+    g = tmp_path / "g.json"
+    g.write_text(json.dumps({"ammonia_mgl": {"upper": 0.01}, "temperature_c": {"upper": None}}))
+    strict = run(tiny_dataset, guidelines=g, period="all")
+    default = run(tiny_dataset, period="all")
+    assert (strict.answer["wqi_ccme"] < default.answer["wqi_ccme"]).all()
+
+
+def test_unknown_option_is_user_error(tiny_dataset):
+    from uda.errors import UserError
+
+    with pytest.raises(UserError, match="unknown water option"):
+        run(tiny_dataset, bogus=1)
+    with pytest.raises(UserError, match="unknown --period"):
+        run(tiny_dataset, period="year")
+    assert WaterOptions().check().window == 288
