@@ -137,7 +137,8 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
     if df.width == 0:
         msg = f"{where} has a timestamp column but no sensor columns"
         raise UserError(msg)
-    bad = [c for c in df.columns if not df[c].dtype.is_numeric() and df[c].dtype != pl.Null]
+    bad = [c for c in df.columns
+           if not df[c].dtype.is_numeric() and df[c].null_count() < df.height]
     if bad:
         col = bad[0]
         sample = df[col].drop_nulls().head(1).to_list()

@@ -1,0 +1,207 @@
+"""Wide-table and LibCity importers, and the `uda run flow` command on them (incl. bad input)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from uda.cli.main import cli
+from uda.io.libcity import read_libcity
+from uda.io.wide import read_wide
+
+DATA = Path(__file__).parent / "data" / "flow"
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["run", "flow", *args])
+
+
+def _bad(*args, match):
+    res = _run(*args)
+    assert res.exit_code == 2, res.output
+    assert "Error:" in res.output and match in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+# --------------------------------------------------------------------------- wide
+
+
+def test_wide_header_of_ids_without_timestamps():
+    p = read_wide(DATA / "wide_ids.csv", interval="1h")
+    assert p.ids == ["401", "402", "403", "404"]
+    assert p.values.shape == (4, 120)
+    assert p.start == np.datetime64("2024-01-01T00:00:00")
+    assert np.isnan(p.values).sum() == 4
+    p2 = read_wide(DATA / "wide_ids.csv", interval="1h", start="2025-06-02T06:00")
+    assert p2.start == np.datetime64("2025-06-02T06:00:00")
+    np.testing.assert_array_equal(p2.values, p.values)
+
+
+def test_wide_timestamp_column_fills_absent_rows(tmp_path):
+    p = read_wide(DATA / "wide_ts.csv", interval="1h")
+    assert p.ids == ["a", "b", "c"]
+    assert p.start == np.datetime64("2024-03-04T00:00:00")
+    assert p.values.shape == (3, 120)
+    assert np.isnan(p.values[:, 30]).all()
+    assert any("1 missing time steps" in n for n in p.notes)
+    # the same table as Parquet with a real timestamp type reads the same
+    df = pl.read_csv(DATA / "wide_ts.csv", null_values=["nan"]).with_columns(
+        pl.col.timestamp.str.to_datetime())
+    df.write_parquet(tmp_path / "w.parquet")
+    q = read_wide(tmp_path / "w.parquet", interval="60min")
+    np.testing.assert_array_equal(q.values, p.values)
+
+
+def test_cli_wide_json_shape_5min(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * 288)
+    cols = {f"{400 + k}": 300 + 200 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 20, t.size)
+            for k in range(3)}
+    pl.DataFrame(cols).write_csv(tmp_path / "w.csv")
+    res = _run("--wide", str(tmp_path / "w.csv"), "--interval", "5min", "--models", "last,ha,ridge",
+               "--horizons", "3,6,12", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert list(out["models"]) == ["last", "ha", "ridge"]
+    for per_h in out["models"].values():
+        assert list(per_h) == ["3", "6", "12"]
+        for m in per_h.values():
+            assert {"mae", "rmse", "mape"} <= set(m) and m["mae"] > 0
+    assert out["protocol"]["split"] == [0.7, 0.1, 0.2]
+    assert out["start"].startswith("2024-01-01")
+
+
+def test_cli_wide_human_table_and_engines_agree(tmp_path):
+    args = ["--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--models", "all",
+            "--horizons", "1,3", "--json"]
+    a = json.loads(_run(*args).output)
+    b = json.loads(_run(*args, "--engine", "dask", "--partitions", "3").output)
+    for m in a["models"]:
+        for h in a["models"][m]:
+            assert b["models"][m][h]["mae"] == pytest.approx(a["models"][m][h]["mae"], rel=1e-9)
+    res = _run("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--models", "last,ha",
+               "--horizons", "1,3", "--out", str(tmp_path / "r.json"))
+    assert res.exit_code == 0, res.output
+    assert "h=3" in res.output and "skill" in res.output
+    assert json.loads((tmp_path / "r.json").read_text())["models"]["ha"]["1"]["n"] > 0
+
+
+def _write_rows(path, header, rows):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+
+
+def _ts_rows():
+    return (DATA / "wide_ts.csv").read_text().strip().splitlines()
+
+
+def test_wide_bad_timestamps(tmp_path):
+    lines = _ts_rows()
+    back = lines[:1] + lines[1:5] + [lines[6], lines[5]] + lines[7:]
+    _write_rows(tmp_path / "back.csv", back[0], back[1:])
+    _bad("--wide", str(tmp_path / "back.csv"), "--interval", "1h", match="not increasing")
+    dup = lines[:6] + [lines[5]] + lines[6:]
+    _write_rows(tmp_path / "dup.csv", dup[0], dup[1:])
+    _bad("--wide", str(tmp_path / "dup.csv"), "--interval", "1h", match="repeats")
+    _bad("--wide", str(DATA / "wide_ts.csv"), "--interval", "7min", match="does not divide a day")
+    _bad("--wide", str(DATA / "wide_ts.csv"), "--interval", "2h", match="not on the")
+    _bad("--wide", str(DATA / "wide_ts.csv"), "--interval", "1h", "--start", "2024-01-01",
+         match="--start is not needed")
+
+
+def test_wide_bad_input(tmp_path):
+    _bad("--wide", str(DATA / "wide_ids.csv"), match="--interval")
+    _bad("--wide", str(tmp_path / "nope.csv"), "--interval", "1h", match="does not exist")
+    _bad(match="exactly one input")
+    _bad("--wide", str(DATA / "wide_ids.csv"), "--libcity", str(DATA / "libcity"), "--interval", "1h",
+         match="exactly one input")
+    _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--models", "last,arima",
+         match="unknown model")
+    _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--horizons", "48",
+         match="longer than one day")
+    lines = (DATA / "wide_ids.csv").read_text().splitlines()
+    _write_rows(tmp_path / "short.csv", lines[0], lines[1:41])
+    _bad("--wide", str(tmp_path / "short.csv"), "--interval", "1h", match="supply a longer history")
+    _write_rows(tmp_path / "text.csv", "a,b", ["1,x"] + ["2,3"] * 99)
+    _bad("--wide", str(tmp_path / "text.csv"), "--interval", "1h", match="not numeric")
+    _write_rows(tmp_path / "empty.csv", "a,b", [",", ","] * 60)
+    _bad("--wide", str(tmp_path / "empty.csv"), "--interval", "1h", match="every series is missing")
+
+
+def test_wide_all_missing_sensor_is_dropped_and_reported(tmp_path):
+    df = pl.read_csv(DATA / "wide_ids.csv").with_columns(pl.lit(None, dtype=pl.Float64).alias("999"))
+    df.write_csv(tmp_path / "w.csv")
+    p = read_wide(tmp_path / "w.csv", interval="1h")
+    assert any("without any value: 999" in n for n in p.notes)
+    res = _run("--wide", str(tmp_path / "w.csv"), "--interval", "1h", "--models", "ha",
+               "--horizons", "1", "--json")
+    out = json.loads(res.output)
+    assert out["series"] == 4
+    assert any("dropped 1 series" in n and "999" in n for n in out["notes"])
+
+
+# --------------------------------------------------------------------------- LibCity
+
+
+def test_libcity_reads_series_and_adjacency():
+    p = read_libcity(DATA / "libcity")
+    assert p.ids == ["0", "1", "2"]
+    assert p.interval_s == 3600
+    assert p.values.shape == (3, 120)
+    assert np.isnan(p.values[1, 50]) and np.isnan(p.values).sum() == 1
+    nbrs = {i: sorted(p.indices[p.indptr[i]:p.indptr[i + 1]].tolist()) for i in range(3)}
+    assert nbrs == {0: [1], 1: [0, 2], 2: [1]}  # both directions, self-relation dropped
+    speed = read_libcity(DATA / "libcity" / "TOY.dyna", column="traffic_speed")
+    assert speed.values[0, 0] == pytest.approx(57.2)
+
+
+def test_cli_libcity_json():
+    res = _run("--libcity", str(DATA / "libcity"), "--models", "ha,ridge,ridge_sp", "--horizons", "1,2",
+               "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["series"] == 3 and set(out["models"]) == {"ha", "ridge", "ridge_sp"}
+
+
+def _copy_libcity(tmp_path, edit=None, drop=None):
+    dst = tmp_path / "lc"
+    shutil.copytree(DATA / "libcity", dst)
+    if drop:
+        (dst / drop).unlink()
+    if edit:
+        name, fn = edit
+        f = dst / name
+        f.write_text(fn(f.read_text()))
+    return dst
+
+
+def test_libcity_bad_input(tmp_path):
+    def no_entity(text):
+        return "\n".join(",".join(c for k, c in enumerate(line.split(",")) if k != 3)
+                         for line in text.splitlines()) + "\n"
+
+    d = _copy_libcity(tmp_path, edit=("TOY.dyna", no_entity))
+    _bad("--libcity", str(d), match="missing column 'entity_id'")
+    shutil.rmtree(d)
+    d = _copy_libcity(tmp_path, edit=("TOY.rel", lambda t: t.replace("destination_id", "dest")))
+    _bad("--libcity", str(d), match="missing column 'destination_id'")
+    shutil.rmtree(d)
+    d = _copy_libcity(tmp_path, drop="TOY.geo")
+    _bad("--libcity", str(d), match="no .geo file")
+    shutil.rmtree(d)
+    _bad("--libcity", str(DATA / "libcity"), "--column", "occupancy", match="missing column 'occupancy'")
+
+    def swap(text):
+        lines = text.splitlines()
+        lines[3], lines[4] = lines[4], lines[3]
+        return "\n".join(lines) + "\n"
+
+    d = _copy_libcity(tmp_path, edit=("TOY.dyna", swap))
+    _bad("--libcity", str(d), match="go backwards")
+    shutil.rmtree(d)
+    d = _copy_libcity(tmp_path, edit=("TOY.dyna", lambda t: t.replace(",state,2024-03-04T05:00:00Z,2,",
+                                                                       ",state,2024-03-04T05:00:00Z,7,")))
+    _bad("--libcity", str(d), match="not a geo_id")
