@@ -479,7 +479,6 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
     import time
 
     from uda.engines import check_engine, dask_scheduler
-    from uda.kernels.paths import csr_from_links, dijkstra_many
     from uda.kernels.pmedian import p_median
     from uda.store import Dataset, open_dataset
     from uda.tasks.base import TaskResult
@@ -539,9 +538,16 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
 
     t0 = time.perf_counter()
     free_time = length / (free_speed / 3.6)
-    indptr, heads, slot_link = csr_from_links(node_id.size, tail, head)
-    free_skim, _ = dijkstra_many(indptr, heads, free_time[slot_link], centroid)
-    free_skim = free_skim[:, centroid]
+    nz = zone_ids.size
+    bpr_b, bpr_p = np.full(link_id.size, CITY_BPR_B), np.full(link_id.size, CITY_BPR_POWER)
+
+    def skim_net(dests: np.ndarray, demand: np.ndarray | None = None) -> Network:
+        return Network(num_nodes=node_id.size, tail=tail, head=head, free_flow_time=free_time, b=bpr_b,
+                       capacity=capacity, power=bpr_p, origins=centroid, dests=dests,
+                       demand=np.zeros((nz, dests.size)) if demand is None else demand)
+
+    # Zone-to-zone skims only (never zones x all nodes: that grows with the city squared).
+    free_skim = all_or_nothing(skim_net(centroid), free_time).skim
     if od is None:
         population = zones["population"].to_numpy().astype(np.float64)
         jobs = zones["jobs"].to_numpy().astype(np.float64)
@@ -551,10 +557,7 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
     stage["od"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    net = Network(num_nodes=node_id.size, tail=tail, head=head, free_flow_time=free_time,
-                  b=np.full(link_id.size, CITY_BPR_B), capacity=capacity,
-                  power=np.full(link_id.size, CITY_BPR_POWER), origins=centroid, dests=centroid,
-                  demand=demand)
+    net = skim_net(centroid, demand)
     check_reachable(net, unreachable=unreachable, origin_ids=zone_ids, dest_ids=zone_ids)
     result = assign(net, algorithm=algorithm, gap=gap, max_iter=max_iter)
     ra = RouteAssignment(result=result, init_node=node_id[tail], term_node=node_id[head], capacity=capacity,
@@ -563,17 +566,17 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
 
     t0 = time.perf_counter()
     observed = times["travel_time_s"][:, use_slot]
-    site_cost, _ = dijkstra_many(indptr, heads, observed[slot_link], centroid)
-    reachable = np.isfinite(site_cost).all(axis=0)
-    if not reachable.any():
-        msg = "no node is reachable from every zone centroid; the road graph is disconnected, regenerate the dataset"
-        raise UserError(msg)
-    candidates = np.flatnonzero(reachable)
+    # Candidate sites: the distinct zone centroid nodes reachable from every zone.
+    nodes_c = np.unique(centroid)
+    site_cost = all_or_nothing(skim_net(nodes_c), observed).skim
+    candidates = nodes_c[np.isfinite(site_cost).all(axis=0)]
+    site_cost = site_cost[:, np.isfinite(site_cost).all(axis=0)]
     if sites > candidates.size:
-        msg = f"--sites {sites} exceeds the {candidates.size} candidate nodes reachable from every zone; ask for fewer sites"
+        msg = (f"--sites {sites} exceeds the {candidates.size} candidate sites (zone centroids reachable from "
+               "every zone); ask for fewer sites")
         raise UserError(msg)
     weight = zones["population"].to_numpy().astype(np.float64)
-    pm = p_median(site_cost[:, candidates], weight, sites)
+    pm = p_median(site_cost, weight, sites)
     site_nodes = node_id[candidates[pm.sites]]
     stage["sites"] = time.perf_counter() - t0
 
