@@ -369,7 +369,7 @@ def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | Non
     spec = SPECS[table]
     g = _concat(parts)
     n = g["key"].size
-    rec = np.where(np.isnan(g["received"]), np.iinfo(np.int64).max, g["received"]).astype(np.int64) if n else g["key"]
+    rec = np.nan_to_num(g["received"], nan=2.0**62).astype(np.int64)
     order = np.lexsort((rec, g["ts"], g["key"], ~g["syntax_ok"]))
     g = {k: (v[order] if isinstance(v, np.ndarray) else v) for k, v in g.items()}
     key, ts, values = g["key"], g["ts"], g["values"]
