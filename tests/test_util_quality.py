@@ -1,0 +1,181 @@
+"""The single-pass quality kernel against a plain NumPy reference; merging blocks equals one pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from uda.kernels import quality as qk
+from uda.kernels.sketches import hll_estimate, qs_quantile
+from uda.quality import ALPHA, STUCK_MIN, QualityState, scan_arrays
+
+STEP = 300_000
+START = 1_000 * STEP
+DAYS_SLOTS = 40
+LATE = 3_600_000.0
+
+
+def _block(rng, n_keys=6, slots=DAYS_SLOTS, *, shuffle=True):
+    """Records with duplicates, gaps, NaNs, out-of-range values, stuck runs, off-grid times, bad ids."""
+    keys, ts, vals = [], [], []
+    for k in range(n_keys):
+        for s in range(slots):
+            if rng.random() < 0.1:
+                continue  # missing interval
+            v = [float(rng.integers(0, 5)), float(rng.integers(0, 3))]
+            keys.append(k)
+            ts.append(START + s * STEP + (60_000 if k == 2 else 0))  # key 2 off grid
+            vals.append(v)
+            if rng.random() < 0.15:  # stuck run: repeat the reading
+                for r in range(int(rng.integers(1, 4))):
+                    if s + r + 1 < slots:
+                        keys.append(k)
+                        ts.append(START + (s + r + 1) * STEP)
+                        vals.append(list(v))
+            if rng.random() < 0.05:  # duplicate
+                keys.append(k)
+                ts.append(ts[-1])
+                vals.append(list(vals[-1]))
+    key = np.array(keys, np.int64)
+    ts = np.array(ts, np.int64)
+    values = np.array(vals, np.float64)
+    values[rng.random(values.shape) < 0.05] = np.nan
+    values[rng.random(values.shape[0]) < 0.03, 0] = 99.0  # out of range
+    ts[-1] = START - 10 * STEP  # outside the period
+    n = key.size
+    a = {"key": key, "ts": ts, "ok": rng.random(n) > 0.02, "values": values,
+         "ref": np.where(key == 5, 77, key), "latency": np.where(rng.random(n) < 0.2, 5e6, 1e4),
+         "district": key % 2}
+    if shuffle:
+        order = rng.permutation(n)
+        a = {k: v[order] for k, v in a.items()}
+    return a
+
+
+def _reference(a, lo, hi):
+    """Metrics computed the obvious way, row by row in (key, ts) order."""
+    order = np.lexsort((a["ts"], a["key"]))
+    out = {d: dict.fromkeys(["rows", "ok", "complete", "in_range", "dup", "grid", "ref", "period", "late",
+                             "lat", "slots", "stuck"], 0) for d in (0, 1)}
+    seen = set()
+    slots = set()
+    prev = None
+    run = 0
+    for i in order:
+        d = int(a["district"][i])
+        r = out[d]
+        r["rows"] += 1
+        if not a["ok"][i]:
+            continue
+        r["ok"] += 1
+        k, t, v = int(a["key"][i]), int(a["ts"][i]), a["values"][i]
+        dup = (k, t) in seen
+        seen.add((k, t))
+        r["dup"] += dup
+        present = ~np.isnan(v)
+        r["complete"] += bool(present.all())
+        inr = bool(np.all((v[present] >= lo[present]) & (v[present] <= hi[present])))
+        r["in_range"] += inr
+        resolves = a["ref"][i] in (0, 1, 2, 3, 4)
+        r["ref"] += resolves
+        inside = START <= t < START + DAYS_SLOTS * STEP
+        r["period"] += inside
+        r["lat"] += 1
+        r["late"] += a["latency"][i] > LATE
+        r["grid"] += t % STEP == 0
+        slot = (k, (t + STEP // 2) // STEP)
+        if inside and resolves and slot not in slots:
+            slots.add(slot)
+            r["slots"] += 1
+        if not dup and inr:
+            same = prev is not None and prev[0] == k and np.array_equal(prev[1], v) and v[0] != 0.0
+            run = run + 1 if same else 0
+            if run == STUCK_MIN - 1:
+                r["stuck"] += run
+            elif run > STUCK_MIN - 1:
+                r["stuck"] += 1
+            prev = (k, v)
+    return out
+
+
+def _scan(a, lo, hi, state=None):
+    st = state or QualityState(2, 2)
+    lookup = np.array([0, 1, 0, 1, 0, 1])
+    ref_ok = (a["ref"] >= 0) & (a["ref"] < lookup.size)
+    order = np.zeros(0, np.int64) if qk.is_sorted(a["key"], a["ts"]) else np.lexsort((a["ts"], a["key"]))
+    qk.scan_block(a["key"], a["ts"], a["ok"], a["values"], lo, hi, a["district"].astype(np.int64), ref_ok,
+                  a["latency"], order, STEP, START, START + DAYS_SLOTS * STEP, LATE, STUCK_MIN, 0,
+                  st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency, ALPHA, 1e-6, 1e12)
+    return st
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_kernel_matches_reference(seed, shuffle):
+    rng = np.random.default_rng(seed)
+    a = _block(rng, shuffle=shuffle)
+    lo, hi = np.array([0.0, 0.0]), np.array([10.0, 10.0])
+    st = _scan(a, lo, hi)
+    ref = _reference(a, lo, hi)
+    names = {"rows": qk.ROWS, "ok": qk.SYNTAX_OK, "complete": qk.COMPLETE, "in_range": qk.IN_RANGE,
+             "dup": qk.DUPLICATE, "grid": qk.ON_GRID, "ref": qk.REF_OK, "period": qk.IN_PERIOD, "late": qk.LATE,
+             "lat": qk.WITH_LATENCY, "slots": qk.SLOTS, "stuck": qk.STUCK}
+    for d in (0, 1):
+        for name, col in names.items():
+            assert st.counts[d, col] == ref[d][name], (d, name)
+    ok = a["ok"]
+    for d in (0, 1):
+        sel = ok & (a["district"] == d)
+        np.testing.assert_array_equal(st.nonnull[d], (~np.isnan(a["values"][sel])).sum(axis=0))
+        assert abs(hll_estimate(st.registers[d]) - np.unique(a["key"][sel]).size) < 0.5
+
+
+def test_blocks_merge_into_the_single_pass_answer():
+    rng = np.random.default_rng(9)
+    a = _block(rng, n_keys=6, shuffle=False)
+    lo, hi = np.array([0.0, 0.0]), np.array([10.0, 10.0])
+    whole = _scan(a, lo, hi)
+    merged = QualityState(2, 2)
+    for keys in ([0, 1], [2, 3, 4], [5]):  # a key never spans blocks
+        sel = np.isin(a["key"], keys)
+        merged.merge(_scan({k: v[sel] for k, v in a.items()}, lo, hi))
+    for name in ("counts", "nonnull", "registers", "qs_values", "qs_latency"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 50), st.floats(-5, 15, allow_nan=False)),
+                min_size=1, max_size=200))
+def test_value_quantiles_and_counts_on_random_records(rows):
+    key = np.array([r[0] for r in rows], np.int64)
+    ts = START + np.array([r[1] for r in rows], np.int64) * STEP
+    v = np.array([[r[2]] for r in rows])
+    a = {"key": key, "ts": ts, "ok": np.ones(key.size, bool), "values": v, "ref": key,
+         "latency": np.full(key.size, np.nan), "district": np.zeros(key.size, np.int64)}
+    st_ = QualityState(1, 1)
+    lookup = np.zeros(4, np.int64)
+    order = np.zeros(0, np.int64) if qk.is_sorted(key, ts) else np.lexsort((ts, key))
+    qk.scan_block(key, ts, a["ok"], v, np.array([0.0]), np.array([10.0]), a["district"], lookup[key] == 0,
+                  a["latency"], order, STEP, START, START + 60 * STEP, LATE, STUCK_MIN, -1, st_.counts, st_.nonnull,
+                  st_.registers, st_.qs_values, st_.qs_latency, ALPHA, 1e-6, 1e12)
+    pairs = {(int(k), int(t)) for k, t in zip(key, ts, strict=True)}
+    assert st_.counts[0, qk.DUPLICATE] == key.size - len(pairs)
+    assert st_.counts[0, qk.SLOTS] == len(pairs)
+    # quantiles are over first occurrences of each (key, ts)
+    order = np.lexsort((ts, key))
+    first = np.r_[True, (key[order][1:] != key[order][:-1]) | (ts[order][1:] != ts[order][:-1])]
+    vals = np.sort(v[order][first, 0])
+    got = qs_quantile(st_.qs_values[0], 0.5, ALPHA)[0]
+    want = vals[int(np.floor(0.5 * (vals.size - 1)))]
+    assert abs(got - want) <= ALPHA * abs(want) + 2e-6
+
+
+def test_scan_arrays_maps_unknown_districts_to_the_extra_bucket():
+    a = {"key": np.array([0, 1, 9]), "ts": np.array([START, START, START]), "ok": np.ones(3, bool),
+         "values": np.zeros((3, 3)), "ref": np.array([0, 1, 9]), "latency": np.full(3, np.nan), "district": None}
+    st_ = scan_arrays(a, "traffic", lookup=np.array([0, 1]), n_districts=2,
+                      period=(START, START + DAYS_SLOTS * STEP))
+    assert st_.counts[:, qk.ROWS].tolist() == [1, 1, 1]
+    assert st_.counts[:, qk.REF_OK].tolist() == [1, 1, 0]
