@@ -281,6 +281,30 @@ def lagged_upstream(ts: np.ndarray, up_ts: np.ndarray, up_values: np.ndarray,
     return out
 
 
+def lagged_max(ts: np.ndarray, upstream: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    """Largest lagged upstream excess at each downstream time.
+
+    Parameters
+    ----------
+    ts
+        Downstream sample times (int64 ms).
+    upstream
+        ``(up_ts, up_excess, travel_time_ms)`` per upstream site.
+
+    Returns
+    -------
+    ndarray
+        ``(len(ts), n_params)``: the maximum over upstream sites of ``up(t - travel_time)``
+        (NaN where no upstream site has a value).
+    """
+    if not upstream:
+        msg = "mass balance needs at least one upstream site"
+        raise ValueError(msg)
+    stack = np.stack([lagged_upstream(ts, ut, ux, lag) for ut, ux, lag in upstream])
+    any_ok = (~np.isnan(stack)).any(axis=0)
+    return np.where(any_ok, np.max(np.where(np.isnan(stack), -np.inf, stack), axis=0), np.nan)
+
+
 def unexplained_gain(ts: np.ndarray, excess: np.ndarray,
                      upstream: list[tuple[np.ndarray, np.ndarray, float]], *,
                      slack_before: int, slack_after: int = 1) -> np.ndarray:
@@ -312,14 +336,9 @@ def unexplained_gain(ts: np.ndarray, excess: np.ndarray,
     """
     from uda.kernels.detect import window_max
 
-    if not upstream:
-        msg = "mass balance needs at least one upstream site"
-        raise ValueError(msg)
-    stack = np.stack([lagged_upstream(ts, ut, ux, lag) for ut, ux, lag in upstream])
-    any_ok = (~np.isnan(stack)).any(axis=0)
-    mixed = np.where(any_ok, np.nanmax(np.where(np.isnan(stack), -np.inf, stack), axis=0), np.nan)
     offsets = np.array([0, ts.shape[0]], dtype=np.int64)
-    envelope = window_max(np.ascontiguousarray(mixed), offsets, slack_before, slack_after)
+    envelope = window_max(np.ascontiguousarray(lagged_max(ts, upstream)), offsets, slack_before,
+                          slack_after)
     return excess - envelope
 
 

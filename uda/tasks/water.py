@@ -23,7 +23,6 @@ from uda.water import (
     guideline_arrays,
     load_guidelines,
     score_events,
-    unexplained_gain,
 )
 
 DETECTORS = ("zscore", "cusum", "multivariate")
@@ -265,47 +264,119 @@ def detector_alarms(block: Block, opts: WaterOptions) -> dict[str, np.ndarray]:
 
 # ---- mass balance -----------------------------------------------------------------------
 
-def _retro_baseline(values: np.ndarray, params: tuple[str, ...],
+def _retro_baseline(values: np.ndarray, offsets: np.ndarray,
                     opts: WaterOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Centred rolling median and scale of one site's series (an audit, not a stream).
+    """Centred rolling median and scale per group (an audit of the record, not a stream).
 
     Mass balance checks the record after the fact, so each sample's baseline is the
-    window centred on it: the trailing window of the sample ``window // 2`` later. The
-    last half window reuses the final trailing window; samples still without a baseline
-    at the start borrow it from the time-reversed pass.
+    window centred on it: the trailing window of the sample ``mb_window // 2`` later. The
+    last half window of a group reuses its final trailing window; samples still without a
+    baseline at the start borrow it from the time-reversed pass.
     """
-    floor = np.array([opts.min_scale.get(p, 1e-6) for p in params])
+    floor = np.zeros(values.shape[1])
     n = values.shape[0]
-    offsets = np.array([0, n], dtype=np.int64)
     med, scale = rolling_baseline(values, offsets, opts.mb_window, opts.min_periods, floor)
-    shift = np.minimum(np.arange(n) + opts.mb_window // 2, n - 1)
+    last = np.repeat(offsets[1:] - 1, np.diff(offsets))
+    shift = np.minimum(np.arange(n) + opts.mb_window // 2, last)
     med, scale = med[shift], scale[shift]
     fill = np.isnan(med)
     if fill.any():
-        rmed, rscale = rolling_baseline(np.ascontiguousarray(values[::-1]), offsets,
+        rev_offsets = (n - offsets[::-1]).astype(np.int64)
+        rmed, rscale = rolling_baseline(np.ascontiguousarray(values[::-1]), rev_offsets,
                                         opts.mb_window, opts.min_periods, floor)
         med[fill] = rmed[::-1][fill]
         scale[fill] = rscale[::-1][fill]
     return med, scale
 
 
-def site_excess(values: np.ndarray, params: tuple[str, ...], opts: WaterOptions) -> np.ndarray:
-    """Directional excess over the rolling baseline of one site, signature parameters only."""
+def _signature(params: tuple[str, ...], opts: WaterOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Column mask of the signature parameters, and their scale floors."""
     dirs = _directions(params)
     keep = dirs != 0
-    med, _ = _retro_baseline(np.ascontiguousarray(values[:, keep]), tuple(np.array(params)[keep]), opts)
-    return (values[:, keep] - med) * dirs[keep]
+    floor = np.array([opts.min_scale.get(p, 1e-6) for p, k in zip(params, keep, strict=True) if k])
+    return keep, floor
+
+
+def block_excess(block: Block, opts: WaterOptions) -> np.ndarray:
+    """Directional excess over each site's centred rolling baseline (signature parameters).
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows, n_signature)``: positive where a plume would push the parameter.
+    """
+    keep, _ = _signature(block.params, opts)
+    dirs = _directions(block.params)[keep]
+    sub = np.ascontiguousarray(block.values[:, keep])
+    med, _ = _retro_baseline(sub, block.offsets, opts)
+    return (sub - med) * dirs
+
+
+def mass_balance(block: Block, excess: np.ndarray, ups: dict[int, list[tuple[int, float]]],
+                 opts: WaterOptions) -> dict[str, np.ndarray]:
+    """Unexplained-gain alarm episodes of every site in ``block`` that has upstream sites.
+
+    For each such site, the downstream excess minus the envelope of its upstream sites'
+    lagged excess (see :func:`uda.water.unexplained_gain`) is standardised by its own
+    centred rolling median and MAD, combined across the signature parameters with the
+    matched-filter score, and flagged above ``opts.mb_threshold``. All pairs go through
+    each kernel together.
+
+    Parameters
+    ----------
+    block
+        Series of the checked sites and their upstream sites.
+    excess
+        :func:`block_excess` of ``block``.
+    ups
+        Downstream site id -> ``[(upstream site id, travel time s), ...]``.
+    opts
+        Settings.
+
+    Returns
+    -------
+    dict of ndarray
+        ``mb_site``, ``mb_start``, ``mb_end``, ``mb_peak`` (highest score) per episode.
+    """
+    from uda.kernels.detect import window_max
+    from uda.water import lagged_max
+
+    idx = {int(s): i for i, s in enumerate(block.sites)}
+    sites, mixed, own, ts_all = [], [], [], []
+    for site, ul in ups.items():
+        have = [(u, tt) for u, tt in ul if u in idx]
+        if site not in idx or not have:
+            continue
+        a, b = block.offsets[idx[site]], block.offsets[idx[site] + 1]
+        upstream = []
+        for u, tt in have:
+            ua, ub = block.offsets[idx[u]], block.offsets[idx[u] + 1]
+            upstream.append((block.ts[ua:ub], excess[ua:ub], tt * _MS))
+        sites.append(site)
+        ts_all.append(block.ts[a:b])
+        own.append(excess[a:b])
+        mixed.append(lagged_max(block.ts[a:b], upstream))
+    if not sites:
+        return _empty_mb()
+    offsets = np.r_[0, np.cumsum([t.size for t in ts_all])].astype(np.int64)
+    ts = np.concatenate(ts_all)
+    slack = max(1, round(opts.mb_slack_s / opts.interval_s))
+    envelope = window_max(np.ascontiguousarray(np.concatenate(mixed)), offsets, slack, 1)
+    gain = np.concatenate(own) - envelope
+    med, scale = _retro_baseline(np.ascontiguousarray(gain), offsets, opts)
+    _, floor = _signature(block.params, opts)
+    z = (gain - med) / np.maximum(scale, floor)
+    score = multivariate_score(np.ascontiguousarray(z), np.ones(z.shape[1]), opts.mv_clip)
+    grp, first, last = alarm_runs(score > opts.mb_threshold, offsets, opts.merge_gap)
+    peak = np.array([score[a:b + 1].max() for a, b in zip(first, last, strict=True)])
+    return {"mb_site": np.asarray(sites, dtype=np.int64)[grp], "mb_start": ts[first],
+            "mb_end": ts[last], "mb_peak": peak.astype(np.float64)}
 
 
 def mass_balance_pair(site: int, down: tuple[np.ndarray, np.ndarray],
                       ups: list[tuple[np.ndarray, np.ndarray, float]], params: tuple[str, ...],
                       opts: WaterOptions) -> dict[str, np.ndarray]:
-    """Unexplained-gain alarm episodes at ``site`` given its upstream sites.
-
-    The downstream excess minus the envelope of the lagged upstream excess (see
-    :func:`uda.water.unexplained_gain`) is standardised by its own rolling median and
-    MAD, combined across the signature parameters with the matched-filter score, and
-    flagged above ``opts.mb_threshold``.
+    """:func:`mass_balance` of one site from its own and its upstream sites' series.
 
     Parameters
     ----------
@@ -317,26 +388,14 @@ def mass_balance_pair(site: int, down: tuple[np.ndarray, np.ndarray],
         ``(ts, values, travel_time_s)`` of each upstream site.
     params, opts
         Column names and settings.
-
-    Returns
-    -------
-    dict of ndarray
-        ``mb_site``, ``mb_start``, ``mb_end``, ``mb_peak`` (highest score) per episode.
     """
-    ts, values = down
-    excess = site_excess(values, params, opts)
-    upstream = [(uts, site_excess(uvals, params, opts), tt * _MS) for uts, uvals, tt in ups]
-    slack = max(1, round(opts.mb_slack_s / opts.interval_s))
-    gain = unexplained_gain(ts, excess, upstream, slack_before=slack)
-    sig = tuple(p for p in params if EVENT_DIRECTIONS.get(p, 0))
-    med, scale = _retro_baseline(np.ascontiguousarray(gain), sig, opts)
-    score = multivariate_score(np.ascontiguousarray((gain - med) / scale), np.ones(gain.shape[1]),
-                               opts.mv_clip)
-    offsets = np.array([0, ts.size], dtype=np.int64)
-    _, first, last = alarm_runs(score > opts.mb_threshold, offsets, opts.merge_gap)
-    peak = np.array([score[a:b + 1].max() for a, b in zip(first, last, strict=True)])
-    return {"mb_site": np.full(first.size, site, dtype=np.int64), "mb_start": ts[first],
-            "mb_end": ts[last], "mb_peak": peak.astype(np.float64)}
+    ids = [site] + [-(k + 1) for k in range(len(ups))]
+    series = [down] + [(t, v) for t, v, _ in ups]
+    block = Block.from_arrays(np.concatenate([np.full(t.size, i, np.int64) for i, (t, _) in zip(ids, series, strict=True)]),
+                              np.concatenate([t for t, _ in series]),
+                              np.concatenate([v for _, v in series]), params)
+    ul = [(-(k + 1), float(tt)) for k, (_, _, tt) in enumerate(ups)]
+    return mass_balance(block, block_excess(block, opts), {site: ul}, opts)
 
 
 def upstream_map(sites_table: Any) -> dict[int, list[tuple[int, float]]]:
@@ -496,25 +555,33 @@ def _analyse_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline
     return out
 
 
-def _mass_balance_frames(site: int, frames: list[Any], ups: list[tuple[int, float]],
-                         params: tuple[str, ...], opts: WaterOptions) -> dict[str, np.ndarray]:
-    """Mass balance of ``site`` from the pandas partitions holding it and its upstream sites."""
-    import pandas as pd
-
-    df = pd.concat(frames) if len(frames) > 1 else frames[0]
-    wanted = [site] + [u for u, _ in ups]
-    block = block_from_pandas(df[df["site_id"].isin(wanted)], params)
-    return _mass_balance_block(site, block, ups, params, opts)
+def _excess_frame(df: Any, params: tuple[str, ...], opts: WaterOptions) -> tuple[Block, np.ndarray]:
+    """One pandas partition's series and their excess (the Dask step before mass balance)."""
+    block = block_from_pandas(df, params)
+    return block, block_excess(block, opts)
 
 
-def _mass_balance_block(site: int, block: Block, ups: list[tuple[int, float]],
-                        params: tuple[str, ...], opts: WaterOptions) -> dict[str, np.ndarray]:
-    idx = {int(s): i for i, s in enumerate(block.sites)}
-    have = [(u, tt) for u, tt in ups if u in idx]
-    if site not in idx or not have:
+def _mass_balance_parts(parts: list[tuple[Block, np.ndarray]], ups: dict[int, list[tuple[int, float]]],
+                        opts: WaterOptions) -> dict[str, np.ndarray]:
+    """Mass balance of ``ups``' downstream sites from the partitions holding them and their neighbours."""
+    wanted = set(ups) | {u for ul in ups.values() for u, _ in ul}
+    blocks, ex = [], []
+    for block, excess in parts:
+        for i, s in enumerate(block.sites.tolist()):
+            if s in wanted:
+                a, b = block.offsets[i], block.offsets[i + 1]
+                blocks.append((s, block.ts[a:b], block.values[a:b]))
+                ex.append(excess[a:b])
+    if not blocks:
         return _empty_mb()
-    return mass_balance_pair(site, block.site(idx[site]),
-                             [(*block.site(idx[u]), tt) for u, tt in have], params, opts)
+    params = parts[0][0].params
+    merged = Block.from_arrays(np.concatenate([np.full(t.size, s, np.int64) for s, t, _ in blocks]),
+                               np.concatenate([t for _, t, _ in blocks]),
+                               np.concatenate([v for _, _, v in blocks]), params)
+    # from_arrays sorts by (site, ts); sort the excess rows the same way
+    site_col = np.concatenate([np.full(t.size, s, np.int64) for s, t, _ in blocks])
+    order = np.lexsort((np.concatenate([t for _, t, _ in blocks]), site_col))
+    return mass_balance(merged, np.concatenate(ex)[order], ups, opts)
 
 
 def _run_polars(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
@@ -523,7 +590,8 @@ def _run_polars(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
           .sort(["site_id", "ts"]).collect())
     block = block_from_polars(df, params)
     parts = [analyse_block(block, guides, opts), _site_summary(block, guides)]
-    parts += [_mass_balance_block(s, block, ul, params, opts) for s, ul in ups.items()]
+    if ups:
+        parts.append(mass_balance(block, block_excess(block, opts), ups, opts))
     return parts
 
 
@@ -547,11 +615,16 @@ def _run_dask(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
     parts = ddf.to_delayed()
     holders = _partition_sites(ds, parts)
     tasks = [dask.delayed(_analyse_frame)(p, params, guides, opts) for p in parts]
+    excess = [dask.delayed(_excess_frame)(p, params, opts) for p in parts]
+    # One mass-balance task per set of partitions that a group of checked sites needs.
+    by_parts: dict[tuple[int, ...], dict[int, list[tuple[int, float]]]] = {}
     for site, ul in ups.items():
         need = {site} | {u for u, _ in ul}
-        frames = [parts[i] for i, held in enumerate(holders) if held & need]
-        if frames:
-            tasks.append(dask.delayed(_mass_balance_frames)(site, frames, ul, params, opts))
+        key = tuple(i for i, held in enumerate(holders) if held & need)
+        if key:
+            by_parts.setdefault(key, {})[site] = ul
+    for key, sub in by_parts.items():
+        tasks.append(dask.delayed(_mass_balance_parts)([excess[i] for i in key], sub, opts))
     return list(dask.compute(*tasks))
 
 

@@ -1,0 +1,196 @@
+"""Water benchmark: indices + detectors on a generated water table, Polars and Dask, vs a pandas peer.
+
+Run from the project root::
+
+    python bench/bench_water.py [--data DIR | --scale medium] [--repeats 5] [--json out.json]
+
+Without ``--data`` a water-only dataset of ``--scale`` (seed 1) is generated into a
+temporary folder first. Measured in the same run, on the same table:
+
+* ``polars`` / ``dask`` (threads): the whole water task without writing files (read the
+  table, CCME + weighted-arithmetic WQI per site and month, exceedance episodes, the three
+  detectors, event scoring, mass balance along the network);
+* ``kernels``: the same indices and detectors on arrays already in memory;
+* ``pandas peer``: the rolling median/MAD baseline (pandas ``rolling().median()`` and a
+  ``rolling().apply`` MAD) and CCME F1/F2/F3 by ``groupby``, a typical pandas
+  implementation of the core of the same work (no CUSUM, episodes or mass balance, so it
+  does less than ours);
+* Numba compile time in a fresh process with an empty cache directory.
+
+Reported: median, min and max over repeats (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_COLD = """
+import time
+t = time.perf_counter()
+import numpy as np
+from uda.kernels.detect import alarm_runs, cusum, multivariate_score, rolling_baseline, window_max
+from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
+t_import = time.perf_counter() - t
+t = time.perf_counter()
+v = np.random.default_rng(0).normal(size=(50, 7)); o = np.array([0, 50]); lim = np.full(7, 1.0)
+ccme_wqi(v, o, lim, lim); weighted_arithmetic_wqi(v, o, lim * 0, lim)
+exceedance_episodes(np.arange(50, dtype=np.int64), v, o, lim, lim, 2)
+med, sc = rolling_baseline(v, o, 10, 3, lim); s = multivariate_score(v, lim, 4.0)
+cusum(s.reshape(-1, 1), o, 1.0, 5.0); alarm_runs(s > 0, o, 1); window_max(v, o, 2, 1)
+print(time.perf_counter() - t, t_import)
+"""
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "repeats": len(times)}
+
+
+def _time(fn, repeats: int) -> tuple[dict[str, float], object]:
+    out = None
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return _stats(times), out
+
+
+def cold_compile() -> dict[str, float]:
+    """Compile time of the water kernels in a fresh process with an empty Numba cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        out = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+    compile_s, import_s = map(float, out.stdout.split())
+    return {"compile_seconds": compile_s, "import_seconds": import_s}
+
+
+def kernels_only(block, guides, opts) -> dict:
+    """Indices, exceedances and detectors on arrays already in memory."""
+    from uda.tasks.water import analyse_block
+
+    return analyse_block(block, guides, opts)
+
+
+def pandas_peer(df, params: tuple[str, ...], guides, window: int) -> object:
+    """Rolling median/MAD baseline of the signature parameters and CCME per site and month."""
+    import pandas as pd
+
+    from uda.water import EVENT_DIRECTIONS
+
+    sig = [p for p in params if EVENT_DIRECTIONS.get(p, 0)]
+    df = df.sort_values(["site_id", "ts"])
+    g = df.groupby("site_id")[sig]
+    med = g.transform(lambda s: s.rolling(window, min_periods=window // 12).median().shift(1))
+
+    def _mad(s):
+        return s.rolling(window, min_periods=window // 12).apply(
+            lambda w: np.median(np.abs(w - np.median(w))), raw=True).shift(1)
+
+    mad = g.transform(_mad)
+    z = (df[sig] - med) / (1.4826 * mad).clip(lower=1e-3)
+    month = df["ts"].dt.to_period("M")
+    fails = pd.DataFrame(index=df.index)
+    exc = pd.DataFrame(index=df.index)
+    for p in params:
+        lo, hi = guides[p].lower, guides[p].upper
+        v = df[p]
+        above = v > hi if not np.isnan(hi) else pd.Series(False, index=df.index)
+        below = v < lo if not np.isnan(lo) else pd.Series(False, index=df.index)
+        fails[p] = above | below
+        e = pd.Series(0.0, index=df.index)
+        if not np.isnan(hi):
+            e = e.where(~above, v / hi - 1)
+        if not np.isnan(lo):
+            e = e.where(~below, lo / v - 1)
+        exc[p] = e
+    keys = [df["site_id"], month]
+    n_tests = fails.groupby(keys).size() * len(params)
+    f1 = fails.groupby(keys).any().sum(axis=1) / len(params) * 100
+    f2 = fails.groupby(keys).sum().sum(axis=1) / n_tests * 100
+    nse = exc.groupby(keys).sum().sum(axis=1) / n_tests
+    f3 = nse / (0.01 * nse + 0.01)
+    wqi = 100 - np.sqrt(f1**2 + f2**2 + f3**2) / 1.732
+    return z, wqi
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=None, help="Dataset folder [default: generate --scale]")
+    ap.add_argument("--scale", default="medium", help="Scale to generate when --data is not given")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--json", default=None, help="Write the results here too")
+    args = ap.parse_args(argv)
+
+    import psutil
+
+    from uda.generate import generate
+    from uda.scales import resolve_scale
+    from uda.store import open_dataset
+    from uda.tasks.base import compare_answers
+    from uda.tasks.water import WaterOptions, block_from_polars, run
+    from uda.water import PARAMS, load_guidelines
+
+    tmp = None
+    path = args.data
+    if path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="uda-bench-water-")
+        path = Path(tmp.name) / args.scale
+        generate(path, scale=resolve_scale(args.scale), seed=1, tables=("water",))
+    ds = open_dataset(path)
+    entry = ds.table("water")
+    out: dict = {"dataset": str(path), "scale": ds.params.get("name"), "rows": entry["rows"],
+                 "bytes": entry["bytes"], "files": len(entry["files"]),
+                 "sites": ds.params.get("water_sites"), "days": ds.params.get("days"),
+                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                             "load_avg_1m": os.getloadavg()[0],
+                             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)}}
+    out["cold_compile"] = cold_compile()
+
+    first = time.perf_counter()
+    ref = run(ds, engine="polars", plot=False)
+    out["first_call_seconds"] = time.perf_counter() - first
+    results = {}
+    for engine in ("polars", "dask"):
+        stats, res = _time(lambda e=engine: run(ds, engine=e, scheduler="threads", plot=False),
+                           args.repeats)
+        results[engine] = stats
+        results[engine]["agrees_with_polars"] = compare_answers(ref.answer, res.answer) == []
+    out["task"] = results
+    out["quality"] = {k: round(v, 4) for k, v in ref.quality.items()}
+
+    df = ds.scan("water").select(["site_id", "ts", *PARAMS]).sort(["site_id", "ts"]).collect()
+    block = block_from_polars(df, PARAMS)
+    guides = load_guidelines()
+    opts = WaterOptions()
+    out["kernels"], _ = _time(lambda: kernels_only(block, guides, opts), args.repeats)
+    pdf = df.to_pandas()
+    out["pandas_peer"], _ = _time(lambda: pandas_peer(pdf, PARAMS, guides, opts.window),
+                                  args.peer_repeats)
+    out["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
+    if tmp is not None:
+        tmp.cleanup()
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return out
+
+
+if __name__ == "__main__":
+    main()
