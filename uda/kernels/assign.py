@@ -101,19 +101,19 @@ def _aon_block(indptr, heads, slot_link, slot_cost, origins, dests, demand, firs
                flows, skim, sptt, lost, lost_pairs):
     """All-or-nothing for origins ``blk, blk + nblocks, ...`` into row ``blk`` of the outputs."""
     n = indptr.size - 1
-    m = heads.size
     nd = dests.size
     dist = np.empty(n, np.float64)
     pred = np.empty(n, np.int32)
     pred_slot = np.empty(n, np.int64)
     order = np.empty(n, np.int32)
-    heap_keys = np.empty(m + 1, np.float64)
-    heap_nodes = np.empty(m + 1, np.int32)
+    pos = np.empty(n, np.int64)
+    heap_keys = np.empty(n, np.float64)
+    heap_nodes = np.empty(n, np.int32)
     node_demand = np.zeros(n, np.float64)
     for i in range(blk, origins.size, nblocks):
         src = origins[i]
         count = sssp_into(indptr, heads, slot_cost, src, first_thru, dist, pred, pred_slot, order,
-                          heap_keys, heap_nodes)
+                          pos, heap_keys, heap_nodes)
         for j in range(nd):
             d = dests[j]
             c = dist[d]

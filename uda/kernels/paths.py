@@ -45,25 +45,34 @@ def csr_from_links(num_nodes: int, tail: np.ndarray, head: np.ndarray) -> tuple[
     return indptr, head[slot_link].astype(np.int32), slot_link
 
 
+#: Heap position markers of :func:`sssp_into`.
+NOT_IN_HEAP = -1
+SETTLED = -2
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _heap_push(keys, nodes, size, key, node):
-    i = size
+def _sift_up(keys, nodes, pos, i, key, node):
+    """Move ``(key, node)`` up from slot ``i`` of the indexed binary heap."""
     while i > 0:
         parent = (i - 1) >> 1
         if keys[parent] <= key:
             break
         keys[i] = keys[parent]
         nodes[i] = nodes[parent]
+        pos[nodes[i]] = i
         i = parent
     keys[i] = key
     nodes[i] = node
-    return size + 1
+    pos[node] = i
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _heap_pop(keys, nodes, size):
-    """Remove the root; the caller reads ``keys[0], nodes[0]`` first. Returns the new size."""
+def _pop_root(keys, nodes, pos, size):
+    """Remove the root (the caller reads ``keys[0], nodes[0]`` first); returns the new size."""
+    pos[nodes[0]] = SETTLED
     size -= 1
+    if size == 0:
+        return 0
     key = keys[size]
     node = nodes[size]
     i = 0
@@ -77,40 +86,41 @@ def _heap_pop(keys, nodes, size):
             break
         keys[i] = keys[child]
         nodes[i] = nodes[child]
+        pos[nodes[i]] = i
         i = child
     keys[i] = key
     nodes[i] = node
+    pos[node] = i
     return size
 
 
 @njit(cache=True, nogil=True)
 def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
-              heap_keys, heap_nodes):
+              pos, heap_keys, heap_nodes):
     """Dijkstra from ``source`` into preallocated arrays; returns the number of settled nodes.
 
     ``dist`` gets the distances (``inf`` if unreached), ``pred``/``pred_slot`` the previous
     node and CSR slot on a shortest path (``-1`` for the source and unreached nodes),
     ``order[:count]`` the nodes in the order they were settled (source first). Nodes with
     index below ``first_thru`` other than the source are reached but never passed through
-    (TNTP centroids). ``heap_keys``/``heap_nodes`` need ``len(heads) + 1`` entries. A lazy
-    binary heap: stale entries are skipped when popped.
+    (TNTP centroids). ``pos`` (int64), ``heap_keys`` and ``heap_nodes`` are scratch arrays
+    of one entry per node for an indexed binary heap with decrease-key, so every node is
+    in the heap at most once and settled once.
     """
     n = indptr.size - 1
     for v in range(n):
         dist[v] = np.inf
         pred[v] = -1
         pred_slot[v] = -1
+        pos[v] = NOT_IN_HEAP
     dist[source] = 0.0
-    size = _heap_push(heap_keys, heap_nodes, 0, 0.0, source)
+    _sift_up(heap_keys, heap_nodes, pos, 0, 0.0, source)
+    size = 1
     count = 0
     while size > 0:
         d = heap_keys[0]
         u = heap_nodes[0]
-        size = _heap_pop(heap_keys, heap_nodes, size)
-        # Each push of a node has a strictly smaller key than the one before, so every
-        # entry but the last is stale (key above the node's distance): a node is settled once.
-        if d > dist[u]:
-            continue
+        size = _pop_root(heap_keys, heap_nodes, pos, size)
         order[count] = u
         count += 1
         if u < first_thru and u != source:
@@ -119,43 +129,48 @@ def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot,
             v = heads[k]
             nd = d + weights[k]
             if nd < dist[v]:
+                # Non-negative weights: a settled node never improves, so v is unsettled.
                 dist[v] = nd
                 pred[v] = u
                 pred_slot[v] = k
-                size = _heap_push(heap_keys, heap_nodes, size, nd, v)
+                i = pos[v]
+                if i == NOT_IN_HEAP:
+                    i = size
+                    size += 1
+                _sift_up(heap_keys, heap_nodes, pos, i, nd, v)
     return count
 
 
 @njit(cache=True, nogil=True)
 def _dijkstra(indptr, heads, weights, source, first_thru):
     n = indptr.size - 1
-    m = heads.size
     dist = np.empty(n, np.float64)
     pred = np.empty(n, np.int32)
     pred_slot = np.empty(n, np.int64)
     order = np.empty(n, np.int32)
-    heap_keys = np.empty(m + 1, np.float64)
-    heap_nodes = np.empty(m + 1, np.int32)
+    pos = np.empty(n, np.int64)
+    heap_keys = np.empty(n, np.float64)
+    heap_nodes = np.empty(n, np.int32)
     sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
-              heap_keys, heap_nodes)
+              pos, heap_keys, heap_nodes)
     return dist, pred
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _dijkstra_many(indptr, heads, weights, sources, first_thru, nblocks):
     n = indptr.size - 1
-    m = heads.size
     ns = sources.size
     dist = np.empty((ns, n), np.float64)
     pred = np.empty((ns, n), np.int32)
     for b in prange(nblocks):
         pred_slot = np.empty(n, np.int64)
         order = np.empty(n, np.int32)
-        heap_keys = np.empty(m + 1, np.float64)
-        heap_nodes = np.empty(m + 1, np.int32)
+        pos = np.empty(n, np.int64)
+        heap_keys = np.empty(n, np.float64)
+        heap_nodes = np.empty(n, np.int32)
         for i in range(b, ns, nblocks):
             sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred[i], pred_slot,
-                      order, heap_keys, heap_nodes)
+                      order, pos, heap_keys, heap_nodes)
     return dist, pred
 
 
