@@ -56,3 +56,7 @@ def cli() -> None:
 def main() -> None:
     """Run the ``uda`` command line."""
     sys.exit(cli.main(prog_name="uda"))
+
+
+if __name__ == "__main__":
+    main()
