@@ -292,9 +292,9 @@ class Ridge(Forecaster):
             X = X - np.nan_to_num(K.profile_matrix(X, cal.weekend, cal.season, self.weeks))
         return Z - P, P, X
 
-    def _predict_z(self, D, P, X, ctx, coef, origins, horizons):
+    def _predict_z(self, Df, P, Xf, ctx, coef, origins, horizons):
         cal = ctx.calendar
-        dev = K.ridge_predict(K.forward_fill(D), K.forward_fill(X), coef, origins, horizons,
+        dev = K.ridge_predict(Df, Xf, coef, origins, horizons,
                               self.lags, self.exo_lags, cal.slot, cal.weekend, cal.season,
                               self.harmonics)
         prof = np.nan_to_num(P[:, origins[:, None] + horizons[None, :] - 1])
@@ -315,8 +315,9 @@ class Ridge(Forecaster):
             Z = (Y - self.mu[:, None]) / self.sd[:, None]
             target = Z[:, val_origins[:, None] + self.horizons[None, :] - 1]
             err = np.empty((len(self.lams), Y.shape[0], len(self.horizons)))
+            Df, Xf = K.forward_fill(D), K.forward_fill(X)
             for li in range(len(self.lams)):
-                pred = self._predict_z(D, P, X, ctx, np.ascontiguousarray(coef[:, :, li]),
+                pred = self._predict_z(Df, P, Xf, ctx, np.ascontiguousarray(coef[:, :, li]),
                                        val_origins, self.horizons)
                 with np.errstate(all="ignore"):
                     err[li] = np.nanmean(np.abs(pred - target), axis=1)
@@ -329,8 +330,8 @@ class Ridge(Forecaster):
         horizons = np.asarray(horizons, dtype=np.int64)
         pos = [int(np.flatnonzero(self.horizons == h)[0]) for h in horizons]
         D, P, X = self._inputs(Y, ctx)
-        pred = self._predict_z(D, P, X, ctx, np.ascontiguousarray(self.coef[:, pos]), origins,
-                               horizons)
+        pred = self._predict_z(K.forward_fill(D), P, K.forward_fill(X), ctx,
+                               np.ascontiguousarray(self.coef[:, pos]), origins, horizons)
         return pred * self.sd[:, None, None] + self.mu[:, None, None]
 
 

@@ -322,8 +322,20 @@ def hw_predict(Y: np.ndarray, params: np.ndarray, season: int, init_end: int,
 
 
 @njit(cache=True, nogil=True)
+def _harmonics(season: int, nharm: int) -> np.ndarray:
+    """``sin(2 pi k s / season), cos(2 pi k s / season)`` for slot ``s`` and ``k = 1 .. nharm``."""
+    out = np.empty((season, 2 * nharm))
+    for s in range(season):
+        ang = 2.0 * np.pi * s / season
+        for k in range(1, nharm + 1):
+            out[s, 2 * k - 2] = np.sin(k * ang)
+            out[s, 2 * k - 1] = np.cos(k * ang)
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _ridge_features(z: np.ndarray, x: np.ndarray, o: int, h: int, p: int, q: int,
-                    slot: np.ndarray, weekend: np.ndarray, season: int, nharm: int,
+                    slot: np.ndarray, weekend: np.ndarray, season: int, harm: np.ndarray,
                     feat: np.ndarray) -> bool:
     """Fill ``feat`` for origin ``o`` and horizon ``h``; False if a needed value is missing.
 
@@ -353,11 +365,10 @@ def _ridge_features(z: np.ndarray, x: np.ndarray, o: int, h: int, p: int, q: int
             return False
         feat[j] = v
         j += 1
-    ang = 2.0 * np.pi * slot[t] / season
-    for k in range(1, nharm + 1):
-        feat[j] = np.sin(k * ang)
-        feat[j + 1] = np.cos(k * ang)
-        j += 2
+    row = harm[slot[t]]
+    for k in range(row.shape[0]):
+        feat[j] = row[k]
+        j += 1
     feat[j] = weekend[t]
     return True
 
@@ -390,6 +401,7 @@ def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray
     nh = horizons.shape[0]
     nl = lams.shape[0]
     F = ridge_n_features(p, q, nharm)
+    harm = _harmonics(season, nharm)
     coef = np.zeros((n, nh, nl, F))
     rows = np.zeros((n, nh), dtype=np.int64)
     for i in prange(n):
@@ -406,7 +418,7 @@ def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray
                 y = Z[i, o + h - 1]
                 if np.isnan(y):
                     continue
-                if not _ridge_features(Z[i], X[i], o, h, p, q, slot, weekend, season, nharm, feat):
+                if not _ridge_features(Z[i], X[i], o, h, p, q, slot, weekend, season, harm, feat):
                     continue
                 m += 1
                 for u in range(F):
@@ -443,6 +455,7 @@ def ridge_predict(Zf: np.ndarray, Xf: np.ndarray, coef: np.ndarray, origins: np.
     n = Zf.shape[0]
     no, nh = origins.shape[0], horizons.shape[0]
     F = coef.shape[2]
+    harm = _harmonics(season, nharm)
     out = np.full((n, no, nh), np.nan)
     for i in prange(n):
         z = Zf[i].copy()
@@ -460,7 +473,7 @@ def ridge_predict(Zf: np.ndarray, Xf: np.ndarray, coef: np.ndarray, origins: np.
                 h = horizons[c]
                 if o < max(p, q) or o + h - 1 - ((h + season - 1) // season) * season < 0:
                     continue
-                _ridge_features(z, x, o, h, p, q, slot, weekend, season, nharm, feat)
+                _ridge_features(z, x, o, h, p, q, slot, weekend, season, harm, feat)
                 s = 0.0
                 for u in range(F):
                     s += coef[i, c, u] * feat[u]
