@@ -10,22 +10,32 @@ paths, and Sioux Falls to relative gap 1e-4 with bi-conjugate Frank-Wolfe for th
 assignment. Numba compile time is measured apart: in this process (first call, which may
 load the on-disk cache) and in a fresh process with an empty cache directory (true
 compile). Reported: median, min and max over repeats.
+
+Both Numba (threading layer ``omp``) and AequilibraE (Cython + OpenMP) run OpenMP
+parallel regions. On a shared, oversubscribed machine spinning OpenMP workers make
+every region wait for a time slice (AequilibraE's Sioux Falls run took 15-25 s instead
+of about 1 s here), so the script sets ``OMP_WAIT_POLICY=PASSIVE`` for both unless the
+variable is already set.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIOUX = ROOT / "tests" / "data" / "tntp" / "SiouxFalls"
@@ -160,7 +170,6 @@ def bench_assignment(repeats: int, gap: float = 1e-4) -> dict:
     out = {"network": "SiouxFalls", "gap_target": gap, "compile_seconds_this_process": compile_seconds,
            "uda": {**ours, "iterations": res.iterations, "relative_gap": res.relative_gap,
                    "objective": res.objective}}
-    os.environ["AEQ_SHOW_PROGRESS"] = "FALSE"
     try:
         import aequilibrae  # noqa: F401
     except ImportError as exc:
@@ -194,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "numba_threads": numba.get_num_threads(), "platform": platform.platform(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "load_average_at_start": os.getloadavg()},
         "cold_compile": cold_compile(),
         "paths": bench_paths(args.side, args.sources, args.repeats),
