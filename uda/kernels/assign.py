@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from uda.kernels.paths import csr_from_links, sssp_into
+from uda.kernels.paths import csr_from_links, slot_tails, sssp_into
 
 #: Assignment algorithms: all-or-nothing, Frank-Wolfe, conjugate FW, bi-conjugate FW
 #: (Mitradjieva and Lindberg 2013).
@@ -97,23 +97,22 @@ def line_search(fft, b, capacity, power, flow, target):
 
 
 @njit(cache=True, nogil=True)
-def _aon_block(indptr, heads, slot_link, slot_cost, origins, dests, demand, first_thru, blk, nblocks,
-               flows, skim, sptt, lost, lost_pairs):
+def _aon_block(indptr, heads, slot_link, slot_tail, slot_cost, origins, dests, demand, first_thru, blk,
+               nblocks, flows, skim, sptt, lost, lost_pairs):
     """All-or-nothing for origins ``blk, blk + nblocks, ...`` into row ``blk`` of the outputs."""
     n = indptr.size - 1
     nd = dests.size
     dist = np.empty(n, np.float64)
-    pred = np.empty(n, np.int32)
     pred_slot = np.empty(n, np.int64)
     order = np.empty(n, np.int32)
-    pos = np.empty(n, np.int64)
+    pos = np.empty(n, np.int32)
     heap_keys = np.empty(n, np.float64)
     heap_nodes = np.empty(n, np.int32)
     node_demand = np.zeros(n, np.float64)
     for i in range(blk, origins.size, nblocks):
         src = origins[i]
-        count = sssp_into(indptr, heads, slot_cost, src, first_thru, dist, pred, pred_slot, order,
-                          pos, heap_keys, heap_nodes)
+        count = sssp_into(indptr, heads, slot_cost, src, first_thru, dist, pred_slot, order, pos,
+                          heap_keys, heap_nodes)
         for j in range(nd):
             d = dests[j]
             c = dist[d]
@@ -131,35 +130,37 @@ def _aon_block(indptr, heads, slot_link, slot_cost, origins, dests, demand, firs
             v = order[k]
             f = node_demand[v]
             if f > 0.0:
-                flows[blk, slot_link[pred_slot[v]]] += f
-                node_demand[pred[v]] += f
+                k = pred_slot[v]
+                flows[blk, slot_link[k]] += f
+                node_demand[slot_tail[k]] += f
                 node_demand[v] = 0.0
         node_demand[src] = 0.0
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _aon_parallel(indptr, heads, slot_link, slot_cost, num_links, origins, dests, demand, first_thru,
-                  nblocks):
+def _aon_parallel(indptr, heads, slot_link, slot_tail, slot_cost, num_links, origins, dests, demand,
+                  first_thru, nblocks):
     flows = np.zeros((nblocks, num_links), np.float64)
     skim = np.empty((origins.size, dests.size), np.float64)
     sptt = np.zeros(nblocks, np.float64)
     lost = np.zeros(nblocks, np.float64)
     lost_pairs = np.zeros(nblocks, np.int64)
     for blk in prange(nblocks):
-        _aon_block(indptr, heads, slot_link, slot_cost, origins, dests, demand, first_thru, blk,
-                   nblocks, flows, skim, sptt, lost, lost_pairs)
+        _aon_block(indptr, heads, slot_link, slot_tail, slot_cost, origins, dests, demand, first_thru,
+                   blk, nblocks, flows, skim, sptt, lost, lost_pairs)
     return flows.sum(axis=0), skim, sptt.sum(), lost.sum(), lost_pairs.sum()
 
 
 @njit(cache=True, nogil=True)
-def _aon_serial(indptr, heads, slot_link, slot_cost, num_links, origins, dests, demand, first_thru):
+def _aon_serial(indptr, heads, slot_link, slot_tail, slot_cost, num_links, origins, dests, demand,
+                first_thru):
     flows = np.zeros((1, num_links), np.float64)
     skim = np.empty((origins.size, dests.size), np.float64)
     sptt = np.zeros(1, np.float64)
     lost = np.zeros(1, np.float64)
     lost_pairs = np.zeros(1, np.int64)
-    _aon_block(indptr, heads, slot_link, slot_cost, origins, dests, demand, first_thru, 0, 1,
-               flows, skim, sptt, lost, lost_pairs)
+    _aon_block(indptr, heads, slot_link, slot_tail, slot_cost, origins, dests, demand, first_thru, 0,
+               1, flows, skim, sptt, lost, lost_pairs)
     return flows[0], skim, sptt[0], lost[0], lost_pairs[0]
 
 
@@ -218,7 +219,8 @@ class Network:
             msg = (f"link {i} has capacity {self.capacity[i]:g}, free-flow time {self.free_flow_time[i]:g}, "
                    f"b {self.b[i]:g}, power {self.power[i]:g}; all must be >= 0 and capacity > 0 where b > 0")
             raise ValueError(msg)
-        self._csr = csr_from_links(self.num_nodes, self.tail, self.head)
+        indptr, heads, slot_link = csr_from_links(self.num_nodes, self.tail, self.head)
+        self._csr = (indptr, heads, slot_link, slot_tails(indptr))
 
     @property
     def num_links(self) -> int:
@@ -263,10 +265,10 @@ def all_or_nothing(net: Network, link_cost: np.ndarray) -> AonResult:
         shortest costs over reachable pairs, and the demand and number of OD pairs with
         positive demand but no path (not loaded).
     """
-    indptr, heads, slot_link = net._csr
+    indptr, heads, slot_link, slot_tail = net._csr
     slot_cost = np.ascontiguousarray(link_cost, dtype=np.float64)[slot_link]
-    args = (indptr, heads, slot_link, slot_cost, np.int64(net.num_links), net.origins, net.dests,
-            net.demand, np.int64(net.first_thru))
+    args = (indptr, heads, slot_link, slot_tail, slot_cost, np.int64(net.num_links), net.origins,
+            net.dests, net.demand, np.int64(net.first_thru))
     nblocks = min(numba.get_num_threads(), net.origins.size)
     if nblocks > 1 and net.origins.size * (net.num_nodes + net.num_links) >= PARALLEL_MIN_WORK:
         flow, skim, sptt, lost, lost_pairs = _aon_parallel(*args, np.int64(nblocks))
@@ -442,7 +444,7 @@ def warm_up() -> float:
     net = Network(num_nodes=2, tail=[0], head=[1], free_flow_time=[1.0], b=[0.15], capacity=[1.0],
                   power=[4.0], origins=[0], dests=[1], demand=[[1.0]])
     assign(net, algorithm="bfw", gap=0.0, max_iter=3)
-    indptr, heads, slot_link = net._csr
-    _aon_parallel(indptr, heads, slot_link, net.free_flow_time[slot_link], np.int64(1), net.origins,
-                  net.dests, net.demand, np.int64(0), np.int64(1))
+    indptr, heads, slot_link, slot_tail = net._csr
+    _aon_parallel(indptr, heads, slot_link, slot_tail, net.free_flow_time[slot_link], np.int64(1),
+                  net.origins, net.dests, net.demand, np.int64(0), np.int64(1))
     return time.perf_counter() - start

@@ -95,22 +95,21 @@ def _pop_root(keys, nodes, pos, size):
 
 
 @njit(cache=True, nogil=True)
-def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
-              pos, heap_keys, heap_nodes):
+def sssp_into(indptr, heads, weights, source, first_thru, dist, pred_slot, order, pos, heap_keys,
+              heap_nodes):
     """Dijkstra from ``source`` into preallocated arrays; returns the number of settled nodes.
 
-    ``dist`` gets the distances (``inf`` if unreached), ``pred``/``pred_slot`` the previous
-    node and CSR slot on a shortest path (``-1`` for the source and unreached nodes),
-    ``order[:count]`` the nodes in the order they were settled (source first). Nodes with
-    index below ``first_thru`` other than the source are reached but never passed through
-    (TNTP centroids). ``pos`` (int64), ``heap_keys`` and ``heap_nodes`` are scratch arrays
-    of one entry per node for an indexed binary heap with decrease-key, so every node is
-    in the heap at most once and settled once.
+    ``dist`` gets the distances (``inf`` if unreached), ``pred_slot`` the CSR slot of the
+    last link on a shortest path (``-1`` for the source and unreached nodes; its tail is the
+    predecessor node), ``order[:count]`` the nodes in the order they were settled (source
+    first). Nodes with index below ``first_thru`` other than the source are reached but
+    never passed through (TNTP centroids). ``pos`` (int32), ``heap_keys`` and
+    ``heap_nodes`` are scratch arrays of one entry per node for an indexed binary heap
+    with decrease-key, so every node is in the heap at most once and settled once.
     """
     n = indptr.size - 1
     for v in range(n):
         dist[v] = np.inf
-        pred[v] = -1
         pred_slot[v] = -1
         pos[v] = NOT_IN_HEAP
     dist[source] = 0.0
@@ -131,7 +130,6 @@ def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot,
             if nd < dist[v]:
                 # Non-negative weights: a settled node never improves, so v is unsettled.
                 dist[v] = nd
-                pred[v] = u
                 pred_slot[v] = k
                 i = pos[v]
                 if i == NOT_IN_HEAP:
@@ -141,23 +139,36 @@ def sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot,
     return count
 
 
+def slot_tails(indptr: np.ndarray) -> np.ndarray:
+    """Tail node (int32) of every CSR slot."""
+    return np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))
+
+
 @njit(cache=True, nogil=True)
-def _dijkstra(indptr, heads, weights, source, first_thru):
+def _pred_nodes(pred_slot, slot_tail, pred):
+    for v in range(pred_slot.size):
+        k = pred_slot[v]
+        pred[v] = -1 if k < 0 else slot_tail[k]
+
+
+@njit(cache=True, nogil=True)
+def _dijkstra(indptr, heads, weights, slot_tail, source, first_thru):
     n = indptr.size - 1
     dist = np.empty(n, np.float64)
     pred = np.empty(n, np.int32)
     pred_slot = np.empty(n, np.int64)
     order = np.empty(n, np.int32)
-    pos = np.empty(n, np.int64)
+    pos = np.empty(n, np.int32)
     heap_keys = np.empty(n, np.float64)
     heap_nodes = np.empty(n, np.int32)
-    sssp_into(indptr, heads, weights, source, first_thru, dist, pred, pred_slot, order,
-              pos, heap_keys, heap_nodes)
+    sssp_into(indptr, heads, weights, source, first_thru, dist, pred_slot, order, pos, heap_keys,
+              heap_nodes)
+    _pred_nodes(pred_slot, slot_tail, pred)
     return dist, pred
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _dijkstra_many(indptr, heads, weights, sources, first_thru, nblocks):
+def _dijkstra_many(indptr, heads, weights, slot_tail, sources, first_thru, nblocks):
     n = indptr.size - 1
     ns = sources.size
     dist = np.empty((ns, n), np.float64)
@@ -165,12 +176,13 @@ def _dijkstra_many(indptr, heads, weights, sources, first_thru, nblocks):
     for b in prange(nblocks):
         pred_slot = np.empty(n, np.int64)
         order = np.empty(n, np.int32)
-        pos = np.empty(n, np.int64)
+        pos = np.empty(n, np.int32)
         heap_keys = np.empty(n, np.float64)
         heap_nodes = np.empty(n, np.int32)
         for i in range(b, ns, nblocks):
-            sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred[i], pred_slot,
-                      order, pos, heap_keys, heap_nodes)
+            sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred_slot, order, pos,
+                      heap_keys, heap_nodes)
+            _pred_nodes(pred_slot, slot_tail, pred[i])
     return dist, pred
 
 
@@ -213,7 +225,7 @@ def dijkstra(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, source:
     if not 0 <= source < indptr.size - 1:
         msg = f"source {source} is not a node index (0..{indptr.size - 2})"
         raise ValueError(msg)
-    return _dijkstra(indptr, heads, weights, np.int64(source), np.int64(first_thru))
+    return _dijkstra(indptr, heads, weights, slot_tails(indptr), np.int64(source), np.int64(first_thru))
 
 
 def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, sources: np.ndarray, *,
@@ -235,7 +247,8 @@ def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, so
         msg = f"sources must be node indices (0..{n - 1})"
         raise ValueError(msg)
     nblocks = max(1, min(numba.get_num_threads(), sources.size))
-    return _dijkstra_many(indptr, heads, weights, sources, np.int64(first_thru), np.int64(nblocks))
+    return _dijkstra_many(indptr, heads, weights, slot_tails(indptr), sources, np.int64(first_thru),
+                          np.int64(nblocks))
 
 
 @njit(cache=True, nogil=True)
