@@ -103,3 +103,12 @@ def test_bad_results_files_exit_2(tmp_path):
         assert res.exit_code == 2, (args, res.output)
         assert message in res.output and "Traceback" not in res.output
         assert len(res.output.strip().splitlines()) == 1
+
+
+def test_single_measurements_get_no_verdict():
+    a, b = _results("a", seed=1), _results("b", slow={"route": 2.0}, seed=2)
+    for run in (a, b):
+        for c in run["cases"]:
+            c["warm"] = c["warm"][:1]
+    out = compare_results(a, b)
+    assert out["regressions"] == [] and {r["verdict"] for r in out["cases"]} == {"too_few_repeats"}

@@ -180,4 +180,6 @@ def test_builtin_suites_expand():
     assert default and all(c.scale for c in default)
     assert {c.engine for c in default if c.task != "generate"} <= {"polars", "dask"}
     sweep = expand_suite(load_suite("sweep"))
-    assert {c.scale for c in sweep} == {"tiny", "small", "medium:sensors=600", "medium"}
+    assert {c.scale.partition(":")[0] for c in sweep} == {"tiny", "small", "medium"}
+    assert {c.scale for c in sweep if c.task == "flow"} == {"tiny", "small", "medium:sensors=600", "medium"}
+    assert all(c.cold == "cached" for c in sweep)

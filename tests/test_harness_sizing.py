@@ -38,7 +38,7 @@ def _sweep(tmp_path, scales=SCALES) -> str:
                           "scheduler": None, "scale": scale, "dataset": f"{scale}-seed1", "options": {},
                           "status": "ok", "rows_in": rows, "cold": warm[0], "warm": warm,
                           "summary": {"wall_s_median": wall, "cpu_s_median": 1.5 * wall,
-                                      "peak_rss_bytes": mem}})
+                                      "peak_rss_bytes": mem, "n_warm": 3}})
     res = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "sweep",
            "created_utc": "2026-11-21T07:00:00+00:00", "machine": {"cpu_model": "x", "cpu_affinity": 2},
            "datasets": datasets, "cases": cases}

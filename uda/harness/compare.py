@@ -10,6 +10,8 @@ from uda.errors import UserError
 from uda.harness.results import warm_values
 
 METRICS = ("wall_s", "cpu_s", "peak_rss_bytes")
+#: Fewest measurements on each side for a verdict (one value has no spread to judge by).
+MIN_REPEATS = 2
 
 
 def ratio_ci(a: list[float], b: list[float], *, confidence: float = 0.95, n_boot: int = 4000,
@@ -49,7 +51,9 @@ def compare_results(a: dict[str, Any], b: dict[str, Any], *, threshold: float = 
     exceeds ``1 + threshold`` (slower beyond the threshold, and not by chance), an
     ``improvement`` when the upper bound is below ``1 / (1 + threshold)``, else ``same``.
     A case ``ok`` in ``a`` but failing in ``b`` is ``failed`` and counts as a regression;
-    the reverse is ``fixed``.
+    the reverse is ``fixed``. A case with fewer than :data:`MIN_REPEATS` measurements on
+    either side (e.g. a compile-from-scratch case with only its cold call) is
+    ``too_few_repeats``.
 
     Parameters
     ----------
@@ -98,8 +102,8 @@ def compare_results(a: dict[str, Any], b: dict[str, Any], *, threshold: float = 
         else:
             va, vb = _values(x, metric), _values(y, metric)
             row.update(n_a=len(va), n_b=len(vb))
-            if not va or not vb:
-                row["verdict"] = "not_comparable"
+            if len(va) < MIN_REPEATS or len(vb) < MIN_REPEATS:
+                row["verdict"] = "too_few_repeats"
             else:
                 ratio, low, high = ratio_ci(va, vb, confidence=confidence, seed=seed)
                 row.update(ratio=ratio, ci_low=low, ci_high=high, median_a=float(np.median(va)),

@@ -27,7 +27,24 @@ def _plain(text: Any) -> str:
 
 
 def _engine_label(case: dict[str, Any]) -> str:
-    return case["engine"] if not case.get("scheduler") else f"{case['engine']}-{case['scheduler']}"
+    """Engine and scheduler, marked ``(compile)`` for a case whose cold call compiled from scratch."""
+    label = case["engine"] if not case.get("scheduler") else f"{case['engine']}-{case['scheduler']}"
+    if (case.get("limits") or {}).get("cold") == "compile":
+        label += " (compile)"
+    return label
+
+
+def _log_axes(ax, xs: list[float], ys: list[float]) -> None:
+    """Log axes; minor tick labels only where an axis spans less than a factor of 3."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis, vals in ((ax.xaxis, xs), (ax.yaxis, ys)):
+        fmt = FuncFormatter(lambda v, _pos: f"{v:.3g}")
+        axis.set_major_formatter(fmt)
+        wide = bool(vals) and max(vals) / min(vals) >= 3
+        axis.set_minor_formatter(NullFormatter() if wide else fmt)
 
 
 def _fmt_s(x: float | None) -> str:
@@ -137,12 +154,13 @@ def _plot_scaling(results: dict[str, Any], value: Callable[[dict[str, Any]], flo
         for eng, pts in sorted(engines.items()):
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=_plain(eng))
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        allx = [p[0] for pts in engines.values() for p in pts]
+        ally = [p[1] for pts in engines.values() for p in pts]
+        _log_axes(ax, allx, ally)
         ax.set_title(_plain(task), fontsize=10)
         ax.set_xlabel("rows in (log)", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7, which="both")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
@@ -158,7 +176,7 @@ def _plot_bars(results: dict[str, Any], value: Callable[[dict[str, Any]], float 
 
     fig = Figure(figsize=(7.0, 0.8 + 0.28 * len(cases)), dpi=90, layout="constrained")
     ax = fig.subplots()
-    labels = [_plain(c["id"]) for c in cases]
+    labels = [_plain(f"{c['task']}/{_engine_label(c)}/{c.get('scale') or '-'}") for c in cases]
     ax.barh(range(len(cases)), [value(c) for c in cases], color="#4c72b0")
     ax.set_yticks(range(len(cases)), labels, fontsize=7)
     ax.invert_yaxis()
@@ -168,6 +186,32 @@ def _plot_bars(results: dict[str, Any], value: Callable[[dict[str, Any]], float 
     ax.tick_params(axis="x", labelsize=7)
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.set_title(title, fontsize=11)
+    return fig
+
+
+def _plot_cold_warm(results: dict[str, Any]):
+    cases = [c for c in _ok_cases(results) if c.get("cold")]
+    if not cases:
+        return None
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 0.9 + 0.3 * len(cases)), dpi=90, layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(cases))
+    cold = [c["cold"]["wall_s"] for c in cases]
+    warm = [c["summary"]["wall_s_median"] if c["summary"].get("n_warm") else np.nan for c in cases]
+    ax.barh(y - 0.2, cold, height=0.4, label="cold (first call)", color="#dd8452")
+    ax.barh(y + 0.2, warm, height=0.4, label="warm median", color="#4c72b0")
+    ax.set_yticks(y, [_plain(f"{c['task']}/{_engine_label(c)}/{c.get('scale') or '-'}") for c in cases],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Cold against warm", fontsize=11)
     return fig
 
 
@@ -218,6 +262,9 @@ def make_plots(results: dict[str, Any]) -> list[tuple[str, str, bytes]]:
          lambda: _plot_bars(results, rate, "rows/s (log)", "Throughput", log=True)),
         ("memory", "Peak memory of the whole process tree (Dask workers included)",
          lambda: _plot_bars(results, mem, "peak RSS, MiB", "Peak memory", log=False)),
+        ("cold", "Cold (first call in a fresh process; '(compile)': Numba compiling from scratch) "
+                 "against warm median time",
+         lambda: _plot_cold_warm(results)),
         ("quality", "Answer quality against warm time (first quality metric of each task)",
          lambda: _plot_quality(results)),
     ]

@@ -121,6 +121,8 @@ def collect_points(paths: list[str | Path]) -> dict[tuple[str, str], list[dict[s
             s = c.get("summary")
             if c["status"] != "ok" or not s or not c.get("rows_in"):
                 continue
+            if (c.get("limits") or {}).get("cold") == "compile" or not s.get("n_warm"):
+                continue  # a compile-from-scratch case measures compilation, not scaling
             created = res.get("created_utc", "")
             if c["id"] not in latest or latest[c["id"]][0] <= created:
                 ds = res.get("datasets", {}).get(c.get("dataset") or "", {})
