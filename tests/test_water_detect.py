@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from uda.kernels.detect import (
     alarm_runs,
     cusum,
+    masked_baseline,
     multivariate_score,
     rolling_baseline,
     rolling_baseline_series,
@@ -232,3 +233,57 @@ def test_mass_balance_flags_local_discharge_not_upstream_plume():
     res = mass_balance_pair(7, (ts, down), [(ts, up, lag / 1000)], PARAMS, WaterOptions())
     assert res["mb_site"].tolist() == [7]
     assert 4 * 96 * 900_000 <= res["mb_start"][0] <= (4 * 96 + 8) * 900_000
+
+
+def ref_masked(values, window, min_periods, min_scale, dirs, clip, threshold, max_mask):
+    n, p = values.shape
+    med = np.full((n, p), np.nan)
+    scale = np.full((n, p), np.nan)
+    accepted = [[] for _ in range(p)]
+    m = max(int((dirs != 0).sum()), 1)
+    run = 0
+    for i in range(n):
+        score = 0.0
+        for j in range(p):
+            w = np.array(accepted[j][-window:])
+            if len(w) >= max(min_periods, 1):
+                med[i, j] = np.median(w)
+                scale[i, j] = max(1.4826 * np.median(np.abs(w - med[i, j])), min_scale[j])
+                if dirs[j] != 0 and not np.isnan(values[i, j]):
+                    score += min(max(dirs[j] * (values[i, j] - med[i, j]) / scale[i, j], -clip), clip)
+        if score / math.sqrt(m) > threshold and run < max_mask:
+            run += 1
+            continue
+        run = 0
+        for j in range(p):
+            if not np.isnan(values[i, j]):
+                accepted[j].append(values[i, j])
+    return med, scale
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 10), st.integers(0, 4), st.floats(0.5, 4))
+def test_masked_baseline_matches_reference(seed, window, max_mask, threshold):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(60, 3))
+    v[rng.random((60, 3)) < 0.1] = NAN
+    v[20:30, 0] += 8  # a plume on the first parameter
+    dirs = np.array([1.0, -1.0, 0.0])
+    floor = np.full(3, 0.05)
+    off = np.array([0, 25, 60])
+    got_m, got_s = masked_baseline(v, off, window, 2, floor, dirs, 3.0, threshold, max_mask)
+    for g in range(2):
+        a, b = off[g], off[g + 1]
+        rm, rs = ref_masked(v[a:b], window, 2, floor, dirs, 3.0, threshold, max_mask)
+        np.testing.assert_allclose(got_m[a:b], rm, equal_nan=True)
+        np.testing.assert_allclose(got_s[a:b], rs, equal_nan=True)
+
+
+def test_masked_baseline_stays_on_clean_water():
+    # A long plume: the plain median drifts into it, the masked one does not.
+    x = np.r_[np.random.default_rng(0).normal(0, 1, 200), np.full(150, 20.0)].reshape(-1, 1)
+    off = np.array([0, x.shape[0]])
+    plain, _ = rolling_baseline(x, off, 100, 10, np.array([0.1]))
+    masked, _ = masked_baseline(x, off, 100, 10, np.array([0.1]), np.array([1.0]), 10.0, 5.0, 10_000)
+    assert plain[-1, 0] == 20.0
+    assert abs(masked[-1, 0]) < 1.0

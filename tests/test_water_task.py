@@ -127,3 +127,18 @@ def test_unknown_option_is_user_error(tiny_dataset):
     with pytest.raises(UserError, match="unknown --period"):
         run(tiny_dataset, period="year")
     assert WaterOptions().check().window == 288
+
+
+def test_many_partitions_same_answer(results, tmp_path):
+    """One file per two sites: Dask runs the mass balance across partitions, same answer."""
+    from uda.generate import generate
+    from uda.scales import resolve_scale
+
+    out = tmp_path / "chunks"
+    generate(out, scale=resolve_scale("tiny"), seed=1, workers=1, chunk_rows=1500, tables=("water",))
+    from uda.store import open_dataset
+
+    assert len(open_dataset(out).files("water")) == 4
+    pol, _, _ = results
+    dsk = run(out, engine="dask", scheduler="sync")
+    assert compare_answers(pol.answer, dsk.answer) == []

@@ -290,3 +290,91 @@ def alarm_runs(flags: np.ndarray, offsets: np.ndarray, merge_gap: int) -> tuple:
     last = np.zeros(n, dtype=np.int64)
     _runs_pass(flags, offsets, merge_gap, True, group, first, last)
     return group, first, last
+
+
+@njit(cache=True, nogil=True)
+def _masked_group(values, a, b, window, min_periods, min_scale, directions, clip, threshold,
+                  max_mask, med_out, scale_out):
+    n_params = values.shape[1]
+    ring = np.empty((n_params, max(window, 1)))
+    buf = np.empty((n_params, max(window, 1)))
+    count = np.zeros(n_params, dtype=np.int64)
+    head = np.zeros(n_params, dtype=np.int64)
+    m = 0
+    for j in range(n_params):
+        if directions[j] != 0:
+            m += 1
+    norm = np.sqrt(max(m, 1))
+    run = 0
+    for i in range(a, b):
+        score = 0.0
+        for j in range(n_params):
+            c = count[j]
+            if c >= min_periods and c > 0:
+                med, mad = _median_mad(buf[j], c)
+                sc = max(MAD_TO_SD * mad, min_scale[j])
+                med_out[i, j] = med
+                scale_out[i, j] = sc
+                v = values[i, j]
+                if directions[j] != 0 and not np.isnan(v):
+                    score += min(max(directions[j] * (v - med) / sc, -clip), clip)
+        if score / norm > threshold and run < max_mask:
+            run += 1
+            continue
+        run = 0
+        for j in range(n_params):
+            v = values[i, j]
+            if np.isnan(v):
+                continue
+            if count[j] == window:
+                old = ring[j, head[j]]
+                _sorted_remove(buf[j], count[j], old)
+                count[j] -= 1
+            ring[j, head[j]] = v
+            head[j] = (head[j] + 1) % window
+            _sorted_insert(buf[j], count[j], v)
+            count[j] += 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def masked_baseline(values: np.ndarray, offsets: np.ndarray, window: int, min_periods: int,
+                    min_scale: np.ndarray, directions: np.ndarray, clip: float, threshold: float,
+                    max_mask: int) -> tuple:
+    """Rolling median/MAD baseline that stops learning while a plume is under way.
+
+    Like :func:`rolling_baseline`, but the window holds the last ``window`` *accepted*
+    values of each parameter, and a sample is not accepted while its matched-filter score
+    (:func:`multivariate_score` against the current baseline) exceeds ``threshold`` — for
+    at most ``max_mask`` samples in a row, so a lasting change of level is learnt. On a
+    river that is often polluted the plain median drifts into the plumes; this one stays
+    on clean water.
+
+    Parameters
+    ----------
+    values
+        ``(n_rows, n_params)`` float64, rows sorted by group (NaN = missing, never accepted).
+    offsets
+        ``(n_groups + 1,)`` int64 row offsets.
+    window, min_periods
+        Accepted samples forming the baseline, and fewest needed for a value.
+    min_scale
+        ``(n_params,)`` scale floors.
+    directions, clip
+        Signature and per-parameter cap of the matched filter.
+    threshold
+        Score above which a sample is held out of the baseline.
+    max_mask
+        Longest run of held-out samples.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(median, scale)``, each ``(n_rows, n_params)``.
+    """
+    n_groups = offsets.shape[0] - 1
+    med = np.full(values.shape, np.nan)
+    scale = np.full(values.shape, np.nan)
+    for g in prange(n_groups):
+        _masked_group(values, offsets[g], offsets[g + 1], window, min_periods, min_scale,
+                      directions, clip, threshold, max_mask, med, scale)
+    return med, scale

@@ -12,7 +12,13 @@ import numpy as np
 
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
-from uda.kernels.detect import alarm_runs, cusum, multivariate_score, rolling_baseline
+from uda.kernels.detect import (
+    alarm_runs,
+    cusum,
+    masked_baseline,
+    multivariate_score,
+    rolling_baseline,
+)
 from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
 from uda.tasks.base import TaskResult
 from uda.water import (
@@ -76,6 +82,7 @@ class WaterOptions:
     cusum_clip: float = 10.0
     mv_threshold: float = 6.0
     mv_clip: float = 10.0
+    mask_hours: float = 12.0
     merge_gap: int = 4
     tolerance_s: float = 3600.0
     min_event_size: float = 0.2
@@ -235,7 +242,13 @@ def detector_scores(block: Block, opts: WaterOptions) -> dict[str, np.ndarray]:
     """
     dirs = _directions(block.params)
     floor = np.array([opts.min_scale.get(p, 1e-6) for p in block.params])
-    med, scale = rolling_baseline(block.values, block.offsets, opts.window, opts.min_periods, floor)
+    if opts.mask_hours > 0:
+        max_mask = round(opts.mask_hours * 3600.0 / opts.interval_s)
+        med, scale = masked_baseline(block.values, block.offsets, opts.window, opts.min_periods,
+                                     floor, dirs, opts.mv_clip, opts.mv_threshold, max_mask)
+    else:
+        med, scale = rolling_baseline(block.values, block.offsets, opts.window, opts.min_periods,
+                                      floor)
     z = (block.values - med) / scale
     dz = np.where(dirs != 0, z * dirs, np.nan)
     with np.errstate(all="ignore"):
@@ -738,6 +751,13 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         mass = {**sc.as_dict(), "sites_checked": n_pairs,
                 "false_alarms_per_site_day": (sc.n_false_alarms / site_days) if site_days else None}
     summary = _summary(res, sites, params, detectors, mass, warnings, opts, ups)
+    if truths is not None:
+        size = truths[0].size
+        summary["events"] = {"arrivals": int(size.size),
+                             "scored": int((size >= opts.min_event_size).sum()),
+                             "below_min_size": int(((size >= 0) & (size < opts.min_event_size)).sum()),
+                             "in_warm_up": int((size < 0).sum()),
+                             "min_event_size": opts.min_event_size}
     summary["seconds"] = seconds
     answer = dict(res)
     for name, sc in detectors.items():
