@@ -156,17 +156,16 @@ def test_missing_dataset_is_generated_and_recorded(tmp_path):
     spec = {"name": "data", "pythonpath": [str(HERE)], "repeats": 1, "cold": "cached", "seed": 5,
             "datasets_dir": str(tmp_path / "ds"),
             "cases": [{"task": "count", "target": f"{MODULE}:case_count_traffic",
-                       "engines": ["polars", "dask"], "scales": ["tiny:days=1,sensors=10"]}]}
+                       "engines": ["polars"], "scales": ["tiny:days=1,sensors=10"]}]}
     p = tmp_path / "suite.json"
     p.write_text(json.dumps(spec))
     res, _ = run_suite(load_suite(p), out_dir=None)
-    assert [c["status"] for c in res["cases"]] == ["ok", "ok"], res["cases"]
+    assert [c["status"] for c in res["cases"]] == ["ok"], res["cases"]
     ds = res["datasets"]["tiny:days=1,sensors=10-seed5"]
     assert Path(ds["path"]) == tmp_path / "ds" / "tiny-days1-sensors10-seed5"
     assert ds["params"]["sensors"] == 10 and ds["params"]["days"] == 1
     assert len(ds["manifest_sha256"]) == 64
     assert res["cases"][0]["rows_in"] == 10 * 288 == ds["tables"]["traffic"]["rows"]
-    assert res["cases"][1]["answer_check"]["status"] == "agrees"
 
 
 def test_bad_scale_override():
