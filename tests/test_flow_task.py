@@ -61,7 +61,8 @@ def test_ridge_beats_ha_and_last_at_every_horizon(dataset):
     for h in ("1", "3", "6", "12"):
         best_baseline = min(m["ha"][h]["mae"], m["last"][h]["mae"])
         gain = 1 - m["ridge"][h]["mae"] / best_baseline
-        # measured with seed 3: 6.7 %, 12.2 %, 9.8 %, 7.4 % lower MAE than the better baseline
+        # measured with seed 3: 8.4 %, 14.6 %, 12.6 %, 9.8 % lower MAE than the better baseline
+        # (h = 1, 3, 6, 12); the test asks for more than 5 %
         assert gain > 0.05, (h, gain)
         assert m["ridge"][h]["rmse"] < min(m["ha"][h]["rmse"], m["last"][h]["rmse"])
         assert res["skill_mae_vs_ha"]["ridge"][h] > 0.05

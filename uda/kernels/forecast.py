@@ -382,7 +382,7 @@ def ridge_n_features(p: int, q: int, nharm: int) -> int:
 @njit(cache=True, nogil=True, parallel=True)
 def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray, p: int,
               q: int, slot: np.ndarray, weekend: np.ndarray, season: int, nharm: int,
-              lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              lams: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Direct ridge autoregression: coefficients per series, horizon and penalty.
 
     ``Z`` is the (standardised) panel and ``X`` the exogenous panel (same shape; ignored
@@ -414,7 +414,7 @@ def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray
             b[:] = 0.0
             m = 0
             o_min = max(max(p, q), ((h + season - 1) // season) * season - h + 1)
-            for o in range(o_min, train_end - h + 1):
+            for o in range(o_min, train_end - h + 1, stride):
                 y = Z[i, o + h - 1]
                 if np.isnan(y):
                     continue
