@@ -11,6 +11,8 @@ from uda.io import tntp
 from uda.kernels.assign import (
     ALGORITHMS,
     Network,
+    _aon_parallel,
+    _aon_serial,
     all_or_nothing,
     assign,
     beckmann,
@@ -151,6 +153,17 @@ def test_zero_free_flow_times_and_zero_demand():
         assert r.flow.sum() == 5.0
     r = assign(_two_route_net(demand=[[0.0]]), algorithm="bfw")
     assert r.relative_gap == 0.0 and r.flow.sum() == 0.0
+
+
+def test_parallel_and_serial_aon_agree(sioux):
+    indptr, heads, slot_link, slot_tail = sioux._csr
+    args = (indptr, heads, slot_link, slot_tail, sioux.free_flow_time[slot_link], np.int64(sioux.num_links),
+            sioux.origins, sioux.dests, sioux.demand, np.int64(sioux.first_thru))
+    serial = _aon_serial(*args)
+    parallel = _aon_parallel(*args, np.int64(3))
+    np.testing.assert_allclose(parallel[0], serial[0])
+    np.testing.assert_array_equal(parallel[1], serial[1])
+    assert parallel[2] == pytest.approx(serial[2]) and parallel[3:] == serial[3:]
 
 
 def test_aon_is_one_loading_at_free_flow(sioux):

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra as scipy_dijkstra
 
-from uda.kernels.paths import csr_from_links, dijkstra, dijkstra_many, path_to
+from uda.kernels.paths import (
+    _dijkstra_many_parallel,
+    csr_from_links,
+    dijkstra,
+    dijkstra_many,
+    path_to,
+    slot_tails,
+)
 
 
 @st.composite
@@ -111,11 +118,15 @@ def test_many_sources_equal_single_source(g, data):
         d1, p1 = dijkstra(*csr, int(s), first_thru=first_thru)
         np.testing.assert_array_equal(dist[i], d1)
         np.testing.assert_array_equal(pred[i], p1)
+    # The prange kernel (used above PARALLEL_MIN_WORK) gives the same rows.
+    dist_p, pred_p = _dijkstra_many_parallel(*csr, slot_tails(csr[0]), sources, np.int64(first_thru), np.int64(2))
+    np.testing.assert_array_equal(dist_p, dist)
+    np.testing.assert_array_equal(pred_p, pred)
 
 
 def test_grid_against_scipy_all_sources():
     rng = np.random.default_rng(3)
-    side = 12
+    side = 20  # 400 sources x 1,920 nodes + links: above PARALLEL_MIN_WORK, so parallel
     idx = np.arange(side * side).reshape(side, side)
     tail = np.r_[idx[:, :-1].ravel(), idx[:, 1:].ravel(), idx[:-1].ravel(), idx[1:].ravel()]
     head = np.r_[idx[:, 1:].ravel(), idx[:, :-1].ravel(), idx[1:].ravel(), idx[:-1].ravel()]

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from uda.kernels.paths import csr_from_links, slot_tails, sssp_into
+from uda.kernels.paths import PARALLEL_MIN_WORK, csr_from_links, slot_tails, sssp_into
 
 #: Assignment algorithms: all-or-nothing, Frank-Wolfe, conjugate FW, bi-conjugate FW
 #: (Mitradjieva and Lindberg 2013).
@@ -162,11 +162,6 @@ def _aon_serial(indptr, heads, slot_link, slot_tail, slot_cost, num_links, origi
     _aon_block(indptr, heads, slot_link, slot_tail, slot_cost, origins, dests, demand, first_thru, 0,
                1, flows, skim, sptt, lost, lost_pairs)
     return flows[0], skim, sptt[0], lost[0], lost_pairs[0]
-
-
-#: Below this many (origins x (nodes + links)) an all-or-nothing loading runs on one thread:
-#: starting a parallel region costs more than it saves on small networks.
-PARALLEL_MIN_WORK = 200_000
 
 
 @dataclass

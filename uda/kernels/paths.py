@@ -167,22 +167,42 @@ def _dijkstra(indptr, heads, weights, slot_tail, source, first_thru):
     return dist, pred
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _dijkstra_many(indptr, heads, weights, slot_tail, sources, first_thru, nblocks):
+#: Below this many (sources x (nodes + links)) many-source work runs on one thread: waking
+#: worker threads costs more than it saves on small graphs (and much more on a busy machine).
+PARALLEL_MIN_WORK = 200_000
+
+
+@njit(cache=True, nogil=True)
+def _many_block(indptr, heads, weights, slot_tail, sources, first_thru, blk, nblocks, dist, pred):
+    """Sources ``blk, blk + nblocks, ...`` into rows of ``dist`` and ``pred``."""
     n = indptr.size - 1
-    ns = sources.size
-    dist = np.empty((ns, n), np.float64)
-    pred = np.empty((ns, n), np.int32)
+    pred_slot = np.empty(n, np.int64)
+    order = np.empty(n, np.int32)
+    pos = np.empty(n, np.int32)
+    heap_keys = np.empty(n, np.float64)
+    heap_nodes = np.empty(n, np.int32)
+    for i in range(blk, sources.size, nblocks):
+        sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred_slot, order, pos,
+                  heap_keys, heap_nodes)
+        _pred_nodes(pred_slot, slot_tail, pred[i])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _dijkstra_many_parallel(indptr, heads, weights, slot_tail, sources, first_thru, nblocks):
+    n = indptr.size - 1
+    dist = np.empty((sources.size, n), np.float64)
+    pred = np.empty((sources.size, n), np.int32)
     for b in prange(nblocks):
-        pred_slot = np.empty(n, np.int64)
-        order = np.empty(n, np.int32)
-        pos = np.empty(n, np.int32)
-        heap_keys = np.empty(n, np.float64)
-        heap_nodes = np.empty(n, np.int32)
-        for i in range(b, ns, nblocks):
-            sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred_slot, order, pos,
-                      heap_keys, heap_nodes)
-            _pred_nodes(pred_slot, slot_tail, pred[i])
+        _many_block(indptr, heads, weights, slot_tail, sources, first_thru, b, nblocks, dist, pred)
+    return dist, pred
+
+
+@njit(cache=True, nogil=True)
+def _dijkstra_many_serial(indptr, heads, weights, slot_tail, sources, first_thru):
+    n = indptr.size - 1
+    dist = np.empty((sources.size, n), np.float64)
+    pred = np.empty((sources.size, n), np.int32)
+    _many_block(indptr, heads, weights, slot_tail, sources, first_thru, 0, 1, dist, pred)
     return dist, pred
 
 
@@ -233,6 +253,7 @@ def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, so
     """Shortest paths from many sources, parallel over sources (``prange``).
 
     Parameters are as for :func:`dijkstra`, with ``sources`` an array of node indices.
+    Small problems (below :data:`PARALLEL_MIN_WORK`) run on one thread.
 
     Returns
     -------
@@ -246,9 +267,11 @@ def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, so
     if sources.size and (sources.min() < 0 or sources.max() >= n):
         msg = f"sources must be node indices (0..{n - 1})"
         raise ValueError(msg)
-    nblocks = max(1, min(numba.get_num_threads(), sources.size))
-    return _dijkstra_many(indptr, heads, weights, slot_tails(indptr), sources, np.int64(first_thru),
-                          np.int64(nblocks))
+    nblocks = min(numba.get_num_threads(), sources.size)
+    args = (indptr, heads, weights, slot_tails(indptr), sources, np.int64(first_thru))
+    if nblocks > 1 and sources.size * (indptr.size + heads.size) >= PARALLEL_MIN_WORK:
+        return _dijkstra_many_parallel(*args, np.int64(nblocks))
+    return _dijkstra_many_serial(*args)
 
 
 @njit(cache=True, nogil=True)
