@@ -48,6 +48,8 @@ def test_bench_bad_input_exit_2(tmp_path):
         (["bench", "--suite", str(bad)], "is not valid JSON"),
         (["bench", "--suite", str(_suite(tmp_path)), "--engine", "spark"], "unknown engine 'spark'"),
         (["bench", "--suite", str(_suite(tmp_path)), "--task", "route"], "no case left after filtering"),
+        (["bench", "--suite", str(_suite(tmp_path)), "--engine", "dask", "--scheduler", "yarn"],
+         "unknown scheduler 'yarn'"),
     ]:
         res = runner.invoke(cli, args)
         assert res.exit_code == 2, (args, res.output)

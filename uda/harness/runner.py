@@ -219,7 +219,8 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
         for engine in e_engines:
             scheds = [None]
             if engine == "dask":
-                scheds = schedulers or entry.get("schedulers") or ["threads"]
+                scheds = [check_scheduler(str(x)) for x in
+                          schedulers or entry.get("schedulers") or ["threads"]]
             for sched in scheds:
                 for scale in e_scales:
                     cid = _case_id(task, engine, sched, scale, options, settings["cold"])
@@ -239,6 +240,19 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
         msg = f"{src}: no case left after filtering (--task/--engine/--scale); check the names"
         raise UserError(msg)
     return cases
+
+
+def check_scheduler(scheduler: str) -> str:
+    """Return ``scheduler`` if the harness can run it, else raise a :class:`UserError`."""
+    from uda.engines import LOCAL_SCHEDULERS
+
+    if scheduler in LOCAL_SCHEDULERS or "://" in scheduler:
+        return scheduler
+    if scheduler.startswith("local:") and scheduler[6:].isdigit() and int(scheduler[6:]) > 0:
+        return scheduler
+    msg = (f"unknown scheduler {scheduler!r}; use {', '.join(LOCAL_SCHEDULERS)}, local:N "
+           "(a LocalCluster of N worker processes) or a scheduler address such as tcp://127.0.0.1:8786")
+    raise UserError(msg)
 
 
 def _case_id(task: str, engine: str, scheduler: str | None, scale: str | None,
