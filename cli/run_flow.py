@@ -39,25 +39,26 @@ def _table(res: dict):
     from rich.markup import escape
     from rich.table import Table
 
-    models = res["models"]
-    horizons = list(next(iter(models.values())))
     minutes = res["interval_s"] / 60
     tab = Table(title=escape(f"flow forecasts: {res['series']} series, {res['protocol']['origins']} "
-                             f"origins, MAE / RMSE / MAPE% (skill = 1 - MAE/MAE_ha)"))
+                             "rolling origins in the test period"))
     tab.add_column("model")
-    for h in horizons:
-        tab.add_column(f"h={h} ({int(h) * minutes:g} min)", justify="right")
+    tab.add_column("horizon", justify="right")
+    for col in ("MAE", "RMSE", "MAPE %", "skill vs ha", "points"):
+        tab.add_column(col, justify="right")
     skill = res.get("skill_mae_vs_ha", {})
-    for name, per_h in models.items():
-        cells = []
-        for h in horizons:
-            m = per_h[h]
-            text = f"{m['mae']:.2f} / {m['rmse']:.2f} / {m['mape']:.1f}%"
-            if name in skill:
-                text += f"\nskill {skill[name][h]:+.1%}"
-            cells.append(text)
-        tab.add_row(escape(name), *cells)
+    for name, per_h in res["models"].items():
+        for k, (h, m) in enumerate(per_h.items()):
+            sk = skill.get(name, {}).get(h)
+            tab.add_row(escape(name) if k == 0 else "", f"{h} ({int(h) * minutes:g} min)",
+                        _num(m["mae"]), _num(m["rmse"]), _num(m["mape"], 1),
+                        "-" if sk is None else f"{sk:+.1%}", f"{m['n']:,}",
+                        end_section=k == len(per_h) - 1)
     return tab
+
+
+def _num(x, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
 
 
 @click.command()
