@@ -33,7 +33,7 @@ def instances(draw):
     return cost, weight, k
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(instances())
 def test_against_brute_force(inst):
     cost, weight, k = inst
