@@ -216,7 +216,8 @@ def _plot_cold_warm(results: dict[str, Any]):
 
 
 def _plot_quality(results: dict[str, Any]):
-    tasks = _by_task([c for c in _ok_cases(results) if c.get("quality")])
+    tasks = _by_task([c for c in _ok_cases(results) if c.get("quality")
+                      and (c.get("limits") or {}).get("cold") != "compile"])
     if not tasks:
         return None
     fig, axes = _fig(len(tasks))
@@ -226,7 +227,8 @@ def _plot_quality(results: dict[str, Any]):
         for c in cases:
             if metric in c["quality"]:
                 engines.setdefault(_engine_label(c), []).append(
-                    (c["summary"]["wall_s_median"], c["quality"][metric], c.get("scale") or ""))
+                    (c["summary"]["wall_s_median"], c["quality"][metric],
+                     (c.get("scale") or "").partition(":")[0]))
         for eng, pts in sorted(engines.items()):
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=25, label=_plain(eng))
             for x, y, scale in pts:
@@ -240,6 +242,19 @@ def _plot_quality(results: dict[str, Any]):
         ax.grid(True, alpha=0.3)
     fig.suptitle("Answer quality against time", fontsize=11)
     return fig
+
+
+def _png(fig) -> bytes:
+    """The figure as a small PNG: 64-colour palette (plots have few colours), optimised."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    img = Image.open(buf).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    small = io.BytesIO()
+    img.save(small, format="PNG", optimize=True)
+    return small.getvalue()
 
 
 def make_plots(results: dict[str, Any]) -> list[tuple[str, str, bytes]]:
@@ -273,9 +288,7 @@ def make_plots(results: dict[str, Any]) -> list[tuple[str, str, bytes]]:
         fig = build()
         if fig is None:
             continue
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        out.append((name, caption, buf.getvalue()))
+        out.append((name, caption, _png(fig)))
     return out
 
 
