@@ -31,7 +31,11 @@ def cards(rng: np.random.Generator, n_cards: int, station_pop: np.ndarray, stati
     w_work /= w_work.sum(axis=1, keepdims=True)
     cdf_work = np.cumsum(w_work, axis=1)
     u = rng.uniform(size=n_cards)
-    work = np.minimum((cdf_work[home] < u[:, None]).sum(axis=1), s - 1)
+    work = np.empty(n_cards, np.int64)
+    for h in range(s):  # per home station: memory O(cards), not O(cards x stations)
+        mine = home == h
+        work[mine] = np.searchsorted(cdf_work[h], u[mine], side="right")
+    work = np.minimum(work, s - 1)
     regular = rng.uniform(size=n_cards) < REGULAR_SHARE
     w_leis = (station_jobs + 0.5 * station_pop)[None, :] * np.exp(-finite / GRAVITY_LEISURE_S)
     np.fill_diagonal(w_leis, 0.0)
