@@ -37,20 +37,12 @@ import numpy as np
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels import quality as qk
-from uda.kernels.sketches import (
-    HLL_P,
-    MAX_ABS,
-    MIN_ABS,
-    hll_error,
-    hll_estimate,
-    qs_bins,
-    qs_quantile,
-)
+from uda.kernels.sketches import HLL_P, QS_ALPHA, hll_error, hll_estimate, qs_new, qs_quantile
 from uda.store import Dataset, open_dataset
 from uda.synth.feeds import LATE_AFTER_S, SPECS, start_ms_of
 
-#: Relative accuracy of the quantile sketches used here.
-ALPHA = 0.01
+#: Relative accuracy of the quantile sketches.
+ALPHA = QS_ALPHA
 QUANTILES = (0.01, 0.5, 0.99)
 STUCK_MIN = 3
 _DAY_MS = 86_400_000
@@ -64,9 +56,8 @@ class QualityState:
         self.counts = np.zeros((n_districts + 1, qk.N_COUNTERS), np.int64)
         self.nonnull = np.zeros((n_districts + 1, k), np.int64)
         self.registers = np.zeros((n_districts + 1, 1 << HLL_P), np.uint8)
-        nb = 1 + 2 * qs_bins(ALPHA)
-        self.qs_values = np.zeros((k, nb), np.int64)
-        self.qs_latency = np.zeros(nb, np.int64)
+        self.qs_values = np.zeros((k, qs_new().size), np.int64)
+        self.qs_latency = qs_new()
 
     def merge(self, other: QualityState) -> QualityState:
         """Add ``other`` into this state (in place) and return it."""
@@ -108,24 +99,32 @@ def _columns(table: str, names: list[str]) -> dict[str, Any]:
 
 
 def arrays_polars(df, table: str) -> dict[str, np.ndarray]:
-    """Scan inputs from a Polars frame (canonical columns, optionally flags and latency)."""
+    """Scan inputs from a Polars frame (canonical columns, optionally flags and latency), copying little."""
     import polars as pl
 
     c = _columns(table, df.columns)
     n = df.height
     ts = df["ts"].cast(pl.Datetime("ms")).cast(pl.Int64)
-    key = df[c["key"]].cast(pl.Int64)
-    ok = (ts.is_not_null() & key.is_not_null()).to_numpy()
+    key = df[c["key"]]
+    ok = np.ones(n, bool)
+    if ts.null_count() or key.null_count():
+        ok = (ts.is_not_null() & key.is_not_null()).to_numpy()
     if c["syntax"]:
         ok &= ~df[c["syntax"]].fill_null(False).to_numpy()
-    vals = (np.column_stack([df[v].cast(pl.Float64).fill_null(np.nan).to_numpy() for v in c["values"]])
-            if c["values"] else np.zeros((n, 0)))
-    return {"key": key.fill_null(0).to_numpy(), "ts": ts.fill_null(0).to_numpy(), "ok": ok,
-            "values": np.ascontiguousarray(vals, dtype=np.float64),
-            "ref": df[c["ref"]].cast(pl.Int64).fill_null(-1).to_numpy(),
+
+    def numeric(s, fill):
+        return (s.fill_null(fill) if s.null_count() else s).to_numpy()
+
+    cols = [numeric(df[v], np.nan) for v in c["values"]]
+    vals = np.column_stack(cols) if cols else np.zeros((n, 0), np.float32)
+    if vals.dtype.kind != "f":
+        vals = vals.astype(np.float64)
+    key_np = numeric(key, 0)
+    return {"key": key_np, "ts": numeric(ts, 0), "ok": ok, "values": np.ascontiguousarray(vals),
+            "ref": key_np if c["ref"] == c["key"] else numeric(df[c["ref"]], -1),
             "latency": (df[c["latency"]].cast(pl.Float64).fill_null(np.nan).to_numpy() * 1000.0
-                        if c["latency"] else np.full(n, np.nan)),
-            "district": (df[c["district"]].cast(pl.Int64).fill_null(-1).to_numpy() if c["district"] else None)}
+                        if c["latency"] else np.zeros(0)),
+            "district": (numeric(df[c["district"]], -1) if c["district"] else None)}
 
 
 def arrays_pandas(df, table: str) -> dict[str, np.ndarray]:
@@ -143,7 +142,7 @@ def arrays_pandas(df, table: str) -> dict[str, np.ndarray]:
             "values": np.ascontiguousarray(vals, dtype=np.float64),
             "ref": df[c["ref"]].fillna(-1).to_numpy().astype(np.int64),
             "latency": (df[c["latency"]].astype("float64").to_numpy(na_value=np.nan) * 1000.0
-                        if c["latency"] else np.full(n, np.nan)),
+                        if c["latency"] else np.zeros(0)),
             "district": (df[c["district"]].fillna(-1).to_numpy().astype(np.int64) if c["district"] else None)}
 
 
@@ -153,7 +152,7 @@ def scan_arrays(a: dict[str, np.ndarray], table: str, *, lookup: np.ndarray, n_d
     spec = SPECS[table]
     k = len(spec.values)
     st = QualityState(n_districts, k)
-    ref = a["ref"]
+    ref = a["ref"].astype(np.int64, copy=False)
     inside = (ref >= 0) & (ref < lookup.size)
     ref_district = np.where(inside, lookup[np.clip(ref, 0, max(lookup.size - 1, 0))], -1) if lookup.size \
         else np.full(ref.size, -1)
@@ -166,7 +165,7 @@ def scan_arrays(a: dict[str, np.ndarray], table: str, *, lookup: np.ndarray, n_d
     zero_col = spec.values.index("flow") if "flow" in spec.values else -1
     qk.scan_block(key, ts, a["ok"], a["values"], lo, hi, district, ref_district >= 0, a["latency"], order,
                   spec.interval_s * 1000, period[0], period[1], float(LATE_AFTER_S * 1000), STUCK_MIN, zero_col,
-                  st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency, ALPHA, MIN_ABS, MAX_ABS)
+                  st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency)
     return st
 
 
@@ -216,9 +215,9 @@ def report(st: QualityState, table: str, *, districts: int, keys_per_district: n
     total_exp = int(keys_per_district.sum()) * days * per_day if per_day else None
     out["overall"] = _metrics(st.counts.sum(axis=0), st.nonnull.sum(axis=0), regs, k, total_exp)
     out["quantiles"] = {v: dict(zip([f"p{int(q * 100):02d}" for q in QUANTILES],
-                                    [float(x) for x in qs_quantile(st.qs_values[j], np.array(QUANTILES), ALPHA)],
+                                    [float(x) for x in qs_quantile(st.qs_values[j], np.array(QUANTILES))],
                                     strict=True)) for j, v in enumerate(spec.values)}
-    lat = qs_quantile(st.qs_latency, np.array([0.5, 0.95, 0.99]), ALPHA) / 1000.0
+    lat = qs_quantile(st.qs_latency, np.array([0.5, 0.95, 0.99])) / 1000.0
     out["latency_s"] = None if not st.qs_latency.any() else {"p50": float(lat[0]), "p95": float(lat[1]),
                                                              "p99": float(lat[2])}
     out["quantile_rel_error"] = ALPHA

@@ -11,12 +11,11 @@ provided a key's records never span blocks (true for the dataset's files).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 from uda.kernels.rng import mix64
+from uda.kernels.sketches import qs_bucket
 
 # counter columns
 ROWS, SYNTAX_OK, COMPLETE, IN_RANGE, DUPLICATE, ON_GRID, REF_OK, IN_PERIOD, LATE, STUCK, SLOTS, WITH_LATENCY = range(12)
@@ -47,36 +46,29 @@ def _hll_add_one(registers: np.ndarray, d: int, key: np.int64, p: int) -> None:
         registers[d, idx] = rank
 
 
-@njit(cache=True, nogil=True)
-def _qs_bucket(x: float, nb: int, lg: float, off: float, min_abs: float, max_abs: float) -> int:
-    a = abs(x)
-    if a < min_abs * 0.5:
-        return 0
-    if a < min_abs:
-        a = min_abs
-    elif a > max_abs:
-        a = max_abs
-    b = int(math.ceil(math.log(a) / lg - off))
-    if b < 0:
-        b = 0
-    elif b >= nb:
-        b = nb - 1
-    return 1 + b if x > 0 else 1 + nb + b
+@njit(inline="always", cache=True)
+def _flush(counts: np.ndarray, nonnull: np.ndarray, d: int, acc: np.ndarray, nn: np.ndarray) -> None:
+    for j in range(acc.shape[0]):
+        counts[d, j] += acc[j]
+        acc[j] = 0
+    for c in range(nn.shape[0]):
+        nonnull[d, c] += nn[c]
+        nn[c] = 0
 
 
 @njit(cache=True, nogil=True)
 def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, order, interval_ms,
                period_lo, period_hi, late_ms, stuck_min, zero_col, counts, nonnull, registers, qs_values,
-               qs_latency, alpha, min_abs, max_abs):
+               qs_latency):
     """Add one block's records to the quality state, in place.
 
     Parameters
     ----------
-    key, ts : int64 (n,)
+    key, ts : int (n,)
         Series key (sensor, site, card) and local timestamp (ms).
     syntax_ok : bool (n,)
         Key and timestamp parsed.
-    values : float64 (n, k)
+    values : float (n, k)
         Measured values in canonical units (NaN = missing).
     lo, hi : float64 (k,)
         Valid range per column.
@@ -84,8 +76,8 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
         District index 0..D-1 of each row (the caller maps unknown districts to D-1).
     ref_ok : bool (n,)
         The referenced id resolves against the city tables.
-    latency : float64 (n,)
-        Arrival latency in ms (NaN when not known).
+    latency : float64 (n,) or (0,)
+        Arrival latency in ms (NaN when not known); empty when the table has no arrival times.
     order : int64 (n,) or (0,)
         Row order by ``(key, ts)``; empty when the rows are already in that order.
     interval_ms : int
@@ -99,10 +91,8 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
     zero_col : int
         Column whose zero readings never count as stuck (an idle road), or -1.
     counts : int64 (D, N_COUNTERS); nonnull : int64 (D, k); registers : uint8 (D, m)
-    qs_values : int64 (k, B); qs_latency : int64 (B,)
-        State, updated in place.
-    alpha, min_abs, max_abs : float
-        Quantile-sketch parameters (as :mod:`uda.kernels.sketches`).
+    qs_values : int64 (k, 2 * QS_BUCKETS); qs_latency : int64 (2 * QS_BUCKETS,)
+        State, updated in place (quantile sketches as :mod:`uda.kernels.sketches`).
     """
     n = key.shape[0]
     k = values.shape[1]
@@ -110,29 +100,37 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
     p = 0
     while (1 << p) < m:
         p += 1
-    nb = (qs_values.shape[1] - 1) // 2
-    lg = math.log((1.0 + alpha) / (1.0 - alpha))
-    off = math.log(min_abs) / lg
+    tmp = np.empty(1, np.float32)
+    bits = tmp.view(np.uint32)
+    acc = np.zeros(N_COUNTERS, np.int64)  # counters of the current district, flushed on change
+    nn = np.zeros(k, np.int64)
     use_order = order.shape[0] == n and n > 0
+    has_latency = latency.shape[0] == n
     prev_key = np.int64(-(2**62))
     prev_ts = np.int64(-(2**62))
     prev_slot_key = np.int64(-(2**62))
     prev_slot = np.int64(-(2**62))
+    cur_d = -1
+    hll_d = -1
     run = 0
     last = -1  # previous live row for the stuck check
     for j in range(n):
         i = order[j] if use_order else j
         d = district[i]
-        counts[d, ROWS] += 1
+        if d != cur_d:
+            if cur_d >= 0:
+                _flush(counts, nonnull, cur_d, acc, nn)
+            cur_d = d
+        acc[ROWS] += 1
         if not syntax_ok[i]:
             continue
-        counts[d, SYNTAX_OK] += 1
-        kk = key[i]
-        t = ts[i]
-        _hll_add_one(registers, d, kk, p)
+        acc[SYNTAX_OK] += 1
+        kk = np.int64(key[i])
+        t = np.int64(ts[i])
+        if kk != prev_key or d != hll_d:  # rows come in key order: add each key once per run
+            _hll_add_one(registers, d, kk, p)
+            hll_d = d
         dup = kk == prev_key and t == prev_ts
-        if dup:
-            counts[d, DUPLICATE] += 1
         prev_key = kk
         prev_ts = t
         complete = True
@@ -142,38 +140,34 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
             if np.isnan(x):
                 complete = False
             else:
-                nonnull[d, c] += 1
+                nn[c] += 1
                 if x < lo[c] or x > hi[c]:
                     in_range = False
                 if not dup:
-                    qs_values[c, _qs_bucket(x, nb, lg, off, min_abs, max_abs)] += 1
-        if complete:
-            counts[d, COMPLETE] += 1
-        if in_range:
-            counts[d, IN_RANGE] += 1
-        if ref_ok[i]:
-            counts[d, REF_OK] += 1
+                    qs_values[c, qs_bucket(x, tmp, bits)] += 1
+        acc[DUPLICATE] += dup
+        acc[COMPLETE] += complete
+        acc[IN_RANGE] += in_range
+        acc[REF_OK] += ref_ok[i]
         inside = t >= period_lo and t < period_hi
-        if inside:
-            counts[d, IN_PERIOD] += 1
-        lat = latency[i]
-        if not np.isnan(lat):
-            counts[d, WITH_LATENCY] += 1
-            if lat > late_ms:
-                counts[d, LATE] += 1
-            if not dup:
-                qs_latency[_qs_bucket(lat, nb, lg, off, min_abs, max_abs)] += 1
+        acc[IN_PERIOD] += inside
+        if has_latency:
+            lat = latency[i]
+            if not np.isnan(lat):
+                acc[WITH_LATENCY] += 1
+                acc[LATE] += lat > late_ms
+                if not dup:
+                    qs_latency[qs_bucket(lat, tmp, bits)] += 1
         if interval_ms > 0:
-            if t % interval_ms == 0:
-                counts[d, ON_GRID] += 1
+            acc[ON_GRID] += t % interval_ms == 0
             slot = (t + interval_ms // 2) // interval_ms
             if inside and ref_ok[i] and not (kk == prev_slot_key and slot == prev_slot):
-                counts[d, SLOTS] += 1
+                acc[SLOTS] += 1
                 prev_slot_key = kk
                 prev_slot = slot
             # stuck readings: identical to the previous live reading of the same key
             if not dup and in_range and k > 0:
-                same = last >= 0 and key[last] == kk
+                same = last >= 0 and key[last] == key[i]
                 if same:
                     for c in range(k):
                         if not (values[i, c] == values[last, c]):
@@ -184,11 +178,13 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
                 if same:
                     run += 1
                     if run == stuck_min - 1:
-                        counts[d, STUCK] += run
+                        acc[STUCK] += run
                     elif run > stuck_min - 1:
-                        counts[d, STUCK] += 1
+                        acc[STUCK] += 1
                 else:
                     run = 0
                 last = i
         else:
-            counts[d, ON_GRID] += 1
+            acc[ON_GRID] += 1
+    if cur_d >= 0:
+        _flush(counts, nonnull, cur_d, acc, nn)

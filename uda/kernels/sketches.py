@@ -7,12 +7,14 @@ where the partition is read and sketches from many partitions merge exactly:
   registers; merge is the element-wise maximum. The standard error of the estimate is
   ``1.04 / sqrt(2**p)`` (1.6 % at the default ``p = 12``); small cardinalities use linear
   counting, which is exact in practice below a few hundred distinct values.
-* **Log-bucket quantile sketch** (the fixed-bucket form of DDSketch, Masson, Rim & Lee,
-  VLDB 2019): value ``x > 0`` goes to bucket ``ceil(log_gamma(x))`` with
-  ``gamma = (1 + alpha) / (1 - alpha)``; negatives mirror that, zeros have their own count.
-  Any quantile returned lies within relative error ``alpha`` of the exact order statistic
-  of the same rank, for values with ``MIN_ABS <= |x| <= MAX_ABS`` (outside they are clamped).
-  Merge is the element-wise sum of counts, so merging equals a single pass exactly.
+* **Log-linear quantile sketch** (fixed buckets, as in HdrHistogram and the fixed-bucket
+  form of DDSketch, Masson, Rim & Lee, VLDB 2019): a value's bucket is the top bits of its
+  float32 pattern, the exponent plus ``QS_MANTISSA_BITS`` mantissa bits (one shift, no
+  logarithm). Each bucket spans ``hi / lo <= 1 + 2**-QS_MANTISSA_BITS``, so its harmonic-mean
+  representative is within relative error ``QS_ALPHA = 2**-m / (2 + 2**-m)`` (0.39 % for
+  m = 7) of every value in it; negatives use a mirrored set of buckets. Any quantile returned
+  lies within ``QS_ALPHA`` of the exact order statistic of the same rank. Merge is the
+  element-wise sum of counts, so merging equals a single pass exactly.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from uda.kernels.rng import mix64
 
 #: HyperLogLog precision (registers = 2**p).
 HLL_P = 12
+#: Mantissa bits kept by the quantile sketch's buckets.
+QS_MANTISSA_BITS = 7
 #: Relative accuracy of the quantile sketch.
-QS_ALPHA = 0.005
-#: Smallest and largest magnitudes the quantile sketch resolves (others are clamped).
-MIN_ABS = 1e-6
-MAX_ABS = 1e12
+QS_ALPHA = 2.0**-QS_MANTISSA_BITS / (2.0 + 2.0**-QS_MANTISSA_BITS)
+#: Buckets per sign (8 exponent bits + the kept mantissa bits).
+QS_BUCKETS = 1 << (8 + QS_MANTISSA_BITS)
+_SHIFT = np.uint32(23 - QS_MANTISSA_BITS)
+_F32_MAX = float(np.finfo(np.float32).max)
 
 _SALT = np.uint64(0x2545F4914F6CDD1D)
 
@@ -96,49 +101,38 @@ def hll_error(registers: np.ndarray) -> float:
 # ------------------------------------------------------------------------- quantile sketch
 
 
-def qs_bins(alpha: float = QS_ALPHA) -> int:
-    """Buckets per sign needed to cover ``MIN_ABS..MAX_ABS`` at relative accuracy ``alpha``."""
-    gamma = (1.0 + alpha) / (1.0 - alpha)
-    return int(math.ceil(math.log(MAX_ABS / MIN_ABS) / math.log(gamma))) + 2
+def qs_new() -> np.ndarray:
+    """An empty quantile sketch: ``QS_BUCKETS`` counts for positive values, then as many for negative."""
+    return np.zeros(2 * QS_BUCKETS, dtype=np.int64)
 
 
-def qs_new(alpha: float = QS_ALPHA) -> np.ndarray:
-    """An empty quantile sketch: ``[zeros, positive buckets..., negative buckets...]`` counts."""
-    if not 0.0 < alpha < 0.5:
-        msg = f"quantile sketch accuracy {alpha} is outside (0, 0.5)"
-        raise ValueError(msg)
-    return np.zeros(1 + 2 * qs_bins(alpha), dtype=np.int64)
+@njit(inline="always", cache=True)
+def qs_bucket(x: float, tmp: np.ndarray, bits: np.ndarray) -> int:
+    """Bucket of finite ``x``: the top bits of its float32 pattern (sign, exponent, QS_MANTISSA_BITS).
+
+    ``tmp`` is a one-element float32 scratch array and ``bits`` its uint32 view: a bit cast
+    without a function call, so the mapping costs a shift.
+    """
+    a = abs(x)
+    if a > _F32_MAX:
+        a = _F32_MAX
+    tmp[0] = a
+    b = np.int64(bits[0] >> _SHIFT)
+    return b if x >= 0 else QS_BUCKETS + b
 
 
 @njit(cache=True, nogil=True)
-def qs_add(counts: np.ndarray, values: np.ndarray, alpha: float) -> int:
+def qs_add(counts: np.ndarray, values: np.ndarray) -> int:
     """Add finite ``values`` to the sketch ``counts`` in place; returns how many were added."""
-    nb = (counts.shape[0] - 1) // 2
-    lg = math.log((1.0 + alpha) / (1.0 - alpha))
-    off = math.log(MIN_ABS) / lg
+    tmp = np.empty(1, np.float32)
+    bits = tmp.view(np.uint32)
     added = 0
     for i in range(values.shape[0]):
         x = np.float64(values[i])
         if not np.isfinite(x):
             continue
         added += 1
-        a = abs(x)
-        if a < MIN_ABS * 0.5:
-            counts[0] += 1
-            continue
-        if a < MIN_ABS:
-            a = MIN_ABS
-        elif a > MAX_ABS:
-            a = MAX_ABS
-        b = int(math.ceil(math.log(a) / lg - off))
-        if b < 0:
-            b = 0
-        elif b >= nb:
-            b = nb - 1
-        if x > 0:
-            counts[1 + b] += 1
-        else:
-            counts[1 + nb + b] += 1
+        counts[qs_bucket(x, tmp, bits)] += 1
     return added
 
 
@@ -154,25 +148,34 @@ def qs_count(counts: np.ndarray) -> int:
     return int(counts.sum())
 
 
-def qs_quantile(counts: np.ndarray, q: float | np.ndarray, alpha: float = QS_ALPHA) -> np.ndarray:
+def qs_representatives() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per non-negative bucket: lower bound, upper bound (a bucket holds ``[lo, hi)``) and representative."""
+    inf_bits = np.uint64(0x7F800000)  # exponent 255: never used (values are clamped to the float32 maximum)
+    idx = np.arange(QS_BUCKETS, dtype=np.uint64)
+    lo = np.minimum(idx << np.uint64(_SHIFT), inf_bits).astype(np.uint32).view(np.float32).astype(np.float64)
+    hi = np.minimum((idx + np.uint64(1)) << np.uint64(_SHIFT), inf_bits).astype(np.uint32).view(np.float32)
+    hi = hi.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rep = np.where(lo + hi > 0, 2.0 * lo * hi / (lo + hi), 0.0)  # harmonic mean
+    rep = np.where(np.isfinite(hi), rep, lo)  # the top bucket holds the clamped float32 maximum
+    return lo, hi, rep
+
+
+def qs_quantile(counts: np.ndarray, q: float | np.ndarray) -> np.ndarray:
     """Quantiles ``q`` (0..1) from the sketch; NaN when it is empty.
 
-    The estimate for ``q`` is the bucket value holding the order statistic of rank
-    ``floor(q * (n - 1))`` (0-based), within relative error ``alpha`` of it.
+    The estimate for ``q`` is the representative of the bucket holding the order statistic of
+    rank ``floor(q * (n - 1))`` (0-based): within relative error :data:`QS_ALPHA` of it (plus
+    2**-24 for rounding float64 inputs to float32), for magnitudes from 2**-126 (smaller ones,
+    zeros included, come back as 0) up to the float32 maximum (larger ones are clamped).
     """
     q = np.atleast_1d(np.asarray(q, dtype=np.float64))
     n = int(counts.sum())
     if n == 0:
         return np.full(q.shape, np.nan)
-    nb = (counts.shape[0] - 1) // 2
-    gamma = (1.0 + alpha) / (1.0 - alpha)
-    lg = math.log(gamma)
-    off = math.log(MIN_ABS) / lg
-    idx = np.arange(nb)
-    # a bucket b holds (gamma**(b+off-1), gamma**(b+off)]; its representative 2*g**(b+off)/(g+1)
-    rep = 2.0 * np.exp((idx + off) * lg) / (gamma + 1.0)
-    values = np.concatenate([-rep[::-1], [0.0], rep])
-    ordered = np.concatenate([counts[1 + nb:][::-1], counts[:1], counts[1:1 + nb]])
+    _, _, rep = qs_representatives()
+    values = np.concatenate([-rep[::-1], rep])
+    ordered = np.concatenate([counts[QS_BUCKETS:][::-1], counts[:QS_BUCKETS]])
     cum = np.cumsum(ordered)
     ranks = np.floor(q * (n - 1)).astype(np.int64)
     pos = np.searchsorted(cum, ranks, side="right")
