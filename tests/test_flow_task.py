@@ -81,3 +81,13 @@ def test_cli_data_json_and_errors(dataset, tmp_path):
     bad = CliRunner().invoke(cli, ["run", "flow", "--data", str(dataset), "--engine", "dask",
                                    "--scheduler", "nonsense", "--models", "last", "--horizons", "1"])
     assert bad.exit_code == 2 and "unknown --scheduler" in bad.output
+
+
+def test_speed_target_and_bad_target(dataset):
+    res = run(dataset, target="speed", models="last,ha", horizons="1")
+    assert res.summary["interval_s"] == 300 and res.answer["n"].min() > 0
+    assert res.answer["mae"][0, 0] < 30  # km/h, not veh/h
+    from uda.errors import UserError
+
+    with pytest.raises(UserError, match="unknown --target"):
+        run(dataset, target="bikes")
