@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uda.kernels.pmedian import p_median
+from uda.kernels.pmedian import _greedy, _interchange, p_median
 
 
 def _brute(cost, weight, k):
@@ -49,6 +49,10 @@ def test_against_brute_force(inst):
     for out in chosen:
         for inn in set(range(cost.shape[1])) - chosen:
             assert _obj(cost, weight, (chosen - {out}) | {inn}) >= r.objective - 1e-9
+    # The parallel blocks (used on large instances) give the same sites.
+    start = _greedy(cost, weight, np.int64(k), np.int64(2))
+    sites, _ = _interchange(cost, weight, start, np.int64(10_000), np.float64(1e-12), np.int64(2))
+    np.testing.assert_array_equal(np.sort(sites), r.sites)
     # k = 1 (greedy is exact) and k = m - 1 (one swap reaches any set) are solved exactly.
     if k in (1, cost.shape[1] - 1):
         assert r.objective == pytest.approx(opt)

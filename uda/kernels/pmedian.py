@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+from uda.kernels.paths import PARALLEL_MIN_WORK
 
 
 @njit(cache=True, nogil=True)
@@ -21,24 +24,81 @@ def _objective(cost, weight, is_open):
     return total
 
 
+@njit(cache=True, nogil=True)
+def _open_totals(cost, weight, nearest, is_open, totals, j0, j1):
+    """Objective after opening each closed candidate ``j0 <= j < j1`` (``inf`` if open)."""
+    n = cost.shape[0]
+    for j in range(j0, j1):
+        if is_open[j]:
+            totals[j] = np.inf
+            continue
+        t = 0.0
+        for i in range(n):
+            c = cost[i, j]
+            t += weight[i] * (c if c < nearest[i] else nearest[i])
+        totals[j] = t
+
+
+@njit(cache=True, nogil=True)
+def _swap_deltas(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, j0, j1):
+    """For each closed candidate ``j0 <= j < j1``: the best objective change from opening it
+    while closing one open site (``best_delta``) and that site's position (``best_pos``)."""
+    n = cost.shape[0]
+    extra = np.empty(k)
+    for j in range(j0, j1):
+        best_delta[j] = np.inf
+        best_pos[j] = -1
+        if is_open[j]:
+            continue
+        extra[:] = 0.0
+        base = 0.0
+        for i in range(n):
+            w = weight[i]
+            if w == 0.0:
+                continue
+            c = cost[i, j]
+            with_j = c if c < d1[i] else d1[i]
+            base += w * (with_j - d1[i])
+            # Closing the nearest site sends i to min(second nearest, j).
+            alt = c if c < d2[i] else d2[i]
+            extra[c1[i]] += w * (alt - with_j)
+        for r in range(k):
+            if base + extra[r] < best_delta[j]:
+                best_delta[j] = base + extra[r]
+                best_pos[j] = r
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def _greedy(cost, weight, k):
-    """Open ``k`` sites one at a time, each the one lowering the objective most."""
+def _open_totals_parallel(cost, weight, nearest, is_open, totals, nblocks):
+    m = cost.shape[1]
+    for b in prange(nblocks):
+        _open_totals(cost, weight, nearest, is_open, totals, b * m // nblocks, (b + 1) * m // nblocks)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _swap_deltas_parallel(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, nblocks):
+    m = cost.shape[1]
+    for b in prange(nblocks):
+        _swap_deltas(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, b * m // nblocks,
+                     (b + 1) * m // nblocks)
+
+
+@njit(cache=True, nogil=True)
+def _greedy(cost, weight, k, nblocks):
+    """Open ``k`` sites one at a time, each the one lowering the objective most.
+
+    ``nblocks > 1`` spreads the candidates over that many parallel blocks.
+    """
     n, m = cost.shape
     nearest = np.full(n, np.inf)
     is_open = np.zeros(m, np.bool_)
     chosen = np.empty(k, np.int64)
     totals = np.empty(m, np.float64)
     for step in range(k):
-        for j in prange(m):
-            if is_open[j]:
-                totals[j] = np.inf
-                continue
-            t = 0.0
-            for i in range(n):
-                c = cost[i, j]
-                t += weight[i] * (c if c < nearest[i] else nearest[i])
-            totals[j] = t
+        if nblocks > 1:
+            _open_totals_parallel(cost, weight, nearest, is_open, totals, nblocks)
+        else:
+            _open_totals(cost, weight, nearest, is_open, totals, 0, m)
         best = -1
         for j in range(m):
             if not is_open[j] and (best < 0 or totals[j] < totals[best]):
@@ -51,8 +111,8 @@ def _greedy(cost, weight, k):
     return chosen
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _interchange(cost, weight, sites, max_swaps, tol):
+@njit(cache=True, nogil=True)
+def _interchange(cost, weight, sites, max_swaps, tol, nblocks):
     """Best-improvement swaps (close one open site, open one closed) until none improves.
 
     Returns the final sites and the number of swaps made.
@@ -87,27 +147,10 @@ def _interchange(cost, weight, sites, max_swaps, tol):
             d2[i] = b
             c1[i] = pa
             objective += weight[i] * a
-        for j in prange(m):
-            best_delta[j] = np.inf
-            best_pos[j] = -1
-            if is_open[j]:
-                continue
-            extra = np.zeros(k)
-            base = 0.0
-            for i in range(n):
-                w = weight[i]
-                if w == 0.0:
-                    continue
-                c = cost[i, j]
-                with_j = c if c < d1[i] else d1[i]
-                base += w * (with_j - d1[i])
-                # Closing the nearest site sends i to min(second nearest, j).
-                alt = c if c < d2[i] else d2[i]
-                extra[c1[i]] += w * (alt - with_j)
-            for r in range(k):
-                if base + extra[r] < best_delta[j]:
-                    best_delta[j] = base + extra[r]
-                    best_pos[j] = r
+        if nblocks > 1:
+            _swap_deltas_parallel(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, nblocks)
+        else:
+            _swap_deltas(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, 0, m)
         jbest = -1
         for j in range(m):
             if best_pos[j] >= 0 and (jbest < 0 or best_delta[j] < best_delta[jbest]):
@@ -154,7 +197,8 @@ def p_median(cost: np.ndarray, weight: np.ndarray, k: int, *, max_swaps: int = 1
     A greedy start (add the site that lowers the objective most, ``k`` times) followed
     by best-improvement interchange (swap an open and a closed site while that lowers the
     objective by more than ``tol`` relative). Ties go to the lowest column index, so the
-    answer is deterministic.
+    answer is deterministic. Candidates are spread over parallel blocks when
+    ``n_demand * n_candidates`` reaches :data:`~uda.kernels.paths.PARALLEL_MIN_WORK`.
 
     Parameters
     ----------
@@ -187,10 +231,13 @@ def p_median(cost: np.ndarray, weight: np.ndarray, k: int, *, max_swaps: int = 1
     if not (np.isfinite(weight).all() and (weight >= 0).all()):
         msg = "weights must be finite and non-negative"
         raise ValueError(msg)
-    start = _greedy(cost, weight, np.int64(k))
+    nblocks = min(numba.get_num_threads(), cost.shape[1])
+    if cost.size < PARALLEL_MIN_WORK:
+        nblocks = 1
+    start = _greedy(cost, weight, np.int64(k), np.int64(nblocks))
     greedy_open = np.zeros(cost.shape[1], np.bool_)
     greedy_open[start] = True
-    sites, swaps = _interchange(cost, weight, start, np.int64(max_swaps), np.float64(tol))
+    sites, swaps = _interchange(cost, weight, start, np.int64(max_swaps), np.float64(tol), np.int64(nblocks))
     sites = np.sort(sites)
     assignment = sites[np.argmin(cost[:, sites], axis=1)]
     is_open = np.zeros(cost.shape[1], np.bool_)
