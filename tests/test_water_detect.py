@@ -17,7 +17,7 @@ from uda.kernels.detect import (
     window_max,
 )
 from uda.tasks.water import Block, WaterOptions, detector_alarms, mass_balance_pair
-from uda.water import PARAMS, lagged_upstream, score_events
+from uda.water import PARAMS, lagged_upstream, score_events, unexplained_gain
 
 NAN = math.nan
 
@@ -287,3 +287,22 @@ def test_masked_baseline_stays_on_clean_water():
     masked, _ = masked_baseline(x, off, 100, 10, np.array([0.1]), np.array([1.0]), 10.0, 5.0, 10_000)
     assert plain[-1, 0] == 20.0
     assert abs(masked[-1, 0]) < 1.0
+
+
+def test_unexplained_gain_envelope():
+    ts = np.arange(200, dtype=np.int64) * 900_000
+    t = np.arange(200.0)
+
+    def plume(start, length, amp):
+        x = np.zeros(200)
+        k = (t >= start) & (t < start + length)
+        x[k] = amp * np.sin(np.pi * (t[k] - start) / length)
+        return x
+
+    up = plume(50, 16, 1.0)
+    # downstream: the same plume 2 samples later, 10 % longer and 5 % weaker, plus a local one
+    down = plume(52, 17.6, 0.95) + plume(120, 8, 0.5)
+    gain = unexplained_gain(ts, down[:, None], [(ts, up[:, None], 2 * 900_000.0)], slack_before=8)
+    assert gain[45:75, 0].max() < 0.05
+    assert gain[120:128, 0].max() > 0.45
+    assert np.isnan(gain[0, 0])  # no upstream record yet (the envelope looks one sample ahead)

@@ -165,3 +165,9 @@ def test_reader_canonical_frame(tmp_path):
     assert t.params == PARAMS and t.interval_s == 900.0 and t.has_labels
     assert t.frame.columns == ["site_id", "ts", *PARAMS, "label"]
     assert t.warnings == []
+
+
+def test_no_signature_parameter_reported(tmp_path):
+    doc_w = _warnings(tmp_path, _frame().select("time", "pH", "Temperature (°C)", "event"),
+                      "--label-col", "event")
+    assert any("detectors need at least one of" in x for x in doc_w)

@@ -240,19 +240,20 @@ def detector_scores(block: Block, opts: WaterOptions) -> dict[str, np.ndarray]:
         score across parameters) and ``cusum`` (one-sided CUSUM of the multivariate
         score, which accumulates weak but persistent evidence), each ``(n_rows,)``.
     """
-    dirs = _directions(block.params)
-    floor = np.array([opts.min_scale.get(p, 1e-6) for p in block.params])
+    keep, floor = _signature(block.params, opts)
+    dirs = _directions(block.params)[keep]
+    sig = np.ascontiguousarray(block.values[:, keep])
     if opts.mask_hours > 0:
         max_mask = round(opts.mask_hours * 3600.0 / opts.interval_s)
-        med, scale = masked_baseline(block.values, block.offsets, opts.window, opts.min_periods,
+        med, scale = masked_baseline(sig, block.offsets, opts.window, opts.min_periods,
                                      floor, dirs, opts.mv_clip, opts.mv_threshold, max_mask)
     else:
-        med, scale = rolling_baseline(block.values, block.offsets, opts.window, opts.min_periods,
-                                      floor)
-    z = (block.values - med) / scale
-    dz = np.where(dirs != 0, z * dirs, np.nan)
+        med, scale = rolling_baseline(sig, block.offsets, opts.window, opts.min_periods, floor)
+    z = (sig - med) / scale
+    dz = z * dirs
     with np.errstate(all="ignore"):
-        zmax = np.nanmax(np.where(np.isnan(dz), -np.inf, dz), axis=1)
+        zmax = np.max(np.where(np.isnan(dz), -np.inf, dz), axis=1) if dz.shape[1] \
+            else np.full(dz.shape[0], -np.inf)
     zmax[~np.isfinite(zmax)] = np.nan
     mv = multivariate_score(np.ascontiguousarray(z), dirs, opts.mv_clip)
     cs = cusum(mv.reshape(-1, 1), block.offsets, opts.cusum_k, opts.cusum_clip)[:, 0]
@@ -950,6 +951,9 @@ def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None =
         raise UserError(msg)
     table = read_water_table(path, time_col=time_col, label_col=label_col, site_col=site_col)
     opts = _options_for_interval(options, table.interval_s)
+    if not any(EVENT_DIRECTIONS.get(p, 0) for p in table.params):
+        table.warnings.append("detectors need at least one of " + ", ".join(EVENT_DIRECTIONS)
+                              + "; none is present, so they raise no alarms")
     guides = load_guidelines(guidelines)
     params = table.params
     frame = table.frame
