@@ -14,7 +14,6 @@ from uda.kernels.paths import (
     dijkstra,
     dijkstra_many,
     path_to,
-    slot_tails,
 )
 
 
@@ -119,7 +118,7 @@ def test_many_sources_equal_single_source(g, data):
         np.testing.assert_array_equal(dist[i], d1)
         np.testing.assert_array_equal(pred[i], p1)
     # The prange kernel (used above PARALLEL_MIN_WORK) gives the same rows.
-    dist_p, pred_p = _dijkstra_many_parallel(*csr, slot_tails(csr[0]), sources, np.int64(first_thru), np.int64(2))
+    dist_p, pred_p = _dijkstra_many_parallel(*csr, sources, np.int64(first_thru), np.int64(2))
     np.testing.assert_array_equal(dist_p, dist)
     np.testing.assert_array_equal(pred_p, pred)
 

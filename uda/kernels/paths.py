@@ -139,31 +139,55 @@ def sssp_into(indptr, heads, weights, source, first_thru, dist, pred_slot, order
     return count
 
 
+@njit(cache=True, nogil=True)
+def _sssp_pred(indptr, heads, weights, source, first_thru, dist, pred, pos, heap_keys, heap_nodes):
+    """:func:`sssp_into` recording only distances and predecessor nodes.
+
+    The same search with one store less per relaxation and no settle order: this is the
+    lean loop behind :func:`dijkstra` and :func:`dijkstra_many`, while assignment uses
+    :func:`sssp_into` (it needs the CSR slot of each tree link and the settle order).
+    """
+    n = indptr.size - 1
+    for v in range(n):
+        dist[v] = np.inf
+        pred[v] = -1
+        pos[v] = NOT_IN_HEAP
+    dist[source] = 0.0
+    _sift_up(heap_keys, heap_nodes, pos, 0, 0.0, source)
+    size = 1
+    while size > 0:
+        d = heap_keys[0]
+        u = heap_nodes[0]
+        size = _pop_root(heap_keys, heap_nodes, pos, size)
+        if u < first_thru and u != source:
+            continue
+        for k in range(indptr[u], indptr[u + 1]):
+            v = heads[k]
+            nd = d + weights[k]
+            if nd < dist[v]:
+                dist[v] = nd
+                pred[v] = u
+                i = pos[v]
+                if i == NOT_IN_HEAP:
+                    i = size
+                    size += 1
+                _sift_up(heap_keys, heap_nodes, pos, i, nd, v)
+
+
 def slot_tails(indptr: np.ndarray) -> np.ndarray:
     """Tail node (int32) of every CSR slot."""
     return np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))
 
 
 @njit(cache=True, nogil=True)
-def _pred_nodes(pred_slot, slot_tail, pred):
-    for v in range(pred_slot.size):
-        k = pred_slot[v]
-        pred[v] = -1 if k < 0 else slot_tail[k]
-
-
-@njit(cache=True, nogil=True)
-def _dijkstra(indptr, heads, weights, slot_tail, source, first_thru):
+def _dijkstra(indptr, heads, weights, source, first_thru):
     n = indptr.size - 1
     dist = np.empty(n, np.float64)
     pred = np.empty(n, np.int32)
-    pred_slot = np.empty(n, np.int64)
-    order = np.empty(n, np.int32)
     pos = np.empty(n, np.int32)
     heap_keys = np.empty(n, np.float64)
     heap_nodes = np.empty(n, np.int32)
-    sssp_into(indptr, heads, weights, source, first_thru, dist, pred_slot, order, pos, heap_keys,
-              heap_nodes)
-    _pred_nodes(pred_slot, slot_tail, pred)
+    _sssp_pred(indptr, heads, weights, source, first_thru, dist, pred, pos, heap_keys, heap_nodes)
     return dist, pred
 
 
@@ -173,36 +197,33 @@ PARALLEL_MIN_WORK = 200_000
 
 
 @njit(cache=True, nogil=True)
-def _many_block(indptr, heads, weights, slot_tail, sources, first_thru, blk, nblocks, dist, pred):
+def _many_block(indptr, heads, weights, sources, first_thru, blk, nblocks, dist, pred):
     """Sources ``blk, blk + nblocks, ...`` into rows of ``dist`` and ``pred``."""
     n = indptr.size - 1
-    pred_slot = np.empty(n, np.int64)
-    order = np.empty(n, np.int32)
     pos = np.empty(n, np.int32)
     heap_keys = np.empty(n, np.float64)
     heap_nodes = np.empty(n, np.int32)
     for i in range(blk, sources.size, nblocks):
-        sssp_into(indptr, heads, weights, sources[i], first_thru, dist[i], pred_slot, order, pos,
-                  heap_keys, heap_nodes)
-        _pred_nodes(pred_slot, slot_tail, pred[i])
+        _sssp_pred(indptr, heads, weights, sources[i], first_thru, dist[i], pred[i], pos, heap_keys,
+                   heap_nodes)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _dijkstra_many_parallel(indptr, heads, weights, slot_tail, sources, first_thru, nblocks):
+def _dijkstra_many_parallel(indptr, heads, weights, sources, first_thru, nblocks):
     n = indptr.size - 1
     dist = np.empty((sources.size, n), np.float64)
     pred = np.empty((sources.size, n), np.int32)
     for b in prange(nblocks):
-        _many_block(indptr, heads, weights, slot_tail, sources, first_thru, b, nblocks, dist, pred)
+        _many_block(indptr, heads, weights, sources, first_thru, b, nblocks, dist, pred)
     return dist, pred
 
 
 @njit(cache=True, nogil=True)
-def _dijkstra_many_serial(indptr, heads, weights, slot_tail, sources, first_thru):
+def _dijkstra_many_serial(indptr, heads, weights, sources, first_thru):
     n = indptr.size - 1
     dist = np.empty((sources.size, n), np.float64)
     pred = np.empty((sources.size, n), np.int32)
-    _many_block(indptr, heads, weights, slot_tail, sources, first_thru, 0, 1, dist, pred)
+    _many_block(indptr, heads, weights, sources, first_thru, 0, 1, dist, pred)
     return dist, pred
 
 
@@ -245,7 +266,7 @@ def dijkstra(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, source:
     if not 0 <= source < indptr.size - 1:
         msg = f"source {source} is not a node index (0..{indptr.size - 2})"
         raise ValueError(msg)
-    return _dijkstra(indptr, heads, weights, slot_tails(indptr), np.int64(source), np.int64(first_thru))
+    return _dijkstra(indptr, heads, weights, np.int64(source), np.int64(first_thru))
 
 
 def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, sources: np.ndarray, *,
@@ -268,7 +289,7 @@ def dijkstra_many(indptr: np.ndarray, heads: np.ndarray, weights: np.ndarray, so
         msg = f"sources must be node indices (0..{n - 1})"
         raise ValueError(msg)
     nblocks = min(numba.get_num_threads(), sources.size)
-    args = (indptr, heads, weights, slot_tails(indptr), sources, np.int64(first_thru))
+    args = (indptr, heads, weights, sources, np.int64(first_thru))
     if nblocks > 1 and sources.size * (indptr.size + heads.size) >= PARALLEL_MIN_WORK:
         return _dijkstra_many_parallel(*args, np.int64(nblocks))
     return _dijkstra_many_serial(*args)
