@@ -142,3 +142,19 @@ def test_many_partitions_same_answer(results, tmp_path):
     pol, _, _ = results
     dsk = run(out, engine="dask", scheduler="sync")
     assert compare_answers(pol.answer, dsk.answer) == []
+
+
+def test_small_preset_meets_the_bar(tmp_path):
+    """The issue's bar on `small` (default seed): best F1 >= 0.8, every local discharge found."""
+    from uda.generate import generate
+    from uda.scales import resolve_scale
+
+    out = tmp_path / "small"
+    generate(out, scale=resolve_scale("small"), seed=42, workers=1, tables=("water",))
+    res = run(out, engine="polars")
+    det = res.summary["detectors"]
+    assert max(d["f1"] for d in det.values()) >= 0.8
+    assert res.summary["events"]["scored"] > 100
+    mb = res.summary["mass_balance"]
+    assert mb["n_events"] >= 10 and mb["n_detected"] == mb["n_events"]
+    assert mb["n_false_alarms"] <= 1
