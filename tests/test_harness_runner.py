@@ -12,6 +12,7 @@ import pytest
 from uda.errors import UserError
 from uda.harness.results import load_results
 from uda.harness.runner import expand_suite, load_suite, run_suite
+from uda.harness.suites import MID_SCALE
 from uda.tasks.base import TaskResult
 
 HERE = Path(__file__).resolve().parent
@@ -180,5 +181,5 @@ def test_builtin_suites_expand():
     assert {c.engine for c in default if c.task != "generate"} <= {"polars", "dask"}
     sweep = expand_suite(load_suite("sweep"))
     assert {c.scale.partition(":")[0] for c in sweep} == {"tiny", "small", "medium"}
-    assert {c.scale for c in sweep if c.task == "flow"} == {"tiny", "small", "medium:sensors=600", "medium"}
+    assert {c.scale for c in sweep if c.task == "flow"} == {"tiny", "small", MID_SCALE, "medium"}
     assert all(c.cold == "cached" for c in sweep)

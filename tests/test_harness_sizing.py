@@ -74,6 +74,18 @@ def test_size_predicts_from_a_sweep(tmp_path):
     assert st["total_bytes"] == pytest.approx(st["total_bytes_per_day"] * 14)
 
 
+def test_held_out_scale_is_strictly_the_largest_input(tmp_path):
+    path = _sweep(tmp_path, {"tiny": 20, "small": 200, "medium": 2000})
+    res = json.loads(open(path).read())
+    dup = [dict(c, id=c["id"].replace("medium", "copy"), scale="copy") for c in res["cases"]
+           if c["scale"] == "medium"]
+    res["cases"] += dup
+    open(path, "w").write(json.dumps(res))
+    out = size(sensors=100, days=7, interval_s=300, deadline_s=60, results=[path])
+    held = out["estimates"][0]["held_out"]
+    assert held["fitted_on"] == ["tiny", "small"] and held["held_out_scale"] in ("medium, copy", "copy, medium")
+
+
 def test_two_scales_fit_but_have_no_held_out_error(tmp_path):
     path = _sweep(tmp_path, {"tiny": 20, "small": 200})
     out = size(sensors=100, days=7, interval_s=300, deadline_s=60, results=[path])

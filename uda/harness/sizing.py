@@ -153,18 +153,23 @@ def _fit_all(pts: list[dict[str, Any]]) -> dict[str, Fit]:
 
 
 def held_out_error(pts: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Refit without the largest scale and compare the prediction for it with the measurement.
+    """Refit without the largest size and compare the prediction for it with the measurement.
 
-    Needs at least three distinct sizes (two to fit, one held out); else ``None``.
+    Needs at least two distinct smaller sizes to fit; else ``None``. Points at the largest
+    size (several datasets may give a task the same input) are all held out and averaged.
     """
-    if len({p["rows_in"] for p in pts}) < 3:
+    top = max(p["rows_in"] for p in pts)
+    train = [p for p in pts if p["rows_in"] < top]
+    test = [p for p in pts if p["rows_in"] == top]
+    if len({p["rows_in"] for p in train}) < 2:
         return None
-    train, test = pts[:-1], pts[-1]
     fits = _fit_all(train)
-    out: dict[str, Any] = {"held_out_scale": test["scale"], "fitted_on": [p["scale"] for p in train]}
+    out: dict[str, Any] = {"held_out_scale": ", ".join(str(p["scale"]) for p in test),
+                           "fitted_on": [p["scale"] for p in train]}
     for m, fit in fits.items():
-        pred = fit(test["rows_in"])
-        out[m] = {"predicted": pred, "measured": test[m], "relative_error": pred / test[m] - 1}
+        pred = fit(top)
+        measured = float(np.mean([p[m] for p in test]))
+        out[m] = {"predicted": pred, "measured": measured, "relative_error": pred / measured - 1}
     return out
 
 

@@ -64,8 +64,10 @@ def default_suite() -> dict[str, Any]:
             "cases": cases}
 
 
-#: Scales of the sizing sweep: presets plus a mid scale between small and medium.
-SWEEP_SCALES = ["tiny", "small", "medium:sensors=600", "medium"]
+#: Scales of the sizing sweep: presets plus a mid scale between small and medium in every
+#: dimension (sensors, days, stations, cards, water sites).
+MID_SCALE = "medium:sensors=600,days=21,stations=70,cards=60000,water-sites=40"
+SWEEP_SCALES = ["tiny", "small", MID_SCALE, "medium"]
 
 
 def sweep_suite() -> dict[str, Any]:
