@@ -90,7 +90,7 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     total travel time and the most congested links.
     """
     from uda.errors import UserError
-    from uda.tasks.route import assign_tntp
+    from uda.tasks.route import assign_tntp, check_flows_path
 
     if data_dir is not None and tntp_dir is not None:
         msg = "give either --data or --tntp, not both"
@@ -103,6 +103,8 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     if tntp_dir is None:
         msg = "give --tntp DIR (a folder with <Name>_net.tntp and <Name>_trips.tntp) or --data DIR (a generated dataset)"
         raise UserError(msg)
+    if out is not None:
+        check_flows_path(out)
     ra = assign_tntp(tntp_dir, algorithm=algorithm, gap=gap, max_iter=max_iter, unreachable=unreachable)
     if out is not None:
         ra.write_flows(out)

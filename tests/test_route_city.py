@@ -130,6 +130,7 @@ def test_cli_data_json_and_errors(city, tmp_path):
         (["--data", str(city), "--sites", "0"], "--sites 0 must be >= 1"),
         (["--data", str(city), "--sites", "1000"], "--sites 1000 exceeds the"),
         (["--data", str(city), "--engine", "dask", "--scheduler", "bogus"], "unknown --scheduler 'bogus'"),
+        (["--data", str(city), "--out", str(city / "manifest.json")], "is a file; give a folder"),
     ]:
         res = runner.invoke(cli, ["run", "route", *args])
         assert res.exit_code == 2, (args, res.output)

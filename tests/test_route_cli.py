@@ -81,6 +81,7 @@ def test_disconnected_demand_can_be_dropped_and_reported(tmp_path):
     ((), "give --tntp DIR"),
     (("--tntp", SIOUX, "--gap", "-1"), "--gap must be >= 0"),
     (("--tntp", SIOUX, "--out", "/nonexistent-dir/flows.csv"), "folder /nonexistent-dir of --out does not exist"),
+    (("--tntp", SIOUX, "--out", DATA), "is a folder; give a file name such as flows.csv"),
 ])
 def test_bad_options(args, needle):
     res = _run(*args)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,14 @@ from uda.kernels.assign import (
     assign,
     warm_up,
 )
+from uda.tasks.base import TaskResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+    from uda.io.tntp import TntpNetwork, TntpTrips
+    from uda.store import Dataset
 
 #: What to do with demand between OD pairs that have no path.
 UNREACHABLE_POLICIES = ("error", "drop")
@@ -25,7 +34,7 @@ UNREACHABLE_POLICIES = ("error", "drop")
 TOP_LINKS = 10
 
 
-def tntp_network(net, trips) -> Network:
+def tntp_network(net: TntpNetwork, trips: TntpTrips) -> Network:
     """An assignment :class:`Network` from TNTP network and trips (see :mod:`uda.io.tntp`).
 
     Node ``k`` of the files becomes index ``k - 1``; zone ``z`` is node ``z``; nodes
@@ -145,13 +154,7 @@ class RouteAssignment:
 
     def write_flows(self, path: str | os.PathLike) -> Path:
         """Write ``init_node,term_node,flow`` (one row per link) as CSV, atomically."""
-        path = Path(path)
-        if path.is_dir():
-            msg = f"--out {path} is a folder; give a file name such as flows.csv"
-            raise UserError(msg)
-        if not path.parent.is_dir():
-            msg = f"folder {path.parent} of --out does not exist; create it first"
-            raise UserError(msg)
+        path = check_flows_path(path)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write("init_node,term_node,flow\n")
@@ -159,6 +162,27 @@ class RouteAssignment:
                 f.write(f"{u},{v},{x!r}\n")
         os.replace(tmp, path)
         return path
+
+
+def check_flows_path(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`Path` if a flows CSV can be written there, else a :class:`UserError`."""
+    path = Path(path)
+    if path.is_dir():
+        msg = f"--out {path} is a folder; give a file name such as flows.csv"
+        raise UserError(msg)
+    if not path.parent.is_dir():
+        msg = f"folder {path.parent} of --out does not exist; create it first"
+        raise UserError(msg)
+    return path
+
+
+def check_results_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`Path` if it can hold route results (a folder or nothing yet)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        msg = f"--out {path} is a file; give a folder for the route results"
+        raise UserError(msg)
+    return path
 
 
 def assign_tntp(folder: str | os.PathLike, *, algorithm: str = "bfw", gap: float = 1e-4,
@@ -214,14 +238,14 @@ SOURCE_FREE_FLOW = 0
 SOURCE_SENSOR = 1
 
 
-def _slot_expr(slot_minutes: int):
+def _slot_expr(slot_minutes: int) -> pl.Expr:
     import polars as pl
 
     ts = pl.col("ts")
     return ((ts.dt.hour().cast(pl.Int32) * 60 + ts.dt.minute().cast(pl.Int32)) // slot_minutes).alias("slot")
 
 
-def sensor_slots_polars(ds, *, slot_minutes: int = 60, table: str = "traffic"):
+def sensor_slots_polars(ds: Dataset, *, slot_minutes: int = 60, table: str = "traffic") -> pl.DataFrame:
     """Per sensor and time-of-day slot: observations, summed pace (s/m) and summed flow, in Polars.
 
     Rows with a missing, non-finite or non-positive speed are skipped.
@@ -247,7 +271,7 @@ def sensor_slots_polars(ds, *, slot_minutes: int = 60, table: str = "traffic"):
     )
 
 
-def _sensor_slots_partition(df, slot_minutes: int):
+def _sensor_slots_partition(df: pd.DataFrame, slot_minutes: int) -> pd.DataFrame:
     import pandas as pd
 
     speed = df["speed"].astype("float64")
@@ -265,7 +289,7 @@ def _sensor_slots_partition(df, slot_minutes: int):
     return part.groupby(["sensor_id", "slot"], as_index=False, sort=True).sum()
 
 
-def sensor_slots_dask(ds, *, slot_minutes: int = 60, table: str = "traffic"):
+def sensor_slots_dask(ds: Dataset, *, slot_minutes: int = 60, table: str = "traffic") -> pl.DataFrame:
     """As :func:`sensor_slots_polars`, in Dask: one partial aggregate per file, then a sum.
 
     Returns
@@ -287,7 +311,7 @@ def sensor_slots_dask(ds, *, slot_minutes: int = 60, table: str = "traffic"):
 
 
 def link_travel_times(link_id: np.ndarray, length_m: np.ndarray, free_speed_kmh: np.ndarray,
-                      sensor_link: np.ndarray, slots, *, num_slots: int) -> dict[str, np.ndarray]:
+                      sensor_link: np.ndarray, slots: pl.DataFrame, *, num_slots: int) -> dict[str, np.ndarray]:
     """Travel time per link and time-of-day slot from sensor aggregates.
 
     The travel time of a link in a slot is its length times the mean pace (1 / speed) of
@@ -432,10 +456,94 @@ def _node_index(node_id: np.ndarray, values: np.ndarray, what: str) -> np.ndarra
     return order[pos]
 
 
-def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minutes: int = 60,
+@dataclass
+class CityGraph:
+    """The generated city's road graph, zones and sensors as arrays (node indices 0-based).
+
+    Attributes
+    ----------
+    node_id, link_id, zone_ids
+        Dataset ids (links sorted by ``link_id``, zones by ``zone_id``).
+    tail, head
+        Link ends as node indices.
+    length_m, free_speed_kmh, capacity_vph
+        Link attributes.
+    centroid
+        Node index of each zone's centroid.
+    population, jobs
+        Per zone.
+    sensor_link
+        Link id of each sensor, indexed by ``sensor_id`` (``-1`` for unused ids).
+    """
+
+    node_id: np.ndarray
+    link_id: np.ndarray
+    zone_ids: np.ndarray
+    tail: np.ndarray
+    head: np.ndarray
+    length_m: np.ndarray
+    free_speed_kmh: np.ndarray
+    capacity_vph: np.ndarray
+    centroid: np.ndarray
+    population: np.ndarray
+    jobs: np.ndarray
+    sensor_link: np.ndarray
+
+    @property
+    def free_flow_time_s(self) -> np.ndarray:
+        """Free-flow travel time per link in seconds."""
+        return self.length_m / (self.free_speed_kmh / 3.6)
+
+    def network(self, link_time_s: np.ndarray, dests: np.ndarray, demand: np.ndarray | None = None) -> Network:
+        """An assignment network from zone centroids to ``dests`` (zero demand by default)."""
+        n_links = self.link_id.size
+        return Network(num_nodes=self.node_id.size, tail=self.tail, head=self.head, free_flow_time=link_time_s,
+                       b=np.full(n_links, CITY_BPR_B), capacity=self.capacity_vph,
+                       power=np.full(n_links, CITY_BPR_POWER), origins=self.centroid, dests=dests,
+                       demand=np.zeros((self.centroid.size, dests.size)) if demand is None else demand)
+
+
+def read_city(ds: Dataset) -> CityGraph:
+    """Read the city tables (nodes, links, zones, sensors) of a dataset into a :class:`CityGraph`.
+
+    Raises
+    ------
+    UserError
+        Links or zones naming unknown nodes, non-positive free speeds, negative lengths or
+        capacities, negative sensor ids.
+    """
+    nodes = ds.read("nodes")
+    links = ds.read("links").sort("link_id")
+    zones = ds.read("zones").sort("zone_id")
+    sensors = ds.read("sensors")
+    node_id = nodes["node_id"].to_numpy().astype(np.int64)
+    length = links["length_m"].to_numpy().astype(np.float64)
+    free_speed = links["free_speed_kmh"].to_numpy().astype(np.float64)
+    capacity = links["capacity_vph"].to_numpy().astype(np.float64)
+    if not ((free_speed > 0).all() and (length >= 0).all() and (capacity >= 0).all()):
+        msg = "links table has non-positive free speeds or negative lengths/capacities; regenerate the dataset"
+        raise UserError(msg)
+    sid = sensors["sensor_id"].to_numpy().astype(np.int64)
+    if sid.size and sid.min() < 0:
+        msg = f"sensors table has a negative sensor_id ({int(sid.min())}); regenerate the dataset"
+        raise UserError(msg)
+    sensor_link = np.full(int(sid.max(initial=-1)) + 1, -1, dtype=np.int64)
+    sensor_link[sid] = sensors["link_id"].to_numpy()
+    return CityGraph(
+        node_id=node_id, link_id=links["link_id"].to_numpy().astype(np.int64),
+        zone_ids=zones["zone_id"].to_numpy().astype(np.int64),
+        tail=_node_index(node_id, links["from_node"].to_numpy().astype(np.int64), "links.from_node"),
+        head=_node_index(node_id, links["to_node"].to_numpy().astype(np.int64), "links.to_node"),
+        length_m=length, free_speed_kmh=free_speed, capacity_vph=capacity,
+        centroid=_node_index(node_id, zones["centroid_node"].to_numpy().astype(np.int64), "zones.centroid_node"),
+        population=zones["population"].to_numpy().astype(np.float64),
+        jobs=zones["jobs"].to_numpy().astype(np.float64), sensor_link=sensor_link)
+
+
+def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None, slot_minutes: int = 60,
         slot: int | None = None, algorithm: str = "bfw", gap: float = 1e-4, max_iter: int = 500,
         od: str | os.PathLike | None = None, trip_rate: float = 0.2, beta_per_min: float = 0.1,
-        sites: int = 5, unreachable: str = "error", out: str | os.PathLike | None = None):
+        sites: int = 5, unreachable: str = "error", out: str | os.PathLike | None = None) -> TaskResult:
     """Route optimisation on a generated city.
 
     Steps: (1) link travel times per link and time-of-day slot from sensor speeds (on the
@@ -481,7 +589,6 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
     from uda.engines import check_engine, dask_scheduler
     from uda.kernels.pmedian import p_median
     from uda.store import Dataset, open_dataset
-    from uda.tasks.base import TaskResult
 
     check_engine(engine)
     check_algorithm(algorithm)
@@ -498,89 +605,63 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
     if sites < 1:
         msg = f"--sites {sites} must be >= 1"
         raise UserError(msg)
+    if out is not None:
+        check_results_folder(out)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     stage: dict[str, float] = {}
     compile_seconds = warm_up()
+    city = read_city(ds)
+    given_od = None if od is None else read_od_matrix(od, city.zone_ids)
 
     t0 = time.perf_counter()
-    nodes = ds.read("nodes")
-    links = ds.read("links").sort("link_id")
-    zones = ds.read("zones").sort("zone_id")
-    sensors = ds.read("sensors")
-    node_id = nodes["node_id"].to_numpy().astype(np.int64)
-    link_id = links["link_id"].to_numpy().astype(np.int64)
-    length = links["length_m"].to_numpy().astype(np.float64)
-    free_speed = links["free_speed_kmh"].to_numpy().astype(np.float64)
-    capacity = links["capacity_vph"].to_numpy().astype(np.float64)
-    if not ((free_speed > 0).all() and (length >= 0).all() and (capacity >= 0).all()):
-        msg = "links table has non-positive free speeds or negative lengths/capacities; regenerate the dataset"
-        raise UserError(msg)
-    tail = _node_index(node_id, links["from_node"].to_numpy().astype(np.int64), "links.from_node")
-    head = _node_index(node_id, links["to_node"].to_numpy().astype(np.int64), "links.to_node")
-    zone_ids = zones["zone_id"].to_numpy().astype(np.int64)
-    centroid = _node_index(node_id, zones["centroid_node"].to_numpy().astype(np.int64), "zones.centroid_node")
-    sid = sensors["sensor_id"].to_numpy().astype(np.int64)
-    sensor_link = np.full(int(sid.max(initial=-1)) + 1, -1, dtype=np.int64)
-    sensor_link[sid] = sensors["link_id"].to_numpy()
-
     if engine == "polars":
         agg = sensor_slots_polars(ds, slot_minutes=slot_minutes)
     else:
         with dask_scheduler(scheduler):
             agg = sensor_slots_dask(ds, slot_minutes=slot_minutes)
-    times = link_travel_times(link_id, length, free_speed, sensor_link, agg, num_slots=num_slots)
+    times = link_travel_times(city.link_id, city.length_m, city.free_speed_kmh, city.sensor_link, agg,
+                              num_slots=num_slots)
     stage["travel_times"] = time.perf_counter() - t0
-
-    # Peak slot: highest mean observed flow over the links that have sensors.
+    # Peak slot: highest summed mean observed flow over the links that have sensors.
     obs_flow = np.where(times["n_obs"] > 0, times["flow_vph"], 0.0).sum(axis=0)
     peak_slot = int(np.argmax(obs_flow)) if obs_flow.any() else 0
     use_slot = peak_slot if slot is None else slot
 
     t0 = time.perf_counter()
-    free_time = length / (free_speed / 3.6)
-    nz = zone_ids.size
-    bpr_b, bpr_p = np.full(link_id.size, CITY_BPR_B), np.full(link_id.size, CITY_BPR_POWER)
-
-    def skim_net(dests: np.ndarray, demand: np.ndarray | None = None) -> Network:
-        return Network(num_nodes=node_id.size, tail=tail, head=head, free_flow_time=free_time, b=bpr_b,
-                       capacity=capacity, power=bpr_p, origins=centroid, dests=dests,
-                       demand=np.zeros((nz, dests.size)) if demand is None else demand)
-
-    # Zone-to-zone skims only (never zones x all nodes: that grows with the city squared).
-    free_skim = all_or_nothing(skim_net(centroid), free_time).skim
-    if od is None:
-        population = zones["population"].to_numpy().astype(np.float64)
-        jobs = zones["jobs"].to_numpy().astype(np.float64)
-        demand = gravity_od(trip_rate * population, jobs, free_skim, beta_per_min=beta_per_min)
+    free_time = city.free_flow_time_s
+    if given_od is None:
+        # Zone-to-zone skims only (never zones x all nodes: that grows with the city squared).
+        free_skim = all_or_nothing(city.network(free_time, city.centroid), free_time).skim
+        demand = gravity_od(trip_rate * city.population, city.jobs, free_skim, beta_per_min=beta_per_min)
     else:
-        demand = read_od_matrix(od, zone_ids)
+        demand = given_od
     stage["od"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    net = skim_net(centroid, demand)
-    check_reachable(net, unreachable=unreachable, origin_ids=zone_ids, dest_ids=zone_ids)
+    net = city.network(free_time, city.centroid, demand)
+    check_reachable(net, unreachable=unreachable, origin_ids=city.zone_ids, dest_ids=city.zone_ids)
     result = assign(net, algorithm=algorithm, gap=gap, max_iter=max_iter)
-    ra = RouteAssignment(result=result, init_node=node_id[tail], term_node=node_id[head], capacity=capacity,
-                         algorithm=algorithm, compile_seconds=compile_seconds, total_demand=float(demand.sum()))
+    ra = RouteAssignment(result=result, init_node=city.node_id[city.tail], term_node=city.node_id[city.head],
+                         capacity=city.capacity_vph, algorithm=algorithm, compile_seconds=compile_seconds,
+                         total_demand=float(demand.sum()))
     stage["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     observed = times["travel_time_s"][:, use_slot]
     # Candidate sites: the distinct zone centroid nodes reachable from every zone.
-    nodes_c = np.unique(centroid)
-    site_cost = all_or_nothing(skim_net(nodes_c), observed).skim
-    candidates = nodes_c[np.isfinite(site_cost).all(axis=0)]
-    site_cost = site_cost[:, np.isfinite(site_cost).all(axis=0)]
+    nodes_c = np.unique(city.centroid)
+    site_cost = all_or_nothing(city.network(free_time, nodes_c), observed).skim
+    reachable = np.isfinite(site_cost).all(axis=0)
+    candidates, site_cost = nodes_c[reachable], site_cost[:, reachable]
     if sites > candidates.size:
         msg = (f"--sites {sites} exceeds the {candidates.size} candidate sites (zone centroids reachable from "
                "every zone); ask for fewer sites")
         raise UserError(msg)
-    weight = zones["population"].to_numpy().astype(np.float64)
-    pm = p_median(site_cost, weight, sites)
-    site_nodes = node_id[candidates[pm.sites]]
+    pm = p_median(site_cost, city.population, sites)
+    site_nodes = city.node_id[candidates[pm.sites]]
     stage["sites"] = time.perf_counter() - t0
 
-    summary = ra.summary()
+    people = city.population.sum()
     quality = {
         "relative_gap": result.relative_gap,
         "objective": result.objective,
@@ -588,37 +669,36 @@ def run(data, *, engine: str = "polars", scheduler: str | None = None, slot_minu
         "iterations": float(result.iterations),
         "converged": float(result.converged),
         "unreachable_demand": result.unreachable_demand,
-        "sensor_link_share": float((times["n_obs"].sum(axis=1) > 0).mean()) if link_id.size else 0.0,
-        "sensor_slot_share": float(times["source"].mean()) if link_id.size else 0.0,
-        "site_mean_travel_time_s": float(pm.objective / weight.sum()) if weight.sum() > 0 else 0.0,
-        "site_greedy_mean_travel_time_s": float(pm.greedy_objective / weight.sum()) if weight.sum() > 0 else 0.0,
+        "sensor_link_share": float((times["n_obs"].sum(axis=1) > 0).mean()) if city.link_id.size else 0.0,
+        "sensor_slot_share": float(times["source"].mean()) if city.link_id.size else 0.0,
+        "site_mean_travel_time_s": float(pm.objective / people) if people > 0 else 0.0,
+        "site_greedy_mean_travel_time_s": float(pm.greedy_objective / people) if people > 0 else 0.0,
     }
+    summary = {k: v for k, v in ra.summary().items() if k != "objective_history"}
     traffic = ds.table("traffic")
     res = TaskResult(
         task="route", engine=engine,
         answer={"link_travel_time_s": times["travel_time_s"], "link_flow": result.flow,
                 "od_demand": demand, "sites": site_nodes, "peak_slot": np.int64(peak_slot)},
         quality=quality, rows_in=int(traffic["rows"]), bytes_in=int(traffic["bytes"]),
-        summary={**{k_: v for k_, v in summary.items() if k_ not in ("gap_history", "objective_history")},
-                 "gap_history": summary["gap_history"], "slot_minutes": slot_minutes, "slot": use_slot,
-                 "peak_slot": peak_slot, "sites": site_nodes.tolist(), "site_swaps": pm.swaps,
-                 "stage_seconds": stage, "zones": int(zone_ids.size), "nodes": int(node_id.size),
+        summary={**summary, "slot_minutes": slot_minutes, "slot": use_slot, "peak_slot": peak_slot,
+                 "sites": site_nodes.tolist(), "site_swaps": pm.swaps, "stage_seconds": stage,
+                 "zones": int(city.zone_ids.size), "nodes": int(city.node_id.size),
                  "od_source": "gravity" if od is None else str(od)})
     if out is not None:
-        write_city_results(out, res, link_id=link_id, init_node=ra.init_node, term_node=ra.term_node,
-                           capacity=capacity, cost=result.cost, times=times, zone_ids=zone_ids,
-                           site_assignment=node_id[candidates[pm.assignment]])
+        write_city_results(out, res, city=city, cost=result.cost, times=times,
+                           site_assignment=city.node_id[candidates[pm.assignment]])
     return res
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
 
 
-def write_city_results(out: str | os.PathLike, res, *, link_id, init_node, term_node, capacity, cost,
-                       times, zone_ids, site_assignment) -> Path:
+def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGraph, cost: np.ndarray,
+                       times: dict[str, np.ndarray], site_assignment: np.ndarray) -> Path:
     """Write a city route run into folder ``out``.
 
     Files: ``link_travel_times.parquet`` (link_id, slot, travel_time_s, n_obs, source),
@@ -630,12 +710,10 @@ def write_city_results(out: str | os.PathLike, res, *, link_id, init_node, term_
 
     import polars as pl
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        msg = f"--out {out} is a file; give a folder for the route results"
-        raise UserError(msg)
+    out = check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     nl, ns = times["travel_time_s"].shape
+    link_id, capacity, zone_ids = city.link_id, city.capacity_vph, city.zone_ids
     tt = pl.DataFrame({
         "link_id": np.repeat(link_id, ns).astype(np.int32), "slot": np.tile(np.arange(ns), nl).astype(np.int16),
         "travel_time_s": times["travel_time_s"].ravel(), "n_obs": times["n_obs"].ravel(),
@@ -644,7 +722,8 @@ def write_city_results(out: str | os.PathLike, res, *, link_id, init_node, term_
     flow = res.answer["link_flow"]
     with np.errstate(divide="ignore", invalid="ignore"):
         vc = np.where(capacity > 0, flow / np.where(capacity > 0, capacity, 1), np.nan)
-    flows = pl.DataFrame({"link_id": link_id, "init_node": init_node, "term_node": term_node, "flow": flow,
+    flows = pl.DataFrame({"link_id": link_id, "init_node": city.node_id[city.tail],
+                          "term_node": city.node_id[city.head], "flow": flow,
                           "capacity": capacity, "vc": vc, "cost": cost})
     _atomic_write(out / "link_flows.csv", lambda p: flows.write_csv(p))
     demand = res.answer["od_demand"]
