@@ -58,6 +58,9 @@ class WaterOptions:
     mv_threshold, mv_clip
         ``multivariate`` alarm: the combined score above this (each parameter capped at
         ``mv_clip``).
+    mask_hours
+        The detectors' baseline skips samples scoring above ``mv_threshold`` for at most
+        this long in a row (0 = plain rolling baseline).
     merge_gap
         Alarm runs this many samples apart or closer form one alarm episode.
     tolerance_s
@@ -718,8 +721,10 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
     if unknown:
         msg = f"unknown water option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         raise UserError(msg)
-    opts = WaterOptions(**options).check()
     ds = data if isinstance(data, Dataset) else open_dataset(data)
+    if "interval_s" not in options and ds.params.get("water_interval_s"):
+        options = {**options, "interval_s": float(ds.params["water_interval_s"])}
+    opts = WaterOptions(**options).check()
     guides = load_guidelines(guidelines)
     params, warnings = _water_params(ds)
     t0 = time.perf_counter()
