@@ -60,8 +60,9 @@ def _congested_table(summary: dict):
               help="With --data: length of a time-of-day slot for link travel times.")
 @click.option("--slot", type=int, default=None,
               help="With --data: slot whose travel times drive the site choice [default: the peak slot].")
-@click.option("--od", "od_file", type=click.Path(), default=None,
-              help="With --data: OD matrix CSV/Parquet (origin_zone,dest_zone,flow) instead of the gravity model.")
+@click.option("--od", "od_file", default="gravity", show_default=True,
+              help="With --data: 'gravity' (zone population and jobs), 'taps' (smart-card trip pattern, "
+                   "scaled to the gravity total) or an OD matrix CSV/Parquet (origin_zone,dest_zone,flow).")
 @click.option("--trip-rate", type=float, default=0.2, show_default=True,
               help="With --data: gravity model vehicle trips per resident in the assigned hour.")
 @click.option("--beta", "beta_per_min", type=float, default=0.1, show_default=True,
@@ -84,7 +85,8 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
 
     With --tntp, the network and demand come from TNTP files. With --data, link
     travel times per time-of-day slot come from the sensor data, OD demand from a
-    gravity model on zone population and jobs (or --od), the demand is assigned on the
+    gravity model on zone population and jobs (or smart-card trips, or a file:
+    --od), the demand is assigned on the
     city's road graph, and p-median picks --sites sites. The summary gives the relative
     gap (recomputed from a fresh all-or-nothing on the final costs), Beckmann objective,
     total travel time and the most congested links.

@@ -358,6 +358,93 @@ def link_travel_times(link_id: np.ndarray, length_m: np.ndarray, free_speed_kmh:
             "source": has.astype(np.int8)}
 
 
+def _tap_trips_frame(df: pl.DataFrame | pl.LazyFrame, slot_minutes: int):
+    """Trips (tap-in followed by tap-out of the same card on the same day) counted per
+    origin station, destination station and tap-in slot; works on Polars frames."""
+    import polars as pl
+
+    keys = ["card_id", "day"]
+    return (
+        df.with_columns(pl.col("ts").dt.date().alias("day"))
+        .sort("card_id", "ts", "direction")
+        .with_columns(pl.col("station_id").shift(-1).over(keys).alias("dest_station"),
+                      pl.col("direction").shift(-1).over(keys).alias("next_direction"))
+        .filter((pl.col("direction") == 0) & (pl.col("next_direction") == 1))
+        .with_columns(_slot_expr(slot_minutes))
+        .group_by(pl.col("station_id").alias("origin_station"), "dest_station", "slot")
+        .agg(pl.len().cast(pl.Int64).alias("trips"))
+    )
+
+
+def tap_trips_polars(ds: Dataset, *, slot_minutes: int = 60) -> tuple[pl.DataFrame, int]:
+    """Smart-card trips per (origin station, destination station, slot) in Polars, and the days seen.
+
+    A trip is a tap-in followed by the same card's next tap, a tap-out, on the same day;
+    other taps (unmatched, or a trip over midnight) are not counted.
+    """
+    import polars as pl
+
+    lf = ds.scan("taps").select("card_id", "station_id", "ts", "direction")
+    trips = _tap_trips_frame(lf, slot_minutes).sort("origin_station", "dest_station", "slot").collect()
+    days = lf.select(pl.col("ts").dt.date().n_unique()).collect().item()
+    return trips, int(days)
+
+
+def _tap_trips_partition(df: pd.DataFrame, slot_minutes: int) -> pd.DataFrame:
+    import polars as pl
+
+    out = _tap_trips_frame(pl.from_pandas(df), slot_minutes)
+    days = pl.from_pandas(df).select(pl.col("ts").dt.date().unique().alias("day"))
+    return out.to_pandas(), days.to_pandas()
+
+
+def tap_trips_dask(ds: Dataset, *, slot_minutes: int = 60) -> tuple[pl.DataFrame, int]:
+    """As :func:`tap_trips_polars`, in Dask: one partial count per file, then a sum.
+
+    Exact when no day spans two files (the generator splits taps by day; the file
+    manifest's day ranges are checked); otherwise the taps are first shuffled by card.
+    """
+    import dask
+    import pandas as pd
+    import polars as pl
+
+    files = ds.table("taps")["files"]
+    ranges = sorted((f.get("day_min"), f.get("day_max")) for f in files)
+    disjoint = all(r[0] is not None for r in ranges) and all(
+        a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    ddf = ds.dask("taps", columns=["card_id", "station_id", "ts", "direction"])
+    if not disjoint:
+        ddf = ddf.shuffle("card_id")
+    parts = [dask.delayed(_tap_trips_partition)(p, slot_minutes) for p in ddf.to_delayed()]
+    results = dask.compute(*parts)
+    trips = pd.concat([r[0] for r in results], ignore_index=True)
+    days = pd.concat([r[1] for r in results], ignore_index=True)["day"].nunique()
+    trips = trips.groupby(["origin_station", "dest_station", "slot"], as_index=False)["trips"].sum()
+    out = pl.from_pandas(trips).with_columns(pl.col("origin_station").cast(pl.Int32),
+                                             pl.col("dest_station").cast(pl.Int32),
+                                             pl.col("slot").cast(pl.Int32), pl.col("trips").cast(pl.Int64))
+    return out.sort("origin_station", "dest_station", "slot"), int(days)
+
+
+def tap_od(trips: pl.DataFrame, days: int, station_zone: dict[int, int] | np.ndarray, num_zones: int, *,
+           slot: int) -> np.ndarray:
+    """Zone-to-zone smart-card trips per day starting in ``slot`` (intrazonal trips dropped).
+
+    ``station_zone[station_id]`` is the zone index of each station (``-1``: none).
+    """
+    t = trips.filter(trips["slot"] == slot)
+    zone_of = np.asarray(station_zone)
+    o = t["origin_station"].to_numpy().astype(np.int64)
+    d = t["dest_station"].to_numpy().astype(np.int64)
+    ok = (o >= 0) & (o < zone_of.size) & (d >= 0) & (d < zone_of.size)
+    zo = np.where(ok, zone_of[np.clip(o, 0, max(zone_of.size - 1, 0))], -1) if o.size else o
+    zd = np.where(ok, zone_of[np.clip(d, 0, max(zone_of.size - 1, 0))], -1) if d.size else d
+    keep = (zo >= 0) & (zd >= 0) & (zo != zd)
+    out = np.zeros((num_zones, num_zones))
+    np.add.at(out, (zo[keep], zd[keep]), t["trips"].to_numpy()[keep].astype(np.float64))
+    return out / max(days, 1)
+
+
 def gravity_od(production: np.ndarray, attraction: np.ndarray, cost_s: np.ndarray, *,
                beta_per_min: float = 0.1, max_iter: int = 200, tol: float = 1e-10) -> np.ndarray:
     """Doubly constrained gravity model balanced with Furness iterations.
@@ -540,6 +627,19 @@ def read_city(ds: Dataset) -> CityGraph:
         jobs=zones["jobs"].to_numpy().astype(np.float64), sensor_link=sensor_link)
 
 
+def station_zones(ds: Dataset) -> np.ndarray:
+    """Zone index of each station (indexed by ``station_id``): the zone with the nearest centroid."""
+    stations = ds.read("stations")
+    zones = ds.read("zones").sort("zone_id")
+    sid = stations["station_id"].to_numpy().astype(np.int64)
+    sx, sy = stations["x"].to_numpy(), stations["y"].to_numpy()
+    zx, zy = zones["x"].to_numpy(), zones["y"].to_numpy()
+    out = np.full(int(sid.max(initial=-1)) + 1, -1, dtype=np.int64)
+    if zx.size and sid.size:
+        out[sid] = np.argmin((sx[:, None] - zx[None]) ** 2 + (sy[:, None] - zy[None]) ** 2, axis=1)
+    return out
+
+
 def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None, slot_minutes: int = 60,
         slot: int | None = None, algorithm: str = "bfw", gap: float = 1e-4, max_iter: int = 500,
         od: str | os.PathLike | None = None, trip_rate: float = 0.2, beta_per_min: float = 0.1,
@@ -567,7 +667,10 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     algorithm, gap, max_iter, unreachable
         Assignment settings (see :func:`uda.kernels.assign.assign`).
     od
-        CSV/Parquet OD matrix (``origin_zone, dest_zone, flow`` in veh/h); default gravity.
+        ``None``/``"gravity"``: gravity model on zone population and jobs; ``"taps"``:
+        the zone-to-zone pattern of smart-card trips starting in the chosen slot (per day,
+        intrazonal dropped), scaled to the gravity total ``trip_rate * population``;
+        otherwise a CSV/Parquet OD matrix (``origin_zone, dest_zone, flow`` in veh/h).
     trip_rate
         Gravity model: vehicle trips per resident in the assigned hour.
     beta_per_min
@@ -611,7 +714,8 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     stage: dict[str, float] = {}
     compile_seconds = warm_up()
     city = read_city(ds)
-    given_od = None if od is None else read_od_matrix(od, city.zone_ids)
+    od_mode = "gravity" if od in (None, "gravity") else "taps" if od == "taps" else "file"
+    given_od = read_od_matrix(od, city.zone_ids) if od_mode == "file" else None
 
     t0 = time.perf_counter()
     if engine == "polars":
@@ -629,10 +733,23 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
 
     t0 = time.perf_counter()
     free_time = city.free_flow_time_s
-    if given_od is None:
+    if od_mode == "gravity":
         # Zone-to-zone skims only (never zones x all nodes: that grows with the city squared).
         free_skim = all_or_nothing(city.network(free_time, city.centroid), free_time).skim
         demand = gravity_od(trip_rate * city.population, city.jobs, free_skim, beta_per_min=beta_per_min)
+    elif od_mode == "taps":
+        if engine == "polars":
+            trips, days = tap_trips_polars(ds, slot_minutes=slot_minutes)
+        else:
+            with dask_scheduler(scheduler):
+                trips, days = tap_trips_dask(ds, slot_minutes=slot_minutes)
+        pattern = tap_od(trips, days, station_zones(ds), city.zone_ids.size, slot=use_slot)
+        if pattern.sum() <= 0:
+            msg = (f"no smart-card trips between different zones start in slot {use_slot}; "
+                   "choose another --slot or use the gravity model")
+            raise UserError(msg)
+        # Passenger OD pattern, scaled to the car demand of the gravity model.
+        demand = pattern * (trip_rate * city.population.sum() / pattern.sum())
     else:
         demand = given_od
     stage["od"] = time.perf_counter() - t0
@@ -684,7 +801,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         summary={**summary, "slot_minutes": slot_minutes, "slot": use_slot, "peak_slot": peak_slot,
                  "sites": site_nodes.tolist(), "site_swaps": pm.swaps, "stage_seconds": stage,
                  "zones": int(city.zone_ids.size), "nodes": int(city.node_id.size),
-                 "od_source": "gravity" if od is None else str(od)})
+                 "od_source": str(od) if od_mode == "file" else od_mode})
     if out is not None:
         write_city_results(out, res, city=city, cost=result.cost, times=times,
                            site_assignment=city.node_id[candidates[pm.assignment]])
