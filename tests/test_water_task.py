@@ -158,3 +158,20 @@ def test_small_preset_meets_the_bar(tmp_path):
     mb = res.summary["mass_balance"]
     assert mb["n_events"] >= 10 and mb["n_detected"] == mb["n_events"]
     assert mb["n_false_alarms"] <= 1
+
+
+def test_empty_water_table_is_user_error(tiny_dataset, tmp_path):
+    import shutil
+
+    import polars as pl
+
+    copy = tmp_path / "empty"
+    shutil.copytree(tiny_dataset, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for f in manifest["tables"]["water"]["files"]:
+        pl.read_parquet(copy / f["path"]).head(0).write_parquet(copy / f["path"])
+    for engine in ("polars", "dask"):
+        res = CliRunner().invoke(cli, ["run", "water", "--data", str(copy), "--engine", engine,
+                                       "--no-plot", "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2, res.output
+        assert "has no rows" in res.output

@@ -738,8 +738,11 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
     site_parts = [{k: v for k, v in p.items() if k.startswith("site_")} for p in parts]
     res = assemble([{k: v for k, v in p.items() if not k.startswith("site_")} for p in parts])
     sites = _sort_by(_concat([p for p in site_parts if p]), "site_", ["site_id"])
+    if not sites or sites["site_id"].size == 0:
+        msg = f"the water table of {ds.path} has no rows; regenerate the dataset with water data"
+        raise UserError(msg)
     site_first = dict(zip(sites["site_id"].tolist(), sites["site_first"].tolist(), strict=True))
-    truths = _truth(ds, engine, opts, site_first) if sites["site_id"].size else None
+    truths = _truth(ds, engine, opts, site_first)
     seconds = time.perf_counter() - t0
 
     detectors: dict[str, dict] = {}
