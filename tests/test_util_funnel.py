@@ -134,6 +134,21 @@ def test_detectors_score_against_truth(profiled):
     assert s["totals"]["taps"]["integrated"] < s["totals"]["taps"]["standardised"]
 
 
+def test_unknown_units_stop_standardisation_and_are_scored(tmp_path):
+    prof = tmp_path / "units.toml"
+    prof.write_text("[defects]\nunknown_unit = 0.5\n")
+    out = tmp_path / "units"
+    generate(out, scale=resolve_scale("tiny", days=2), seed=4, workers=1, defects=str(prof))
+    truth = open_dataset(out).read("defects")
+    assert set(truth["type"].unique()) == {"unknown_unit"}
+    s = run_utilisation(out, quality=False).summary
+    assert s["detectors"]["unknown_unit"] == {"precision": 1.0, "recall": 1.0, "tp": truth.height, "fp": 0, "fn": 0}
+    assert any(f["kind"] == "unknown_unit" for f in s["findings"])
+    lost = sum(c["valid"] - c["standardised"] for per in s["funnel"].values() for c in per.values())
+    assert lost == truth.height
+    assert all(c["valid"] == c["collected"] for per in s["funnel"].values() for c in per.values())
+
+
 def test_polars_and_dask_agree(realistic, tmp_path):
     data = _copy(realistic, tmp_path)
     a = run_standardise(data, engine="polars", write=False)

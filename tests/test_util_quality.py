@@ -100,12 +100,13 @@ def _reference(a, lo, hi):
     return out
 
 
+LOOKUP = np.array([0, 1, 0, 1, 0, 1])
+
+
 def _scan(a, lo, hi, state=None):
     st = state or QualityState(2, 2)
-    lookup = np.array([0, 1, 0, 1, 0, 1])
-    ref_ok = (a["ref"] >= 0) & (a["ref"] < lookup.size)
     order = np.zeros(0, np.int64) if qk.is_sorted(a["key"], a["ts"]) else np.lexsort((a["ts"], a["key"]))
-    qk.scan_block(a["key"], a["ts"], a["ok"], a["values"], lo, hi, a["district"].astype(np.int64), ref_ok,
+    qk.scan_block(a["key"], a["ts"], a["ok"], a["values"], lo, hi, a["ref"], LOOKUP, a["district"].astype(np.int64),
                   a["latency"], order, STEP, START, START + DAYS_SLOTS * STEP, LATE, STUCK_MIN, 0,
                   st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency)
     return st
@@ -155,10 +156,9 @@ def test_value_quantiles_and_counts_on_random_records(rows):
     a = {"key": key, "ts": ts, "ok": np.ones(key.size, bool), "values": v, "ref": key,
          "latency": np.full(key.size, np.nan), "district": np.zeros(key.size, np.int64)}
     st_ = QualityState(1, 1)
-    lookup = np.zeros(4, np.int64)
     order = np.zeros(0, np.int64) if qk.is_sorted(key, ts) else np.lexsort((ts, key))
-    qk.scan_block(key, ts, a["ok"], v, np.array([0.0]), np.array([10.0]), a["district"], lookup[key] == 0,
-                  a["latency"], order, STEP, START, START + 60 * STEP, LATE, STUCK_MIN, -1, st_.counts, st_.nonnull,
+    qk.scan_block(key, ts, np.zeros(0, bool), v, np.array([0.0]), np.array([10.0]), key, np.zeros(4, np.int64),
+                  np.zeros(0, np.int64), a["latency"], order, STEP, START, START + 60 * STEP, LATE, STUCK_MIN, -1, st_.counts, st_.nonnull,
                   st_.registers, st_.qs_values, st_.qs_latency)
     pairs = {(int(k), int(t)) for k, t in zip(key, ts, strict=True)}
     assert st_.counts[0, qk.DUPLICATE] == key.size - len(pairs)
@@ -179,3 +179,7 @@ def test_scan_arrays_maps_unknown_districts_to_the_extra_bucket():
                       period=(START, START + DAYS_SLOTS * STEP))
     assert st_.counts[:, qk.ROWS].tolist() == [1, 1, 1]
     assert st_.counts[:, qk.REF_OK].tolist() == [1, 1, 0]
+    a["district"] = np.array([1, 7, -1])  # published districts win over the id's; unknown ones pool
+    st_ = scan_arrays(a, "traffic", lookup=np.array([0, 1]), n_districts=2,
+                      period=(START, START + DAYS_SLOTS * STEP))
+    assert st_.counts[:, qk.ROWS].tolist() == [0, 1, 2]

@@ -106,11 +106,11 @@ def arrays_polars(df, table: str) -> dict[str, np.ndarray]:
     n = df.height
     ts = df["ts"].cast(pl.Datetime("ms")).cast(pl.Int64)
     key = df[c["key"]]
-    ok = np.ones(n, bool)
-    if ts.null_count() or key.null_count():
+    ok = np.zeros(0, bool)  # empty: every row parsed
+    if ts.null_count() or key.null_count() or c["syntax"]:
         ok = (ts.is_not_null() & key.is_not_null()).to_numpy()
-    if c["syntax"]:
-        ok &= ~df[c["syntax"]].fill_null(False).to_numpy()
+        if c["syntax"]:
+            ok &= ~df[c["syntax"]].fill_null(False).to_numpy()
 
     def numeric(s, fill):
         return (s.fill_null(fill) if s.null_count() else s).to_numpy()
@@ -150,22 +150,16 @@ def scan_arrays(a: dict[str, np.ndarray], table: str, *, lookup: np.ndarray, n_d
                 period: tuple[int, int]) -> QualityState:
     """The quality state of one block of records (see :func:`uda.kernels.quality.scan_block`)."""
     spec = SPECS[table]
-    k = len(spec.values)
-    st = QualityState(n_districts, k)
-    ref = a["ref"].astype(np.int64, copy=False)
-    inside = (ref >= 0) & (ref < lookup.size)
-    ref_district = np.where(inside, lookup[np.clip(ref, 0, max(lookup.size - 1, 0))], -1) if lookup.size \
-        else np.full(ref.size, -1)
-    district = a["district"] if a["district"] is not None else ref_district
-    district = np.where((district >= 0) & (district < n_districts), district, n_districts).astype(np.int64)
+    st = QualityState(n_districts, len(spec.values))
     key, ts = a["key"], a["ts"]
     order = np.zeros(0, np.int64) if qk.is_sorted(key, ts) else np.lexsort((ts, key)).astype(np.int64)
     lo = np.array([spec.ranges[v][0] for v in spec.values], np.float64)
     hi = np.array([spec.ranges[v][1] for v in spec.values], np.float64)
     zero_col = spec.values.index("flow") if "flow" in spec.values else -1
-    qk.scan_block(key, ts, a["ok"], a["values"], lo, hi, district, ref_district >= 0, a["latency"], order,
-                  spec.interval_s * 1000, period[0], period[1], float(LATE_AFTER_S * 1000), STUCK_MIN, zero_col,
-                  st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency)
+    district = a["district"] if a["district"] is not None else np.zeros(0, np.int64)
+    qk.scan_block(key, ts, a["ok"], a["values"], lo, hi, a["ref"], lookup.astype(np.int64), district,
+                  a["latency"], order, spec.interval_s * 1000, period[0], period[1], float(LATE_AFTER_S * 1000),
+                  STUCK_MIN, zero_col, st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency)
     return st
 
 

@@ -57,7 +57,7 @@ def _flush(counts: np.ndarray, nonnull: np.ndarray, d: int, acc: np.ndarray, nn:
 
 
 @njit(cache=True, nogil=True)
-def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, order, interval_ms,
+def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latency, order, interval_ms,
                period_lo, period_hi, late_ms, stuck_min, zero_col, counts, nonnull, registers, qs_values,
                qs_latency):
     """Add one block's records to the quality state, in place.
@@ -66,16 +66,19 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
     ----------
     key, ts : int (n,)
         Series key (sensor, site, card) and local timestamp (ms).
-    syntax_ok : bool (n,)
-        Key and timestamp parsed.
+    syntax_ok : bool (n,) or (0,)
+        Key and timestamp parsed (empty: all rows parsed).
     values : float (n, k)
         Measured values in canonical units (NaN = missing).
     lo, hi : float64 (k,)
         Valid range per column.
-    district : int64 (n,)
-        District index 0..D-1 of each row (the caller maps unknown districts to D-1).
-    ref_ok : bool (n,)
-        The referenced id resolves against the city tables.
+    ref : int (n,)
+        The id that must resolve against a city table (sensor, site or station).
+    lookup : int64 (L,)
+        ``id -> district`` of that city table, -1 where there is no such id.
+    district : int (n,) or (0,)
+        District of each row as published (empty: the district of ``ref``). Rows of an unknown
+        district count in the last row of the state, index ``D - 1``.
     latency : float64 (n,) or (0,)
         Arrival latency in ms (NaN when not known); empty when the table has no arrival times.
     order : int64 (n,) or (0,)
@@ -97,6 +100,10 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
     n = key.shape[0]
     k = values.shape[1]
     m = registers.shape[1]
+    unknown = counts.shape[0] - 1
+    n_lookup = lookup.shape[0]
+    all_ok = syntax_ok.shape[0] != n
+    own_district = district.shape[0] == n
     p = 0
     while (1 << p) < m:
         p += 1
@@ -116,13 +123,17 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
     last = -1  # previous live row for the stuck check
     for j in range(n):
         i = order[j] if use_order else j
-        d = district[i]
+        r = np.int64(ref[i])
+        rd = lookup[r] if 0 <= r < n_lookup else -1
+        d = np.int64(district[i]) if own_district else rd
+        if d < 0 or d >= unknown:
+            d = unknown
         if d != cur_d:
             if cur_d >= 0:
                 _flush(counts, nonnull, cur_d, acc, nn)
             cur_d = d
         acc[ROWS] += 1
-        if not syntax_ok[i]:
+        if not all_ok and not syntax_ok[i]:
             continue
         acc[SYNTAX_OK] += 1
         kk = np.int64(key[i])
@@ -148,7 +159,8 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
         acc[DUPLICATE] += dup
         acc[COMPLETE] += complete
         acc[IN_RANGE] += in_range
-        acc[REF_OK] += ref_ok[i]
+        ref_ok = rd >= 0
+        acc[REF_OK] += ref_ok
         inside = t >= period_lo and t < period_hi
         acc[IN_PERIOD] += inside
         if has_latency:
@@ -161,7 +173,7 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, district, ref_ok, latency, or
         if interval_ms > 0:
             acc[ON_GRID] += t % interval_ms == 0
             slot = (t + interval_ms // 2) // interval_ms
-            if inside and ref_ok[i] and not (kk == prev_slot_key and slot == prev_slot):
+            if inside and ref_ok and not (kk == prev_slot_key and slot == prev_slot):
                 acc[SLOTS] += 1
                 prev_slot_key = kk
                 prev_slot = slot

@@ -34,11 +34,12 @@ LATE_AFTER_S = 3600
 #: A drifting sensor's rows count as drifted where the bias reaches this fraction.
 DRIFT_MIN = 0.10
 #: Defect types, in the order they are applied.
-DEFECT_TYPES = ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late", "bad_reference")
+DEFECT_TYPES = ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late", "bad_reference",
+                "unknown_unit")
 #: Defect types each table can carry.
 TABLE_DEFECTS = {
-    "traffic": ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late"),
-    "water": ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late"),
+    "traffic": ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late", "unknown_unit"),
+    "water": ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late", "unknown_unit"),
     "taps": ("duplicate", "late", "bad_reference"),
 }
 #: What a rate means, per defect type.
@@ -51,14 +52,20 @@ RATE_MEANING = {
     "clock_skew": "share of sensors/sites whose clock is off by whole minutes (under half an interval)",
     "drift": f"share of sensors/sites whose drift parameter drifts linearly (rows flagged where bias >= {DRIFT_MIN:.0%})",
     "bad_reference": "share of tap records naming a station that does not exist",
+    "unknown_unit": ("share of district feeds (per table and schema version) whose data dictionary declares "
+                     "a unit spelling no converter knows, such as 'kph'; none of their records can be standardised"),
 }
+#: Unit spellings a department might use that the standardiser does not know.
+UNKNOWN_UNITS = {"flow": "veh/hr", "speed": "kph", "occupancy": "percent", "temperature_c": "Celsius",
+                 "ph": "units", "do_mgl": "ppm", "turbidity_ntu": "FNU", "conductivity_uscm": "umho/cm",
+                 "nitrate_mgl": "mg N/L", "ammonia_mgl": "ppm"}
 
 PROFILES: dict[str, dict[str, float]] = {
     "none": dict.fromkeys(DEFECT_TYPES, 0.0),
     "realistic": {"missing": 0.03, "duplicate": 0.01, "late": 0.02, "spike": 0.002, "stuck": 0.01,
-                  "clock_skew": 0.05, "drift": 0.05, "bad_reference": 0.005},
+                  "clock_skew": 0.05, "drift": 0.05, "bad_reference": 0.005, "unknown_unit": 0.05},
     "severe": {"missing": 0.15, "duplicate": 0.05, "late": 0.10, "spike": 0.01, "stuck": 0.05,
-               "clock_skew": 0.20, "drift": 0.20, "bad_reference": 0.03},
+               "clock_skew": 0.20, "drift": 0.20, "bad_reference": 0.03, "unknown_unit": 0.15},
 }
 
 
@@ -221,6 +228,12 @@ class Standard:
     time_format: str
     rename: dict[str, str]        # role -> new name from ``drift_day`` on (version 1)
     drift_day: int                # first day of version 1 (days = no drift)
+    bad_units: dict[int, tuple[str, str]] = field(default_factory=dict)  # version -> (role, declared unit)
+
+    def declared_unit(self, version: int, role: str) -> str:
+        """The unit the dictionary declares for ``role`` in ``version`` (maybe an unknown spelling)."""
+        bad = self.bad_units.get(version)
+        return bad[1] if bad is not None and bad[0] == role else self.units[role]
 
     def columns_for(self, version: int) -> dict[str, str]:
         """Role -> column name in schema ``version``."""
@@ -232,7 +245,7 @@ class Standard:
         for version in (0, 1) if self.rename else (0,):
             for role, col in self.columns_for(version).items():
                 if role in self.units:
-                    unit = self.units[role]
+                    unit = self.declared_unit(version, role)
                 elif role in self.id_formats:
                     unit = self.id_formats[role]
                 elif role in ("ts", "received"):
@@ -268,7 +281,13 @@ def make_standard(table: str, district: int, *, seed: int, days: int, profile: D
         role = spec.values[int(rng.integers(len(spec.values)))] if spec.values else "station_id"
         rename = {role: f"{columns[role]}_v2"}
         drift_day = days // 2
-    return Standard(table, district, columns, units, id_formats, time_format, rename, drift_day)
+    bad_units = {}
+    for version in (0, 1) if rename else (0,):
+        u = rng.random(2)  # drawn for every version so other draws do not depend on the rate
+        if spec.values and u[0] < profile.rates.get("unknown_unit", 0.0):
+            role = spec.values[int(u[1] * len(spec.values))]
+            bad_units[version] = (role, UNKNOWN_UNITS[role])
+    return Standard(table, district, columns, units, id_formats, time_format, rename, drift_day, bad_units)
 
 
 def to_unit(values: np.ndarray, column: str, unit: str) -> np.ndarray:
@@ -606,19 +625,27 @@ def write_chunk(root: Path, tab: pa.Table, table: str, chunk: str, *, profile: D
         return district_lookup[np.asarray(ids, np.int64)]
 
     rows, truth = inject(tab, table, profile, seed=seed, start_ms=start_ms, days=days, district_of=district_of)
-    out: list[tuple[str, Any]] = [
-        (f"true_{table}", write_part(root, f"truth/{table}/{chunk}.parquet", tab)),
-        ("defects", write_part(root, f"truth/defects/{table}-{chunk}.parquet", truth)),
-    ]
+    out: list[tuple[str, Any]] = [(f"true_{table}", write_part(root, f"truth/{table}/{chunk}.parquet", tab))]
     row_district = district_of(rows["true_station"] if table == "taps" else rows[spec.key])
+    unit_truth = _Truth(row_district)
+    day = (rows["true_ts"] - start_ms) // 86_400_000
+    is_copy = np.zeros(day.size, bool)
+    if table != "taps" and day.size:
+        is_copy[1:] = (rows[spec.key][1:] == rows[spec.key][:-1]) & (rows["true_ts"][1:] == rows["true_ts"][:-1])
     for d in np.unique(row_district):
         sel = row_district == d
         std = standards[(table, int(d))]
+        for version in std.bad_units:
+            in_version = (day >= std.drift_day) if version else (day < std.drift_day)
+            unit_truth.add("unknown_unit", sel & in_version & ~is_copy, rows[spec.key], rows["true_ts"])
         part = {k: v[sel] for k, v in rows.items()}
         for version, ftab in feed_tables(part, std, start_ms=start_ms).items():
             rel = f"raw/feeds/{table}/d{int(d):03d}/v{version}/{chunk}.parquet"
             meta = {"table": table, "district": int(d), "version": version, "chunk": chunk}
             out.append((feed_table_name(table, int(d), version), write_part(root, rel, ftab, meta=meta)))
+    if unit_truth.parts:
+        truth = pa.concat_tables([truth, unit_truth.table(table)])
+    out.append(("defects", write_part(root, f"truth/defects/{table}-{chunk}.parquet", truth)))
     return out
 
 

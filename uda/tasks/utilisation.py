@@ -31,7 +31,7 @@ STAGES = ("collected", "valid", "standardised", "integrated", "used")
 #: Detector of each defect type (a flag column; ``missing`` compares expected and received intervals).
 DETECTORS = {"duplicate": "flag_duplicate", "spike": "flag_range", "stuck": "flag_stuck",
              "clock_skew": "flag_skew", "late": "flag_late", "drift": "flag_drift",
-             "bad_reference": "flag_reference", "missing": None}
+             "bad_reference": "flag_reference", "unknown_unit": "flag_unit", "missing": None}
 _DAY_MS = 86_400_000
 _TS_BITS = 36
 _TS_OFF = 1 << 33
