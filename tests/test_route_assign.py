@@ -226,3 +226,12 @@ def test_tntp_first_thru_node(tmp_path, first_thru, expected):
     (tmp_path / "T_trips.tntp").write_text("<NUMBER OF ZONES> 3\n<END OF METADATA>\nOrigin 1\n 3 : 10;\n")
     r = assign(tntp_network(*tntp.read_folder(tmp_path)), algorithm="bfw")
     assert r.flow.tolist() == expected
+
+
+def test_stops_when_no_direction_descends():
+    # Two identical parallel links: FW reaches the exact equilibrium (1, 1); with an
+    # unreachable target gap the next FW step is 0 and the run stops instead of spinning.
+    net = Network(num_nodes=2, tail=[0, 0], head=[1, 1], free_flow_time=[1.0, 1.0], b=[0.15, 0.15],
+                  capacity=[1.0, 1.0], power=[4.0, 4.0], origins=[0], dests=[1], demand=[[2.0]])
+    r = assign(net, algorithm="fw", gap=-1.0, max_iter=100_000)
+    assert r.iterations < 10 and r.flow.tolist() == [1.0, 1.0] and r.relative_gap == 0.0

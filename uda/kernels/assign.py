@@ -419,6 +419,8 @@ def assign(net: Network, *, algorithm: str = "bfw", gap: float = 1e-4, max_iter:
             target = aon.flow  # the conjugate direction does not descend: restart with FW
             prev = prev2 = None
             step = line_search(fft, b, cap, power, flow, target)
+        if step == 0.0:
+            break  # not even the FW direction descends: rounding has the last word
         flow = flow + step * (target - flow)
         prev2, prev = prev, target
     final_cost = net.cost(flow)
