@@ -175,3 +175,22 @@ def test_empty_water_table_is_user_error(tiny_dataset, tmp_path):
                                        "--no-plot", "--out", str(tmp_path / "o")])
         assert res.exit_code == 2, res.output
         assert "has no rows" in res.output
+
+
+def test_defect_feeds_need_standardise_then_run(tmp_path):
+    """--defects datasets: a one-line hint first; after standardise both engines agree."""
+    from uda.generate import generate
+    from uda.scales import resolve_scale
+    from uda.tasks.standardise import run as standardise
+
+    out = tmp_path / "defects"
+    generate(out, scale=resolve_scale("tiny"), seed=1, workers=1, tables=("water",),
+             defects="realistic")
+    res = CliRunner().invoke(cli, ["run", "water", "--data", str(out), "--no-plot",
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "uda run standardise" in res.output
+    standardise(out)
+    pol = run(out, engine="polars")
+    dsk = run(out, engine="dask", scheduler="sync")
+    assert compare_answers(pol.answer, dsk.answer) == []
+    assert pol.summary["detectors"]["multivariate"]["n_events"] > 0

@@ -539,6 +539,10 @@ def _small_table(ds: Any, name: str, engine: str) -> dict[str, np.ndarray]:
 
 def _water_params(ds: Any) -> tuple[tuple[str, ...], list[str]]:
     """Parameters present in the dataset's water table, and warnings about missing ones."""
+    if not ds.has("water") and any(name.startswith("feed_water") for name in ds.tables):
+        msg = (f"dataset {ds.path} publishes its water data as department feeds (generated with "
+               f"--defects); run `uda run standardise --data {ds.path}` first, then rerun")
+        raise UserError(msg)
     schema = ds.table("water").get("schema", {})
     for col in ("site_id", "ts"):
         if col not in schema:
