@@ -1,7 +1,9 @@
 """Benchmark: fit + predict flow forecasters for every sensor of a panel, ours vs statsmodels and statsforecast.
 
 Task: for every series, fit on the first 70 % of the time axis (ridge also picks its
-penalty on the next 10 %), then forecast 1..H steps ahead from the origin at 80 %.
+penalty on the next 10 %), then forecast 1..H steps ahead from one origin, 8 hours after
+the 80 % point (08:00, the morning rise, for 5-minute data starting at midnight; set
+UDA_BENCH_FLOW_OFFSET to move it). Peers fit on everything before that origin.
 Ours runs on the whole panel (batched Numba kernels); the peers run per series on a
 random subsample (they are far too slow for the whole panel on a shared 2-core box) and
 their per-series median time is extrapolated to all series. Errors (MAE over the
@@ -31,6 +33,13 @@ import numpy as np
 
 HORIZON = 12
 OURS = ("last", "ha", "hw", "ridge")
+#: Steps after the 80 % point where the forecasts start (96 = 08:00 on a day boundary).
+ORIGIN_OFFSET = int(os.environ.get("UDA_BENCH_FLOW_OFFSET", "96"))
+
+
+def origin_of(T: int) -> int:
+    """The forecast origin: ``ORIGIN_OFFSET`` steps after the 80 % point."""
+    return int(0.8 * T) + ORIGIN_OFFSET
 
 
 def load_panel(path: str) -> tuple[np.ndarray, np.datetime64]:
@@ -49,7 +58,7 @@ def fit_predict(name: str, Y: np.ndarray, start: np.datetime64) -> tuple[np.ndar
     T = Y.shape[1]
     train_end, val_end = int(0.7 * T), int(0.8 * T)
     horizons = np.arange(1, HORIZON + 1, dtype=np.int64)
-    origins = np.array([val_end], dtype=np.int64)
+    origins = np.array([origin_of(T)], dtype=np.int64)
     t = time.perf_counter()
     ctx = Context(Calendar.regular(start, 300, T))
     model = MODELS[name]().fit(Y, ctx, train_end=train_end, val_end=val_end, horizons=horizons)
@@ -58,8 +67,8 @@ def fit_predict(name: str, Y: np.ndarray, start: np.datetime64) -> tuple[np.ndar
 
 
 def actual(Y: np.ndarray) -> np.ndarray:
-    val_end = int(0.8 * Y.shape[1])
-    return Y[:, val_end:val_end + HORIZON]
+    o = origin_of(Y.shape[1])
+    return Y[:, o:o + HORIZON]
 
 
 def mae(pred: np.ndarray, act: np.ndarray) -> float:
@@ -140,7 +149,7 @@ PEERS = {
 
 
 def run_peer(fn, Y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    origin = int(0.8 * Y.shape[1])
+    origin = origin_of(Y.shape[1])
     preds, times = [], []
     for i in rows:
         y = np.nan_to_num(Y[i], nan=float(np.nanmean(Y[i])))  # peers need gap-free input
@@ -183,6 +192,7 @@ def main() -> None:
     print(f"panel {n} series x {T} steps (5 min) from {args.data}; targets built in {load_s:.1f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {psutil.cpu_count()} CPUs", flush=True)
     result = {"data": args.data, "series": n, "steps": T, "horizon": HORIZON,
+              "origin": origin_of(T),
               "target_build_s": load_s, "cpus": psutil.cpu_count(),
               "numba_threads": numba.config.NUMBA_NUM_THREADS,
               "load_average_start": os.getloadavg()[0], "ours": {}, "peers": {}}

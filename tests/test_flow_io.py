@@ -86,7 +86,7 @@ def test_cli_wide_human_table_and_engines_agree(tmp_path):
     res = _run("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--models", "last,ha",
                "--horizons", "1,3", "--out", str(tmp_path / "r.json"))
     assert res.exit_code == 0, res.output
-    assert "h=3" in res.output and "skill" in res.output
+    assert "3 (180 min)" in res.output and "skill vs ha" in res.output
     assert json.loads((tmp_path / "r.json").read_text())["models"]["ha"]["1"]["n"] > 0
 
 

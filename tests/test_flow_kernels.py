@@ -224,7 +224,7 @@ def test_profile_matrix_matches_reference_and_ha():
 def _ridge_design_ref(z, x, o, h, p, q, cal, nharm):
     t = o + h - 1
     back = -(-h // SEASON) * SEASON
-    row = [1.0] + [z[o - k] for k in range(1, p + 1)] + [z[t - back]] + [x[o - k] for k in range(1, q + 1)]
+    row = [1.0] + [z[o - k] for k in range(1, p + 1)] + [x[o - k] for k in range(1, q + 1)] + [z[t - back]]
     ang = 2 * np.pi * cal.slot[t] / SEASON
     for k in range(1, nharm + 1):
         row += [np.sin(k * ang), np.cos(k * ang)]

@@ -309,13 +309,10 @@ class Ridge(Forecaster):
             X = X - np.nan_to_num(K.profile_matrix(X, cal.weekend, cal.season, self.weeks))
         return Z - P, P, X
 
-    def _predict_z(self, Df, P, Xf, ctx, coef, origins, horizons):
+    def _predict_dev(self, Df, Xf, ctx, coef, origins, horizons):
         cal = ctx.calendar
-        dev = K.ridge_predict(Df, Xf, coef, origins, horizons,
-                              self.lags, self.exo_lags, cal.slot, cal.weekend, cal.season,
-                              self.harmonics)
-        prof = np.nan_to_num(P[:, origins[:, None] + horizons[None, :] - 1])
-        return dev + prof
+        return K.ridge_predict(Df, Xf, coef, origins, horizons, self.lags, self.exo_lags,
+                               cal.slot, cal.weekend, cal.season, self.harmonics)
 
     def fit(self, Y, ctx, *, train_end, val_end, horizons):
         cal = ctx.calendar
@@ -326,19 +323,21 @@ class Ridge(Forecaster):
                                       cal.slot, cal.weekend, cal.season, self.harmonics, self.lams,
                                       self.stride)
         hmax = int(self.horizons.max())
-        val_origins = np.arange(train_end, val_end - hmax + 1, dtype=np.int64)
+        # the penalty is chosen on every 4th origin of the validation part (enough to rank 4 values)
+        val_origins = np.arange(train_end, val_end - hmax + 1, 4, dtype=np.int64)
         if len(self.lams) == 1 or len(val_origins) == 0:
             self.choice = np.zeros((Y.shape[0], len(self.horizons)), dtype=np.int64)
         else:
-            Z = (Y - self.mu[:, None]) / self.sd[:, None]
-            target = Z[:, val_origins[:, None] + self.horizons[None, :] - 1]
-            err = np.empty((len(self.lams), Y.shape[0], len(self.horizons)))
+            targets = val_origins[:, None] + self.horizons[None, :] - 1
+            # deviation of the actual value from the profile: what the regression predicts
+            want = D[:, targets]
             Df, Xf = K.forward_fill(D), K.forward_fill(X)
+            err = np.empty((len(self.lams), Y.shape[0], len(self.horizons)))
             for li in range(len(self.lams)):
-                pred = self._predict_z(Df, P, Xf, ctx, np.ascontiguousarray(coef[:, :, li]),
-                                       val_origins, self.horizons)
+                dev = self._predict_dev(Df, Xf, ctx, np.ascontiguousarray(coef[:, :, li]),
+                                        val_origins, self.horizons)
                 with np.errstate(all="ignore"):
-                    err[li] = np.nanmean(np.abs(pred - target), axis=1)
+                    err[li] = np.nanmean(np.abs(dev - want), axis=1)
             err = np.where(np.isnan(err), np.inf, err)
             self.choice = np.argmin(err, axis=0)
         self.coef = np.take_along_axis(coef, self.choice[:, :, None, None], axis=2)[:, :, 0]
@@ -348,9 +347,10 @@ class Ridge(Forecaster):
         horizons = np.asarray(horizons, dtype=np.int64)
         pos = [int(np.flatnonzero(self.horizons == h)[0]) for h in horizons]
         D, P, X = self._inputs(Y, ctx)
-        pred = self._predict_z(K.forward_fill(D), P, K.forward_fill(X), ctx,
-                               np.ascontiguousarray(self.coef[:, pos]), origins, horizons)
-        return pred * self.sd[:, None, None] + self.mu[:, None, None]
+        dev = self._predict_dev(K.forward_fill(D), K.forward_fill(X), ctx,
+                                np.ascontiguousarray(self.coef[:, pos]), origins, horizons)
+        prof = np.nan_to_num(P[:, origins[:, None] + horizons[None, :] - 1])
+        return (dev + prof) * self.sd[:, None, None] + self.mu[:, None, None]
 
 
 @register

@@ -339,10 +339,10 @@ def _ridge_features(z: np.ndarray, x: np.ndarray, o: int, h: int, p: int, q: int
                     feat: np.ndarray) -> bool:
     """Fill ``feat`` for origin ``o`` and horizon ``h``; False if a needed value is missing.
 
-    Features: intercept; ``z[o-1] .. z[o-p]``; ``z`` at the same slot on the most recent
-    day before the origin; ``x[o-1] .. x[o-q]`` (exogenous, e.g. the neighbours' mean);
-    sin/cos of ``k`` cycles per day at the target's slot for ``k = 1 .. nharm``; the
-    target's weekend flag.
+    Features, origin side first: intercept; ``z[o-1] .. z[o-p]``; ``x[o-1] .. x[o-q]``
+    (exogenous, e.g. the neighbours' mean); then target side: ``z`` at the same slot on
+    the most recent day before the origin; the rows of ``harm`` (daily sin/cos pairs) at
+    the target's slot; the target's weekend flag.
     """
     t = o + h - 1
     feat[0] = 1.0
@@ -353,18 +353,18 @@ def _ridge_features(z: np.ndarray, x: np.ndarray, o: int, h: int, p: int, q: int
             return False
         feat[j] = v
         j += 1
-    back = ((h + season - 1) // season) * season
-    v = z[t - back]
-    if np.isnan(v):
-        return False
-    feat[j] = v
-    j += 1
     for lag in range(1, q + 1):
         v = x[o - lag]
         if np.isnan(v):
             return False
         feat[j] = v
         j += 1
+    back = ((h + season - 1) // season) * season
+    v = z[t - back]
+    if np.isnan(v):
+        return False
+    feat[j] = v
+    j += 1
     row = harm[slot[t]]
     for k in range(row.shape[0]):
         feat[j] = row[k]
@@ -386,11 +386,15 @@ def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray
     """Direct ridge autoregression: coefficients per series, horizon and penalty.
 
     ``Z`` is the (standardised) panel and ``X`` the exogenous panel (same shape; ignored
-    when ``q == 0``). Training pairs are all origins whose target lies before ``train_end`` and
-    whose features and target are observed. For each penalty ``lam`` in ``lams`` solves
-    ``(X'X / m + lam D) beta = X'y / m`` with ``m`` the number of pairs and ``D`` the identity
-    without the intercept. Series with no complete pair get zero coefficients (the forecast
-    is then the series' training mean).
+    when ``q == 0``). The training pairs of horizon ``h`` are the origins ``o`` (every
+    ``stride``-th, counted from the first usable origin of any horizon) whose target
+    ``o + h - 1`` lies before ``train_end`` and whose features and target are observed.
+    For each penalty ``lam`` in ``lams`` solves ``(X'X / m + lam D) beta = X'y / m`` with
+    ``m`` the number of pairs and ``D`` the identity without the intercept. Series with no
+    complete pair get zero coefficients (the forecast is then the series' training mean).
+
+    The origin-side block of ``X'X`` (intercept and lags) is accumulated once for the
+    origins that are complete for every horizon and shared by all horizons.
 
     Returns
     -------
@@ -400,46 +404,116 @@ def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray
     n = Z.shape[0]
     nh = horizons.shape[0]
     nl = lams.shape[0]
-    F = ridge_n_features(p, q, nharm)
+    Fa = 1 + p + q
+    Fb = 2 + 2 * nharm
+    F = Fa + Fb
     harm = _harmonics(season, nharm)
     coef = np.zeros((n, nh, nl, F))
     rows = np.zeros((n, nh), dtype=np.int64)
+    lo = np.empty(nh, dtype=np.int64)
+    hi = np.empty(nh, dtype=np.int64)
+    backs = np.empty(nh, dtype=np.int64)
+    for c in range(nh):
+        h = horizons[c]
+        backs[c] = ((h + season - 1) // season) * season
+        lo[c] = max(max(p, q), backs[c] - h + 1)
+        hi[c] = train_end - h + 1
+    o_start = lo.min()
+    o_end = hi.max()
+    lo_all = lo.max()
+    hi_all = hi.min()
     for i in prange(n):
-        feat = np.empty(F)
-        A = np.empty((F, F))
-        b = np.empty(F)
+        zi = Z[i]
+        xi = X[i]
+        A = np.zeros((nh, F, F))
+        bv = np.zeros((nh, F))
+        S = np.zeros((Fa, Fa))
+        cnt = np.zeros(nh, dtype=np.int64)
+        a = np.empty(Fa)
+        fb = np.empty((nh, Fb))
+        ys = np.empty(nh)
+        valid = np.zeros(nh, dtype=np.bool_)
+        for o in range(o_start, o_end, stride):
+            ok = True
+            a[0] = 1.0
+            for lag in range(1, p + 1):
+                v = zi[o - lag]
+                if np.isnan(v):
+                    ok = False
+                    break
+                a[lag] = v
+            if ok:
+                for lag in range(1, q + 1):
+                    v = xi[o - lag]
+                    if np.isnan(v):
+                        ok = False
+                        break
+                    a[p + lag] = v
+            if not ok:
+                continue
+            allv = lo_all <= o < hi_all
+            for c in range(nh):
+                valid[c] = False
+                if o < lo[c] or o >= hi[c]:
+                    allv = False
+                    continue
+                t = o + horizons[c] - 1
+                y = zi[t]
+                v = zi[t - backs[c]]
+                if np.isnan(y) or np.isnan(v):
+                    allv = False
+                    continue
+                fb[c, 0] = v
+                row = harm[slot[t]]
+                for k in range(row.shape[0]):
+                    fb[c, 1 + k] = row[k]
+                fb[c, Fb - 1] = weekend[t]
+                ys[c] = y
+                valid[c] = True
+            if allv:
+                for u in range(Fa):
+                    for v2 in range(u, Fa):
+                        S[u, v2] += a[u] * a[v2]
+            for c in range(nh):
+                if not valid[c]:
+                    continue
+                cnt[c] += 1
+                y = ys[c]
+                Ac = A[c]
+                if not allv:
+                    for u in range(Fa):
+                        for v2 in range(u, Fa):
+                            Ac[u, v2] += a[u] * a[v2]
+                for u in range(Fa):
+                    au = a[u]
+                    bv[c, u] += au * y
+                    for k in range(Fb):
+                        Ac[u, Fa + k] += au * fb[c, k]
+                for k in range(Fb):
+                    fk = fb[c, k]
+                    bv[c, Fa + k] += fk * y
+                    for k2 in range(k, Fb):
+                        Ac[Fa + k, Fa + k2] += fk * fb[c, k2]
         for c in range(nh):
-            h = horizons[c]
-            A[:, :] = 0.0
-            b[:] = 0.0
-            m = 0
-            o_min = max(max(p, q), ((h + season - 1) // season) * season - h + 1)
-            for o in range(o_min, train_end - h + 1, stride):
-                y = Z[i, o + h - 1]
-                if np.isnan(y):
-                    continue
-                if not _ridge_features(Z[i], X[i], o, h, p, q, slot, weekend, season, harm, feat):
-                    continue
-                m += 1
-                for u in range(F):
-                    fu = feat[u]
-                    b[u] += fu * y
-                    for v in range(u, F):
-                        A[u, v] += fu * feat[v]
+            m = cnt[c]
             rows[i, c] = m
             if m == 0:
                 continue
+            Ac = A[c]
+            for u in range(Fa):
+                for v2 in range(u, Fa):
+                    Ac[u, v2] += S[u, v2]
             for u in range(F):
-                b[u] /= m
-                for v in range(u, F):
-                    A[u, v] /= m
-                    A[v, u] = A[u, v]
-            A[0, 0] += 1e-12
+                bv[c, u] /= m
+                for v2 in range(u, F):
+                    Ac[u, v2] /= m
+                    Ac[v2, u] = Ac[u, v2]
+            Ac[0, 0] += 1e-12
             for li in range(nl):
-                Al = A.copy()
+                Al = Ac.copy()
                 for u in range(1, F):
                     Al[u, u] += lams[li]
-                coef[i, c, li] = _solve_spd(Al, b)
+                coef[i, c, li] = _solve_spd(Al, bv[c])
     return coef, rows
 
 
