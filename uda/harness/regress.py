@@ -287,14 +287,24 @@ def measure_revision(tree: str | os.PathLike, *, cache_dir: str | os.PathLike, c
         probe = Path(work) / "probe.py"
         shutil.copyfile(PROBE, probe)
         sel = ["--cases", ",".join(cases)]
+        # A revision warmed before with this probe, case list and CPU target keeps its Numba
+        # cache in cache_dir, so the native warm-up (compilation) is skipped.
+        key = hashlib.sha256("|".join([PROBE.read_text(encoding="utf-8"), *cases, *cpu]).encode()).hexdigest()[:16]
+        marker = Path(tree).with_name(f"{Path(tree).name}.warm-{key}.json")
         t0 = time.perf_counter()
-        warm = _run([sys.executable, str(probe), "--warm", "--out", str(Path(work) / "warm.json"), *sel],
-                    env=env, cwd=work, timeout=timeout)
+        if marker.exists():
+            status = json.loads(marker.read_text(encoding="utf-8"))
+        else:
+            warm = _run([sys.executable, str(probe), "--warm", "--out", str(Path(work) / "warm.json"), *sel],
+                        env=env, cwd=work, timeout=timeout)
+            if warm.returncode != 0:
+                msg = f"the probe failed on {tree}: {warm.stderr.strip()[-300:]}"
+                raise UserError(msg)
+            status = json.loads((Path(work) / "warm.json").read_text(encoding="utf-8"))
+            tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(status), encoding="utf-8")
+            os.replace(tmp, marker)
         t1 = time.perf_counter()
-        if warm.returncode != 0:
-            msg = f"the probe failed on {tree}: {warm.stderr.strip()[-300:]}"
-            raise UserError(msg)
-        status = json.loads((Path(work) / "warm.json").read_text(encoding="utf-8"))
         runnable = [c for c in cases if status.get(c, {}).get("status") == "ok"]
         if runnable:
             cg = _run(["valgrind", "--tool=callgrind", "--instr-atstart=no", "-q",
