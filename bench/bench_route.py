@@ -52,7 +52,7 @@ ip, h, _ = csr_from_links(3, np.array([0, 1]), np.array([1, 2]))
 dijkstra(ip, h, np.ones(2), 0)
 dijkstra_many(ip, h, np.ones(2), np.array([0, 1]))
 paths = time.perf_counter() - t
-assign = warm_up()
+assign = warm_up(parallel=True)
 print(paths, assign, t_import)
 """
 
@@ -180,7 +180,7 @@ def bench_assignment(repeats: int, gap: float = 1e-4) -> dict:
 
     net, trips = read_folder(SIOUX)
     problem = tntp_network(net, trips)
-    compile_seconds = warm_up()
+    compile_seconds = warm_up(parallel=True)
     ours, res = _time(lambda: assign(problem, algorithm="bfw", gap=gap), repeats)
     out = {"network": "SiouxFalls", "gap_target": gap, "compile_seconds_this_process": compile_seconds,
            "uda": {**ours, "iterations": res.iterations, "relative_gap": res.relative_gap,

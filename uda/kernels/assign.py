@@ -242,6 +242,14 @@ class AonResult:
     unreachable_pairs: int
 
 
+def parallel_blocks(net: Network) -> int:
+    """Parallel blocks an all-or-nothing loading of ``net`` uses (1: it runs serially)."""
+    nblocks = min(numba.get_num_threads(), net.origins.size)
+    if nblocks > 1 and net.origins.size * (net.num_nodes + net.num_links) >= PARALLEL_MIN_WORK:
+        return nblocks
+    return 1
+
+
 def all_or_nothing(net: Network, link_cost: np.ndarray) -> AonResult:
     """Load every OD flow onto its shortest path under ``link_cost``.
 
@@ -264,8 +272,8 @@ def all_or_nothing(net: Network, link_cost: np.ndarray) -> AonResult:
     slot_cost = np.ascontiguousarray(link_cost, dtype=np.float64)[slot_link]
     args = (indptr, heads, slot_link, slot_tail, slot_cost, np.int64(net.num_links), net.origins,
             net.dests, net.demand, np.int64(net.first_thru))
-    nblocks = min(numba.get_num_threads(), net.origins.size)
-    if nblocks > 1 and net.origins.size * (net.num_nodes + net.num_links) >= PARALLEL_MIN_WORK:
+    nblocks = parallel_blocks(net)
+    if nblocks > 1:
         flow, skim, sptt, lost, lost_pairs = _aon_parallel(*args, np.int64(nblocks))
     else:
         flow, skim, sptt, lost, lost_pairs = _aon_serial(*args)
@@ -435,13 +443,22 @@ def assign(net: Network, *, algorithm: str = "bfw", gap: float = 1e-4, max_iter:
         unreachable_pairs=first.unreachable_pairs, seconds=time.perf_counter() - start)
 
 
-def warm_up() -> float:
-    """Compile (or load from cache) the assignment kernels on a tiny network; seconds taken."""
+def warm_up(*, parallel: bool = False) -> float:
+    """Compile (or load from cache) the assignment kernels on a tiny network; seconds taken.
+
+    Parameters
+    ----------
+    parallel
+        Also compile the parallel all-or-nothing kernel (needed when
+        :func:`parallel_blocks` of the real network is above 1; compiling it takes
+        several times longer than the serial one).
+    """
     start = time.perf_counter()
     net = Network(num_nodes=2, tail=[0], head=[1], free_flow_time=[1.0], b=[0.15], capacity=[1.0],
                   power=[4.0], origins=[0], dests=[1], demand=[[1.0]])
     assign(net, algorithm="bfw", gap=0.0, max_iter=3)
-    indptr, heads, slot_link, slot_tail = net._csr
-    _aon_parallel(indptr, heads, slot_link, slot_tail, net.free_flow_time[slot_link], np.int64(1),
-                  net.origins, net.dests, net.demand, np.int64(0), np.int64(1))
+    if parallel:
+        indptr, heads, slot_link, slot_tail = net._csr
+        _aon_parallel(indptr, heads, slot_link, slot_tail, net.free_flow_time[slot_link], np.int64(1),
+                      net.origins, net.dests, net.demand, np.int64(0), np.int64(1))
     return time.perf_counter() - start

@@ -84,7 +84,35 @@ def _swap_deltas_parallel(cost, weight, d1, d2, c1, is_open, k, best_delta, best
 
 
 @njit(cache=True, nogil=True)
-def _greedy(cost, weight, k, nblocks):
+def _nearest_two(cost, weight, sites, d1, d2, c1):
+    """Nearest and second-nearest open-site costs per demand point, the position of the
+    nearest in ``sites``; returns the objective."""
+    n = cost.shape[0]
+    objective = 0.0
+    for i in range(n):
+        a = np.inf
+        b = np.inf
+        pa = 0
+        for r in range(sites.size):
+            c = cost[i, sites[r]]
+            if c < a:
+                b = a
+                a = c
+                pa = r
+            elif c < b:
+                b = c
+        d1[i] = a
+        d2[i] = b
+        c1[i] = pa
+        objective += weight[i] * a
+    return objective
+
+
+# The greedy and interchange loops stay in Python (k steps, a few swaps): each step calls
+# the serial or the parallel candidate kernel, so a small run never compiles the parallel one.
+
+
+def _greedy(cost: np.ndarray, weight: np.ndarray, k: int, nblocks: int) -> np.ndarray:
     """Open ``k`` sites one at a time, each the one lowering the objective most.
 
     ``nblocks > 1`` spreads the candidates over that many parallel blocks.
@@ -96,23 +124,18 @@ def _greedy(cost, weight, k, nblocks):
     totals = np.empty(m, np.float64)
     for step in range(k):
         if nblocks > 1:
-            _open_totals_parallel(cost, weight, nearest, is_open, totals, nblocks)
+            _open_totals_parallel(cost, weight, nearest, is_open, totals, np.int64(nblocks))
         else:
-            _open_totals(cost, weight, nearest, is_open, totals, 0, m)
-        best = -1
-        for j in range(m):
-            if not is_open[j] and (best < 0 or totals[j] < totals[best]):
-                best = j
+            _open_totals(cost, weight, nearest, is_open, totals, np.int64(0), np.int64(m))
+        best = int(np.argmin(np.where(is_open, np.inf, totals)))  # first of the lowest
         chosen[step] = best
         is_open[best] = True
-        for i in range(n):
-            if cost[i, best] < nearest[i]:
-                nearest[i] = cost[i, best]
+        np.minimum(nearest, cost[:, best], out=nearest)
     return chosen
 
 
-@njit(cache=True, nogil=True)
-def _interchange(cost, weight, sites, max_swaps, tol, nblocks):
+def _interchange(cost: np.ndarray, weight: np.ndarray, sites: np.ndarray, max_swaps: int, tol: float,
+                 nblocks: int) -> tuple[np.ndarray, int]:
     """Best-improvement swaps (close one open site, open one closed) until none improves.
 
     Returns the final sites and the number of swaps made.
@@ -121,41 +144,22 @@ def _interchange(cost, weight, sites, max_swaps, tol, nblocks):
     k = sites.size
     sites = sites.copy()
     is_open = np.zeros(m, np.bool_)
-    for r in range(k):
-        is_open[sites[r]] = True
-    d1 = np.empty(n)
-    d2 = np.empty(n)
+    is_open[sites] = True
+    d1, d2 = np.empty(n), np.empty(n)
     c1 = np.empty(n, np.int64)  # position in ``sites`` of the nearest open site
     best_delta = np.empty(m)
     best_pos = np.empty(m, np.int64)
     swaps = 0
     while swaps < max_swaps:
-        objective = 0.0
-        for i in range(n):
-            a = np.inf
-            b = np.inf
-            pa = 0
-            for r in range(k):
-                c = cost[i, sites[r]]
-                if c < a:
-                    b = a
-                    a = c
-                    pa = r
-                elif c < b:
-                    b = c
-            d1[i] = a
-            d2[i] = b
-            c1[i] = pa
-            objective += weight[i] * a
+        objective = _nearest_two(cost, weight, sites, d1, d2, c1)
         if nblocks > 1:
-            _swap_deltas_parallel(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, nblocks)
+            _swap_deltas_parallel(cost, weight, d1, d2, c1, is_open, np.int64(k), best_delta, best_pos,
+                                  np.int64(nblocks))
         else:
-            _swap_deltas(cost, weight, d1, d2, c1, is_open, k, best_delta, best_pos, 0, m)
-        jbest = -1
-        for j in range(m):
-            if best_pos[j] >= 0 and (jbest < 0 or best_delta[j] < best_delta[jbest]):
-                jbest = j
-        if jbest < 0 or best_delta[jbest] >= -tol * (1.0 + abs(objective)):
+            _swap_deltas(cost, weight, d1, d2, c1, is_open, np.int64(k), best_delta, best_pos, np.int64(0),
+                         np.int64(m))
+        jbest = int(np.argmin(np.where(best_pos >= 0, best_delta, np.inf)))  # first of the lowest
+        if best_pos[jbest] < 0 or best_delta[jbest] >= -tol * (1.0 + abs(objective)):
             break
         r = best_pos[jbest]
         is_open[sites[r]] = False
@@ -234,10 +238,10 @@ def p_median(cost: np.ndarray, weight: np.ndarray, k: int, *, max_swaps: int = 1
     nblocks = min(numba.get_num_threads(), cost.shape[1])
     if cost.size < PARALLEL_MIN_WORK:
         nblocks = 1
-    start = _greedy(cost, weight, np.int64(k), np.int64(nblocks))
+    start = _greedy(cost, weight, k, nblocks)
     greedy_open = np.zeros(cost.shape[1], np.bool_)
     greedy_open[start] = True
-    sites, swaps = _interchange(cost, weight, start, np.int64(max_swaps), np.float64(tol), np.int64(nblocks))
+    sites, swaps = _interchange(cost, weight, start, max_swaps, tol, nblocks)
     sites = np.sort(sites)
     assignment = sites[np.argmin(cost[:, sites], axis=1)]
     is_open = np.zeros(cost.shape[1], np.bool_)

@@ -17,6 +17,7 @@ from uda.kernels.assign import (
     Network,
     all_or_nothing,
     assign,
+    parallel_blocks,
     warm_up,
 )
 from uda.tasks.base import TaskResult
@@ -219,7 +220,7 @@ def assign_tntp(folder: str | os.PathLike, *, algorithm: str = "bfw", gap: float
         raise UserError(msg)
     tnet, trips = read_folder(folder)
     net = tntp_network(tnet, trips)
-    compile_seconds = warm_up()
+    compile_seconds = warm_up(parallel=parallel_blocks(net) > 1)
     zone_ids = np.arange(1, tnet.num_zones + 1)
     check_reachable(net, unreachable=unreachable, origin_ids=zone_ids, dest_ids=zone_ids)
     result = assign(net, algorithm=algorithm, gap=gap, max_iter=max_iter)
@@ -712,8 +713,8 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         check_results_folder(out)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     stage: dict[str, float] = {}
-    compile_seconds = warm_up()
     city = read_city(ds)
+    compile_seconds = warm_up(parallel=parallel_blocks(city.network(city.free_flow_time_s, city.centroid)) > 1)
     od_mode = "gravity" if od in (None, "gravity") else "taps" if od == "taps" else "file"
     given_od = read_od_matrix(od, city.zone_ids) if od_mode == "file" else None
 
