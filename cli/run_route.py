@@ -85,11 +85,11 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
 
     With --tntp, the network and demand come from TNTP files. With --data, link
     travel times per time-of-day slot come from the sensor data, OD demand from a
-    gravity model on zone population and jobs (or smart-card trips, or a file:
-    --od), the demand is assigned on the
-    city's road graph, and p-median picks --sites sites. The summary gives the relative
-    gap (recomputed from a fresh all-or-nothing on the final costs), Beckmann objective,
-    total travel time and the most congested links.
+    gravity model on zone population and jobs (or smart-card trips, or a file: see
+    --od), the demand is assigned on the city's road graph, and p-median picks --sites
+    sites. The summary gives the relative gap (recomputed from a fresh all-or-nothing
+    on the final costs), Beckmann objective, total travel time and the most congested
+    links.
     """
     from uda.errors import UserError
     from uda.tasks.route import assign_tntp, check_flows_path
