@@ -42,6 +42,8 @@ def generate(scale_name: str, seed: int, out: str | None, workers: int | None, c
     The folder holds city/ (roads, zones, districts, sensors, stations, river),
     raw/ (traffic, taps, water), truth/ (weather, incidents, pollution events, trips)
     and manifest.json, written last; the folder appears only when complete.
+    With --defects other than none, raw/ holds each district's feeds under its own
+    standard and truth/ the canonical tables and every injected defect.
     """
     from uda.errors import UserError
     from uda.generate import generate as run_generate

@@ -316,9 +316,11 @@ def _parsed(ff: FeedFile, n: int, findings, bad, ids, times, numbers) -> dict[st
                          "message": f"no value of {ff.columns.get('ts')!r} parses as {ff.time_format}"})
     received = numbers("received") if ff.received else np.full(n, np.nan)
     values = np.empty((n, len(spec.values)))
+    raw = np.empty((n, len(spec.values)))  # as published: repeats are repeats in any unit
     unit_ok = np.ones(n, bool)
     for j, v in enumerate(spec.values):
         x = numbers(v)
+        raw[:, j] = x
         unit = ff.units.get(v, "")
         f = UNITS[v].get(unit)
         if v in bad or f is None:
@@ -335,6 +337,7 @@ def _parsed(ff: FeedFile, n: int, findings, bad, ids, times, numbers) -> dict[st
         if role in bad:
             unit_ok[:] = False
     return {"file": ff.rel, "n": n, "key": key, "ref": ref, "ts": ts, "received": received, "values": values,
+            "raw": raw,
             "direction": np.nan_to_num(direction, nan=-1).astype(np.int8), "syntax_ok": syntax_ok,
             "unit_ok": unit_ok, "conform": key_conform & ref_conform, "findings": findings}
 
@@ -343,7 +346,7 @@ def _parsed(ff: FeedFile, n: int, findings, bad, ids, times, numbers) -> dict[st
 
 
 def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("key", "ref", "ts", "received", "values", "direction", "syntax_ok", "unit_ok", "conform")
+    keys = ("key", "ref", "ts", "received", "values", "raw", "direction", "syntax_ok", "unit_ok", "conform")
     out = {k: np.concatenate([p[k] for p in parts]) for k in keys}
     out["findings"] = [f for p in parts for f in p["findings"]]
     return out
@@ -389,7 +392,7 @@ def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | Non
         with np.errstate(invalid="ignore"):
             out_of_range = ((values < lo) | (values > hi)).any(axis=1)
             f["flag_syntax"] |= syn & g["unit_ok"] & np.isnan(values).all(axis=1)
-        f["flag_range"] = syn & g["unit_ok"] & out_of_range
+        f["flag_range"] = syn & out_of_range  # columns of unknown unit are NaN: never out of range
         # clock skew: the sensor's typical offset from the interval grid
         step = spec.interval_s * 1000
         resid = ((ts + step // 2) % step) - step // 2
@@ -407,7 +410,7 @@ def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | Non
         live = syn & ~same & ~f["flag_range"]
         idx = np.flatnonzero(live)
         if idx.size > 1:
-            v = values[idx]
+            v = g["raw"][idx]
             eq = (key[idx][1:] == key[idx][:-1]) & (v[1:] == v[:-1]).all(axis=1)
             if table == "traffic":
                 eq &= v[1:, 0] > 0
@@ -438,8 +441,8 @@ def daily_levels(grp: dict[str, Any], *, start_ms: int) -> dict[str, np.ndarray]
     if not spec.drift:
         return {"key": np.zeros(0, np.int64), "day": np.zeros(0, np.int64), "level": np.zeros(0)}
     f = grp["flags"]
-    ok = ~(f["flag_syntax"] | f["flag_unit"] | f["flag_range"] | f["flag_duplicate"] | f["flag_stuck"])
-    j = spec.values.index(spec.drift)
+    ok = ~(f["flag_syntax"] | f["flag_range"] | f["flag_duplicate"] | f["flag_stuck"])
+    j = spec.values.index(spec.drift)  # NaN where the drift column's unit is unknown
     v = grp["values"][ok, j]
     k = grp["key"][ok]
     d = (grp["ts"][ok] - grp["skew"][ok] - start_ms) // _DAY_MS

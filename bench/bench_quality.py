@@ -1,0 +1,246 @@
+"""Quality metrics in one scan vs a bare Parquet scan, pandera (Polars backend) and Great Expectations.
+
+All methods run on the same traffic table in the same process, interleaved per repeat, and
+report median, min and max wall time. Every method reads the Parquet files itself (the read
+is part of the job). The checks:
+
+==========================  ======================  =========================  ==========================
+check                       uda (one scan)          pandera (polars)           Great Expectations (pandas)
+==========================  ======================  =========================  ==========================
+values present (5 columns)  completeness_value      nullable=False             expect_column_values_to_not_be_null
+flow/speed/occupancy range  accuracy_range          Check.in_range             expect_column_values_to_be_between
+sensor id resolves          referential_integrity   Check.isin(sensors)        expect_column_values_to_be_in_set
+time inside the period      in_period               Check.in_range             expect_column_values_to_be_between
+time on the 5-minute grid   consistency_format      custom element check       (not expressible: skipped)
+(sensor, ts) unique         uniqueness              unique=[sensor_id, ts]     expect_compound_columns_to_be_unique
+intervals received          completeness_interval   custom frame check         expect_table_row_count_to_equal
+stuck sensor runs           accuracy_stuck          custom frame check         (not expressible: skipped)
+distinct sensors            HyperLogLog             custom frame check         expect_column_unique_value_count_to_be_between
+p01/p50/p99 of 3 columns    log-bucket sketch       custom frame check         expect_column_quantile_values_to_be_between
+==========================  ======================  =========================  ==========================
+
+uda also computes all of these per district; the peers only per table.
+
+Usage::
+
+    uda generate --scale medium --out /tmp/medium --tables traffic
+    python bench/bench_quality.py --data /tmp/medium --repeats 3 --json results/bench-quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # Great Expectations' progress bars
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _bare(files):
+    import polars as pl
+
+    return pl.read_parquet(files).height
+
+
+def _ours(ds, engine="polars"):
+    from uda.quality import measure
+
+    return measure(ds, "traffic", engine=engine)["overall"]["rows"]
+
+
+def _period(ds):
+    start = dt.datetime.fromisoformat(ds.params["start"])
+    return start, start + dt.timedelta(days=int(ds.params["days"]))
+
+
+def _pandera(files, sensors, period, expected):
+    import pandera.polars as pa
+    import polars as pl
+
+    lo, hi = period
+
+    def on_grid(data):
+        return data.lazyframe.select((pl.col(data.key).dt.epoch("ms") % 300_000) == 0)
+
+    def intervals(data):
+        n = data.lazyframe.select(pl.struct("sensor_id", pl.col("ts").dt.truncate("5m")).n_unique()).collect().item()
+        return data.lazyframe.select(pl.lit(n == expected))
+
+    def not_stuck(data):
+        same = pl.all_horizontal([(pl.col(c) == pl.col(c).shift(1).over("sensor_id")) for c in
+                                  ("flow", "speed", "occupancy")]) & (pl.col("flow") > 0)
+        runs = data.lazyframe.sort("sensor_id", "ts").select(same.fill_null(False).alias("s"))
+        return runs.select(~pl.col("s") | pl.lit(True))
+
+    def distinct_and_quantiles(data):
+        stats = data.lazyframe.select(pl.col("sensor_id").n_unique().alias("n"),
+                                      *[pl.col(c).quantile(q).alias(f"{c}{q}") for c in ("flow", "speed", "occupancy")
+                                        for q in (0.01, 0.5, 0.99)]).collect()
+        return data.lazyframe.select(pl.lit(stats["n"][0] > 0))
+
+    schema = pa.DataFrameSchema(
+        {
+            "sensor_id": pa.Column(pl.Int32, pa.Check.isin(sensors), nullable=False),
+            "ts": pa.Column(pl.Datetime("ms"), [pa.Check.in_range(lo, hi, include_max=False),
+                                                pa.Check(on_grid, name="on_grid")], nullable=False),
+            "flow": pa.Column(pl.Float32, pa.Check.in_range(0, 12000), nullable=False),
+            "speed": pa.Column(pl.Float32, pa.Check.in_range(0, 160), nullable=False),
+            "occupancy": pa.Column(pl.Float32, pa.Check.in_range(0, 1), nullable=False),
+        },
+        unique=["sensor_id", "ts"],
+        checks=[pa.Check(intervals, name="intervals"), pa.Check(not_stuck, name="stuck"),
+                pa.Check(distinct_and_quantiles, name="distinct_quantiles")],
+    )
+    df = pl.read_parquet(files)
+    schema.validate(df, lazy=True)
+    return df.height
+
+
+def _gx(files, sensors, period, expected):
+    import great_expectations as gx
+    import pandas as pd
+
+    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    ctx = gx.get_context(mode="ephemeral")
+    batch = (ctx.data_sources.add_pandas("p").add_dataframe_asset("traffic")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df}))
+    E = gx.expectations
+    lo, hi = period
+    exps = [E.ExpectColumnValuesToNotBeNull(column=c) for c in ("sensor_id", "ts", "flow", "speed", "occupancy")]
+    exps += [E.ExpectColumnValuesToBeBetween(column="flow", min_value=0, max_value=12000),
+             E.ExpectColumnValuesToBeBetween(column="speed", min_value=0, max_value=160),
+             E.ExpectColumnValuesToBeBetween(column="occupancy", min_value=0, max_value=1),
+             E.ExpectColumnValuesToBeBetween(column="ts", min_value=lo, max_value=hi, strict_max=True),
+             E.ExpectColumnValuesToBeInSet(column="sensor_id", value_set=[int(x) for x in sensors]),
+             E.ExpectCompoundColumnsToBeUnique(column_list=["sensor_id", "ts"]),
+             E.ExpectTableRowCountToEqual(value=expected),
+             E.ExpectColumnUniqueValueCountToBeBetween(column="sensor_id", min_value=1, max_value=None)]
+    exps += [E.ExpectColumnQuantileValuesToBeBetween(
+        column=c, quantile_ranges={"quantiles": [0.01, 0.5, 0.99], "value_ranges": [[None, None]] * 3})
+        for c in ("flow", "speed", "occupancy")]
+    suite = ctx.suites.add(gx.ExpectationSuite(name="traffic", expectations=exps))
+    result = batch.validate(suite)
+    if not result.success:
+        bad = [r.expectation_config.type for r in result.results if not r.success]
+        print(f"  gx: {len(bad)} expectations failed: {bad}", file=sys.stderr)
+    return len(df)
+
+
+def _time(fn, *args):
+    """Wall and process CPU seconds (all threads) of ``fn(*args)``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison; print a table and return the results."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="dataset folder with a traffic table (canonical, --defects none)")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of uda and the bare scan")
+    ap.add_argument("--peer-repeats", type=int, default=1, help="repeats of pandera and Great Expectations")
+    ap.add_argument("--peers", default="pandera,gx", help="peers to run (comma-separated; empty for none)")
+    ap.add_argument("--json", default=None, help="write results to this JSON file")
+    args = ap.parse_args(argv)
+
+    from uda.kernels.sketches import qs_new
+    from uda.quality import measure
+    from uda.store import open_dataset
+
+    ds = open_dataset(args.data)
+    files = [str(p) for p in ds.files("traffic")]
+    sensors = np.sort(ds.read("sensors")["sensor_id"].to_numpy())
+    period = _period(ds)
+    expected = int(sensors.size) * int(ds.params["days"]) * 288
+    rows = int(ds.table("traffic")["rows"])
+
+    # Numba compile time, separately from warm runs (cache=True: near zero after the first run ever)
+    one = open_dataset(args.data)
+    one.manifest = {**one.manifest, "tables": {**one.tables, "traffic": {
+        **one.tables["traffic"], "files": one.tables["traffic"]["files"][:1]}}}
+    t0 = time.perf_counter()
+    qs_new()
+    measure(one, "traffic")
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    measure(one, "traffic")
+    compile_s = max(0.0, first - (time.perf_counter() - t0))
+
+    methods = {"bare polars read": (_bare, files), "uda quality (polars)": (_ours, ds),
+               "uda quality (dask threads)": (_ours, ds, "dask")}
+    peers = {"pandera (polars backend)": (_pandera, files, sensors, period, expected),
+             "great expectations (pandas)": (_gx, files, sensors, period, expected)}
+    wanted = {p.strip() for p in args.peers.split(",") if p.strip()}
+    peers = {k: v for k, v in peers.items() if ("pandera" in wanted and k.startswith("pandera"))
+             or ("gx" in wanted and k.startswith("great"))}
+    # warm-up on one file, untimed: imports, Dask start-up, Numba specialisations, peer initialisation
+    warm = {"bare polars read": (files[:1],), "uda quality (polars)": (one,), "uda quality (dask threads)": (one, "dask"),
+            "pandera (polars backend)": (files[:1], sensors, period, expected),
+            "great expectations (pandas)": (files[:1], sensors, period, expected)}
+    errors: dict[str, str] = {}
+    for name, (fn, *_) in {**methods, **peers}.items():
+        try:
+            fn(*warm[name])
+        except Exception as exc:  # a failed check on the one-file subset is expected (row count)
+            if "SchemaError" not in exc.__class__.__name__:
+                errors[name] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
+    times: dict[str, list[float]] = {k: [] for k in [*methods, *peers]}
+    cpu: dict[str, list[float]] = {k: [] for k in [*methods, *peers]}
+    for r in range(max(args.repeats, args.peer_repeats)):
+        for name, (fn, *a) in methods.items():
+            if r < args.repeats:
+                wall, c = _time(fn, *a)
+                times[name].append(wall)
+                cpu[name].append(c)
+                print(f"  {name}: {wall:.2f} s wall, {c:.2f} s CPU", file=sys.stderr)
+        for name, (fn, *a) in peers.items():
+            if r < args.peer_repeats and name not in errors:
+                try:
+                    wall, c = _time(fn, *a)
+                    times[name].append(wall)
+                    cpu[name].append(c)
+                    print(f"  {name}: {wall:.2f} s wall, {c:.2f} s CPU", file=sys.stderr)
+                except Exception as exc:  # report why a peer could not run
+                    errors[name] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
+    summary = {name: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "runs": len(v),
+                      "cpu_median_s": statistics.median(cpu[name]), "cpu_min_s": min(cpu[name]),
+                      "cpu_max_s": max(cpu[name])}
+               for name, v in times.items() if v}
+    ours = summary["uda quality (polars)"]["median_s"]  # wall
+    bare = summary["bare polars read"]["median_s"]
+    result = {
+        "dataset": str(args.data), "rows": rows, "files": len(files), "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(), "numba_compile_s": round(compile_s, 3),
+        "methods": summary, "errors": errors,
+        "ratio_uda_over_bare": ours / bare,
+        "cpu_ratio_uda_over_bare": summary["uda quality (polars)"]["cpu_median_s"] / summary["bare polars read"]["cpu_median_s"],
+        "speedup_vs_peers": {k: v["median_s"] / ours for k, v in summary.items() if k in peers},
+        "cpu_speedup_vs_peers": {k: v["cpu_median_s"] / summary["uda quality (polars)"]["cpu_median_s"]
+                                 for k, v in summary.items() if k in peers},
+        "command": "python bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    print(f"{'method':30s} {'wall median':>11s} {'min':>7s} {'max':>7s} {'CPU median':>10s} {'min':>7s} {'max':>7s} {'runs':>4s}")
+    for name, v in summary.items():
+        print(f"{name:30s} {v['median_s']:11.2f} {v['min_s']:7.2f} {v['max_s']:7.2f} {v['cpu_median_s']:10.2f} "
+              f"{v['cpu_min_s']:7.2f} {v['cpu_max_s']:7.2f} {v['runs']:4d}")
+    print(f"uda / bare read: {result['ratio_uda_over_bare']:.2f}x wall, {result['cpu_ratio_uda_over_bare']:.2f}x CPU; "
+          "peers / uda (wall, CPU): " + ", ".join(
+              f"{k} {v:.1f}x, {result['cpu_speedup_vs_peers'][k]:.1f}x" for k, v in result["speedup_vs_peers"].items()))
+    for k, v in errors.items():
+        print(f"{k} could not run: {v}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
