@@ -50,19 +50,20 @@ def plot_funnel(summary: dict, path: Path) -> None:
 @click.option("--scheduler", default=None, help=SCHEDULER_HELP)
 @click.option("--repair", is_flag=True, help="Standardise with repairs (clock skew, drift).")
 @click.option("--no-quality", is_flag=True, help="Skip the quality metrics (funnel and detectors only).")
+@click.option("--no-write", is_flag=True, help="Standardise in memory; do not write DATA/clean/.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for utilisation.json and funnel.png [default: results/utilisation-<dataset>; "
                    "with --json only when given].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (funnel, detectors, quality).")
-def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_quality: bool, out: str | None,
-                as_json: bool) -> None:
+def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_quality: bool, no_write: bool,
+                out: str | None, as_json: bool) -> None:
     """Measure how much of the collected data is used: collected -> valid -> standardised
     -> integrated -> used, per district and table, with detector precision/recall against
     the injected defects and single-scan quality metrics.
     """
     from uda.tasks.utilisation import run
 
-    res = run(data, engine=engine, scheduler=scheduler, repair=repair, quality=not no_quality)
+    res = run(data, engine=engine, scheduler=scheduler, repair=repair, quality=not no_quality, write=not no_write)
     s = res.summary
     folder = Path(out) if out else (None if as_json else Path("results") / f"utilisation-{Path(data).name}")
     if folder is not None:

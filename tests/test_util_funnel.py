@@ -158,6 +158,10 @@ def test_polars_and_dask_agree(realistic, tmp_path):
     v = run_utilisation(data, engine="dask", scheduler="threads")
     assert compare_answers(u.answer, v.answer) == []
     assert u.summary["quality"] == v.summary["quality"]
+    shutil.rmtree(data / "clean")
+    w = run_utilisation(data, write=False)  # nothing written; quality from the tables in memory
+    assert not (data / "clean").exists()
+    assert compare_answers(u.answer, w.answer) == [] and w.summary["quality"] == u.summary["quality"]
 
 
 def test_standardised_tables_feed_the_tasks(realistic, tmp_path):
@@ -260,8 +264,10 @@ def test_unknown_profile_names_and_missing_files(tmp_path):
 def test_utilisation_human_output_writes_table_and_plot(realistic, tmp_path):
     data = _copy(realistic, tmp_path)
     out = tmp_path / "res"
-    res = CliRunner().invoke(cli, ["run", "utilisation", "--data", str(data), "--out", str(out), "--no-quality"])
+    res = CliRunner().invoke(cli, ["run", "utilisation", "--data", str(data), "--out", str(out), "--no-quality",
+                                   "--no-write"])
     assert res.exit_code == 0, res.output
     assert "utilisation funnel" in res.output and "precision" in res.output
     assert (out / "funnel.png").stat().st_size > 1000
     assert json.loads((out / "utilisation.json").read_text())["defects"] == "realistic"
+    assert not (data / "clean").exists()

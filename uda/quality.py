@@ -219,7 +219,8 @@ def report(st: QualityState, table: str, *, districts: int, keys_per_district: n
 
 
 def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "polars",
-            scheduler: str | None = None, workers: int | None = None) -> dict[str, Any]:
+            scheduler: str | None = None, workers: int | None = None,
+            tables: list[list[Any]] | None = None) -> dict[str, Any]:
     """Quality metrics of ``table`` (traffic, taps or water) per district, in one scan.
 
     Parameters
@@ -234,6 +235,10 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
         ``"polars"`` (a thread per file) or ``"dask"`` (a task per block); the Dask scheduler.
     workers
         Threads for the Polars engine (default: CPU count).
+    tables
+        Measure these in-memory blocks (lists of Arrow tables scanned together, for example
+        a standardised group and its rejects) instead of the dataset's files; the dataset
+        still gives the city, districts and period. Scanned with Polars whatever ``engine``.
 
     Returns
     -------
@@ -246,7 +251,7 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
         msg = f"unknown table {table!r}; choose traffic, taps or water"
         raise UserError(msg)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
-    if not ds.has(table):
+    if tables is None and not ds.has(table):
         msg = f"dataset {ds.path} has no {table!r} table; run `uda run standardise --data {ds.path}` first"
         raise UserError(msg)
     lookup, dist = _lookup(ds, table)
@@ -255,13 +260,15 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
     start = start_ms_of(ds.params["start"])
     days = int(ds.params["days"])
     period = (start, start + days * _DAY_MS)
-    units = blocks(ds, table)
-    if engine == "polars":
+    units = blocks(ds, table) if tables is None else tables
+    if engine == "polars" or tables is not None:
         import polars as pl
 
-        def one(paths):
-            df = pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed") if len(paths) > 1 \
-                else pl.read_parquet(paths[0])
+        def load(x):
+            return pl.read_parquet(x) if tables is None else pl.from_arrow(x)
+
+        def one(parts):
+            df = pl.concat([load(p) for p in parts], how="diagonal_relaxed") if len(parts) > 1 else load(parts[0])
             return scan_arrays(arrays_polars(df, table), table, lookup=lookup, n_districts=n_d, period=period)
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

@@ -143,7 +143,7 @@ def funnel(result: dict[str, Any], city: dict[str, np.ndarray]) -> tuple[dict[st
 
 
 def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
-        repair: bool = False, quality: bool = True) -> TaskResult:
+        repair: bool = False, quality: bool = True, write: bool = True) -> TaskResult:
     """Measure the utilisation funnel, data quality and detector precision/recall of a dataset.
 
     Parameters
@@ -156,6 +156,9 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         Standardise with repairs (clock skew, drift).
     quality
         Also compute the single-scan quality metrics per table and district.
+    write
+        Write the standardised tables to ``clean/`` (datasets with feeds). Without, quality
+        is measured on the standardised tables in memory.
 
     Returns
     -------
@@ -168,7 +171,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     t0 = time.perf_counter()
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     has_feeds = ds.has("feed_dictionary")
-    res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=has_feeds)
+    res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=write and has_feeds)
     ds = open_dataset(ds.path)
     city = {name: np.sort(ds.read(name)[col].to_numpy().astype(np.int64))
             for name, col in (("sensors", "sensor_id"), ("stations", "station_id"), ("water_sites", "site_id"))}
@@ -182,7 +185,17 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     if quality:
         from uda.quality import measure
 
-        qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
+        if has_feeds and not write:
+            for t in TABLES:
+                clean = dict(res["tables"].get(t, []))
+                rejects = {rel.replace(f"{t}_rejects/", f"{t}/"): tab
+                           for rel, tab in res["tables"].get(f"{t}_rejects", [])}
+                if clean or rejects:
+                    blocks = [[x for x in (clean.get(k), rejects.get(k)) if x is not None]
+                              for k in sorted(set(clean) | set(rejects))]
+                    qual[t] = measure(ds, t, engine=engine, scheduler=scheduler, tables=blocks)
+        else:
+            qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
     names = dict(zip(ds.read("districts")["district_id"].to_list(), ds.read("districts")["name"].to_list(),
                      strict=True)) if ds.has("districts") else {}
     totals = {t: dict.fromkeys(STAGES, 0) for t in TABLES}
