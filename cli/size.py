@@ -18,14 +18,17 @@ import click
               help="Results files or folders with scale sweeps (repeatable).")
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
 @click.option("--engine", "engines", multiple=True, help="Only this engine (repeatable).")
+@click.option("--time-model", type=click.Choice(["affine", "power"]), default="affine", show_default=True,
+              help="Model of time against rows: fixed cost plus cost per row, or a power law.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def size(sensors: int, days: float, interval: str, deadline: str, stations, water_sites, results,
-         tasks, engines, as_json: bool) -> None:
+         tasks, engines, time_model: str, as_json: bool) -> None:
     """Estimate cores, memory and storage per day for a city of SENSORS over DAYS.
 
     Time, CPU and peak memory are fitted against input rows from the measured scale
-    sweeps in RESULTS (power law for time, affine for memory), then evaluated at the
-    city's size. The fit's error on the held-out largest measured scale is shown.
+    sweeps in RESULTS (a fixed cost plus a cost per row, or a power law for time), then
+    evaluated at the city's size. The fit's error on the held-out largest measured scale
+    is shown.
     """
     from uda.harness.sizing import parse_duration
     from uda.harness.sizing import size as estimate
@@ -33,7 +36,7 @@ def size(sensors: int, days: float, interval: str, deadline: str, stations, wate
     out = estimate(sensors=sensors, days=days, interval_s=parse_duration(interval, option="--interval"),
                    deadline_s=parse_duration(deadline, option="--deadline"), results=list(results),
                    stations=stations, water_sites=water_sites, tasks=list(tasks) or None,
-                   engines=list(engines) or None)
+                   engines=list(engines) or None, time_model=time_model)
     if as_json:
         click.echo(json.dumps(out))
         return

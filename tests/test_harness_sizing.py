@@ -56,7 +56,8 @@ def test_fits_recover_exact_laws():
 
 
 def test_size_predicts_from_a_sweep(tmp_path):
-    out = size(sensors=4000, days=14, interval_s=300, deadline_s=3600, results=[_sweep(tmp_path)])
+    out = size(sensors=4000, days=14, interval_s=300, deadline_s=3600, results=[_sweep(tmp_path)],
+               time_model="power")
     by_task = {e["task"]: e for e in out["estimates"]}
     flow, water = by_task["flow"], by_task["water"]
     assert flow["family"] == "traffic" and water["family"] == "water"
@@ -72,6 +73,16 @@ def test_size_predicts_from_a_sweep(tmp_path):
     st = out["storage"]
     assert st["bytes_per_day"]["traffic"] == pytest.approx(4000 * 288 * 4)
     assert st["total_bytes"] == pytest.approx(st["total_bytes_per_day"] * 14)
+
+
+def test_affine_time_model_states_its_held_out_error(tmp_path):
+    out = size(sensors=4000, days=14, interval_s=300, deadline_s=3600, results=[_sweep(tmp_path)])
+    flow = next(e for e in out["estimates"] if e["task"] == "flow")
+    assert flow["fits"]["wall_s"]["model"] == "affine"
+    held = flow["held_out"]["wall_s"]
+    # time grows as rows**1.1: a straight line through the smaller scales underestimates
+    assert -0.3 < held["relative_error"] < 0
+    assert held["predicted"] == pytest.approx(flow["held_out"]["wall_s"]["measured"] * (1 + held["relative_error"]))
 
 
 def test_held_out_scale_is_strictly_the_largest_input(tmp_path):

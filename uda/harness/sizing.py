@@ -1,12 +1,12 @@
 """Sizing: fit time and memory against data size from measured sweeps, predict for a real city.
 
 For every task and engine, the ``ok`` cases of one or more results files give points
-``(rows_in, warm median wall s, median CPU s, peak RSS)`` at several scales. Time and CPU
-are fitted with a power law ``t = a * rows**b`` (least squares on log-log axes); memory
-with an affine model ``m = m0 + k * rows`` (the fixed part is the interpreter, libraries
-and workers). The error is stated on held-out data: the models are refitted without the
-largest measured scale and their prediction for that scale is compared with the
-measurement.
+``(rows_in, warm median wall s, median CPU s, peak RSS)`` at several scales. Time, CPU and
+memory are fitted with an affine model ``y = a + b * rows`` (a fixed cost plus a cost per
+row; non-negative least squares); a power law ``t = a * rows**b`` on log-log axes is the
+alternative for time. The error is stated on held-out data: the models are refitted
+without the largest measured scale and their prediction for that scale is compared with
+the measurement.
 
 A user's city (N sensors at interval I over D days, optionally stations and water sites)
 is mapped to each task's input rows through the sensor table the task mostly reads
@@ -88,7 +88,8 @@ def fit_affine(x: np.ndarray, y: np.ndarray) -> Fit:
     return Fit("affine", float(a), float(b), int(x.size))
 
 
-MODELS = {"wall_s": fit_power, "cpu_s": fit_power, "peak_rss_bytes": fit_affine}
+FITTERS = {"power": fit_power, "affine": fit_affine}
+TIME_MODELS = tuple(FITTERS)
 
 
 def _results_files(paths: list[str | Path]) -> list[Path]:
@@ -147,12 +148,13 @@ def collect_points(paths: list[str | Path]) -> dict[tuple[str, str], list[dict[s
     return points
 
 
-def _fit_all(pts: list[dict[str, Any]]) -> dict[str, Fit]:
+def _fit_all(pts: list[dict[str, Any]], time_model: str = "affine") -> dict[str, Fit]:
     x = np.array([p["rows_in"] for p in pts])
-    return {m: MODELS[m](x, np.array([max(p[m], 1e-9) for p in pts])) for m in MODELS}
+    kinds = {"wall_s": time_model, "cpu_s": time_model, "peak_rss_bytes": "affine"}
+    return {m: FITTERS[k](x, np.array([max(p[m], 1e-9) for p in pts])) for m, k in kinds.items()}
 
 
-def held_out_error(pts: list[dict[str, Any]]) -> dict[str, Any] | None:
+def held_out_error(pts: list[dict[str, Any]], *, time_model: str = "affine") -> dict[str, Any] | None:
     """Refit without the largest size and compare the prediction for it with the measurement.
 
     Needs at least two distinct smaller sizes to fit; else ``None``. Points at the largest
@@ -163,7 +165,7 @@ def held_out_error(pts: list[dict[str, Any]]) -> dict[str, Any] | None:
     test = [p for p in pts if p["rows_in"] == top]
     if len({p["rows_in"] for p in train}) < 2:
         return None
-    fits = _fit_all(train)
+    fits = _fit_all(train, time_model)
     out: dict[str, Any] = {"held_out_scale": ", ".join(str(p["scale"]) for p in test),
                            "fitted_on": [p["scale"] for p in train]}
     for m, fit in fits.items():
@@ -211,7 +213,8 @@ def city_rows(ds: dict[str, Any], *, sensors: int, days: float, interval_s: floa
 
 def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
          results: list[str | Path], stations: int | None = None, water_sites: int | None = None,
-         tasks: list[str] | None = None, engines: list[str] | None = None) -> dict[str, Any]:
+         tasks: list[str] | None = None, engines: list[str] | None = None,
+         time_model: str = "affine") -> dict[str, Any]:
     """Predict cores, memory and storage for a city from measured scale sweeps.
 
     Parameters
@@ -226,6 +229,9 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
         Transit stations and water sites (default: in proportion to the sensors).
     tasks, engines
         Keep only these tasks / engine labels.
+    time_model
+        ``"affine"`` (fixed cost plus a cost per row; the default) or ``"power"`` (power
+        law on log-log axes) for wall and CPU time. Memory is always affine.
 
     Returns
     -------
@@ -235,6 +241,9 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
         cores needed to meet the deadline (CPU seconds / deadline, assuming the work
         spreads over cores and workers), peak memory, the fits and their held-out error.
     """
+    if time_model not in FITTERS:
+        msg = f"unknown time model {time_model!r}; choose one of: {', '.join(FITTERS)}"
+        raise UserError(msg)
     if sensors <= 0 or days <= 0:
         msg = f"--sensors {sensors} and --days {days} must both be positive"
         raise UserError(msg)
@@ -269,12 +278,13 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
             rows = largest["rows_in"] * user[family] / fam_rows[family] if family else None
         else:
             family, rows = None, None
-        fits = _fit_all(pts)
+        fits = _fit_all(pts, time_model)
         est: dict[str, Any] = {"task": task, "engine": eng, "family": family,
                                "scales": [p["scale"] for p in pts],
                                "rows_measured": [p["rows_in"] for p in pts],
                                "fits": {m: f.to_dict() for m, f in fits.items()},
-                               "held_out": held_out_error(pts), "rows_in": rows,
+                               "held_out": held_out_error(pts, time_model=time_model),
+                               "rows_in": rows,
                                "measured_on": largest["machine"]}
         if rows is not None:
             wall, cpu, mem = (fits[m](rows) for m in ("wall_s", "cpu_s", "peak_rss_bytes"))
