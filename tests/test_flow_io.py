@@ -56,6 +56,13 @@ def test_wide_timestamp_column_fills_absent_rows(tmp_path):
     np.testing.assert_array_equal(q.values, p.values)
 
 
+def test_wide_unnamed_index_of_timestamps(tmp_path):
+    text = (DATA / "wide_ts.csv").read_text().replace("timestamp,", ",", 1)
+    (tmp_path / "w.csv").write_text(text)
+    p = read_wide(tmp_path / "w.csv", interval="1h")
+    assert p.ids == ["a", "b", "c"] and p.start == np.datetime64("2024-03-04T00:00:00")
+
+
 def test_cli_wide_json_shape_5min(tmp_path):
     rng = np.random.default_rng(0)
     t = np.arange(4 * 288)

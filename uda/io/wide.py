@@ -92,8 +92,9 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
         Timestamp of the first row when the table has no timestamp column
         (default :data:`uda.forecast.DEFAULT_START`, a Monday).
     time_column
-        Name of the timestamp column; by default a temporal column or one named
-        timestamp/time/datetime/date/ts is used if present.
+        Name of the timestamp column; by default a temporal column, one named
+        timestamp/time/datetime/date/ts, or a first text column whose values all read as
+        timestamps (a pandas index written by ``to_csv``) is used if present.
 
     Returns
     -------
@@ -116,6 +117,11 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
             if c.strip().lower() in TIME_NAMES or df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime):
                 tcol = c
                 break
+    if tcol is None and df[df.columns[0]].dtype == pl.String:
+        # an unnamed index column of timestamps, as pandas' to_csv writes it
+        first = df[df.columns[0]].str.strip_chars().str.replace(r"Z$", "")
+        if first.str.to_datetime(time_unit="ms", strict=False).null_count() == first.null_count() < df.height:
+            tcol = df.columns[0]
     notes: list[str] = []
     if tcol is not None:
         if start is not None:
