@@ -6,9 +6,6 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-#: Predecessor of a source or an unreached node.
-NO_PRED = -1
-
 
 def csr_from_links(num_nodes: int, tail: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compressed sparse row adjacency of a directed graph given by link ends.
