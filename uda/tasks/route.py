@@ -356,7 +356,7 @@ def link_travel_times(link_id: np.ndarray, length_m: np.ndarray, free_speed_kmh:
         tt = np.where(has, length_m.astype(np.float64)[:, None] * pace.reshape(nl, num_slots) / n_obs, free)
         mean_flow = np.where(has, flow.reshape(nl, num_slots) / n_obs, np.nan)
     return {"travel_time_s": tt, "flow_vph": mean_flow, "n_obs": n_obs.astype(np.int64),
-            "source": has.astype(np.int8)}
+            "source": np.where(has, SOURCE_SENSOR, SOURCE_FREE_FLOW).astype(np.int8)}
 
 
 def _tap_trips_frame(df: pl.DataFrame | pl.LazyFrame, slot_minutes: int):
