@@ -148,17 +148,35 @@ PEERS = {
 }
 
 
-def run_peer(fn, Y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, list[float]]:
+def _peer_call(fn, y: np.ndarray, origin: int) -> tuple[np.ndarray, float]:
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fn(y, origin)
+    return out, time.perf_counter() - t
+
+
+def run_peer(fn, Y: np.ndarray, rows: np.ndarray, *, jobs: int = 1) -> tuple[np.ndarray, list[float], float]:
+    """Run ``fn`` per series; returns forecasts, per-call seconds and the wall time of the loop.
+
+    With ``jobs > 1`` the series are spread over that many worker processes (warmed up
+    with one call each first, so imports and first-call compilation are not timed).
+    """
     origin = origin_of(Y.shape[1])
-    preds, times = [], []
-    for i in rows:
-        y = np.nan_to_num(Y[i], nan=float(np.nanmean(Y[i])))  # peers need gap-free input
+    series = [np.nan_to_num(Y[i], nan=float(np.nanmean(Y[i]))) for i in rows]  # peers need gap-free input
+    if jobs <= 1:
         t = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            preds.append(fn(y, origin))
-        times.append(time.perf_counter() - t)
-    return np.array(preds), times
+        got = [_peer_call(fn, y, origin) for y in series]
+        wall = time.perf_counter() - t
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            list(pool.map(_peer_call, [fn] * jobs, series[:1] * jobs, [origin] * jobs))
+            t = time.perf_counter()
+            got = list(pool.map(_peer_call, [fn] * len(series), series, [origin] * len(series)))
+            wall = time.perf_counter() - t
+    return np.array([g[0] for g in got]), [g[1] for g in got], wall
 
 
 def summary(xs: list[float]) -> dict[str, float]:
@@ -173,6 +191,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply the peers' default subsample sizes (0 skips the peers)")
     ap.add_argument("--skip-cold", action="store_true", help="skip the cold (empty cache) process")
+    ap.add_argument("--peer-jobs", type=int, default=0,
+                    help="also time the peers spread over this many processes (0: CPU count; 1: off)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--child-cold", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--start", default=None, help=argparse.SUPPRESS)
@@ -183,6 +203,9 @@ def main() -> None:
 
     import numba
     import psutil
+
+    if args.peer_jobs == 0:
+        args.peer_jobs = psutil.cpu_count() or 1
 
     t = time.perf_counter()
     Y, start = load_panel(args.data)
@@ -213,7 +236,8 @@ def main() -> None:
             continue
         try:
             rows = np.sort(rng.choice(n, size=min(k, n), replace=False))
-            p, times = run_peer(fn, Y, rows)
+            p, times, _ = run_peer(fn, Y, rows)
+            pj, _, wall = run_peer(fn, Y, rows, jobs=args.peer_jobs) if args.peer_jobs > 1 else (p, times, None)
         except ImportError as exc:
             print(f"skipped {label}: {exc}", flush=True)
             result["peers"][label] = {"skipped": str(exc)}
@@ -224,9 +248,17 @@ def main() -> None:
                  "per_series_s": summary(times), "extrapolated_all_s": per * n,
                  "mae_peer": mae(p, act[rows]), "mae_ours_same_series": mae(preds[family][rows], act[rows]),
                  "speedup_vs_ours_warm": per * n / ours_s}
+        if wall is not None:
+            entry.update(parallel_jobs=args.peer_jobs, parallel_wall_s=wall,
+                         parallel_extrapolated_all_s=wall / len(rows) * n,
+                         parallel_speedup_vs_ours_warm=wall / len(rows) * n / ours_s)
         result["peers"][label] = entry
+        par = ""
+        if wall is not None:
+            par = (f"; with {args.peer_jobs} processes {wall / len(rows) * n:,.0f} s = "
+                   f"{entry['parallel_speedup_vs_ours_warm']:,.1f}x ours")
         print(f"{label}: {len(rows)} series, median {per:.3f} s/series (first {times[0]:.2f} s) -> "
-              f"{per * n:,.0f} s for {n} series = {entry['speedup_vs_ours_warm']:,.0f}x ours ({family}); "
+              f"{per * n:,.0f} s for {n} series = {entry['speedup_vs_ours_warm']:,.0f}x ours ({family}){par}; "
               f"MAE peer {entry['mae_peer']:.2f} vs ours {entry['mae_ours_same_series']:.2f} "
               f"on the same series", flush=True)
     result["load_average_end"] = os.getloadavg()[0]
