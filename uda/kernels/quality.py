@@ -117,6 +117,10 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latenc
     prev_ts = np.int64(-(2**62))
     prev_slot_key = np.int64(-(2**62))
     prev_slot = np.int64(-(2**62))
+    g_key = np.int64(-(2**62))  # grid state of the previous parsed row
+    g_t = np.int64(0)
+    g_slot = np.int64(0)
+    g_on = False
     cur_d = -1
     hll_d = -1
     run = 0
@@ -171,8 +175,16 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latenc
                 if not dup:
                     qs_latency[qs_bucket(lat, tmp, bits)] += 1
         if interval_ms > 0:
-            acc[ON_GRID] += t % interval_ms == 0
-            slot = (t + interval_ms // 2) // interval_ms
+            # the next reading of a key is usually one interval on: skip the two divisions
+            if kk == g_key and t - g_t == interval_ms:
+                g_slot += 1
+            else:
+                g_on = t % interval_ms == 0
+                g_slot = (t + interval_ms // 2) // interval_ms
+            g_key = kk
+            g_t = t
+            slot = g_slot
+            acc[ON_GRID] += g_on
             if inside and ref_ok and not (kk == prev_slot_key and slot == prev_slot):
                 acc[SLOTS] += 1
                 prev_slot_key = kk
