@@ -592,12 +592,13 @@ def evaluate(panel: Panel, *, models: list[str] | str = "last,ha,ridge",
     panel, proto = prepare(panel, horizons=horizons, split=split, origin_step=origin_step)
     ctx = make_context(panel, proto, names)
     merged = block_error_sums(panel.values, ctx, proto, names)
-    return finish(merged, panel, proto)
+    return finish(merged, proto, series=panel.values.shape[0], start=panel.start,
+                  interval_s=panel.interval_s, notes=panel.notes)
 
 
-def finish(merged: dict[str, dict[str, Any]], panel: Panel, proto: Protocol) -> dict[str, Any]:
-    """The JSON-ready result of an evaluation."""
+def finish(merged: dict[str, dict[str, Any]], proto: Protocol, *, series: int,
+           start: np.datetime64, interval_s: int, notes: list[str]) -> dict[str, Any]:
+    """The JSON-ready result of an evaluation of ``series`` series."""
     res = metrics_from_sums(merged, proto.horizons)
-    return {**res, "protocol": proto.describe(), "series": int(panel.values.shape[0]),
-            "steps": int(panel.values.shape[1]), "interval_s": int(panel.interval_s),
-            "start": str(panel.start), "notes": list(panel.notes)}
+    return {**res, "protocol": proto.describe(), "series": int(series), "steps": int(proto.n_time),
+            "interval_s": int(interval_s), "start": str(start), "notes": list(notes)}

@@ -351,8 +351,8 @@ def evaluate_panel(panel: Panel, *, engine: str = "polars", scheduler: str | Non
                                              start=panel.start, interval_s=panel.interval_s,
                                              models=names, horizons=h, split=split,
                                              origin_step=origin_step, adjacency=adjacency)
-    res = finish(out["merged"], Panel(np.empty((n_used, Y.shape[1])), [], panel.start,
-                                      panel.interval_s, notes=panel.notes + notes), out["proto"])
+    res = finish(out["merged"], out["proto"], series=n_used, start=panel.start,
+                 interval_s=panel.interval_s, notes=panel.notes + notes)
     res["models"] = {m: res["models"][m] for m in names}
     res["engine"] = engine
     return res
@@ -422,8 +422,8 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
                                              interval_s=interval_s, models=names, horizons=h,
                                              split=split, origin_step=origin_step,
                                              adjacency=adjacency)
-    res = finish(out["merged"], Panel(np.empty((n_used, n_time)), [], start, interval_s, notes=notes),
-                 out["proto"])
+    res = finish(out["merged"], out["proto"], series=n_used, start=start, interval_s=interval_s,
+                 notes=notes)
     res["models"] = {m: res["models"][m] for m in names}
     res.update(engine=engine, target=target, dataset=str(ds.path))
     hs = [str(int(x)) for x in h]
