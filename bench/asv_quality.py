@@ -1,0 +1,34 @@
+"""asv: the one-scan data-quality measurement (quality kernel with HLL and quantile sketches) per table."""
+
+from __future__ import annotations
+
+import os
+
+from uda.quality import measure
+
+from .asv_data import tiny_dataset
+
+
+class QualityScan:
+    """``uda.quality.measure`` of each sensor table of the tiny dataset, Polars and Dask."""
+
+    params = [["traffic", "taps", "water"], ["polars", "dask"]]
+    param_names = ["table", "engine"]
+    timeout = 600
+
+    def setup_cache(self):
+        return tiny_dataset(os.getcwd())
+
+    def setup(self, path, table, engine):
+        measure(path, table, engine=engine)  # compile / load cache
+
+    def time_measure(self, path, table, engine):
+        measure(path, table, engine=engine)
+
+    def peakmem_measure(self, path, table, engine):
+        measure(path, table, engine=engine)
+
+    def track_quantile_sketch_error(self, path, table, engine):
+        return float(measure(path, table, engine=engine)["quantile_rel_error"])
+
+    track_quantile_sketch_error.unit = "relative error of the sketch quantiles"
