@@ -154,26 +154,39 @@ def profile_matrix(Y: np.ndarray, weekend: np.ndarray, season: int, weeks: int) 
     ``j = 1 .. 7 * weeks`` over observed steps whose day type equals that of ``t`` (NaN if none).
 
     It uses only days before ``t``'s day, so it equals :func:`historical_average_predict`
-    for every origin when the horizon is at most one day.
+    for every origin when the horizon is at most one day. Computed with a sliding window
+    per step of the day and day type (two sums and counts), so the cost does not grow
+    with ``weeks``.
     """
     n, T = Y.shape
+    W = 7 * weeks
     out = np.full((n, T), np.nan)
     for i in prange(n):
-        for t in range(T):
-            s = 0.0
-            m = 0
-            for j in range(1, 7 * weeks + 1):
-                src = t - j * season
-                if src < 0:
-                    break
-                if weekend[src] != weekend[t]:
-                    continue
-                v = Y[i, src]
-                if not np.isnan(v):
-                    s += v
-                    m += 1
-            if m > 0:
-                out[i, t] = s / m
+        sums = np.zeros(2)
+        cnts = np.zeros(2, dtype=np.int64)
+        for r in range(min(season, T)):
+            sums[:] = 0.0
+            cnts[:] = 0
+            d = 0
+            t = r
+            while t < T:
+                if d >= 1:  # day d - 1 enters the window
+                    src = t - season
+                    v = Y[i, src]
+                    if not np.isnan(v):
+                        sums[weekend[src]] += v
+                        cnts[weekend[src]] += 1
+                if d >= W + 1:  # day d - 1 - W leaves it
+                    src = t - (W + 1) * season
+                    v = Y[i, src]
+                    if not np.isnan(v):
+                        sums[weekend[src]] -= v
+                        cnts[weekend[src]] -= 1
+                k = weekend[t]
+                if cnts[k] > 0:
+                    out[i, t] = sums[k] / cnts[k]
+                d += 1
+                t += season
     return out
 
 
