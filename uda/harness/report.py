@@ -79,10 +79,10 @@ def case_rows(results: dict[str, Any]) -> list[dict[str, str]]:
             "case": c["id"], "task": c["task"], "engine": _engine_label(c),
             "scale": c.get("scale") or "–", "status": c["status"],
             "cold s": _fmt_s((c.get("cold") or {}).get("wall_s")) if c["status"] == "ok" else "–",
-            "warm s": _fmt_s(s.get("wall_s_median")), "min–max": spread,
+            "warm s": _fmt_s(s.get("wall_s_median")) if s.get("n_warm") else "–", "min–max": spread,
             "CPU s": _fmt_s(s.get("cpu_s_median")),
             "peak MiB": f"{s['peak_rss_bytes'] / MIB:,.0f}" if s.get("peak_rss_bytes") else "–",
-            "rows/s": _fmt_rate(s.get("rows_per_s")),
+            "rows/s": _fmt_rate(s.get("rows_per_s")) if s.get("n_warm") else "–",
             "quality": _quality_text(c.get("quality") or {}) if s else "–",
             "quality1": _quality_text(c.get("quality") or {}, 1) if s else "–",
         })
@@ -266,7 +266,7 @@ def make_plots(results: dict[str, Any]) -> list[tuple[str, str, bytes]]:
         return c["summary"]["peak_rss_bytes"] / MIB
 
     def rate(c):
-        return c["summary"].get("rows_per_s")
+        return c["summary"].get("rows_per_s") if c["summary"].get("n_warm") else None
 
     specs = [
         ("time", "Warm median time against data size, per engine (log axes)",
