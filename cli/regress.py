@@ -9,7 +9,7 @@ import click
 
 
 @click.command()
-@click.argument("base")
+@click.argument("base", required=False)
 @click.argument("head", default="HEAD")
 @click.option("--threshold", type=float, default=0.1, show_default=True,
               help="Fail when a kernel executes more than this fraction more instructions than in BASE.")
@@ -21,7 +21,7 @@ import click
               help="Extracted revisions, Numba caches, helper library [default: ~/.cache/uda/regress].")
 @click.option("--list", "list_only", is_flag=True, help="List the kernels measured and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def regress(base: str, head: str, threshold: float, kernels: str, repo: str, cache_dir: str | None,
+def regress(base: str | None, head: str, threshold: float, kernels: str, repo: str, cache_dir: str | None,
             list_only: bool, as_json: bool) -> None:
     """Compare the instruction counts of every core kernel at BASE and HEAD.
 
@@ -36,6 +36,11 @@ def regress(base: str, head: str, threshold: float, kernels: str, repo: str, cac
     if list_only:
         click.echo("\n".join(probe_cases()))
         return
+    if base is None:
+        from uda.errors import UserError
+
+        msg = "give the BASE revision to compare against, e.g. uda regress main HEAD"
+        raise UserError(msg)
     names = [k.strip() for k in kernels.split(",") if k.strip()] or None
     progress = None
     if not as_json and sys.stderr.isatty():

@@ -182,6 +182,12 @@ def test_cli_missing_valgrind(two_commits, tmp_path, monkeypatch):
 
 
 def test_cli_list():
-    res = CliRunner().invoke(cli, ["regress", "--list", "HEAD"])
+    res = CliRunner().invoke(cli, ["regress", "--list"])
     assert res.exit_code == 0
     assert "dijkstra_many" in res.output.split()
+
+
+def test_cli_needs_base():
+    res = CliRunner().invoke(cli, ["regress"])
+    assert res.exit_code == 2
+    assert "give the BASE revision" in res.output
