@@ -139,3 +139,14 @@ def test_size_without_measurements_exit_2(tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
     with pytest.raises(UserError):
         size(sensors=1, days=1, interval_s=300, deadline_s=1, results=[str(tmp_path)])
+
+
+def test_datasets_with_department_feeds_map_to_families():
+    from uda.harness.sizing import _family_bytes_per_row, _family_rows
+
+    ds = {"tables": {"true_traffic": {"rows": 1000, "bytes": 4000},
+                     "feed_taps_d000_v0": {"rows": 30, "bytes": 300},
+                     "feed_taps_d001_v0": {"rows": 70, "bytes": 700},
+                     "water": {"rows": 10, "bytes": 50}}}
+    assert _family_rows(ds) == {"traffic": 1000, "taps": 100, "water": 10}
+    assert _family_bytes_per_row(ds) == {"traffic": 4.0, "taps": 10.0, "water": 5.0}

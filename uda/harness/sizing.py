@@ -10,8 +10,9 @@ the measurement.
 
 A user's city (N sensors at interval I over D days, optionally stations and water sites)
 is mapped to each task's input rows through the sensor table the task mostly reads
-(traffic, taps or water; the one whose row count is nearest the task's ``rows_in`` at the
-largest measured scale), scaled from that dataset to the user's city.
+(traffic, taps, water, or all three together; the one whose row count is nearest the
+task's ``rows_in`` at the largest measured scale), scaled from that dataset to the user's
+city.
 """
 
 from __future__ import annotations
@@ -175,17 +176,26 @@ def held_out_error(pts: list[dict[str, Any]], *, time_model: str = "affine") -> 
     return out
 
 
-def _family_rows(ds: dict[str, Any]) -> dict[str, float]:
+def _family_tables(ds: dict[str, Any], family: str) -> list[dict[str, Any]]:
+    """Manifest entries holding a family's rows: the canonical table, else its truth copy,
+    else the department feeds (``feed_<family>_*``) of a dataset generated with defects."""
     tables = ds.get("tables", {})
-    return {f: float(tables.get(f, {}).get("rows") or 0) for f in FAMILIES}
+    for name in (family, f"true_{family}"):
+        if tables.get(name, {}).get("rows"):
+            return [tables[name]]
+    return [t for name, t in tables.items() if name.startswith(f"feed_{family}_")]
+
+
+def _family_rows(ds: dict[str, Any]) -> dict[str, float]:
+    return {f: float(sum(t.get("rows") or 0 for t in _family_tables(ds, f))) for f in FAMILIES}
 
 
 def _family_bytes_per_row(ds: dict[str, Any]) -> dict[str, float]:
-    tables = ds.get("tables", {})
     out = {}
     for f in FAMILIES:
-        t = tables.get(f, {})
-        out[f] = (t.get("bytes") or 0) / t["rows"] if t.get("rows") else 0.0
+        parts = _family_tables(ds, f)
+        rows = sum(t.get("rows") or 0 for t in parts)
+        out[f] = sum(t.get("bytes") or 0 for t in parts) / rows if rows else 0.0
     return out
 
 
@@ -269,12 +279,16 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
         largest = pts[-1]
         ds = largest["dataset"]
         if ds.get("tables"):
-            storage_ds = storage_ds or ds
+            if storage_ds is None or (ds.get("tables", {}).get("traffic") and
+                                      not storage_ds.get("tables", {}).get("traffic")):
+                storage_ds = ds  # prefer canonical tables (no defects) for storage
             fam_rows = _family_rows(ds)
-            family = min((f for f in FAMILIES if fam_rows[f] > 0),
+            fam_rows["all"] = sum(fam_rows.values())
+            family = min((f for f in fam_rows if fam_rows[f] > 0),
                          key=lambda f: abs(math.log(largest["rows_in"] / fam_rows[f])), default=None)
             user = city_rows(ds, sensors=sensors, days=days, interval_s=interval_s,
                              stations=stations, water_sites=water_sites)
+            user["all"] = sum(user.values())
             rows = largest["rows_in"] * user[family] / fam_rows[family] if family else None
         else:
             family, rows = None, None
