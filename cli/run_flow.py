@@ -7,6 +7,8 @@ import math
 
 import click
 
+from uda.engines import SCHEDULER_HELP
+
 
 def _clean(obj):
     """JSON-safe copy: NaN/inf become null, NumPy scalars plain numbers."""
@@ -82,7 +84,7 @@ def _num(x, digits: int = 2) -> str:
 @click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
               help="Polars (one block of series) or Dask (targets per file, fitting per partition of series).")
 @click.option("--scheduler", default=None,
-              help="With --engine dask: threads, processes, sync or a scheduler address [default: threads].")
+              help=SCHEDULER_HELP)
 @click.option("--models", default="last,snaive_day,snaive_week,ha,hw,ridge,ridge_sp", show_default=True,
               help="Comma-separated forecasters, or 'all'.")
 @click.option("--horizons", default="1,3,6,12", show_default=True, help="Steps ahead to score.")

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from uda.engines import SCHEDULER_HELP
+
 _ALGORITHMS = ("aon", "fw", "cfw", "bfw")
 
 
@@ -55,7 +57,7 @@ def _congested_table(summary: dict):
 @click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
               help="With --data: engine for the sensor aggregation.")
 @click.option("--scheduler", default=None,
-              help="With --engine dask: threads, processes, sync or a scheduler address [default: threads].")
+              help=SCHEDULER_HELP)
 @click.option("--slot-minutes", type=int, default=60, show_default=True,
               help="With --data: length of a time-of-day slot for link travel times.")
 @click.option("--slot", type=int, default=None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from uda.engines import SCHEDULER_HELP
 from uda.errors import UserError
 
 
@@ -69,7 +70,7 @@ def _print_human(summary: dict) -> None:
 @click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
               help="Engine running the per-site pipeline.")
 @click.option("--scheduler", default=None,
-              help="With --engine dask: threads, processes, sync or a scheduler address [default: threads].")
+              help=SCHEDULER_HELP)
 @click.option("--period", type=click.Choice(["all", "day", "week", "month"]), default="month",
               show_default=True, help="WQI period per site.")
 @click.option("--guidelines", type=click.Path(), default=None,
