@@ -183,3 +183,26 @@ def test_builtin_suites_expand():
     assert {c.scale.partition(":")[0] for c in sweep} == {"tiny", "small", "medium"}
     assert {c.scale for c in sweep if c.task == "flow"} == {"tiny", "small", MID_SCALE, "medium"}
     assert all(c.cold == "cached" for c in sweep)
+
+
+def test_interrupted_run_kills_the_case_process(tmp_path, monkeypatch):
+    import psutil
+
+    from uda.harness import runner
+
+    seen = []
+    real_sample = runner.TreeSampler.sample
+
+    def sample_then_interrupt(self):
+        rss = real_sample(self)
+        if self.root.pid != psutil.Process().pid:
+            seen.append(self.root.pid)
+            raise KeyboardInterrupt
+        return rss
+
+    monkeypatch.setattr(runner.TreeSampler, "sample", sample_then_interrupt)
+    suite = load_suite(_suite(tmp_path, [{"task": "sleep", "target": f"{MODULE}:case_sleep",
+                                          "data": False}]))
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out_dir=None)
+    assert seen and not psutil.pid_exists(seen[0])

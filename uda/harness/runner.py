@@ -484,27 +484,34 @@ def _run_child(case: Case, spec: dict[str, Any], work: Path) -> dict[str, Any]:
         proc = subprocess.Popen(cmd, stdout=err, stderr=err, env=env, start_new_session=True)
         watcher = TreeSampler(proc.pid)
         status, message = None, ""
-        while True:
-            try:
-                proc.wait(timeout=_POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                rss = watcher.sample()
-            except psutil.Error:
-                rss = 0
-            elapsed = time.perf_counter() - started
-            if rss > limit:
-                status = "oom"
-                message = f"process tree RSS {rss / 2**20:.0f} MiB passed the limit of {case.memory_mb:.0f} MiB"
-            elif elapsed > case.timeout_s:
-                status = "timeout"
-                message = f"still running after the limit of {case.timeout_s:g} s"
-            if status:
-                kill_tree(proc.pid)
-                proc.wait()
-                break
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                try:
+                    rss = watcher.sample()
+                except psutil.Error:
+                    rss = 0
+                elapsed = time.perf_counter() - started
+                if rss > limit:
+                    status = "oom"
+                    message = f"process tree RSS {rss / 2**20:.0f} MiB passed the limit of {case.memory_mb:.0f} MiB"
+                elif elapsed > case.timeout_s:
+                    status = "timeout"
+                    message = f"still running after the limit of {case.timeout_s:g} s"
+                if status:
+                    kill_tree(proc.pid)
+                    proc.wait()
+                    break
+        except BaseException:
+            # Ctrl-C or any failure of the harness: the case runs in its own session and
+            # would not get the signal, so end its whole tree before giving up.
+            kill_tree(proc.pid)
+            proc.wait()
+            raise
     elapsed = time.perf_counter() - started
     events = []
     if events_path.is_file():
