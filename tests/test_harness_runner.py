@@ -117,8 +117,8 @@ def test_toml_suite_expands_the_matrix(tmp_path):
         "route/dask-threads/tiny/algorithm=bfw", "route/dask-threads/small/algorithm=bfw",
         "route/dask-processes/tiny/algorithm=bfw", "route/dask-processes/small/algorithm=bfw"]
     assert all(c.repeats == 2 and c.target == "uda.tasks.route:run" for c in cases)
-    only = expand_suite(load_suite(p), engines=["dask"], schedulers=["sync"], scales=["tiny"])
-    assert [c.id for c in only] == ["route/dask-sync/tiny/algorithm=bfw"]
+    only = expand_suite(load_suite(p), engines=["dask"], schedulers=["sync", "local"], scales=["tiny"])
+    assert [c.id for c in only] == ["route/dask-sync/tiny/algorithm=bfw", "route/dask-local:2/tiny/algorithm=bfw"]
 
 
 @pytest.mark.parametrize(("text", "suffix", "message"), [

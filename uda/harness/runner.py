@@ -248,9 +248,11 @@ def check_scheduler(scheduler: str) -> str:
 
     if scheduler in LOCAL_SCHEDULERS or "://" in scheduler:
         return scheduler
+    if scheduler == "local":
+        return "local:2"
     if scheduler.startswith("local:") and scheduler[6:].isdigit() and int(scheduler[6:]) > 0:
         return scheduler
-    msg = (f"unknown scheduler {scheduler!r}; use {', '.join(LOCAL_SCHEDULERS)}, local:N "
+    msg = (f"unknown scheduler {scheduler!r}; use {', '.join(LOCAL_SCHEDULERS)}, local[:N] "
            "(a LocalCluster of N worker processes) or a scheduler address such as tcp://127.0.0.1:8786")
     raise UserError(msg)
 
