@@ -80,13 +80,15 @@ def test_resolve_and_extract_leave_the_checkout_alone(toy_repo, tmp_path):
 def test_probe_lists_and_runs_a_case_natively(tmp_path):
     out = subprocess.run([sys.executable, str(R.PROBE), "--list"], check=True, capture_output=True, text=True)
     names = out.stdout.split()
-    assert {"dijkstra_many", "assign_bfw", "traffic_generator", "ccme_wqi"} <= set(names)
+    assert {"dijkstra_many", "assign_bfw", "traffic_generator", "ccme_wqi", "sketches",
+            "quality_scan"} <= set(names)
     env = dict(os.environ, PYTHONPATH=str(REPO), NUMBA_NUM_THREADS="1")
     report = tmp_path / "r.json"
-    subprocess.run([sys.executable, str(R.PROBE), "--time", "1", "--cases", "p_median,nope",
+    subprocess.run([sys.executable, str(R.PROBE), "--time", "1", "--cases", "p_median,sketches,nope",
                     "--out", str(report)], check=True, env=env, cwd=tmp_path)
     got = json.loads(report.read_text())
     assert got["p_median"]["status"] == "ok" and len(got["p_median"]["seconds"]) == 1
+    assert got["sketches"]["status"] == "ok"
     assert got["nope"]["status"] == "missing"
 
 

@@ -231,6 +231,31 @@ def case_detector_scores():
     return call
 
 
+def case_sketches():
+    from uda.kernels.sketches import hll_add, hll_new, qs_add, qs_new
+
+    rng = np.random.default_rng(SEED)
+    keys = rng.integers(0, 20_000, 50_000)
+    vals = rng.lognormal(6.0, 0.6, 50_000)
+
+    def call():
+        hll_add(hll_new(), keys)
+        qs_add(qs_new(), vals)
+
+    return call
+
+
+def case_quality_scan():
+    import polars as pl
+
+    from uda.quality import arrays_polars, scan_arrays
+
+    p = _plan()
+    arrays = arrays_polars(pl.from_arrow(p.traffic_chunk(0, 24)), "traffic")
+    lookup = np.zeros(p.city.scale.sensors, np.int64)
+    return lambda: scan_arrays(arrays, "traffic", lookup=lookup, n_districts=4, period=(0, 1 << 62))
+
+
 CASES = {name.removeprefix("case_"): fn for name, fn in sorted(globals().items())
          if name.startswith("case_") and callable(fn)}
 
