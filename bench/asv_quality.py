@@ -28,7 +28,7 @@ class QualityScan:
     def peakmem_measure(self, path, table, engine):
         measure(path, table, engine=engine)
 
-    def track_quantile_sketch_error(self, path, table, engine):
-        return float(measure(path, table, engine=engine)["quantile_rel_error"])
+    def track_distinct_keys_error(self, path, table, engine):
+        return float(measure(path, table, engine=engine)["overall"]["distinct_keys_rel_error"])
 
-    track_quantile_sketch_error.unit = "relative error of the sketch quantiles"
+    track_distinct_keys_error.unit = "relative error of the HLL distinct-key count"
