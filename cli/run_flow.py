@@ -82,7 +82,7 @@ def _num(x, digits: int = 2) -> str:
               show_default=True,
               help="With --data: sensor flow at 5 min, sensor speed at 5 min, or station in/outflow at 15 min.")
 @click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
-              help="Polars (one block of series) or Dask (targets per file, fitting per partition of series).")
+              help="Polars (blocks of sensors read and fitted in turn) or Dask (a task per block).")
 @click.option("--scheduler", default=None,
               help=SCHEDULER_HELP)
 @click.option("--models", default="last,snaive_day,snaive_week,ha,hw,ridge,ridge_sp", show_default=True,
@@ -94,10 +94,13 @@ def _num(x, digits: int = 2) -> str:
               help="Steps between rolling forecast origins in the test period.")
 @click.option("--partitions", type=int, default=4, show_default=True,
               help="With --engine dask and --wide/--libcity: blocks of series fitted in parallel.")
+@click.option("--block-mb", type=float, default=64, show_default=True,
+              help="With --data and a traffic target: MiB of series per block; fitting a block needs "
+                   "about ten times this, so lower it under a tight memory limit.")
 @click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column, target, engine,
-         scheduler, models, horizons, split_text, origin_step, partitions, out, as_json) -> None:
+         scheduler, models, horizons, split_text, origin_step, partitions, block_mb, out, as_json) -> None:
     """Score flow forecasters with a rolling-origin protocol.
 
     The time axis is split chronologically (default 70/10/20 train/validation/test);
@@ -113,10 +116,13 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column
         raise UserError(msg)
     split = _split(split_text)
     if data_dir is not None:
+        from uda.cli.progress import progress_bar
         from uda.tasks.flow import run
 
-        res = run(data_dir, engine=engine, scheduler=scheduler, target=target, models=models,
-                  horizons=horizons, split=split, origin_step=origin_step).summary
+        with progress_bar("flow") as progress:
+            res = run(data_dir, engine=engine, scheduler=scheduler, target=target, models=models,
+                      horizons=horizons, split=split, origin_step=origin_step, block_mb=block_mb,
+                      progress=progress).summary
     else:
         from uda.tasks.flow import evaluate_panel
 

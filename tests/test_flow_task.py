@@ -91,3 +91,47 @@ def test_speed_target_and_bad_target(dataset):
 
     with pytest.raises(UserError, match="unknown --target"):
         run(dataset, target="bikes")
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory):
+    """40 sensors, one per traffic file, so blocks and their neighbours span files."""
+    out = tmp_path_factory.mktemp("flow") / "files"
+    res = CliRunner().invoke(cli, ["generate", "--scale", "tiny", "--sensors", "40", "--days", "7",
+                                   "--seed", "5", "--tables", "traffic", "--chunk-rows", "2016",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.mark.parametrize("block_mb", [0.01, 64])
+def test_blocks_give_the_whole_panel_answer(many_files, block_mb):
+    """Streaming by blocks (neighbours from other blocks) equals scoring the whole panel at once."""
+    from uda.forecast import Panel, evaluate
+    from uda.tasks.flow import TrafficLayout, _csr, sensor_pairs
+
+    ds = open_dataset(many_files)
+    layout = TrafficLayout.of(ds, block_mb=block_mb)
+    assert len(ds.files("traffic")) == 40
+    assert len(layout.blocks) == (40 if block_mb < 1 else 8)
+    ids, Y, t0 = traffic_panel_polars(ds)
+    indptr, indices = _csr(*sensor_pairs(ds), ids)
+    # neighbours really cross block boundaries, so the halo exchange is exercised
+    owner = np.searchsorted(layout.lo, ids[np.repeat(np.arange(len(ids)), np.diff(indptr))], "right")
+    assert (owner != np.searchsorted(layout.lo, ids[indices], "right")).any()
+    panel = Panel(Y, [str(i) for i in ids], np.datetime64(int(t0), "ms").astype("datetime64[s]"), 300,
+                  indptr, indices)
+    models = "last,ha,ridge,ridge_sp"
+    whole = evaluate(panel, models=models, horizons="1,3")["models"]
+    for engine in ("polars", "dask"):
+        got = run(many_files, engine=engine, models=models, horizons="1,3", block_mb=block_mb).summary
+        for m in whole:
+            for h in ("1", "3"):
+                assert got["models"][m][h]["n"] == whole[m][h]["n"]
+                np.testing.assert_allclose(got["models"][m][h]["mae"], whole[m][h]["mae"], rtol=1e-9)
+                np.testing.assert_allclose(got["models"][m][h]["rmse"], whole[m][h]["rmse"], rtol=1e-9)
+
+
+def test_block_size_must_be_positive(dataset):
+    r = CliRunner().invoke(cli, ["run", "flow", "--data", str(dataset), "--block-mb", "0"])
+    assert r.exit_code == 2 and "--block-mb must be positive" in r.output

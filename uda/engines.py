@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from uda.errors import UserError
 
@@ -13,6 +14,8 @@ LOCAL_SCHEDULERS = ("threads", "processes", "sync")
 #: Chosen by measurement on the 2-core reference machine (docs/scaling.md): the threaded
 #: scheduler has no serialisation cost and the Numba kernels release the GIL.
 DEFAULT_SCHEDULER = "threads"
+#: ``progress(stage, done, total)``: what long work reports as it goes.
+Progress = Callable[[str, int, int], None]
 SCHEDULER_HELP = ("Dask scheduler: threads (default), processes, sync, local[:N] (a LocalCluster of N "
                   "worker processes on 127.0.0.1, default 2) or the address of a running "
                   "distributed scheduler such as tcp://127.0.0.1:8786.")
@@ -100,3 +103,46 @@ def dask_scheduler(scheduler: str | None = None, *, quiet: bool = False) -> Iter
             yield client
     finally:
         client.close()
+
+
+def _current_client() -> Any | None:
+    """The ``distributed`` client of the enclosing :func:`dask_scheduler`, if any."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import Client
+
+    try:
+        return Client.current(allow_global=False)
+    except ValueError:
+        return None
+
+
+def compute_with_progress(tasks: Sequence[Any], on_done: Callable[[int], None]) -> list[Any]:
+    """``dask.compute(*tasks)`` on the current scheduler, calling ``on_done(n)`` as tasks finish.
+
+    ``n`` counts the finished ``tasks`` (not their dependencies). The results are in the
+    order of ``tasks``.
+    """
+    import dask
+
+    client = _current_client()
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(list(tasks))
+        for done, _ in enumerate(as_completed(futures), 1):
+            on_done(done)
+        return client.gather(futures)
+    from dask.callbacks import Callback
+
+    wanted = {t.key for t in tasks}
+    count = 0
+
+    def posttask(key, result, dsk, state, worker_id) -> None:
+        nonlocal count
+        if key in wanted:
+            count += 1
+            on_done(count)
+
+    with Callback(posttask=posttask):
+        return list(dask.compute(*tasks))

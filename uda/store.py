@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -286,17 +287,53 @@ class Dataset:
         return [resolve_inside(self.path, f["path"], remote=self.fs is not None)
                 for f in self.table(name)["files"]]
 
-    def scan(self, name: str) -> pl.LazyFrame:
-        """A Polars lazy scan of table ``name``."""
+    def scan(self, name: str, *, files: Sequence[int] | None = None) -> pl.LazyFrame:
+        """A Polars lazy scan of table ``name`` (only its ``files``-th files if given)."""
         import polars as pl
 
+        paths = self.files(name)
+        if files is not None:
+            paths = [paths[i] for i in files]
         if self.fs is None:
-            return pl.scan_parquet([str(p) for p in self.files(name)])
+            return pl.scan_parquet([str(p) for p in paths])
         import pyarrow.dataset as pds
         from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-        dataset = pds.dataset(self.files(name), filesystem=PyFileSystem(FSSpecHandler(self.fs)), format="parquet")
+        dataset = pds.dataset(paths, filesystem=PyFileSystem(FSSpecHandler(self.fs)), format="parquet")
         return pl.scan_pyarrow_dataset(dataset)
+
+    def file_ranges(self, name: str, column: str) -> tuple[list[Any], list[Any], list[int]]:
+        """Per file of table ``name``: least and greatest value of ``column`` and row count.
+
+        Read from the Parquet footers' statistics (no data pages), falling back to reading
+        the column of a file whose footer has none. Files without rows give ``None`` bounds.
+        """
+        import pyarrow.compute as pc
+
+        lows: list[Any] = []
+        highs: list[Any] = []
+        rows: list[int] = []
+        for path in self.files(name):
+            with (open(path, "rb") if self.fs is None else self.fs.open(path, "rb")) as fh:
+                pf = pq.ParquetFile(fh)
+                md = pf.metadata
+                idx = pf.schema_arrow.get_field_index(column)
+                if idx < 0:
+                    msg = (f"file {path} of table {name!r} has no column {column!r}; the dataset is "
+                           "damaged or from another tool, regenerate it")
+                    raise UserError(msg)
+                stats = [md.row_group(r).column(idx).statistics for r in range(md.num_row_groups)
+                         if md.row_group(r).num_rows]
+                if all(s is not None and s.has_min_max for s in stats):
+                    lo = min((s.min for s in stats), default=None)
+                    hi = max((s.max for s in stats), default=None)
+                else:
+                    mm = pc.min_max(pf.read(columns=[column]).column(0))
+                    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            lows.append(lo)
+            highs.append(hi)
+            rows.append(md.num_rows)
+        return lows, highs, rows
 
     def read(self, name: str) -> pl.DataFrame:
         """Table ``name`` as a Polars DataFrame (for the small city tables)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from uda.engines import check_engine, dask_scheduler
+from uda.engines import Progress, check_engine, compute_with_progress, dask_scheduler
 from uda.errors import UserError
 from uda.forecast import (
     DEFAULT_SPLIT,
@@ -17,6 +18,7 @@ from uda.forecast import (
     Panel,
     Protocol,
     block_error_sums,
+    correlation_neighbours,
     finish,
     make_protocol,
     merge_block_sums,
@@ -69,8 +71,8 @@ def _ms(values: Any) -> np.ndarray:
     return np.asarray(values).astype("datetime64[ms]").astype(np.int64)
 
 
-def sensor_adjacency(ds: Dataset, sensor_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sensors are neighbours when their links share a node (CSR over ``sensor_ids`` order)."""
+def sensor_pairs(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of neighbouring sensor ids (both directions): their links share a node."""
     import polars as pl
 
     sensors = ds.read("sensors").select("sensor_id", "link_id")
@@ -79,20 +81,21 @@ def sensor_adjacency(ds: Dataset, sensor_ids: np.ndarray) -> tuple[np.ndarray, n
     ends = pl.concat([sl.select("sensor_id", node="from_node"), sl.select("sensor_id", node="to_node")])
     pairs = (ends.join(ends, on="node", suffix="_nb").filter(pl.col.sensor_id != pl.col.sensor_id_nb)
              .select("sensor_id", "sensor_id_nb").unique())
-    return _csr(pairs["sensor_id"].to_numpy(), pairs["sensor_id_nb"].to_numpy(), sensor_ids)
+    return (pairs["sensor_id"].to_numpy().astype(np.int64),
+            pairs["sensor_id_nb"].to_numpy().astype(np.int64))
 
 
-def station_adjacency(ds: Dataset, series_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Station series are neighbours when their stations are linked and the direction matches."""
+def station_pairs(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of neighbouring station series: linked stations, same direction.
+
+    A station series id is ``2 * station_id + direction``.
+    """
     tl = ds.read("transit_links")
     a = tl["from_station"].to_numpy().astype(np.int64)
     b = tl["to_station"].to_numpy().astype(np.int64)
     src = np.concatenate([a, b])
     dst = np.concatenate([b, a])
-    # series id = 2 * station_id + direction
-    s2 = np.concatenate([2 * src, 2 * src + 1])
-    d2 = np.concatenate([2 * dst, 2 * dst + 1])
-    return _csr(s2, d2, series_ids)
+    return np.concatenate([2 * src, 2 * src + 1]), np.concatenate([2 * dst, 2 * dst + 1])
 
 
 def _csr(src: np.ndarray, dst: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,11 +113,133 @@ def _csr(src: np.ndarray, dst: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray,
     return indptr, pairs[:, 1].astype(np.int64).copy()
 
 
+# --------------------------------------------------------------------------- blocks of series
+
+#: Default memory of one block of traffic series (float64 values), MiB. Fitting a block
+#: takes about ten times this at its peak (features, forecasts), and Dask fits several at once.
+DEFAULT_BLOCK_MB = 64
+#: Blocks made at least (when there are enough files), so that every Dask worker has work.
+MIN_BLOCKS = 8
+
+
+@dataclass
+class TrafficLayout:
+    """How the traffic table's files are grouped into blocks of whole sensors.
+
+    Attributes
+    ----------
+    blocks
+        Per block, the indices of its files (a sensor's rows are never split between blocks).
+    lo, hi
+        Least and greatest sensor id of each block (ascending, disjoint ranges).
+    t0, n_time
+        Start (midnight of the first day, ms) and length of the 5-minute grid.
+    """
+
+    blocks: list[list[int]]
+    lo: np.ndarray
+    hi: np.ndarray
+    t0: int
+    n_time: int
+
+    @classmethod
+    def of(cls, ds: Dataset, *, block_mb: float = DEFAULT_BLOCK_MB) -> TrafficLayout:
+        """Blocks of about ``block_mb`` MiB of series, from the files' Parquet statistics."""
+        s_lo, s_hi, rows = ds.file_ranges("traffic", "sensor_id")
+        t_lo, t_hi, _ = ds.file_ranges("traffic", "ts")
+        files = sorted((i for i, r in enumerate(rows) if r), key=lambda i: (s_lo[i], s_hi[i]))
+        if not files:
+            msg = f"dataset {ds.path} has no traffic rows; generate it with traffic data"
+            raise UserError(msg)
+        t0, n_time = grid(int(_ms(np.datetime64(min(t_lo[i] for i in files), "ms"))),
+                          int(_ms(np.datetime64(max(t_hi[i] for i in files), "ms"))), 300)
+        # files whose sensor ranges overlap go together, so a sensor lives in one block
+        groups: list[list[int]] = []
+        top = None
+        for i in files:
+            if groups and s_lo[i] <= top:
+                groups[-1].append(i)
+                top = max(top, s_hi[i])
+            else:
+                groups.append([i])
+                top = s_hi[i]
+        series = [sum(rows[i] for i in g) / n_time for g in groups]  # if no reading is missing
+        total = sum(series)
+        target = min(block_mb * 2**20 / (8 * n_time), total / min(MIN_BLOCKS, len(groups)))
+        blocks: list[list[int]] = []
+        size = 0.0
+        for g, n in zip(groups, series, strict=True):
+            if blocks and size + n <= target * 1.05:
+                blocks[-1] += g
+                size += n
+            else:
+                blocks.append(list(g))
+                size = n
+        lo = np.array([min(s_lo[i] for i in b) for b in blocks], dtype=np.int64)
+        hi = np.array([max(s_hi[i] for i in b) for b in blocks], dtype=np.int64)
+        return cls(blocks, lo, hi, t0, n_time)
+
+
+@dataclass
+class Plan:
+    """Which series of other blocks each block needs for the neighbour signal.
+
+    Blocks hold disjoint ascending ranges ``[lo[k], hi[k]]`` of series ids. ``pairs[k]``
+    are the neighbour pairs ``(series, neighbour)`` whose series is in block ``k``;
+    ``need[k]`` the neighbours outside block ``k`` (ascending) and ``deps[k]`` the
+    blocks holding them. Without neighbours every block stands alone.
+    """
+
+    need: list[np.ndarray]
+    deps: list[list[int]]
+    pairs: list[tuple[np.ndarray, np.ndarray] | None]
+
+    @classmethod
+    def of(cls, lo: np.ndarray, hi: np.ndarray,
+           pairs: tuple[np.ndarray, np.ndarray] | None) -> Plan:
+        """The plan for blocks ``[lo, hi]`` and neighbour pairs (``None``: no neighbours)."""
+        n = len(lo)
+        if pairs is None:
+            return cls([np.empty(0, np.int64)] * n, [[] for _ in range(n)], [None] * n)
+        src, dst = (np.asarray(x, dtype=np.int64) for x in pairs)
+        own_src, own_dst = _owner(src, lo, hi), _owner(dst, lo, hi)
+        need, deps, mine = [], [], []
+        for k in range(n):
+            m = own_src == k
+            ext = m & (own_dst != k) & (own_dst >= 0)
+            need.append(np.unique(dst[ext]))
+            deps.append(np.unique(own_dst[ext]).tolist())
+            mine.append((src[m], dst[m]))
+        return cls(need, deps, mine)
+
+
+def _owner(ids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Block holding each id (``-1`` outside every block)."""
+    pos = np.searchsorted(lo, ids, side="right") - 1
+    ok = (pos >= 0) & (ids <= hi[np.maximum(pos, 0)])
+    return np.where(ok, pos, -1)
+
+
 # --------------------------------------------------------------------------- targets: Polars
 
 
+def _traffic_block_polars(ds: Dataset, files: list[int], column: str, t0: int,
+                          n_time: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sensor ids (ascending) and 5-minute matrix of ``column`` read from ``files`` with Polars."""
+    import polars as pl
+
+    df = (ds.scan("traffic", files=files)
+          .select("sensor_id", step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // 300_000,
+                  value=pl.col(column).cast(pl.Float64))
+          .collect())
+    sid = df["sensor_id"].to_numpy().astype(np.int64)
+    ids = np.unique(sid)
+    return ids, pivot(np.searchsorted(ids, sid), df["step"].to_numpy(), df["value"].to_numpy(),
+                      len(ids), n_time)
+
+
 def traffic_panel_polars(ds: Dataset, *, column: str = "flow") -> tuple[np.ndarray, np.ndarray, int]:
-    """Per-sensor 5-minute series of ``column`` with Polars.
+    """Per-sensor 5-minute series of ``column`` with Polars, all sensors at once.
 
     Returns
     -------
@@ -122,20 +247,9 @@ def traffic_panel_polars(ds: Dataset, *, column: str = "flow") -> tuple[np.ndarr
     Y : (n, T) float64, NaN where no reading
     t0_ms : start of the grid (midnight of the first day) in ms
     """
-    import polars as pl
-
-    lf = ds.scan("traffic").select("sensor_id", "ts", column)
-    b = lf.select(lo=pl.col.ts.min(), hi=pl.col.ts.max()).collect()
-    if b["lo"][0] is None:
-        msg = f"dataset {ds.path} has no traffic rows; generate it with traffic data"
-        raise UserError(msg)
-    t0, n_time = grid(int(_ms(b["lo"].to_numpy())[0]), int(_ms(b["hi"].to_numpy())[0]), 300)
-    df = (lf.with_columns(step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // 300_000)
-          .select("sensor_id", "step", pl.col(column).cast(pl.Float64)).collect())
-    sid = df["sensor_id"].to_numpy().astype(np.int64)
-    ids = np.unique(sid)
-    Y = pivot(np.searchsorted(ids, sid), df["step"].to_numpy(), df[column].to_numpy(), len(ids), n_time)
-    return ids, Y, t0
+    layout = TrafficLayout.of(ds)
+    files = [i for block in layout.blocks for i in block]
+    return (*_traffic_block_polars(ds, files, column, layout.t0, layout.n_time), layout.t0)
 
 
 def station_panel_polars(ds: Dataset) -> tuple[np.ndarray, np.ndarray, int]:
@@ -177,8 +291,11 @@ def _station_matrix(ids, sid, step, n, n_time):
 # --------------------------------------------------------------------------- targets: Dask
 
 
-def _traffic_block(df, column: str, t0: int, n_time: int) -> tuple[np.ndarray, np.ndarray]:
-    """One partition (pandas) -> its sensors' ids and 5-minute matrix."""
+def _traffic_block(column: str, t0: int, n_time: int, *dfs) -> tuple[np.ndarray, np.ndarray]:
+    """Partitions (pandas) of whole sensors -> their sensor ids (ascending) and 5-minute matrix."""
+    import pandas as pd
+
+    df = dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True)
     sid = df["sensor_id"].to_numpy().astype(np.int64)
     ids = np.unique(sid)
     step = (_ms(df["ts"].to_numpy()) - t0) // 300_000
@@ -186,18 +303,13 @@ def _traffic_block(df, column: str, t0: int, n_time: int) -> tuple[np.ndarray, n
     return ids, pivot(np.searchsorted(ids, sid), step, vals, len(ids), n_time)
 
 
-def traffic_blocks_dask(ds: Dataset, *, column: str = "flow") -> tuple[list, int, int]:
-    """Delayed ``(ids, Y)`` per traffic file (sensors never span files), grid start and length."""
+def traffic_blocks_dask(ds: Dataset, layout: TrafficLayout, *, column: str = "flow") -> list:
+    """One delayed ``(ids, Y)`` per block of ``layout``, read with Dask (a partition per file)."""
     import dask
 
-    ddf = ds.dask("traffic", columns=["sensor_id", "ts", column])
-    lo, hi = dask.compute(ddf.ts.min(), ddf.ts.max())
-    if lo is None or (isinstance(lo, float) and np.isnan(lo)):
-        msg = f"dataset {ds.path} has no traffic rows; generate it with traffic data"
-        raise UserError(msg)
-    t0, n_time = grid(int(_ms(np.datetime64(lo, "ms"))), int(_ms(np.datetime64(hi, "ms"))), 300)
-    parts = ddf.to_delayed()
-    return [dask.delayed(_traffic_block)(p, column, t0, n_time) for p in parts], t0, n_time
+    parts = ds.dask("traffic", columns=["sensor_id", "ts", column]).to_delayed()
+    return [dask.delayed(_traffic_block)(column, layout.t0, layout.n_time, *[parts[i] for i in block])
+            for block in layout.blocks]
 
 
 def station_panel_dask(ds: Dataset) -> tuple[np.ndarray, np.ndarray, int]:
@@ -229,99 +341,119 @@ def traffic_panel_dask(ds: Dataset, *, column: str = "flow") -> tuple[np.ndarray
     """The traffic target assembled from the Dask blocks (ids ascending), for comparisons."""
     import dask
 
-    blocks, t0, _ = traffic_blocks_dask(ds, column=column)
-    got = dask.compute(*blocks)
+    layout = TrafficLayout.of(ds)
+    got = dask.compute(*traffic_blocks_dask(ds, layout, column=column))
     ids = np.concatenate([b[0] for b in got])
     Y = np.concatenate([b[1] for b in got])
     order = np.argsort(ids, kind="stable")
-    return ids[order], Y[order], t0
+    return ids[order], Y[order], layout.t0
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
-def _fit_block(block, nb, usable, proto: Protocol, cal: Calendar, models: list[str]):
-    """Fit and score one block of series (rows not usable are skipped)."""
-    Y = block[1]
-    ctx = Context(cal, None if nb is None else nb[usable])
-    return block_error_sums(Y[usable], ctx, proto, models) if usable.any() else {}
+def _rows(block: tuple[np.ndarray, np.ndarray], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The series of ``block`` whose ids are in ``ids`` (what another block needs of it)."""
+    keep = np.isin(block[0], ids)
+    return block[0][keep], block[1][keep]
 
 
-def _block_usable(block, train_end: int) -> np.ndarray:
-    return usable_series(block[1], train_end)
+def _fit_block(block: tuple[np.ndarray, np.ndarray], halos: list, pairs, proto: Protocol,
+               cal: Calendar, models: list[str]) -> dict[str, Any]:
+    """Fit and score one block of series; its neighbours' series from other blocks in ``halos``.
+
+    Series without an observation in the training part are skipped (and reported), also
+    as neighbours. Returns the error sums, the number of series scored and the ids skipped.
+    """
+    ids, Y = block
+    usable = usable_series(Y, proto.train_end)
+    out: dict[str, Any] = {"sums": {}, "usable": int(usable.sum()), "dropped": ids[~usable]}
+    if not usable.any():
+        return out
+    nb = None
+    if pairs is not None:
+        lid = np.concatenate([ids, *(h[0] for h in halos)])
+        order = np.argsort(lid, kind="stable")
+        lid = lid[order]
+        L = np.concatenate([Y, *(h[1] for h in halos)])[order]
+        L[~usable_series(L, proto.train_end)] = np.nan
+        indptr, indices = _csr(pairs[0], pairs[1], lid)
+        nb = neighbour_signal(L, proto.train_end, indptr, indices)[np.searchsorted(lid, ids)][usable]
+        del L
+    out["sums"] = block_error_sums(Y[usable], Context(cal, nb), proto, models)
+    return out
 
 
-def _neighbours(blocks, usables, train_end: int, indptr, indices) -> list[np.ndarray]:
-    """The neighbour signal for every block, computed over all series."""
-    Y = np.concatenate([b[1] for b in blocks])
-    keep = np.concatenate(usables)
-    Y = np.where(keep[:, None], Y, np.nan)
-    nb = neighbour_signal(Y, train_end, indptr, indices)
-    sizes = np.cumsum([0] + [len(b[0]) for b in blocks])
-    return [nb[sizes[k]:sizes[k + 1]] for k in range(len(blocks))]
-
-
-def evaluate_blocks(blocks: list, *, engine: str, n_time: int, start: np.datetime64,
+def evaluate_blocks(loads: list, plan: Plan, *, engine: str, n_time: int, start: np.datetime64,
                     interval_s: int, models: list[str], horizons: np.ndarray,
                     split: tuple[float, float, float], origin_step: int,
-                    adjacency=None) -> tuple[dict[str, Any], int, list[str]]:
-    """Fit and score ``models`` block by block (Dask: one task per block; Polars: in turn).
+                    progress: Progress | None = None) -> tuple[dict[str, Any], Protocol, int, np.ndarray]:
+    """Fit and score ``models`` block by block, holding only a few blocks in memory.
 
-    ``blocks`` are ``(ids, Y)`` pairs (Dask: delayed). ``adjacency(ids) -> (indptr, indices)``
-    gives neighbours over the concatenated ids, else the most correlated series are used.
-    Returns the merged sums, the number of usable series and notes.
+    ``loads[k]`` gives block ``k`` as ``(ids, Y)``: a callable (Polars: blocks are loaded
+    in turn, each kept until the last block needing its series is done) or a delayed
+    object (Dask: one task per block, plus small tasks cutting out the series another
+    block needs). ``plan`` says which series each block needs from the others.
+
+    Returns
+    -------
+    merged, protocol, usable, dropped
+        The error sums of all blocks, the protocol, the number of series scored and the
+        ids of the series skipped for having no observation in the training part.
     """
-    import dask
-
-    from uda.forecast import correlation_neighbours
-
     proto = make_protocol(n_time, 86400 // interval_s, horizons, split=split, origin_step=origin_step)
     cal = Calendar.regular(start, interval_s, n_time)
-    need_nb = any(MODELS[m].needs_neighbours for m in models)
-    notes: list[str] = []
-    lazy = engine == "dask"
-    if lazy:
-        blocks = list(dask.persist(*blocks))
-        usables = dask.compute(*[dask.delayed(_block_usable)(b, proto.train_end) for b in blocks])
-        ids = np.concatenate(dask.compute(*[dask.delayed(lambda b: b[0])(b) for b in blocks]))
+    n = len(loads)
+    step = progress or (lambda stage, done, total: None)
+    step("fitting blocks", 0, n)
+    if engine == "dask":
+        import dask
+
+        proto_d, cal_d = dask.delayed(proto), dask.delayed(cal)
+        fits = [dask.delayed(_fit_block)(loads[k],
+                                         [dask.delayed(_rows)(loads[j], plan.need[k]) for j in plan.deps[k]],
+                                         plan.pairs[k], proto_d, cal_d, models) for k in range(n)]
+        parts = compute_with_progress(fits, lambda done: step("fitting blocks", done, n))
     else:
-        usables = [_block_usable(b, proto.train_end) for b in blocks]
-        ids = np.concatenate([b[0] for b in blocks])
-    usables = list(usables)
-    keep = np.concatenate(usables)
-    if not keep.any():
+        last = list(range(n))  # the last block that needs block j's series
+        for k in range(n):
+            for j in plan.deps[k]:
+                last[j] = max(last[j], k)
+        held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        parts = []
+        for k in range(n):
+            for j in (k, *plan.deps[k]):
+                if j not in held:
+                    held[j] = loads[j]()
+            parts.append(_fit_block(held[k], [_rows(held[j], plan.need[k]) for j in plan.deps[k]],
+                                    plan.pairs[k], proto, cal, models))
+            for j in [j for j in held if last[j] <= k]:
+                del held[j]
+            step("fitting blocks", k + 1, n)
+    usable = sum(p["usable"] for p in parts)
+    if not usable:
         msg = "every series is missing throughout the training period; nothing to forecast"
         raise UserError(msg)
-    if not keep.all():
-        dropped = [str(i) for i in ids[~keep]]
-        notes.append(f"dropped {len(dropped)} series with no observation in the training period: "
-                     + ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else ""))
-    nbs: list = [None] * len(blocks)
-    if need_nb:
-        if adjacency is not None:
-            indptr, indices = adjacency(ids)
-        else:
-            if lazy:
-                full = np.concatenate([b[1] for b in dask.compute(*blocks)])
-            else:
-                full = np.concatenate([b[1] for b in blocks])
-            full = np.where(keep[:, None], full, np.nan)
-            indptr, indices = correlation_neighbours(full, proto.train_end)
-            notes.append("no adjacency given: neighbours are the 4 most correlated series over the "
-                         "training period")
-        if lazy:
-            nb_all = dask.delayed(_neighbours, nout=len(blocks))(blocks, usables, proto.train_end,
-                                                                 indptr, indices)
-            nbs = [nb_all[k] for k in range(len(blocks))]
-        else:
-            nbs = _neighbours(blocks, usables, proto.train_end, indptr, indices)
-    if lazy:
-        parts = dask.compute(*[dask.delayed(_fit_block)(b, nbs[k], usables[k], proto, cal, models)
-                               for k, b in enumerate(blocks)])
-    else:
-        parts = [_fit_block(b, nbs[k], usables[k], proto, cal, models) for k, b in enumerate(blocks)]
-    merged = merge_block_sums([p for p in parts if p])
-    return {"merged": merged, "proto": proto}, int(keep.sum()), notes
+    merged = merge_block_sums([p["sums"] for p in parts if p["sums"]])
+    return merged, proto, usable, np.concatenate([p["dropped"] for p in parts])
+
+
+def _dropped_note(labels: list[str]) -> list[str]:
+    if not labels:
+        return []
+    return [f"dropped {len(labels)} series with no observation in the training period: "
+            + ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")]
+
+
+def _slices(ids: np.ndarray, Y: np.ndarray, parts: int, engine: str) -> tuple[list, np.ndarray, np.ndarray]:
+    """An in-memory panel cut into ``parts`` blocks (one block for Polars): loads, lo, hi."""
+    if engine != "dask":
+        return [lambda: (ids, Y)], ids[:1], ids[-1:]
+    import dask
+
+    edges = np.linspace(0, len(ids), min(parts, len(ids)) + 1).astype(int)
+    loads = [dask.delayed((ids[a:b], Y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return loads, ids[edges[:-1]], ids[edges[1:] - 1]
 
 
 def evaluate_panel(panel: Panel, *, engine: str = "polars", scheduler: str | None = None,
@@ -334,25 +466,27 @@ def evaluate_panel(panel: Panel, *, engine: str = "polars", scheduler: str | Non
     names = resolve_models(models)
     h = resolve_horizons(horizons)
     Y = panel.values
-    labels = np.asarray(panel.ids, dtype=object)
-    if engine == "dask":
-        import dask
-
-        edges = np.linspace(0, Y.shape[0], min(partitions, Y.shape[0]) + 1).astype(int)
-        blocks = [dask.delayed((labels[a:b], Y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    else:
-        blocks = [(labels, Y)]
-    adjacency = None
-    if panel.indptr is not None:
-        def adjacency(_ids):
-            return panel.indptr, panel.indices
+    rows = np.arange(Y.shape[0], dtype=np.int64)
+    notes = list(panel.notes)
+    pairs = None
+    if any(MODELS[m].needs_neighbours for m in names):
+        indptr, indices = panel.indptr, panel.indices
+        if indptr is None:
+            proto = make_protocol(Y.shape[1], panel.season, h, split=split, origin_step=origin_step)
+            keep = usable_series(Y, proto.train_end)
+            indptr, indices = correlation_neighbours(np.where(keep[:, None], Y, np.nan), proto.train_end)
+            notes.append("no adjacency given: neighbours are the 4 most correlated series over the "
+                         "training period")
+        pairs = (np.repeat(rows, np.diff(indptr)), np.asarray(indices, dtype=np.int64))
+    loads, lo, hi = _slices(rows, Y, partitions, engine)
     with dask_scheduler(scheduler if engine == "dask" else "sync"):
-        out, n_used, notes = evaluate_blocks(blocks, engine=engine, n_time=Y.shape[1],
-                                             start=panel.start, interval_s=panel.interval_s,
-                                             models=names, horizons=h, split=split,
-                                             origin_step=origin_step, adjacency=adjacency)
-    res = finish(out["merged"], out["proto"], series=n_used, start=panel.start,
-                 interval_s=panel.interval_s, notes=panel.notes + notes)
+        merged, proto, n_used, dropped = evaluate_blocks(
+            loads, Plan.of(lo, hi, pairs), engine=engine, n_time=Y.shape[1], start=panel.start,
+            interval_s=panel.interval_s, models=names, horizons=h, split=split,
+            origin_step=origin_step)
+    notes[len(panel.notes):len(panel.notes)] = _dropped_note([str(panel.ids[i]) for i in dropped])
+    res = finish(merged, proto, series=n_used, start=panel.start, interval_s=panel.interval_s,
+                 notes=notes)
     res["models"] = {m: res["models"][m] for m in names}
     res["engine"] = engine
     return res
@@ -361,23 +495,34 @@ def evaluate_panel(panel: Panel, *, engine: str = "polars", scheduler: str | Non
 def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
         target: str = "traffic", models: str | list[str] = DEFAULT_MODELS,
         horizons: str | list[int] = DEFAULT_HORIZONS,
-        split: tuple[float, float, float] = DEFAULT_SPLIT, origin_step: int = 1) -> TaskResult:
+        split: tuple[float, float, float] = DEFAULT_SPLIT, origin_step: int = 1,
+        block_mb: float = DEFAULT_BLOCK_MB, progress: Progress | None = None) -> TaskResult:
     """Build the flow target from a dataset and score forecasters on it.
+
+    Traffic targets stream: sensors are cut into blocks of whole files, and each block is
+    read, fitted and scored before it is dropped, so memory is bounded by the block size,
+    not the dataset. The neighbour model (``ridge_sp``) gets the few neighbouring series it
+    needs from the adjacent blocks. Station targets are small and built whole.
 
     Parameters
     ----------
     data
         Dataset folder (or an open :class:`~uda.store.Dataset`).
     engine
-        ``"polars"`` (targets with Polars, one block of series) or ``"dask"`` (targets per
-        file with Dask, fitting per partition of sensors).
+        ``"polars"`` (blocks read with Polars, one after the other; the kernels use every
+        core) or ``"dask"`` (a task per block, spread over the scheduler's workers).
     scheduler
-        Dask scheduler (``threads``, ``processes``, ``sync`` or an address).
+        Dask scheduler (``threads``, ``processes``, ``sync``, ``local[:N]`` or an address).
     target
         ``"traffic"`` (flow per sensor, 5 min), ``"speed"`` (speed per sensor, 5 min) or
         ``"stations"`` (inflow and outflow per station, 15 min).
     models, horizons, split, origin_step
         See :func:`uda.forecast.evaluate`.
+    block_mb
+        Size of one block of traffic series in memory (MiB); fitting needs about ten
+        times this per block at its peak.
+    progress
+        ``progress(stage, done, total)`` called as blocks are done.
 
     Returns
     -------
@@ -389,41 +534,36 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     if target not in TARGETS:
         msg = f"unknown --target {target!r}; choose one of: {', '.join(TARGETS)}"
         raise UserError(msg)
+    if not block_mb > 0:
+        msg = f"--block-mb must be positive; got {block_mb}"
+        raise UserError(msg)
     names = resolve_models(models)
     h = resolve_horizons(horizons)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     table, column, interval_s = TARGETS[target]
     entry = ds.table(table)
+    spatial = any(MODELS[m].needs_neighbours for m in names)
     with dask_scheduler(scheduler if engine == "dask" else "sync"):
         if target == "stations":
             ids, Y, t0 = station_panel_polars(ds) if engine == "polars" else station_panel_dask(ds)
-            if engine == "dask":
-                import dask
-
-                edges = np.linspace(0, len(ids), min(4, len(ids)) + 1).astype(int)
-                blocks = [dask.delayed((ids[a:b], Y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-            else:
-                blocks = [(ids, Y)]
+            loads, lo, hi = _slices(ids, Y, 4, engine)
             n_time = Y.shape[1]
-
-            def adjacency(all_ids):
-                return station_adjacency(ds, all_ids)
+            pairs = station_pairs(ds) if spatial else None
         else:
+            layout = TrafficLayout.of(ds, block_mb=block_mb)
+            t0, n_time, lo, hi = layout.t0, layout.n_time, layout.lo, layout.hi
             if engine == "polars":
-                ids, Y, t0 = traffic_panel_polars(ds, column=column)
-                blocks, n_time = [(ids, Y)], Y.shape[1]
+                loads = [lambda b=b: _traffic_block_polars(ds, b, column, t0, n_time) for b in layout.blocks]
             else:
-                blocks, t0, n_time = traffic_blocks_dask(ds, column=column)
-
-            def adjacency(all_ids):
-                return sensor_adjacency(ds, all_ids)
+                loads = traffic_blocks_dask(ds, layout, column=column)
+            pairs = sensor_pairs(ds) if spatial else None
         start = np.datetime64(int(t0), "ms").astype("datetime64[s]")
-        out, n_used, notes = evaluate_blocks(blocks, engine=engine, n_time=n_time, start=start,
-                                             interval_s=interval_s, models=names, horizons=h,
-                                             split=split, origin_step=origin_step,
-                                             adjacency=adjacency)
-    res = finish(out["merged"], out["proto"], series=n_used, start=start, interval_s=interval_s,
-                 notes=notes)
+        merged, proto, n_used, dropped = evaluate_blocks(
+            loads, Plan.of(lo, hi, pairs), engine=engine, n_time=n_time, start=start,
+            interval_s=interval_s, models=names, horizons=h, split=split, origin_step=origin_step,
+            progress=progress)
+    res = finish(merged, proto, series=n_used, start=start, interval_s=interval_s,
+                 notes=_dropped_note([str(i) for i in np.sort(dropped)]))
     res["models"] = {m: res["models"][m] for m in names}
     res.update(engine=engine, target=target, dataset=str(ds.path))
     hs = [str(int(x)) for x in h]
