@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,47 @@ def report(st: QualityState, table: str, *, districts: int, keys_per_district: n
     return out
 
 
+@dataclass
+class ScanContext:
+    """What a block scan of ``table`` needs from the dataset (small: the city and the period)."""
+
+    table: str
+    lookup: np.ndarray
+    n_districts: int
+    keys_per_district: np.ndarray
+    period: tuple[int, int]
+    days: int
+
+
+def context(ds: Dataset, table: str) -> ScanContext:
+    """The :class:`ScanContext` of ``table`` in ``ds``."""
+    lookup, dist = _lookup(ds, table)
+    n_d = int(ds.params.get("districts", int(dist.max(initial=-1)) + 1))
+    start = start_ms_of(ds.params["start"])
+    days = int(ds.params["days"])
+    return ScanContext(table, lookup, n_d, np.bincount(dist[dist >= 0], minlength=n_d)[:n_d],
+                       (start, start + days * _DAY_MS), days)
+
+
+def scan_tables(tables: list[Any], ctx: ScanContext) -> QualityState:
+    """The quality state of one block given as Arrow tables scanned together (a group and its rejects)."""
+    import polars as pl
+
+    frames = [pl.from_arrow(t) for t in tables]
+    df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    return scan_arrays(arrays_polars(df, ctx.table), ctx.table, lookup=ctx.lookup, n_districts=ctx.n_districts,
+                       period=ctx.period)
+
+
+def finish(states: list[QualityState], ctx: ScanContext) -> dict[str, Any]:
+    """Merge block states into the :func:`report` of the whole table."""
+    total = QualityState(ctx.n_districts, len(SPECS[ctx.table].values))
+    for st in states:
+        total.merge(st)
+    return report(total, ctx.table, districts=ctx.n_districts, keys_per_district=ctx.keys_per_district,
+                  days=ctx.days)
+
+
 def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "polars",
             scheduler: str | None = None, workers: int | None = None,
             tables: list[list[Any]] | None = None) -> dict[str, Any]:
@@ -254,21 +296,17 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
     if tables is None and not ds.has(table):
         msg = f"dataset {ds.path} has no {table!r} table; run `uda run standardise --data {ds.path}` first"
         raise UserError(msg)
-    lookup, dist = _lookup(ds, table)
-    n_d = int(ds.params.get("districts", int(dist.max(initial=-1)) + 1))
-    keys_per_district = np.bincount(dist[dist >= 0], minlength=n_d)[:n_d]
-    start = start_ms_of(ds.params["start"])
-    days = int(ds.params["days"])
-    period = (start, start + days * _DAY_MS)
+    ctx = context(ds, table)
+    lookup, n_d, period = ctx.lookup, ctx.n_districts, ctx.period
     units = blocks(ds, table) if tables is None else tables
     if engine == "polars" or tables is not None:
         import polars as pl
 
-        def load(x):
-            return pl.read_parquet(x) if tables is None else pl.from_arrow(x)
-
         def one(parts):
-            df = pl.concat([load(p) for p in parts], how="diagonal_relaxed") if len(parts) > 1 else load(parts[0])
+            if tables is not None:
+                return scan_tables(parts, ctx)
+            frames = [pl.read_parquet(x) for x in parts]
+            df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
             return scan_arrays(arrays_polars(df, table), table, lookup=lookup, n_districts=n_d, period=period)
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -289,7 +327,4 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
             jobs.append(dask.delayed(one_dask)(parts))
         with dask_scheduler(scheduler):
             states = list(dask.compute(*jobs))
-    total = QualityState(n_d, len(SPECS[table].values))
-    for st in states:
-        total.merge(st)
-    return report(total, table, districts=n_d, keys_per_district=keys_per_district, days=days)
+    return finish(states, ctx)

@@ -29,6 +29,8 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -450,10 +452,13 @@ def daily_levels(grp: dict[str, Any], *, start_ms: int) -> dict[str, np.ndarray]
     k, d, v = k[good], d[good], v[good]
     if not k.size:
         return {"key": k, "day": d, "level": v}
-    order = np.lexsort((v, d, k))
-    k, d, v = k[order], d[order], v[order]
+    # rows are sorted by key then time and a key's skew is constant, so (key, day) runs are
+    # contiguous; sort values inside each run and take the middle one (or the mean of two)
     brk = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (d[1:] != d[:-1]), True])
-    med = np.array([np.median(v[a:b]) for a, b in zip(brk[:-1], brk[1:], strict=True)])
+    run = np.repeat(np.arange(brk.size - 1), np.diff(brk))
+    v = v[np.lexsort((v, run))]
+    n = np.diff(brk)
+    med = (v[brk[:-1] + (n - 1) // 2] + v[brk[:-1] + n // 2]) / 2.0
     return {"key": k[brk[:-1]], "day": d[brk[:-1]], "level": med}
 
 
@@ -579,70 +584,150 @@ def _groups(files: list[FeedFile]) -> dict[tuple[str, str], list[FeedFile]]:
     return dict(sorted(out.items()))
 
 
-def _detect_polars(ctx: _Ctx) -> dict[tuple[str, str], dict[str, Any]]:
-    out = {}
-    for (table, gname), files in _groups(ctx.files).items():
-        parts = [parse_polars(ff) for ff in files]
-        out[(table, gname)] = detect_group(parts, table, district=files[0].district, lookup=ctx.lookups[table],
-                                           period=ctx.period)
-    return out
+#: ``reducer(table, clean, rejects) -> small result``, run where the group was standardised.
+Reducer = Callable[[str, pa.Table, pa.Table], Any]
 
 
-def _detect_dask(ctx: _Ctx) -> dict[tuple[str, str], dict[str, Any]]:
-    import dask
-    import dask.dataframe as dd
+def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, district: int | None,
+                  lookup: np.ndarray, period: tuple[int, int], start_ms: int,
+                  factors: dict[tuple[int, int], float], repair: bool, out_root: Path | None,
+                  reducer: Reducer | None) -> dict[str, Any]:
+    """Standardise one group and keep only what is small: counts, flags, hashes, drift levels.
 
-    jobs = {}
-    for (table, gname), files in _groups(ctx.files).items():
-        parts = []
-        for ff in files:
-            ddf = dd.read_parquet(str(ff.path), split_row_groups=False)
-            parts += [dask.delayed(parse_pandas)(ff, p) for p in ddf.to_delayed()]
-        jobs[(table, gname)] = dask.delayed(detect_group)(parts, table, district=files[0].district,
-                                                          lookup=ctx.lookups[table], period=ctx.period)
-    keys = list(jobs)
-    got = dask.compute(*[jobs[k] for k in keys])
-    return dict(zip(keys, got, strict=True))
-
-
-def _write_clean(ds: Dataset, results: dict[str, Any]) -> Path:
-    """Write ``clean/`` atomically: a temporary sibling inside the dataset, manifest last, rename."""
-    root = ds.path / CLEAN_DIR
-    tmp = ds.path / f".{CLEAN_DIR}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        tables = {}
-        for name, parts in results["tables"].items():
-            written = [write_part(tmp, rel, tab) for rel, tab in parts]
-            if written:
-                tables[name] = table_entry(written, parts[0][1].schema, partitioned_by="district")
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "clean",
-                    "params": ds.params, "standardise": results["report"], "tables": tables}
-        (tmp / (MANIFEST + ".part")).write_text(json.dumps(manifest, indent=1))
-        (tmp / (MANIFEST + ".part")).rename(tmp / MANIFEST)
-        trash = None
-        if root.exists():
-            trash = ds.path / f".{CLEAN_DIR}.old-{uuid.uuid4().hex[:8]}"
-            root.rename(trash)
-        tmp.rename(root)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
-
-
-def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
-                repair: bool = False, write: bool = True) -> dict[str, Any]:
-    """Standardise every feed of a dataset; returns the report (and writes ``clean/`` when it has feeds).
+    Parameters
+    ----------
+    parts
+        Parsed files of the group (from :func:`parse_polars` or :func:`parse_pandas`).
+    table, gname
+        Table and group name (``clean/<table>/<gname>.parquet``).
+    district, lookup, period
+        As for :func:`detect_group`.
+    start_ms
+        Start of the period (local ms), for the day of the drift levels.
+    factors
+        Drift factors of the table (``{}`` in the first pass, before they are known).
+    repair
+        Apply the repairs.
+    out_root
+        Write the clean and reject tables under this folder (``None``: write nothing).
+    reducer
+        Reduces the group's clean and reject tables to what the caller needs (``None``: nothing).
 
     Returns
     -------
     dict
-        ``counts``: ``{table: {district: {collected, valid, standardised, integrated}}}``;
-        ``findings``: feed-level problems; ``flags``: rows per flag and table; ``tables``:
-        ``{name: [(relative path, Arrow table)]}`` of the clean and reject tables.
+        ``levels`` (:func:`daily_levels`), ``keys`` (parsed keys, drift tables only),
+        ``counts``, ``flags``, ``findings``, ``hashes``/``schemas``/``parts`` per output
+        table, and ``reduced``.
+    """
+    g = detect_group(parts, table, district=district, lookup=lookup, period=period)
+    parts.clear()  # the parsed files are in g now
+    levels = daily_levels(g, start_ms=start_ms)
+    keys = np.unique(g["key"][g["syntax_ok"]]) if SPECS[table].drift else np.zeros(0, np.int64)
+    clean, rejects, counts = finish_group(g, factors, start_ms=start_ms, repair=repair)
+    out: dict[str, Any] = {"levels": levels, "keys": keys, "counts": counts,
+                           "flags": {name: int(g["flags"][name].sum()) for name in FLAGS},
+                           "findings": g["findings"], "hashes": {}, "schemas": {}, "parts": {}}
+    del g
+    from uda.kernels.checksum import table_hash_sum
+
+    for name, tab in ((table, clean), (f"{table}_rejects", rejects)):
+        if out_root is not None:
+            part = write_part(out_root, f"{name}/{gname}.parquet", tab)
+            out["parts"][name] = part
+            out["hashes"][name] = part.hash_sum
+        else:
+            out["hashes"][name] = table_hash_sum(tab)
+        out["schemas"][name] = tab.schema
+    out["reduced"] = reducer(table, clean, rejects) if reducer is not None else None
+    return out
+
+
+def _map_polars(ctx: _Ctx, groups: dict[tuple[str, str], list[FeedFile]], **kw: Any) -> dict[tuple[str, str], dict]:
+    factors = kw.pop("factors")
+
+    def one(item: tuple[tuple[str, str], list[FeedFile]]) -> dict[str, Any]:
+        (table, gname), files = item
+        parts = [parse_polars(ff) for ff in files]
+        return process_group(parts, table, gname, district=files[0].district, lookup=ctx.lookups[table],
+                             period=ctx.period, start_ms=ctx.start_ms, factors=factors.get(table, {}), **kw)
+
+    # one group per thread: memory is bounded by (threads x largest group), not the data size
+    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), os.cpu_count() or 1))) as pool:
+        return dict(zip(groups, pool.map(one, groups.items()), strict=True))
+
+
+def _map_dask(ctx: _Ctx, groups: dict[tuple[str, str], list[FeedFile]], **kw: Any) -> dict[tuple[str, str], dict]:
+    import dask
+    import dask.dataframe as dd
+
+    factors = kw.pop("factors")
+    jobs = []
+    for (table, gname), files in groups.items():
+        parts = []
+        for ff in files:
+            ddf = dd.read_parquet(str(ff.path), split_row_groups=False)
+            parts += [dask.delayed(parse_pandas)(ff, p) for p in ddf.to_delayed()]
+        jobs.append(dask.delayed(process_group)(parts, table, gname, district=files[0].district,
+                                                lookup=ctx.lookups[table], period=ctx.period, start_ms=ctx.start_ms,
+                                                factors=factors.get(table, {}), **kw))
+    return dict(zip(groups, dask.compute(*jobs), strict=True))
+
+
+def _commit_clean(ds: Dataset, tmp: Path, outs: dict[tuple[str, str], dict], report: dict[str, Any]) -> Path:
+    """Write the manifest of ``clean/`` into ``tmp`` (parts already written there), then swap it in."""
+    root = ds.path / CLEAN_DIR
+    parts: dict[str, list] = {}
+    schemas: dict[str, pa.Schema] = {}
+    for out in outs.values():
+        for name, part in out["parts"].items():
+            parts.setdefault(name, []).append(part)
+            schemas.setdefault(name, out["schemas"][name])
+    tables = {name: table_entry(written, schemas[name], partitioned_by="district") for name, written in parts.items()}
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "clean",
+                "params": ds.params, "standardise": report, "tables": tables}
+    (tmp / (MANIFEST + ".part")).write_text(json.dumps(manifest, indent=1))
+    (tmp / (MANIFEST + ".part")).rename(tmp / MANIFEST)
+    trash = None
+    if root.exists():
+        trash = ds.path / f".{CLEAN_DIR}.old-{uuid.uuid4().hex[:8]}"
+        root.rename(trash)
+    tmp.rename(root)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    return root
+
+
+def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
+                repair: bool = False, write: bool = True, reducer: Reducer | None = None) -> dict[str, Any]:
+    """Standardise every feed of a dataset, one group at a time; writes ``clean/`` when it has feeds.
+
+    Memory is bounded by the groups standardised at once (a group holds whole sensors or
+    sites), not by the data size: each group is parsed, flagged, written and reduced where
+    it runs, and only counts, hashes and drift levels come back. Drift factors need the
+    daily levels of every group, so the groups holding a drifted key run a second time
+    with the factors (their first results are replaced; the others cannot change).
+
+    Parameters
+    ----------
+    data
+        Dataset folder (or an open :class:`~uda.store.Dataset`).
+    engine, scheduler
+        ``"polars"`` (a thread per group) or ``"dask"`` (a task per group); the Dask scheduler.
+    repair
+        Shift skewed clocks back onto the grid and divide drifted values by the estimated drift.
+    write
+        Write ``clean/`` (datasets with feeds only).
+    reducer
+        Called on every group's final clean and reject tables; its results are returned.
+
+    Returns
+    -------
+    dict
+        ``report``: ``counts`` (``{table: {district: {collected, valid, standardised,
+        integrated}}}``), ``findings`` (feed-level problems), ``flags`` (rows per flag and
+        table); ``hashes``: content hash sum of every output table; ``reduced``:
+        ``{(table, group): reducer result}``.
     """
     check_engine(engine)
     ds = data if isinstance(data, Dataset) else open_dataset(data)
@@ -650,40 +735,55 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
     if not ctx.files:
         msg = f"dataset {ds.path} has no traffic, taps or water data; generate it with sensor tables"
         raise UserError(msg)
-    if engine == "polars":
-        groups = _detect_polars(ctx)
-    else:
-        with dask_scheduler(scheduler):
-            groups = _detect_dask(ctx)
-    factors: dict[str, dict] = {}
-    for table in TABLES:
-        levels = [daily_levels(g, start_ms=ctx.start_ms) for (t, _), g in groups.items() if t == table]
-        factors[table] = drift_factors(levels)
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    flags: dict[str, dict[str, int]] = {}
-    findings: list[dict[str, str]] = []
-    tables: dict[str, list[tuple[str, pa.Table]]] = {}
-    for (table, gname), g in groups.items():
-        clean, rejects, cnt = finish_group(g, factors[table], start_ms=ctx.start_ms, repair=repair)
-        for d, c in cnt.items():
-            acc = counts.setdefault(table, {}).setdefault(str(d), dict.fromkeys(c, 0))
-            for k, v in c.items():
-                acc[k] += v
-        fl = flags.setdefault(table, dict.fromkeys(FLAGS, 0))
-        for name in FLAGS:
-            fl[name] += int(g["flags"][name].sum())
-        findings += g["findings"]
-        tables.setdefault(table, []).append((f"{table}/{gname}.parquet", clean))
-        tables.setdefault(f"{table}_rejects", []).append((f"{table}_rejects/{gname}.parquet", rejects))
     has_feeds = ds.has("feed_dictionary")
-    report = {"engine": engine, "repair": repair, "has_feeds": has_feeds,
-              "counts": {t: dict(sorted(c.items(), key=lambda kv: int(kv[0]))) for t, c in sorted(counts.items())},
-              "flags": flags, "findings": findings,
-              "drift_factors": {t: len(v) for t, v in factors.items()}}
-    result = {"report": report, "tables": tables}
-    if write and has_feeds:
-        _write_clean(ds, result)
-    return result
+    tmp = ds.path / f".{CLEAN_DIR}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}" if write and has_feeds else None
+    groups = _groups(ctx.files)
+    try:
+        if tmp is not None:
+            tmp.mkdir()
+
+        def run_groups(sel: dict[tuple[str, str], list[FeedFile]], factors: dict[str, dict]) -> dict:
+            kw = {"factors": factors, "repair": repair, "out_root": tmp, "reducer": reducer}
+            if engine == "polars":
+                return _map_polars(ctx, sel, **kw)
+            with dask_scheduler(scheduler):
+                return _map_dask(ctx, sel, **kw)
+
+        outs = run_groups(groups, {})
+        factors: dict[str, dict] = {}
+        for table in TABLES:
+            factors[table] = drift_factors([o["levels"] for (t, _), o in outs.items() if t == table])
+        drifted = {t: np.unique(np.array([k for k, _ in f], np.int64)) for t, f in factors.items() if f}
+        again = {key: files for key, files in groups.items()
+                 if key[0] in drifted and np.isin(outs[key]["keys"], drifted[key[0]]).any()}
+        if again:
+            outs.update(run_groups(again, factors))
+        counts: dict[str, dict[str, dict[str, int]]] = {}
+        flags: dict[str, dict[str, int]] = {}
+        findings: list[dict[str, str]] = []
+        hashes: dict[str, int] = {}
+        for (table, _), o in outs.items():
+            for d, c in o["counts"].items():
+                acc = counts.setdefault(table, {}).setdefault(str(d), dict.fromkeys(c, 0))
+                for k, v in c.items():
+                    acc[k] += v
+            fl = flags.setdefault(table, dict.fromkeys(FLAGS, 0))
+            for name in FLAGS:
+                fl[name] += o["flags"][name]
+            findings += o["findings"]
+            for name, h in o["hashes"].items():
+                hashes[name] = (hashes.get(name, 0) + h) % (1 << 64)
+        report = {"engine": engine, "repair": repair, "has_feeds": has_feeds,
+                  "counts": {t: dict(sorted(c.items(), key=lambda kv: int(kv[0]))) for t, c in sorted(counts.items())},
+                  "flags": flags, "findings": findings,
+                  "drift_factors": {t: len(v) for t, v in factors.items()}}
+        if tmp is not None:
+            _commit_clean(ds, tmp, outs, report)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"report": report, "hashes": hashes, "reduced": {k: o["reduced"] for k, o in outs.items()}}
 
 
 def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
@@ -707,8 +807,6 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         ``answer``: rows per stage and per flag, and the content checksum of every clean
         table; ``summary``: the report (counts per table and district, findings).
     """
-    from uda.kernels.checksum import table_hash_sum
-
     t0 = time.perf_counter()
     res = standardise(data, engine=engine, scheduler=scheduler, repair=repair, write=write)
     rep = res["report"]
@@ -718,8 +816,8 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
             answer[f"{table}_{stage}"] = np.array([per[d][stage] for d in per], np.int64)
     for table, fl in rep["flags"].items():
         answer[f"{table}_flags"] = np.array([fl[name] for name in FLAGS], np.int64)
-    for name, parts in res["tables"].items():
-        answer[f"{name}_hash"] = np.array([sum(table_hash_sum(t) for _, t in parts) % (1 << 64)], np.uint64)
+    for name, h in res["hashes"].items():
+        answer[f"{name}_hash"] = np.array([h], np.uint64)
     rows = sum(sum(c["collected"] for c in per.values()) for per in rep["counts"].values())
     rep["seconds"] = round(time.perf_counter() - t0, 3)
     return TaskResult(task="standardise", engine=engine, answer=answer, rows_in=rows, summary=rep,

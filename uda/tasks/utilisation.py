@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,52 +59,125 @@ def _concat(tables: list[pa.Table]) -> dict[str, np.ndarray]:
     return {c: np.concatenate(v) if v else np.zeros(0) for c, v in out.items()}
 
 
-def score(result: dict[str, Any], truth: Any, *, city_keys: dict[str, np.ndarray], start: int,
-          days: int) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Precision and recall of each detector against injected defects, per type and per table.
+@dataclass
+class GroupReducer:
+    """Reduces one standardised group (clean and reject tables) to what the funnel, the detector
+    scores and the quality metrics need, where the group was standardised.
 
-    Parameters
-    ----------
-    result
-        Output of :func:`uda.tasks.standardise.standardise` (clean and reject tables).
-    truth
-        The ``defects`` truth table (Polars) or ``None`` for a dataset without defects.
-    city_keys
-        Sensor / site ids of the city per table (the expected series for ``missing``).
-    start, days
-        Period of the dataset.
+    A group holds whole sensors, so its predicted defect codes, its received-interval bitmap
+    (for ``missing``), its used rows per district and its quality state are small and merge
+    across groups (unions, ORs, sums) into the answer over the whole table.
     """
-    repaired = bool(result["report"]["repair"])
-    by_table: dict[str, dict[str, dict[str, Any]]] = {}
-    for table in TABLES:
-        parts = result["tables"].get(table, []) + result["tables"].get(f"{table}_rejects", [])
-        if not parts:
-            continue
+
+    city: dict[str, np.ndarray]            # sorted ids of sensors, stations, water_sites
+    city_keys: dict[str, np.ndarray]       # table -> sorted expected keys
+    start: int
+    days: int
+    repaired: bool
+    quality: dict[str, Any] | None = None  # table -> uda.quality.ScanContext (None: no quality)
+
+    def usage(self, table: str, clean: pa.Table) -> tuple[dict[int, int], dict[str, int]]:
+        """Integrated rows used by some task, per district, and rows read per task."""
+        from uda.usage import columns_needed, used
+
+        need = columns_needed(table)
+        c = _concat([clean.select([*need, "district_id"])])
+        cols = {k: (c[k].astype(np.float64) if c[k].dtype.kind == "f" else c[k].astype(np.int64)) for k in need}
+        mask, tasks = used(cols, table, self.city)
+        d = c["district_id"].astype(np.int64)
+        return {int(dd): int(n) for dd, n in zip(*np.unique(d[mask], return_counts=True), strict=True)}, tasks
+
+    def detections(self, table: str, clean: pa.Table, rejects: pa.Table) -> dict[str, Any]:
+        """Per defect type: unique ``(key, time)`` codes predicted, or for ``missing`` the
+        received intervals of known keys as ``(key rows, packed bitmap)``."""
         spec = SPECS[table]
-        c = _concat([t for _, t in parts])
+        c = _concat([clean, rejects])
         ok = ~c.get("flag_syntax", np.zeros(c[spec.key].size, bool)).astype(bool)
         key = c[spec.key].astype(np.int64)
         ts = c["ts"].astype(np.int64)
-        ts_corr = ts if repaired else ts - c["skew_ms"].astype(np.int64)
+        ts_corr = ts if self.repaired else ts - c["skew_ms"].astype(np.int64)
+        out: dict[str, Any] = {}
         for kind in TABLE_DEFECTS[table]:
             flag = DETECTORS[kind]
             if flag is None:
                 step = spec.interval_s * 1000
-                slots = np.arange(days * _DAY_MS // step, dtype=np.int64) * step + start
-                ids = city_keys[table]
-                expected = _codes(np.repeat(ids, slots.size), np.tile(slots, ids.size), start)
-                got_ts = ((ts_corr[ok] - start + step // 2) // step) * step + start
-                pred = np.setdiff1d(expected, _codes(key[ok], got_ts, start), assume_unique=True)
+                n_slots = self.days * _DAY_MS // step
+                ids = self.city_keys[table]
+                k = key[ok]
+                slot = (ts_corr[ok] - self.start + step // 2) // step
+                pos = np.searchsorted(ids, k)
+                hit = (pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == k) & (slot >= 0) \
+                    & (slot < n_slots) if ids.size else np.zeros(k.size, bool)
+                rows, inv = np.unique(pos[hit], return_inverse=True)
+                bits = np.zeros((rows.size, n_slots), bool)
+                bits[inv, slot[hit]] = True
+                out[kind] = (rows, np.packbits(bits, axis=1))
             else:
                 sel = ok & c[flag].astype(bool)
-                pred = _codes(key[sel], ts_corr[sel], start)
+                out[kind] = _codes(key[sel], ts_corr[sel], self.start)
+        return out
+
+    def __call__(self, table: str, clean: pa.Table, rejects: pa.Table) -> dict[str, Any]:
+        used_by_d, tasks = self.usage(table, clean)
+        st = None
+        if self.quality is not None:
+            from uda.quality import scan_tables
+
+            st = scan_tables([clean, rejects], self.quality[table])
+        return {"used": used_by_d, "tasks": tasks, "detect": self.detections(table, clean, rejects), "quality": st}
+
+
+def score(reduced: dict[tuple[str, str], dict[str, Any]], truth: Any, *, city_keys: dict[str, np.ndarray],
+          start: int, days: int) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Precision and recall of each detector against injected defects, per type and per table.
+
+    Parameters
+    ----------
+    reduced
+        ``{(table, group): GroupReducer result}`` (the ``reduced`` of
+        :func:`uda.tasks.standardise.standardise`).
+    truth
+        The ``defects`` truth table (Polars) or ``None`` for a dataset without defects.
+    city_keys
+        Sensor / site ids of the city per table, sorted (the expected series for ``missing``).
+    start, days
+        Period of the dataset.
+    """
+    by_table: dict[str, dict[str, dict[str, Any]]] = {}
+    for table in TABLES:
+        outs = [r["detect"] for (t, _), r in reduced.items() if t == table]
+        if not outs:
+            continue
+        spec = SPECS[table]
+        for kind in TABLE_DEFECTS[table]:
             if truth is not None:
                 t = truth.filter((truth["table"] == table) & (truth["type"] == kind))
-                true = _codes(t["key"].to_numpy(), t["ts"].cast(int).to_numpy(), start)
+                tk, tts = t["key"].to_numpy().astype(np.int64), t["ts"].cast(int).to_numpy().astype(np.int64)
+                true_n = int(_codes(tk, tts, start).size)
             else:
-                true = np.zeros(0, np.int64)
-            tp = int(np.intersect1d(pred, true, assume_unique=True).size)
-            by_table.setdefault(table, {})[kind] = {"tp": tp, "fp": int(pred.size) - tp, "fn": int(true.size) - tp}
+                tk = tts = np.zeros(0, np.int64)
+                true_n = 0
+            if DETECTORS[kind] is None:
+                # predicted missing = expected (key, interval) pairs no received record covers
+                step = spec.interval_s * 1000
+                n_slots = days * _DAY_MS // step
+                ids = city_keys[table]
+                seen = np.zeros((ids.size, (n_slots + 7) // 8), np.uint8)
+                for rows, packed in (o[kind] for o in outs):
+                    seen[rows] |= packed
+                n_pred = ids.size * n_slots - int(np.bitwise_count(seen).sum())
+                pos = np.searchsorted(ids, tk)
+                rel = tts - start
+                on = ((pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == tk) & (rel % step == 0)
+                      & (rel >= 0) & (rel < n_slots * step)) if ids.size else np.zeros(tk.size, bool)
+                code = np.unique(pos[on] * n_slots + rel[on] // step)
+                r, sl = code // n_slots, code % n_slots
+                tp = int(((seen[r, sl >> 3] >> (7 - (sl & 7))) & 1 == 0).sum())
+            else:
+                pred = np.unique(np.concatenate([o[kind] for o in outs]))
+                n_pred = int(pred.size)
+                tp = int(np.intersect1d(pred, _codes(tk, tts, start), assume_unique=True).size)
+            by_table.setdefault(table, {})[kind] = {"tp": tp, "fp": n_pred - tp, "fn": true_n - tp}
     by_type: dict[str, dict[str, Any]] = {}
     for kind in DEFECT_TYPES:
         rows = [v[kind] for v in by_table.values() if kind in v]
@@ -119,24 +193,21 @@ def score(result: dict[str, Any], truth: Any, *, city_keys: dict[str, np.ndarray
     return by_type, by_table
 
 
-def funnel(result: dict[str, Any], city: dict[str, np.ndarray]) -> tuple[dict[str, dict], dict[str, dict]]:
+def funnel(report: dict[str, Any], reduced: dict[tuple[str, str], dict[str, Any]]) -> tuple[dict[str, dict],
+                                                                                         dict[str, dict]]:
     """``{district: {table: {stage: rows}}}`` and rows read per task and table."""
-    from uda.usage import columns_needed, used
-
     out: dict[str, dict[str, dict[str, int]]] = {}
     per_task: dict[str, dict[str, int]] = {}
-    for table, per in result["report"]["counts"].items():
-        parts = [t for _, t in result["tables"].get(table, [])]
+    for table, per in report["counts"].items():
         used_by_d: dict[int, int] = {}
-        if parts:
-            need = columns_needed(table)
-            c = _concat([t.select([*need, "district_id"]) for t in parts])
-            cols = {k: (c[k].astype(np.float64) if c[k].dtype.kind == "f" else c[k].astype(np.int64)) for k in need}
-            mask, tasks = used(cols, table, city)
-            per_task[table] = tasks
-            d = c["district_id"].astype(np.int64)
-            for dd, n in zip(*np.unique(d[mask], return_counts=True), strict=True):
-                used_by_d[int(dd)] = int(n)
+        for (t, _), r in reduced.items():
+            if t != table:
+                continue
+            acc = per_task.setdefault(table, {})
+            for task, n in r["tasks"].items():
+                acc[task] = acc.get(task, 0) + n
+            for d, n in r["used"].items():
+                used_by_d[d] = used_by_d.get(d, 0) + n
         for d, cnt in per.items():
             out.setdefault(d, {})[table] = {**cnt, "used": used_by_d.get(int(d), 0)}
     return dict(sorted(out.items(), key=lambda kv: int(kv[0]))), per_task
@@ -171,31 +242,36 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     t0 = time.perf_counter()
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     has_feeds = ds.has("feed_dictionary")
-    res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=write and has_feeds)
-    ds = open_dataset(ds.path)
     city = {name: np.sort(ds.read(name)[col].to_numpy().astype(np.int64))
             for name, col in (("sensors", "sensor_id"), ("stations", "station_id"), ("water_sites", "site_id"))}
+    city_keys = {"traffic": city["sensors"], "water": city["water_sites"], "taps": city["stations"]}
     p = ds.params
     start, days = start_ms_of(p["start"]), int(p["days"])
-    fun, per_task = funnel(res, city)
+    qctx = None
+    if quality and has_feeds:  # measured on each standardised group where it runs
+        from uda.quality import context
+
+        qctx = {t: context(ds, t) for t in TABLES}
+    reducer = GroupReducer(city, city_keys, start, days, repair, qctx)
+    res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=write and has_feeds,
+                      reducer=reducer)
+    reduced = res["reduced"]
+    ds = open_dataset(ds.path)
+    fun, per_task = funnel(res["report"], reduced)
     truth = ds.read("defects") if ds.has("defects") else None
-    det, det_table = score(res, truth, city_keys={"traffic": city["sensors"], "water": city["water_sites"],
-                                                  "taps": city["stations"]}, start=start, days=days)
+    det, det_table = score(reduced, truth, city_keys=city_keys, start=start, days=days)
     qual = {}
-    if quality:
+    if qctx is not None:
+        from uda.quality import finish
+
+        for t in TABLES:
+            states = [r["quality"] for (tt, _), r in reduced.items() if tt == t]
+            if states:
+                qual[t] = finish(states, qctx[t])
+    elif quality:
         from uda.quality import measure
 
-        if has_feeds and not write:
-            for t in TABLES:
-                clean = dict(res["tables"].get(t, []))
-                rejects = {rel.replace(f"{t}_rejects/", f"{t}/"): tab
-                           for rel, tab in res["tables"].get(f"{t}_rejects", [])}
-                if clean or rejects:
-                    blocks = [[x for x in (clean.get(k), rejects.get(k)) if x is not None]
-                              for k in sorted(set(clean) | set(rejects))]
-                    qual[t] = measure(ds, t, engine=engine, scheduler=scheduler, tables=blocks)
-        else:
-            qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
+        qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
     names = dict(zip(ds.read("districts")["district_id"].to_list(), ds.read("districts")["name"].to_list(),
                      strict=True)) if ds.has("districts") else {}
     totals = {t: dict.fromkeys(STAGES, 0) for t in TABLES}
