@@ -72,13 +72,18 @@ def main() -> None:
     ap.add_argument("--route-args", default="--max-iter 20",
                     help="Extra options for the route task: assignment cost depends on the graph, not "
                          "on the data size, so the default caps its iterations.")
+    ap.add_argument("--write-clean", action="store_true",
+                    help="Let standardise and utilisation write DATA/clean/ (default: --no-write, so the "
+                         "benchmark leaves the dataset as it found it).")
+    ap.add_argument("--cgroup", default="uda-large",
+                    help="Name of the memory cgroup (give concurrent runs different names: they share its cap).")
     ap.add_argument("--skip-generate", action="store_true")
     ap.add_argument("--results", default="results/large.json")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_large.py needs root to create a memory cgroup")
     cap = _bytes(args.cap)
-    cg, version = make_cgroup("uda-large", cap)
+    cg, version = make_cgroup(args.cgroup, cap)
     uda = [sys.executable, "-m", "uda.cli.main"]
     report: dict = {"scale": args.scale, "cap_bytes": cap, "cgroup": version, "steps": {}}
     steps = []
@@ -87,6 +92,8 @@ def main() -> None:
     for task in [t for t in args.tasks.split(",") if t]:
         for engine in ("polars", "dask"):
             extra = shlex.split(args.route_args) if task == "route" else []
+            if task in ("standardise", "utilisation") and not args.write_clean:
+                extra.append("--no-write")
             steps.append((f"{task}/{engine}", [*uda, "run", task, "--data", args.out, "--engine", engine, *extra,
                                                "--json"]))
     for name, cmd in steps:

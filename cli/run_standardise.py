@@ -16,8 +16,9 @@ from uda.engines import SCHEDULER_HELP
 @click.option("--scheduler", default=None, help=SCHEDULER_HELP)
 @click.option("--repair", is_flag=True,
               help="Shift skewed sensor clocks back onto the grid and divide drifted values by the estimated drift.")
+@click.option("--no-write", is_flag=True, help="Standardise in memory and report; do not write DATA/clean/.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the report.")
-def standardise(data: str, engine: str, scheduler: str | None, repair: bool, as_json: bool) -> None:
+def standardise(data: str, engine: str, scheduler: str | None, repair: bool, no_write: bool, as_json: bool) -> None:
     """Standardise the feeds of a dataset into DATA/clean/.
 
     Every district's feed is parsed under its own standard (units, timestamp format and
@@ -27,7 +28,7 @@ def standardise(data: str, engine: str, scheduler: str | None, repair: bool, as_
     """
     from uda.tasks.standardise import FLAGS, run
 
-    res = run(data, engine=engine, scheduler=scheduler, repair=repair)
+    res = run(data, engine=engine, scheduler=scheduler, repair=repair, write=not no_write)
     rep = res.summary
     if as_json:
         click.echo(json.dumps(rep))
