@@ -75,6 +75,16 @@ def test_external_scheduler_gives_the_polars_answer(many_files, external_cluster
     # and through the command line
     b = _route_json(["--data", str(many_files), "--engine", "dask", "--scheduler", external_cluster])
     assert b["objective"] == pytest.approx(polars.quality["objective"], rel=1e-9)
+    # flow streams blocks of sensors and exchanges neighbour series between them
+    from uda.tasks.flow import run as flow
+
+    kw = {"models": "last,ridge_sp", "horizons": "1,3"}
+    steps = []
+    polars = flow(many_files, engine="polars", **kw)
+    remote = flow(many_files, engine="dask", scheduler=external_cluster,
+                  progress=lambda *a: steps.append(a), **kw)
+    assert compare_answers(polars.answer, remote.answer, rtol=1e-9) == []
+    assert steps[-1][1] == steps[-1][2] > 1  # every block reported done
 
 
 class _KillOnFirstResult(distributed.diagnostics.plugin.SchedulerPlugin):
@@ -107,16 +117,17 @@ def test_worker_killed_mid_task_does_not_change_the_answer(many_files):
     assert compare_answers(expected.answer, got.answer, rtol=1e-9) == []
 
 
-@pytest.mark.parametrize("engine", ["polars", "dask"])
-def test_damaged_file_is_named(tmp_path, engine):
+@pytest.mark.parametrize(("task", "engine"), [("route", "polars"), ("route", "dask"), ("flow", "polars"),
+                                             ("flow", "dask")])
+def test_damaged_file_is_named(tmp_path, task, engine):
     out = tmp_path / "ds"
-    generate(out, scale=resolve_scale("tiny", days=2), seed=1, workers=1)
+    generate(out, scale=resolve_scale("tiny", days=3), seed=1, workers=1, tables=("traffic",))
     part = open_dataset(out).files("traffic")[0]
     data = bytearray(part.read_bytes())
     for i in range(64):
-        data[len(data) // 2 + i] ^= 0xFF
+        data[8 + i] ^= 0xFF  # the first column chunk (sensor_id), which every task reads
     part.write_bytes(bytes(data))
-    res = CliRunner().invoke(cli, ["run", "route", "--data", str(out), "--engine", engine, "--json"])
+    res = CliRunner().invoke(cli, ["run", task, "--data", str(out), "--engine", engine, "--json"])
     assert res.exit_code == 2, res.output
     assert "raw/traffic/part-0000000.parquet" in res.output and "Traceback" not in res.output
 

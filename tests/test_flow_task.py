@@ -135,3 +135,11 @@ def test_blocks_give_the_whole_panel_answer(many_files, block_mb):
 def test_block_size_must_be_positive(dataset):
     r = CliRunner().invoke(cli, ["run", "flow", "--data", str(dataset), "--block-mb", "0"])
     assert r.exit_code == 2 and "--block-mb must be positive" in r.output
+
+
+@pytest.mark.parametrize("engine", ["polars", "dask"])
+def test_progress_counts_blocks(many_files, engine):
+    steps = []
+    run(many_files, engine=engine, models="last", horizons="1", progress=lambda *a: steps.append(a))
+    assert steps[0] == ("fitting blocks", 0, 8)
+    assert [s[1] for s in steps] == list(range(9))
