@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from uda.errors import UserError
-from uda.harness.results import load_results
-from uda.harness.runner import expand_suite, load_suite, run_suite
+from uda.harness.results import load_results, source_digest
+from uda.harness.runner import check_answers, expand_suite, load_suite, run_suite
 from uda.harness.suites import MID_SCALE
 from uda.tasks.base import TaskResult
 
@@ -93,6 +93,7 @@ def test_every_failure_status_is_recorded(tmp_path):
     assert wrong["answer_check"]["reference"] == "wrong/polars/-"
     assert wrong["summary"] is None  # a wrong answer's time does not count
     assert wrong["warm"], "its measurements are kept for inspection"
+    assert ok["source_sha256"] == res["source_sha256"] == source_digest()
     loaded = load_results(path)
     assert loaded["run_id"] == res["run_id"] and path.parent == tmp_path / "results"
     assert loaded["machine"]["cores_logical"] >= 1 and loaded["packages"]["numpy"]
@@ -206,3 +207,20 @@ def test_interrupted_run_kills_the_case_process(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, out_dir=None)
     assert seen and not psutil.pid_exists(seen[0])
+
+
+def test_cases_run_on_edited_code_are_not_judged():
+    """Engines disagreeing because the source changed in between are unchecked, not wrong."""
+    limits = {"rtol": 1e-9, "atol": 0.0}
+    cases = [{"id": "t/polars/-", "engine": "polars", "status": "ok", "limits": limits,
+              "source_sha256": "a", "_check_key": "t"},
+             {"id": "t/dask-threads/-", "engine": "dask", "status": "ok", "limits": limits,
+              "source_sha256": "b", "_check_key": "t"},
+             {"id": "t/dask-sync/-", "engine": "dask", "status": "ok", "limits": limits,
+              "source_sha256": "a", "_check_key": "t"}]
+    answers = {"t/polars/-": {"x": np.array([1.0])}, "t/dask-threads/-": {"x": np.array([2.0])},
+               "t/dask-sync/-": {"x": np.array([2.0])}}
+    check_answers(cases, answers)
+    assert cases[1]["status"] == "ok" and cases[1]["answer_check"]["status"] == "unchecked"
+    assert "source changed" in cases[1]["answer_check"]["reason"]
+    assert cases[2]["status"] == "wrong_answer"  # same code, different answer

@@ -106,6 +106,26 @@ def git_facts(path: Path = _REPO) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
+def source_digest() -> str:
+    """SHA-256 over the Python sources of the imported ``uda`` and ``uda.cli`` packages.
+
+    Unlike the git commit it sees uncommitted edits, so cases run on different code (an
+    edit during a sweep) can be told apart.
+    """
+    import uda
+    import uda.cli
+
+    h = hashlib.sha256()
+    for pkg in (uda, uda.cli):
+        root = Path(pkg.__file__).parent
+        for f in sorted(root.rglob("*.py")):
+            if pkg is uda and f.is_relative_to(root / "cli"):
+                continue
+            h.update(f"{pkg.__name__}/{f.relative_to(root).as_posix()}\0".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def new_run_id() -> str:
     """A unique, sortable run id: UTC time plus a random suffix."""
     now = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -128,6 +148,7 @@ def new_results(*, suite: dict[str, Any]) -> dict[str, Any]:
         "machine": machine_facts(),
         "packages": package_versions(),
         "git": git_facts(),
+        "source_sha256": source_digest(),
         "datasets": {},
         "cases": [],
     }

@@ -415,7 +415,7 @@ def child_main(argv: list[str] | None = None) -> int:
                 scheduler = cluster.scheduler_address
             elif scheduler and "://" in scheduler:
                 extra = _worker_pids(scheduler)
-            _emit(fh, event="ready", setup_s=time.perf_counter() - t0)
+            _emit(fh, event="ready", setup_s=time.perf_counter() - t0, source=_results.source_digest())
             sampler = TreeSampler(extra_pids=extra).start()
             options = dict(spec.get("options", {}))
             if spec.get("pass_scale"):
@@ -552,6 +552,7 @@ def _run_child(case: Case, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     record["quality"] = last.get("quality", {})
     setup = next((e for e in events if e.get("event") == "ready"), None)
     record["setup_s"] = setup.get("setup_s") if setup else None
+    record["source_sha256"] = setup.get("source") if setup else None
     record["task_summary"] = next((e.get("summary") for e in events if e.get("event") == "done"), {})
     return record
 
@@ -604,6 +605,11 @@ def check_answers(cases: list[dict[str, Any]], answers: dict[str, dict[str, np.n
         ref["answer_check"] = {"status": "reference"}
         for c in ok:
             if c is ref:
+                continue
+            if c.get("source_sha256") != ref.get("source_sha256"):
+                c["answer_check"] = {"status": "unchecked", "reference": ref["id"],
+                                     "reason": "the uda source changed between this case and the "
+                                               "reference (edited during the run); rerun on a fixed tree"}
                 continue
             problems = compare_answers(answers[ref["id"]], answers[c["id"]],
                                        rtol=c["limits"]["rtol"], atol=c["limits"]["atol"])
