@@ -354,6 +354,17 @@ def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _is_sorted(*cols: np.ndarray) -> bool:
+    """Whether rows are already in lexicographic order of ``cols`` (first column most significant)."""
+    if cols[0].size < 2:
+        return True
+    le = np.ones(cols[0].size - 1, bool)  # row i <= row i+1 on the columns compared so far, from the last
+    for c in reversed(cols):
+        a, b = c[:-1], c[1:]
+        le = (a < b) | ((a == b) & le)
+    return bool(le.all())
+
+
 def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | None, lookup: np.ndarray,
                  period: tuple[int, int]) -> dict[str, Any]:
     """Flags for one group of parsed feed parts (whole sensors/sites), sorted by key, time, arrival.
@@ -375,8 +386,9 @@ def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | Non
     g = _concat(parts)
     n = g["key"].size
     rec = np.nan_to_num(g["received"], nan=2.0**62).astype(np.int64)
-    order = np.lexsort((rec, g["ts"], g["key"], ~g["syntax_ok"]))
-    g = {k: (v[order] if isinstance(v, np.ndarray) else v) for k, v in g.items()}
+    if not _is_sorted(~g["syntax_ok"], g["key"], g["ts"], rec):  # feeds usually arrive in order
+        order = np.lexsort((rec, g["ts"], g["key"], ~g["syntax_ok"]))
+        g = {k: (v[order] if isinstance(v, np.ndarray) else v) for k, v in g.items()}
     key, ts, values = g["key"], g["ts"], g["values"]
     syn = g["syntax_ok"]
     f = {name: np.zeros(n, bool) for name in FLAGS}
@@ -591,7 +603,7 @@ Reducer = Callable[[str, pa.Table, pa.Table], Any]
 def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, district: int | None,
                   lookup: np.ndarray, period: tuple[int, int], start_ms: int,
                   factors: dict[tuple[int, int], float], repair: bool, out_root: Path | None,
-                  reducer: Reducer | None) -> dict[str, Any]:
+                  reducer: Reducer | None, hashes: bool = True) -> dict[str, Any]:
     """Standardise one group and keep only what is small: counts, flags, hashes, drift levels.
 
     Parameters
@@ -612,6 +624,8 @@ def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, distri
         Write the clean and reject tables under this folder (``None``: write nothing).
     reducer
         Reduces the group's clean and reject tables to what the caller needs (``None``: nothing).
+    hashes
+        Compute the content hash of the clean and reject tables (always when writing them).
 
     Returns
     -------
@@ -636,7 +650,7 @@ def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, distri
             part = write_part(out_root, f"{name}/{gname}.parquet", tab)
             out["parts"][name] = part
             out["hashes"][name] = part.hash_sum
-        else:
+        elif hashes:
             out["hashes"][name] = table_hash_sum(tab)
         out["schemas"][name] = tab.schema
     out["reduced"] = reducer(table, clean, rejects) if reducer is not None else None
@@ -699,7 +713,8 @@ def _commit_clean(ds: Dataset, tmp: Path, outs: dict[tuple[str, str], dict], rep
 
 
 def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
-                repair: bool = False, write: bool = True, reducer: Reducer | None = None) -> dict[str, Any]:
+                repair: bool = False, write: bool = True, reducer: Reducer | None = None,
+                hashes: bool = True) -> dict[str, Any]:
     """Standardise every feed of a dataset, one group at a time; writes ``clean/`` when it has feeds.
 
     Memory is bounded by the groups standardised at once (a group holds whole sensors or
@@ -720,6 +735,9 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
         Write ``clean/`` (datasets with feeds only).
     reducer
         Called on every group's final clean and reject tables; its results are returned.
+    hashes
+        Compute the content hash of every output table (``False`` saves time when only the
+        reducer's results are wanted).
 
     Returns
     -------
@@ -743,7 +761,7 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
             tmp.mkdir()
 
         def run_groups(sel: dict[tuple[str, str], list[FeedFile]], factors: dict[str, dict]) -> dict:
-            kw = {"factors": factors, "repair": repair, "out_root": tmp, "reducer": reducer}
+            kw = {"factors": factors, "repair": repair, "out_root": tmp, "reducer": reducer, "hashes": hashes}
             if engine == "polars":
                 return _map_polars(ctx, sel, **kw)
             with dask_scheduler(scheduler):

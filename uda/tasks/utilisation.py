@@ -254,7 +254,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         qctx = {t: context(ds, t) for t in TABLES}
     reducer = GroupReducer(city, city_keys, start, days, repair, qctx)
     res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=write and has_feeds,
-                      reducer=reducer)
+                      reducer=reducer, hashes=False)
     reduced = res["reduced"]
     ds = open_dataset(ds.path)
     fun, per_task = funnel(res["report"], reduced)
