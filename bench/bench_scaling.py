@@ -8,13 +8,21 @@ and max wall time. Strong scaling: one dataset, 1 vs 2 workers. Weak scaling: th
 dataset doubles with the worker count (``--sensors`` and ``--water-sites`` doubled).
 
 Run: ``python bench/bench_scaling.py --scale medium --repeats 3 --out results/scaling``
+
+``--configs`` picks configurations (labels as in the output: ``polars``, ``dask-threads``,
+``dask-local:1``, ``dask-local:2``, ``dask-local:2-weak``) and ``--interleave`` runs the
+timed repeats round-robin over them (every cluster started up front), so that load from
+other processes on a shared machine hits every configuration alike; the load average
+before and after is recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +33,13 @@ from uda.scales import resolve_scale
 from uda.tasks.base import TASKS
 
 CONFIGS = [("polars", None), ("dask", "threads"), ("dask", "local:1"), ("dask", "local:2")]
+#: Every configuration label, in report order (``-weak``: the doubled dataset on 2 workers).
+LABELS = ("polars", "dask-threads", "dask-local:1", "dask-local:2", "dask-local:2-weak")
+#: Ratios reported when both configurations were measured: name -> (numerator, denominator).
+RATIOS = {"strong_speedup_1_to_2": ("dask-local:1", "dask-local:2"),
+          "weak_efficiency_1_to_2": ("dask-local:1", "dask-local:2-weak"),
+          "dask2_over_polars": ("dask-local:2", "polars"),
+          "dask_threads_over_polars": ("dask-threads", "polars")}
 
 
 def _task(name: str):
@@ -35,17 +50,20 @@ def _task(name: str):
         return None
 
 
-def _time(run, data, engine, scheduler, repeats):
+def _stats(cold: float, walls: list[float]) -> dict:
+    return {"cold_s": cold, "median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls),
+            "repeats": len(walls), "walls_s": walls}
+
+
+def _once(run, data, engine, scheduler) -> float:
     t = time.perf_counter()
     run(data, engine=engine, scheduler=scheduler)
-    cold = time.perf_counter() - t
-    walls = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run(data, engine=engine, scheduler=scheduler)
-        walls.append(time.perf_counter() - t)
-    return {"cold_s": cold, "median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls),
-            "repeats": repeats}
+    return time.perf_counter() - t
+
+
+def _time(run, data, engine, scheduler, repeats):
+    cold = _once(run, data, engine, scheduler)
+    return _stats(cold, [_once(run, data, engine, scheduler) for _ in range(repeats)])
 
 
 def _dataset(root: Path, scale_name: str, factor: int) -> Path:
@@ -58,34 +76,84 @@ def _dataset(root: Path, scale_name: str, factor: int) -> Path:
     return out
 
 
-def measure(scale_name: str, tasks: list[str], repeats: int, root: Path) -> dict:
+def _label(engine: str, sched: str | None) -> str:
+    return engine if sched is None else f"dask-{sched}"
+
+
+def _print(name: str, label: str, row: dict) -> None:
+    print(f"{name:12s} {label:18s} median {row['median_s']:.2f} s "
+          f"[{row['min_s']:.2f}-{row['max_s']:.2f}] cold {row['cold_s']:.2f} s", flush=True)
+
+
+def _ratios(rows: dict) -> None:
+    for key, (num, den) in RATIOS.items():
+        if num in rows and den in rows:
+            rows[key] = rows[num]["median_s"] / rows[den]["median_s"]
+
+
+def _measure_sequential(name, run, base, double, repeats, labels) -> dict:
+    rows: dict = {}
+    for engine, sched in CONFIGS:
+        label = _label(engine, sched)
+        weak = sched == "local:2" and "dask-local:2-weak" in labels
+        if label not in labels and not weak:
+            continue
+        if sched and sched.startswith("local"):
+            with dask_scheduler(sched, quiet=True) as client:
+                addr = client.scheduler.address
+                if label in labels:
+                    rows[label] = _time(run, base, engine, addr, repeats)
+                    _print(name, label, rows[label])
+                if weak:
+                    rows["dask-local:2-weak"] = _time(run, double, engine, addr, repeats)
+                    _print(name, "dask-local:2-weak", rows["dask-local:2-weak"])
+        else:
+            rows[label] = _time(run, base, engine, sched, repeats)
+            _print(name, label, rows[label])
+    return rows
+
+
+def _measure_interleaved(name, run, base, double, repeats, labels) -> dict:
+    with contextlib.ExitStack() as stack:
+        plan = []  # (label, data, engine, scheduler) in report order
+        clusters: dict[str, str] = {}
+        for label in LABELS:
+            if label not in labels:
+                continue
+            if label == "polars":
+                plan.append((label, base, "polars", None))
+                continue
+            sched = label.removeprefix("dask-").removesuffix("-weak")
+            if sched.startswith("local") and sched not in clusters:
+                clusters[sched] = stack.enter_context(dask_scheduler(sched, quiet=True)).scheduler.address
+            plan.append((label, double if label.endswith("-weak") else base, "dask", clusters.get(sched, sched)))
+        cold = {label: _once(run, data, engine, sched) for label, data, engine, sched in plan}
+        walls: dict[str, list[float]] = {label: [] for label, *_ in plan}
+        for _ in range(repeats):
+            for label, data, engine, sched in plan:
+                walls[label].append(_once(run, data, engine, sched))
+    rows = {label: _stats(cold[label], walls[label]) for label in walls}
+    for label in rows:
+        _print(name, label, rows[label])
+    return rows
+
+
+def measure(scale_name: str, tasks: list[str], repeats: int, root: Path, *,
+            labels: tuple[str, ...] = LABELS, interleave: bool = False) -> dict:
     """Run the matrix and return the measurements."""
     base = _dataset(root, scale_name, 1)
-    double = _dataset(root, scale_name, 2)
-    out: dict = {"scale": scale_name, "repeats": repeats, "tasks": {}}
+    double = _dataset(root, scale_name, 2) if "dask-local:2-weak" in labels else base
+    out: dict = {"scale": scale_name, "repeats": repeats, "interleaved": interleave,
+                 "load_average_before": list(os.getloadavg()), "tasks": {}}
     for name in tasks:
         run = _task(name)
         if run is None:
             continue
-        rows: dict = {}
-        for engine, sched in CONFIGS:
-            label = engine if sched is None else f"dask-{sched}"
-            if sched and sched.startswith("local"):
-                with dask_scheduler(sched, quiet=True) as client:
-                    addr = client.scheduler.address
-                    rows[label] = _time(run, base, engine, addr, repeats)
-                    if sched == "local:2":
-                        rows["dask-local:2-weak"] = _time(run, double, engine, addr, repeats)
-            else:
-                rows[label] = _time(run, base, engine, sched, repeats)
-            print(f"{name:12s} {label:18s} median {rows[label]['median_s']:.2f} s "
-                  f"[{rows[label]['min_s']:.2f}-{rows[label]['max_s']:.2f}] cold {rows[label]['cold_s']:.2f} s", flush=True)
-        r = rows
-        rows["strong_speedup_1_to_2"] = r["dask-local:1"]["median_s"] / r["dask-local:2"]["median_s"]
-        rows["weak_efficiency_1_to_2"] = r["dask-local:1"]["median_s"] / r["dask-local:2-weak"]["median_s"]
-        rows["dask2_over_polars"] = r["dask-local:2"]["median_s"] / r["polars"]["median_s"]
-        rows["dask_threads_over_polars"] = r["dask-threads"]["median_s"] / r["polars"]["median_s"]
+        measure_one = _measure_interleaved if interleave else _measure_sequential
+        rows = measure_one(name, run, base, double, repeats, labels)
+        _ratios(rows)
         out["tasks"][name] = rows
+    out["load_average_after"] = list(os.getloadavg())
     return out
 
 
@@ -97,7 +165,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = list(result["tasks"])
-    labels = ["polars", "dask-threads", "dask-local:1", "dask-local:2", "dask-local:2-weak"]
+    labels = [lab for lab in LABELS if all(lab in result["tasks"][t] for t in tasks)]
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.16
     for i, lab in enumerate(labels):
@@ -105,7 +173,7 @@ def plot(result: dict, path: Path) -> None:
         lo = [y - result["tasks"][t][lab]["min_s"] for t, y in zip(tasks, ys, strict=True)]
         hi = [result["tasks"][t][lab]["max_s"] - y for t, y in zip(tasks, ys, strict=True)]
         ax.bar([k + i * width for k in range(len(tasks))], ys, width, yerr=[lo, hi], label=lab, capsize=2)
-    ax.set_xticks([k + 2 * width for k in range(len(tasks))], tasks)
+    ax.set_xticks([k + (len(labels) - 1) / 2 * width for k in range(len(tasks))], tasks)
     ax.set_ylabel("wall time, s (median, min–max)")
     ax.set_title(f"{result['scale']}: engines and workers (weak: 2× data on 2 workers)")
     ax.legend(fontsize=8)
@@ -118,20 +186,29 @@ def main() -> None:
     ap.add_argument("--scale", default="small")
     ap.add_argument("--tasks", default=",".join(t for t in TASKS if t not in ("standardise", "utilisation")))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--configs", default=",".join(LABELS),
+                    help=f"configurations to measure, comma-separated from: {', '.join(LABELS)}")
+    ap.add_argument("--interleave", action="store_true",
+                    help="run the timed repeats round-robin over the configurations")
     ap.add_argument("--data-root", default="datasets/bench-scaling")
     ap.add_argument("--out", default="results/scaling")
     args = ap.parse_args()
+    labels = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        ap.error(f"unknown --configs {', '.join(unknown)}; choose from {', '.join(LABELS)}")
     root = Path(args.data_root)
     root.mkdir(parents=True, exist_ok=True)
-    result = measure(args.scale, [t.strip() for t in args.tasks.split(",") if t.strip()], args.repeats, root)
+    result = measure(args.scale, [t.strip() for t in args.tasks.split(",") if t.strip()], args.repeats, root,
+                     labels=labels, interleave=args.interleave)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"scaling-{args.scale}.json").write_text(json.dumps(result, indent=1))
     plot(result, out / f"scaling-{args.scale}.png")
     for name, r in result["tasks"].items():
-        print(f"{name}: strong speedup 1->2 workers {r['strong_speedup_1_to_2']:.2f}x, weak efficiency "
-              f"{r['weak_efficiency_1_to_2']:.2f}, dask(2 workers)/polars {r['dask2_over_polars']:.2f}, "
-              f"dask(threads)/polars {r['dask_threads_over_polars']:.2f}")
+        said = ", ".join(f"{key} {r[key]:.2f}" for key in RATIOS if key in r)
+        print(f"{name}: {said}")
+    print(f"load average before {result['load_average_before']}, after {result['load_average_after']}")
     print(f"wrote {out}/scaling-{args.scale}.json and .png")
 
 

@@ -527,7 +527,11 @@ def _small_table(ds: Any, name: str, engine: str) -> dict[str, np.ndarray]:
         df = ds.read(name)
         return {c: (df[c].cast(pl.Datetime("ms")).cast(pl.Int64).to_numpy()
                     if df[c].dtype.is_temporal() else df[c].to_numpy()) for c in df.columns}
-    pdf = ds.dask(name).compute()
+    return _columns(ds.dask(name).compute())
+
+
+def _columns(pdf: Any) -> dict[str, np.ndarray]:
+    """A pandas frame as NumPy columns (timestamps as int64 ms)."""
     out = {}
     for c in pdf.columns:
         col = pdf[c].to_numpy()
@@ -535,6 +539,11 @@ def _small_table(ds: Any, name: str, engine: str) -> dict[str, np.ndarray]:
             col = col.astype("datetime64[ms]").astype(np.int64)
         out[c] = col
     return out
+
+
+def _upstream(ds: Any, engine: str) -> dict[int, list[tuple[int, float]]]:
+    """:func:`upstream_map` of the dataset's ``water_sites`` (empty without that table)."""
+    return upstream_map(_small_table(ds, "water_sites", engine)) if ds.has("water_sites") else {}
 
 
 def _water_params(ds: Any) -> tuple[tuple[str, ...], list[str]]:
@@ -576,10 +585,46 @@ def _analyse_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline
     return out
 
 
-def _excess_frame(df: Any, params: tuple[str, ...], opts: WaterOptions) -> tuple[Block, np.ndarray]:
-    """One pandas partition's series and their excess (the Dask step before mass balance)."""
+def _sub_block(block: Block, sites: set[int]) -> tuple[Block, np.ndarray]:
+    """The series of ``sites`` in ``block`` as a smaller block, and the rows they came from."""
+    keep = [i for i, s in enumerate(block.sites.tolist()) if s in sites]
+    lens = np.diff(block.offsets)[keep]
+    rows = np.concatenate([np.arange(block.offsets[i], block.offsets[i + 1]) for i in keep]) \
+        if keep else np.zeros(0, np.int64)
+    sub = Block(block.sites[keep], np.r_[0, np.cumsum(lens)].astype(np.int64), block.ts[rows],
+                block.values[rows], block.params)
+    return sub, rows
+
+
+def _partition_task(df: Any, params: tuple[str, ...], guides: dict[str, Guideline], opts: WaterOptions,
+                    local_ups: dict[int, list[tuple[int, float]]],
+                    export: set[int]) -> tuple[dict[str, np.ndarray], tuple[Block, np.ndarray] | None]:
+    """The whole per-partition step of the Dask pipeline, on the worker that read the partition.
+
+    Indices, exceedances, detector alarms and site summaries of every site, and the mass
+    balance of the sites in ``local_ups`` (whose upstream sites are in this partition
+    too). Only small result arrays leave the worker, plus, for mass balances that span
+    partitions, the series and excess of the ``export`` sites.
+
+    Returns
+    -------
+    (results, exported)
+        ``exported`` is ``(block, excess)`` of the ``export`` sites, or ``None``.
+    """
     block = block_from_pandas(df, params)
-    return block, block_excess(block, opts)
+    out = analyse_block(block, guides, opts)
+    out.update(_site_summary(block, guides))
+    exported = None
+    if local_ups or export:
+        wanted = set(local_ups) | {u for ul in local_ups.values() for u, _ in ul} | export
+        sub, _ = _sub_block(block, wanted)
+        excess = block_excess(sub, opts)  # per site, so the same as on the whole block
+        if local_ups:
+            out.update(mass_balance(sub, excess, local_ups, opts))
+        if export:
+            shared, rows = _sub_block(sub, export)
+            exported = (shared, excess[rows])
+    return out, exported
 
 
 def _mass_balance_parts(parts: list[tuple[Block, np.ndarray]], ups: dict[int, list[tuple[int, float]]],
@@ -629,39 +674,60 @@ def _partition_sites(ds: Any, parts: list[Any]) -> list[set[int]]:
 
 
 def _run_dask(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
-              opts: WaterOptions, ups: dict[int, list[tuple[int, float]]]) -> list[dict]:
+              opts: WaterOptions, ups: dict[int, list[tuple[int, float]]],
+              tables: tuple[str, ...] = ()) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+    """Per-partition results and mass balances, and the small ``tables``, in one ``compute``.
+
+    One task per partition does all of that partition's work (:func:`_partition_task`).
+    Mass balances whose sites span partitions get one task per set of partitions, fed
+    with only those sites' series and excess.
+    """
     import dask
+    import pandas as pd
 
     ddf = ds.dask("water", columns=["site_id", "ts", *params])
     parts = ddf.to_delayed()
     holders = _partition_sites(ds, parts)
-    tasks = [dask.delayed(_analyse_frame)(p, params, guides, opts) for p in parts]
-    excess = [dask.delayed(_excess_frame)(p, params, opts) for p in parts]
-    # One mass-balance task per set of partitions that a group of checked sites needs.
-    by_parts: dict[tuple[int, ...], dict[int, list[tuple[int, float]]]] = {}
+    local: list[dict[int, list[tuple[int, float]]]] = [{} for _ in parts]
+    export: list[set[int]] = [set() for _ in parts]
+    cross: dict[tuple[int, ...], dict[int, list[tuple[int, float]]]] = {}
     for site, ul in ups.items():
         need = {site} | {u for u, _ in ul}
         key = tuple(i for i, held in enumerate(holders) if held & need)
-        if key:
-            by_parts.setdefault(key, {})[site] = ul
-    for key, sub in by_parts.items():
-        tasks.append(dask.delayed(_mass_balance_parts)([excess[i] for i in key], sub, opts))
-    return list(dask.compute(*tasks))
+        if len(key) == 1:
+            local[key[0]][site] = ul
+        elif key:
+            cross.setdefault(key, {})[site] = ul
+            for i in key:
+                export[i] |= holders[i] & need
+    step = dask.delayed(_partition_task, nout=2)
+    done = [step(p, params, guides, opts, local[i], export[i]) for i, p in enumerate(parts)]
+    tasks = [d[0] for d in done]
+    for key, sub in cross.items():
+        tasks.append(dask.delayed(_mass_balance_parts)([done[i][1] for i in key], sub, opts))
+    small = [ds.dask(name).to_delayed() for name in tables]  # delayed, as the tasks: one graph
+    out = dask.compute(tasks, small)
+    frames = [pd.concat(f) if len(f) > 1 else f[0] for f in out[1]]
+    return list(out[0]), {name: _columns(f) for name, f in zip(tables, frames, strict=True)}
 
 
-def _truth(ds: Any, engine: str, opts: WaterOptions,
-           site_first: dict[int, int]) -> tuple[Truth, Truth] | None:
+#: The truth tables that score the detectors and the mass balance.
+TRUTH_TABLES = ("event_arrivals", "pollution_events", "discharges")
+
+
+def _truth(ds: Any, engine: str, opts: WaterOptions, site_first: dict[int, int],
+           tables: dict[str, dict[str, np.ndarray]] | None = None) -> tuple[Truth, Truth] | None:
     """(detector truth, mass-balance truth) from ``truth/``; ``None`` if the dataset has none.
 
     Detector truth: every plume arrival at a site, sized by magnitude x peak factor;
     arrivals before a site's baseline warm-up ends get size -1 (always ignored).
-    Mass-balance truth: arrivals at the site just below the event's outfall.
+    Mass-balance truth: arrivals at the site just below the event's outfall. ``tables``
+    holds :data:`TRUTH_TABLES` if they were already read.
     """
-    if not all(ds.has(t) for t in ("event_arrivals", "pollution_events", "discharges")):
+    if not all(ds.has(t) for t in TRUTH_TABLES):
         return None
-    arr = _small_table(ds, "event_arrivals", engine)
-    ev = _small_table(ds, "pollution_events", engine)
-    dis = _small_table(ds, "discharges", engine)
+    tables = tables or {name: _small_table(ds, name, engine) for name in TRUTH_TABLES}
+    arr, ev, dis = (tables[name] for name in TRUTH_TABLES)
     mag = dict(zip(ev["event_id"].tolist(), ev["magnitude"].tolist(), strict=True))
     ev_dis = dict(zip(ev["event_id"].tolist(), ev["discharge_id"].tolist(), strict=True))
     dis_down = dict(zip(dis["discharge_id"].tolist(), dis["downstream_site_id"].tolist(), strict=True))
@@ -732,13 +798,16 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
     guides = load_guidelines(guidelines)
     params, warnings = _water_params(ds)
     t0 = time.perf_counter()
-    sites_tab = _small_table(ds, "water_sites", engine) if ds.has("water_sites") else None
-    ups = upstream_map(sites_tab) if sites_tab is not None else {}
+    truth_tables = None
     if engine == "polars":
+        ups = _upstream(ds, engine)
         parts = _run_polars(ds, params, guides, opts, ups)
     else:
         with dask_scheduler(scheduler):
-            parts = _run_dask(ds, params, guides, opts, ups)
+            ups = _upstream(ds, engine)
+            # the truth tables are read in the same compute as the series
+            parts, truth_tables = _run_dask(ds, params, guides, opts, ups,
+                                            TRUTH_TABLES if all(ds.has(t) for t in TRUTH_TABLES) else ())
     site_parts = [{k: v for k, v in p.items() if k.startswith("site_")} for p in parts]
     res = assemble([{k: v for k, v in p.items() if not k.startswith("site_")} for p in parts])
     sites = _sort_by(_concat([p for p in site_parts if p]), "site_", ["site_id"])
@@ -746,7 +815,7 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         msg = f"the water table of {ds.path} has no rows; regenerate the dataset with water data"
         raise UserError(msg)
     site_first = dict(zip(sites["site_id"].tolist(), sites["site_first"].tolist(), strict=True))
-    truths = _truth(ds, engine, opts, site_first)
+    truths = _truth(ds, engine, opts, site_first, truth_tables)
     seconds = time.perf_counter() - t0
 
     detectors: dict[str, dict] = {}
