@@ -137,7 +137,8 @@ def score(reduced: dict[tuple[str, str], dict[str, Any]], truth: Any, *, city_ke
         ``{(table, group): GroupReducer result}`` (the ``reduced`` of
         :func:`uda.tasks.standardise.standardise`).
     truth
-        The ``defects`` truth table (Polars) or ``None`` for a dataset without defects.
+        The ``defects`` truth table as a Polars LazyFrame (each table and defect type is
+        collected on its own, by the streaming engine) or ``None`` for a dataset without defects.
     city_keys
         Sensor / site ids of the city per table, sorted (the expected series for ``missing``).
     start, days
@@ -151,8 +152,12 @@ def score(reduced: dict[tuple[str, str], dict[str, Any]], truth: Any, *, city_ke
         spec = SPECS[table]
         for kind in TABLE_DEFECTS[table]:
             if truth is not None:
-                t = truth.filter((truth["table"] == table) & (truth["type"] == kind))
-                tk, tts = t["key"].to_numpy().astype(np.int64), t["ts"].cast(int).to_numpy().astype(np.int64)
+                import polars as pl
+
+                t = (truth.filter((pl.col("table") == table) & (pl.col("type") == kind))
+                     .select(pl.col("key").cast(pl.Int64), pl.col("ts").cast(pl.Int64)).collect(engine="streaming"))
+                tk, tts = t["key"].to_numpy(), t["ts"].to_numpy()
+                del t
                 true_n = int(_codes(tk, tts, start).size)
             else:
                 tk = tts = np.zeros(0, np.int64)
@@ -258,7 +263,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     reduced = res["reduced"]
     ds = open_dataset(ds.path)
     fun, per_task = funnel(res["report"], reduced)
-    truth = ds.read("defects") if ds.has("defects") else None
+    truth = ds.scan("defects") if ds.has("defects") else None
     det, det_table = score(reduced, truth, city_keys=city_keys, start=start, days=days)
     qual = {}
     if qctx is not None:

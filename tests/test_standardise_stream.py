@@ -1,0 +1,147 @@
+"""Standardise and utilisation one group at a time: the merged small results equal whole-table answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from uda.cli.main import cli
+from uda.generate import generate
+from uda.kernels.checksum import table_hash_sum
+from uda.scales import resolve_scale
+from uda.store import open_dataset
+from uda.synth.feeds import SPECS, TABLE_DEFECTS, start_ms_of
+from uda.tasks.standardise import (
+    FLAGS,
+    _context,
+    _groups,
+    _is_sorted,
+    daily_levels,
+    detect_group,
+    parse_polars,
+)
+from uda.tasks.standardise import standardise as standardise_all
+from uda.tasks.utilisation import DETECTORS, GroupReducer, score
+
+_DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def drifting(tmp_path_factory):
+    """Defects with many drifting and skewed sensors, so the second (drift) pass has work to do."""
+    root = tmp_path_factory.mktemp("stream")
+    prof = root / "rates.toml"
+    prof.write_text("[defects]\nmissing = 0.05\nduplicate = 0.02\nstuck = 0.02\nclock_skew = 0.2\ndrift = 0.3\n"
+                    "late = 0.02\nspike = 0.01\nbad_reference = 0.02\n")
+    out = root / "ds"
+    generate(out, scale=resolve_scale("tiny", sensors=120, days=4, cards=1500, water_sites=20), seed=5, workers=2,
+             defects=str(prof))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.integers(0, 3), st.integers(0, 2)), max_size=12))
+def test_is_sorted_is_lexsort_identity(rows):
+    cols = [np.array([r[j] for r in rows], dtype=bool if j == 0 else np.int64) for j in range(4)]
+    order = np.lexsort(tuple(reversed(cols)))
+    assert _is_sorted(*cols) == bool((order == np.arange(len(rows))).all())
+
+
+def test_daily_levels_are_medians_per_key_and_day(drifting):
+    ds = open_dataset(drifting)
+    ctx = _context(ds)
+    (table, _), files = next((k, v) for k, v in _groups(ctx.files).items() if k[0] == "traffic")
+    g = detect_group([parse_polars(ff) for ff in files], table, district=files[0].district,
+                     lookup=ctx.lookups[table], period=ctx.period)
+    got = daily_levels(g, start_ms=ctx.start_ms)
+    f = g["flags"]
+    ok = ~(f["flag_syntax"] | f["flag_range"] | f["flag_duplicate"] | f["flag_stuck"])
+    v = g["values"][ok, SPECS[table].values.index(SPECS[table].drift)]
+    k = g["key"][ok]
+    d = (g["ts"][ok] - g["skew"][ok] - ctx.start_ms) // _DAY_MS
+    good = np.isfinite(v)
+    ref = {}
+    for kk, dd, vv in zip(k[good], d[good], v[good], strict=True):
+        ref.setdefault((int(kk), int(dd)), []).append(vv)
+    assert len(got["key"]) == len(ref) > 0
+    for kk, dd, lv in zip(got["key"], got["day"], got["level"], strict=True):
+        assert lv == np.median(ref[(int(kk), int(dd))])
+
+
+def _whole(table, clean, rejects):
+    return clean, rejects
+
+
+def test_group_results_merge_into_the_whole_table_answer(drifting):
+    """Hashes, flag counts and detector scores from merged group results equal those computed on
+    the concatenated tables (the drifted groups' second pass included)."""
+    res = standardise_all(drifting, write=False, reducer=_whole)
+    rep = res["report"]
+    assert rep["drift_factors"]["traffic"] > 0 and rep["flags"]["traffic"]["flag_drift"] > 0
+    tables: dict[str, list[pa.Table]] = {}
+    for (table, _), (clean, rejects) in sorted(res["reduced"].items()):
+        tables.setdefault(table, []).append(clean)
+        tables.setdefault(f"{table}_rejects", []).append(rejects)
+    for name, parts in tables.items():
+        assert res["hashes"][name] == sum(table_hash_sum(t) for t in parts) % (1 << 64), name
+    for table in ("traffic", "water", "taps"):
+        whole = pa.concat_tables(tables[f"{table}_rejects"], promote_options="default")
+        for flag in FLAGS:
+            n = int(np.asarray(whole[flag]).sum())
+            if flag in tables[table][0].column_names:
+                n += sum(int(np.asarray(t[flag]).sum()) for t in tables[table])
+            assert n == rep["flags"][table][flag], (table, flag)
+
+    ds = open_dataset(drifting)
+    p = ds.params
+    start, days = start_ms_of(p["start"]), int(p["days"])
+    city = {name: np.sort(ds.read(name)[col].to_numpy().astype(np.int64))
+            for name, col in (("sensors", "sensor_id"), ("stations", "station_id"), ("water_sites", "site_id"))}
+    city_keys = {"traffic": city["sensors"], "water": city["water_sites"], "taps": city["stations"]}
+    reducer = GroupReducer(city, city_keys, start, days, False)
+    reduced = {k: {"detect": reducer.detections(k[0], c, r)} for k, (c, r) in res["reduced"].items()}
+    _, by_table = score(reduced, ds.scan("defects"), city_keys=city_keys, start=start, days=days)
+    truth = ds.read("defects")
+
+    def codes(key, ts):
+        return np.unique((key.astype(np.int64) << 36) | (ts.astype(np.int64) - start + (1 << 33)))
+
+    for table in ("traffic", "water", "taps"):
+        rows = pa.concat_tables(tables[table] + tables[f"{table}_rejects"], promote_options="default")
+        spec = SPECS[table]
+        ok = ~np.asarray(rows["flag_syntax"].fill_null(False))
+        key = np.asarray(rows[spec.key]).astype(np.int64)
+        ts = np.asarray(rows["ts"].cast(pa.int64())) - np.asarray(rows["skew_ms"]).astype(np.int64)
+        for kind in TABLE_DEFECTS[table]:
+            t = truth.filter((truth["table"] == table) & (truth["type"] == kind))
+            true = codes(t["key"].to_numpy(), t["ts"].cast(int).to_numpy())
+            if DETECTORS[kind] is None:  # every expected (key, interval) that no parsed row covers
+                step = spec.interval_s * 1000
+                slots = np.arange(days * _DAY_MS // step, dtype=np.int64) * step + start
+                ids = city_keys[table]
+                expected = codes(np.repeat(ids, slots.size), np.tile(slots, ids.size))
+                got = codes(key[ok], ((ts[ok] - start + step // 2) // step) * step + start)
+                pred = np.setdiff1d(expected, got, assume_unique=True)
+            else:
+                sel = ok & np.asarray(rows[DETECTORS[kind]].fill_null(False))
+                pred = codes(key[sel], ts[sel])
+            tp = np.intersect1d(pred, true).size
+            assert by_table[table][kind]["tp"] == tp, (table, kind)
+            assert by_table[table][kind]["fp"] == pred.size - tp, (table, kind)
+            assert by_table[table][kind]["fn"] == true.size - tp, (table, kind)
+    assert by_table["traffic"]["missing"]["tp"] > 0
+
+
+def test_no_write_leaves_the_dataset_alone(drifting):
+    before = sorted(p.name for p in drifting.iterdir())
+    res = CliRunner().invoke(cli, ["run", "standardise", "--data", str(drifting), "--no-write", "--json"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in drifting.iterdir()) == before and not (drifting / "clean").exists()
+    rep = json.loads(res.output)
+    assert rep["counts"]["traffic"] and rep["flags"]["traffic"]["flag_drift"] > 0
