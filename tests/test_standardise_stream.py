@@ -145,3 +145,22 @@ def test_no_write_leaves_the_dataset_alone(drifting):
     assert sorted(p.name for p in drifting.iterdir()) == before and not (drifting / "clean").exists()
     rep = json.loads(res.output)
     assert rep["counts"]["traffic"] and rep["flags"]["traffic"]["flag_drift"] > 0
+
+
+@pytest.mark.parametrize("long_run", [3, 5000])
+def test_daily_levels_padded_and_looped_agree_with_median(long_run):
+    """Short runs go through the padded sort, one very long run through the loop: both are np.median."""
+    rng = np.random.default_rng(long_run)
+    key = np.r_[np.ones(long_run, np.int64), np.repeat(np.arange(2, 6), 4)]
+    n = key.size
+    ts = np.r_[np.arange(long_run), np.tile(np.arange(4), 4)].astype(np.int64) * 60_000 + 3 * _DAY_MS * (key % 2)
+    values = rng.random((n, 3)) * 100
+    values[5, 1] = np.nan  # not finite: ignored
+    grp = {"table": "traffic", "key": key, "ts": ts, "skew": np.zeros(n, np.int64), "values": values,
+           "flags": {name: np.zeros(n, bool) for name in FLAGS}}
+    got = daily_levels(grp, start_ms=0)
+    j = SPECS["traffic"].values.index(SPECS["traffic"].drift)
+    for kk, dd, lv in zip(got["key"], got["day"], got["level"], strict=True):
+        sel = (key == kk) & (ts // _DAY_MS == dd) & np.isfinite(values[:, j])
+        assert lv == np.median(values[sel, j])
+    assert got["key"].tolist() == [1, 2, 3, 4, 5]

@@ -465,12 +465,20 @@ def daily_levels(grp: dict[str, Any], *, start_ms: int) -> dict[str, np.ndarray]
     if not k.size:
         return {"key": k, "day": d, "level": v}
     # rows are sorted by key then time and a key's skew is constant, so (key, day) runs are
-    # contiguous; sort values inside each run and take the middle one (or the mean of two)
+    # contiguous: lay the runs out as rows (padded with +inf), sort each row, take the middle
+    # value (or the mean of the two middle ones, as np.median)
     brk = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (d[1:] != d[:-1]), True])
-    run = np.repeat(np.arange(brk.size - 1), np.diff(brk))
-    v = v[np.lexsort((v, run))]
-    n = np.diff(brk)
-    med = (v[brk[:-1] + (n - 1) // 2] + v[brk[:-1] + n // 2]) / 2.0
+    cnt = np.diff(brk)
+    n_runs, width = cnt.size, int(cnt.max())
+    if n_runs * width <= 2 * v.size + 4096:
+        grid = np.full((n_runs, width), np.inf)
+        run = np.repeat(np.arange(n_runs), cnt)
+        grid[run, np.arange(v.size) - brk[:-1][run]] = v
+        grid.sort(axis=1)
+        rows = np.arange(n_runs)
+        med = (grid[rows, (cnt - 1) // 2] + grid[rows, cnt // 2]) / 2.0
+    else:  # a few very long runs: padding would cost more than a loop
+        med = np.array([np.median(v[a:b]) for a, b in zip(brk[:-1], brk[1:], strict=True)])
     return {"key": k[brk[:-1]], "day": d[brk[:-1]], "level": med}
 
 
