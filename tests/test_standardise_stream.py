@@ -153,7 +153,7 @@ def test_daily_levels_padded_and_looped_agree_with_median(long_run):
     rng = np.random.default_rng(long_run)
     key = np.r_[np.ones(long_run, np.int64), np.repeat(np.arange(2, 6), 4)]
     n = key.size
-    ts = np.r_[np.arange(long_run), np.tile(np.arange(4), 4)].astype(np.int64) * 60_000 + 3 * _DAY_MS * (key % 2)
+    ts = np.r_[np.arange(long_run), np.tile(np.arange(4), 4)].astype(np.int64) * 1_000 + 3 * _DAY_MS * (key % 2)
     values = rng.random((n, 3)) * 100
     values[5, 1] = np.nan  # not finite: ignored
     grp = {"table": "traffic", "key": key, "ts": ts, "skew": np.zeros(n, np.int64), "values": values,
