@@ -272,50 +272,49 @@ def sensor_slots_polars(ds: Dataset, *, slot_minutes: int = 60, table: str = "tr
     )
 
 
-#: Largest dense (sensor range x slots) accumulator per partition, relative to its rows,
-#: before the partition step switches to a sorted id lookup.
+#: A partition whose sensor ids span more than this many ids per row (plus a constant)
+#: is keyed by its distinct ids instead of by the dense id range.
 _DENSE_FACTOR = 4
+
+
+def _floats(col: pd.Series) -> np.ndarray:
+    """A column as a float32/float64 NumPy array without copying where it already is one."""
+    if col.dtype in (np.float32, np.float64):
+        return col.to_numpy()
+    return col.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _sensor_slots_partition(df: pd.DataFrame, slot_minutes: int) -> pd.DataFrame:
     """One partition's ``sensor_id, slot, n_obs, pace_sum, flow_sum`` (the Dask map step).
 
-    Vectorised NumPy: the slot comes from the integer timestamp and the per (sensor,
-    slot) sums from ``numpy.bincount`` over a dense key; only non-empty keys are returned.
-    Rows without a time are skipped.
+    One pass of :func:`uda.kernels.slots.slot_sums` over the rows, keyed by the dense
+    range of the partition's sensor ids (files hold runs of sensors); only non-empty
+    (sensor, slot) pairs are returned.
     """
     import pandas as pd
 
+    from uda.kernels.slots import slot_sums
+
     num_slots = 1440 // slot_minutes
-    speed = df["speed"].to_numpy(dtype=np.float64, na_value=np.nan)
-    ts = df["ts"].to_numpy().astype("datetime64[ms]")
-    ok = np.isfinite(speed) & (speed > 0) & ~np.isnat(ts)
-    sid = df["sensor_id"].to_numpy()[ok].astype(np.int64)
-    ts = ts[ok].view(np.int64)
-    # minute of the day from ms since the epoch (naive local time, as the dt accessors)
-    slot = np.floor_divide(np.floor_divide(ts, 60_000) % 1440, slot_minutes)
-    flow = df["flow"].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
-    flow[np.isnan(flow)] = 0.0
-    pace = 3.6 / speed[ok]
+    sid = df["sensor_id"].to_numpy()
+    sid = sid if np.issubdtype(sid.dtype, np.integer) else sid.astype(np.int64)
+    ts = df["ts"].to_numpy().astype("datetime64[ms]").view(np.int64)
+    speed, flow = _floats(df["speed"]), _floats(df["flow"])
     if sid.size == 0:
-        ids = np.zeros(0, np.int64)
-        sensor_key = sid
-    elif (int(sid.max()) - int(sid.min()) + 1) * num_slots <= _DENSE_FACTOR * sid.size + 1_000_000:
+        ids, key, lo = np.zeros(0, np.int64), sid.astype(np.int64), 0
+    elif (int(sid.max()) - int(sid.min()) + 1) <= _DENSE_FACTOR * sid.size + 100_000:
         lo = int(sid.min())
-        ids = np.arange(lo, int(sid.max()) + 1, dtype=np.int64)
-        sensor_key = sid - lo
+        ids, key = np.arange(lo, int(sid.max()) + 1, dtype=np.int64), sid
     else:
-        ids, sensor_key = np.unique(sid, return_inverse=True)
-    key = sensor_key * num_slots + slot
-    size = ids.size * num_slots
-    n_obs = np.bincount(key, minlength=size)
+        (ids, key), lo = np.unique(sid, return_inverse=True), 0
+    n_obs, pace, flows = slot_sums(key, ts, speed, flow, lo, ids.size, slot_minutes)
     nz = np.flatnonzero(n_obs)
     return pd.DataFrame({
         "sensor_id": ids[nz // num_slots].astype("int32"),
         "slot": (nz % num_slots).astype("int32"),
-        "n_obs": n_obs[nz].astype(np.int64),
-        "pace_sum": np.bincount(key, weights=pace, minlength=size)[nz],
-        "flow_sum": np.bincount(key, weights=flow, minlength=size)[nz],
+        "n_obs": n_obs[nz],
+        "pace_sum": pace[nz],
+        "flow_sum": flows[nz],
     })
 
 
