@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -31,7 +30,8 @@ def summary_table(results: dict, *, title: str):
 @click.option("--suite", default="default", show_default=True,
               help="Built-in suite name or a .toml/.json suite file (see docs/harness.md).")
 @click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True,
-              help="Folder for the results file <run-id>.json and its report.")
+              help="Folder (or fsspec URL such as s3://bucket/results) for the results file "
+                   "<run-id>.json and its report.")
 @click.option("--engine", "engines", multiple=True,
               help="Run only on this engine (repeatable), replacing the suite's engines.")
 @click.option("--scheduler", "schedulers", multiple=True,
@@ -59,17 +59,21 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
     from uda.engines import check_engine
     from uda.harness.report import write_report
     from uda.harness.runner import load_suite, run_suite
+    from uda.store import output_location, shown_path
 
     for e in engines:
         check_engine(e)
     err = Console(stderr=True)
     loaded = load_suite(suite)
-    with progress_bar(f"bench {loaded.get('name', '')}") as update:
-        results, path = run_suite(loaded, out_dir=out, engines=list(engines) or None,
-                                  schedulers=list(schedulers) or None, scales=list(scales) or None,
-                                  tasks=list(tasks) or None, repeats=repeats, progress=update,
-                                  log=lambda m: err.print(m, markup=False) if sys.stderr.isatty() else None)
-    paths = {} if no_report else write_report(results, out_dir=Path(out), stem=path.stem)
+    with output_location(out, folder=True) as folder:
+        with progress_bar(f"bench {loaded.get('name', '')}") as update:
+            results, path = run_suite(loaded, out_dir=folder, engines=list(engines) or None,
+                                      schedulers=list(schedulers) or None, scales=list(scales) or None,
+                                      tasks=list(tasks) or None, repeats=repeats, progress=update,
+                                      log=lambda m: err.print(m, markup=False) if sys.stderr.isatty() else None)
+        paths = {} if no_report else write_report(results, out_dir=folder, stem=path.stem)
+        path = shown_path(out, folder, path)
+        paths = {k: shown_path(out, folder, v) for k, v in paths.items()}
     if as_json:
         click.echo(json.dumps(results))
         return

@@ -97,7 +97,7 @@ def _num(x, digits: int = 2) -> str:
 @click.option("--block-mb", type=float, default=64, show_default=True,
               help="With --data and a traffic target: MiB of series per block; fitting a block needs "
                    "about ten times this, so lower it under a tight memory limit.")
-@click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file.")
+@click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file (or fsspec URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column, target, engine,
          scheduler, models, horizons, split_text, origin_step, partitions, block_mb, out, as_json) -> None:
@@ -143,8 +143,10 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column
         res["source"] = str(wide_file or libcity_path)
     res = _clean(res)
     if out is not None:
-        with open(out, "w") as f:
-            json.dump(res, f, indent=1)
+        from uda.store import output_location
+
+        with output_location(out, folder=False) as local:
+            local.write_text(json.dumps(res, indent=1))
     if as_json:
         click.echo(json.dumps(res))
         return

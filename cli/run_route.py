@@ -79,7 +79,8 @@ def _congested_table(summary: dict):
 @click.option("--unreachable", type=click.Choice(["error", "drop"]), default="error", show_default=True,
               help="OD demand without a path: fail, or leave it unassigned and report it.")
 @click.option("--out", type=click.Path(), default=None,
-              help="With --tntp: link flows CSV (init_node,term_node,flow). With --data: results folder.")
+              help="With --tntp: link flows CSV (init_node,term_node,flow). With --data: results folder. "
+                   "A path or an fsspec URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, trip_rate, beta_per_min, sites,
           algorithm, gap, max_iter, unreachable, out, as_json) -> None:
@@ -94,6 +95,7 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     links.
     """
     from uda.errors import UserError
+    from uda.store import output_location, split_location
     from uda.tasks.route import assign_tntp, check_flows_path
 
     if data_dir is not None and tntp_dir is not None:
@@ -107,11 +109,13 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     if tntp_dir is None:
         msg = "give --tntp DIR (a folder with <Name>_net.tntp and <Name>_trips.tntp) or --data DIR (a generated dataset)"
         raise UserError(msg)
-    if out is not None:
+    remote = out is not None and split_location(out)[0] is not None
+    if out is not None and not remote:
         check_flows_path(out)
     ra = assign_tntp(tntp_dir, algorithm=algorithm, gap=gap, max_iter=max_iter, unreachable=unreachable)
     if out is not None:
-        ra.write_flows(out)
+        with output_location(out, folder=False) as local:
+            ra.write_flows(local)
     summary = ra.summary()
     if as_json:
         click.echo(json.dumps({"network": str(tntp_dir), "out": out, **summary}))
@@ -126,9 +130,14 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
 
 
 def _run_city(data_dir, *, out, as_json, **options) -> None:
+    from uda.store import output_location
     from uda.tasks.route import run
 
-    res = run(data_dir, out=out, **options)
+    if out is None:
+        res = run(data_dir, **options)
+    else:
+        with output_location(out, folder=True) as local:
+            res = run(data_dir, out=local, **options)
     if as_json:
         click.echo(json.dumps({"dataset": str(data_dir), "engine": res.engine, "out": out, "quality": res.quality,
                                "rows_in": res.rows_in, "bytes_in": res.bytes_in, **res.summary}))

@@ -82,7 +82,7 @@ def _print_human(summary: dict) -> None:
 @click.option("--plot/--no-plot", default=True, show_default=True,
               help="Write a PNG of one site's parameters with true events and alarms.")
 @click.option("--out", type=click.Path(), default=None,
-              help="Results folder [default: results/water/<dataset or table name>].")
+              help="Results folder or fsspec URL [default: results/water/<dataset or table name>].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler, period,
           guidelines, min_event_size, plot_site, plot, out, as_json):
@@ -91,6 +91,7 @@ def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler
 
     Run it on a generated dataset (--data) or on your own table (--table with --time-col).
     """
+    from uda.store import output_location, shown_path
     from uda.tasks.water import run, run_table
 
     if (data_dir is None) == (table_file is None):
@@ -105,17 +106,20 @@ def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler
                 msg = f"{name} only applies with --table; drop it or use --table FILE"
                 raise UserError(msg)
         out = out or str(Path("results") / "water" / Path(data_dir).resolve().name)
-        result = run(data_dir, engine=engine, scheduler=scheduler, guidelines=guidelines, out=out,
-                     plot_site=plot_site, plot=plot, **options)
+        with output_location(out, folder=True) as folder:
+            result = run(data_dir, engine=engine, scheduler=scheduler, guidelines=guidelines,
+                         out=folder, plot_site=plot_site, plot=plot, **options)
     else:
         if time_col is None:
             msg = "--table needs --time-col COLUMN naming the time column"
             raise UserError(msg)
         out = out or str(Path("results") / "water" / Path(table_file).stem)
-        result = run_table(table_file, time_col=time_col, label_col=label_col, site_col=site_col,
-                           engine=engine, scheduler=scheduler, guidelines=guidelines, out=out,
-                           plot_site=plot_site, plot=plot, **options)
+        with output_location(out, folder=True) as folder:
+            result = run_table(table_file, time_col=time_col, label_col=label_col, site_col=site_col,
+                               engine=engine, scheduler=scheduler, guidelines=guidelines, out=folder,
+                               plot_site=plot_site, plot=plot, **options)
     summary = result.summary
+    summary["files"] = {k: shown_path(out, folder, p) for k, p in summary.get("files", {}).items()}
     if as_json:
         payload = {"task": "water", "engine": result.engine, **summary,
                    "quality": result.quality, "rows_in": result.rows_in}

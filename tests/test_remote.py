@@ -69,3 +69,44 @@ def test_file_url_is_local(tmp_path):
 def test_unknown_protocol_is_a_clear_error():
     with pytest.raises(Exception, match="fsspec backend"):
         open_dataset("nosuchproto://bucket/ds")
+
+
+def test_results_written_and_read_through_memory_urls(memfs, tiny_dataset, tmp_path):
+    """bench, report, compare and a task's --out go through fsspec URLs too."""
+    import json
+
+    from click.testing import CliRunner
+    from test_harness_cli import _suite
+
+    from uda.cli.main import cli
+
+    runner = CliRunner()
+    out = "memory://uda-test/results"
+    runs = []
+    for _ in range(2):
+        r = runner.invoke(cli, ["bench", "--suite", str(_suite(tmp_path)), "--out", out, "--json"])
+        assert r.exit_code == 0, r.output
+        runs.append(json.loads(r.stdout)["run_id"])
+    for run_id in runs:
+        assert json.loads(memfs.cat_file(f"/uda-test/results/{run_id}.json"))["run_id"] == run_id
+        assert memfs.exists(f"/uda-test/results/{run_id}.html")
+    first = f"{out}/{runs[0]}.json"
+    r = runner.invoke(cli, ["report", first, "--out", "memory://uda-test/report"])
+    assert r.exit_code == 0, r.output
+    assert r.output.split() == [f"memory://uda-test/report/{runs[0]}.md"]
+    assert memfs.exists(f"/uda-test/report/{runs[0]}.md")
+    r = runner.invoke(cli, ["compare", first, f"{out}/{runs[1]}.json", "--json"])
+    assert r.exit_code in (0, 1), r.output  # 1 would only flag a slowdown, not a read problem
+    assert json.loads(r.stdout)["cases"]
+    r = runner.invoke(cli, ["compare", first, f"{out}/nosuch.json"])
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = runner.invoke(cli, ["run", "flow", "--data", str(tiny_dataset), "--models", "last",
+                            "--horizons", "1", "--out", "memory://uda-test/flow/flow.json", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(memfs.cat_file("/uda-test/flow/flow.json")) == json.loads(r.stdout)
+    r = runner.invoke(cli, ["run", "water", "--data", str(tiny_dataset), "--out", "memory://uda-test/water",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    files = json.loads(r.stdout)["files"]
+    assert files and all(p.startswith("memory://uda-test/water/") for p in files.values())
+    assert all(memfs.exists(p.removeprefix("memory:/")) for p in files.values())

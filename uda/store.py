@@ -9,12 +9,14 @@ without a valid manifest is never a dataset.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +58,52 @@ def split_location(location: str | os.PathLike) -> tuple[Any | None, str | Path]
         msg = f"cannot open {text}: {exc}; install the fsspec backend for {protocol}:// (e.g. s3fs for s3://)"
         raise UserError(msg) from None
     return fs, root.rstrip("/")
+
+
+def read_location(location: str | os.PathLike) -> bytes:
+    """The bytes of a local file or an fsspec URL (``FileNotFoundError`` if there is none)."""
+    fs, path = split_location(location)
+    if fs is None:
+        return Path(path).read_bytes()
+    if not fs.isfile(path):
+        raise FileNotFoundError(path)
+    return fs.cat_file(path)
+
+
+@contextlib.contextmanager
+def output_location(location: str | os.PathLike, *, folder: bool) -> Iterator[Path]:
+    """A local path to write ``location`` (a file, or a ``folder``) through.
+
+    A local path or ``file://`` URL is yielded as it is. For any other fsspec URL a
+    temporary local path is yielded and, when the block ends without error, its
+    contents are uploaded to ``location`` (nothing is uploaded after an error).
+    """
+    fs, root = split_location(location)
+    if fs is None:
+        yield Path(root)
+        return
+    with tempfile.TemporaryDirectory(prefix="uda-out-") as tmp:
+        local = Path(tmp) / "out"
+        if folder:
+            local.mkdir()
+        yield local
+        files = sorted(p for p in local.rglob("*") if p.is_file()) if folder else [local]
+        try:
+            for f in files:
+                dest = f"{root}/{f.relative_to(local).as_posix()}" if folder else str(root)
+                fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+                fs.put_file(str(f), dest)
+        except OSError as exc:
+            msg = f"cannot write {os.fspath(location)} ({exc.__class__.__name__}: {exc}); check the URL and your credentials"
+            raise UserError(msg) from None
+
+
+def shown_path(location: str | os.PathLike, local_root: Path, path: str | os.PathLike) -> str:
+    """How to show ``path``, written under ``local_root`` for ``location``: its final URL if remote."""
+    if split_location(location)[0] is None:
+        return str(path)
+    rel = Path(path).relative_to(local_root).as_posix()
+    return os.fspath(location).rstrip("/") + ("" if rel == "." else f"/{rel}")
 
 
 def file_sha256(path: Path | str, *, block: int = 1 << 22, fs: Any | None = None) -> str:

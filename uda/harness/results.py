@@ -187,7 +187,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a results file written by ``uda bench``.
+    """Read and check a results file written by ``uda bench`` (a path or an fsspec URL).
 
     Raises
     ------
@@ -195,12 +195,14 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         When the file is missing, is not JSON, or is not a uda results object of a
         schema version this uda reads.
     """
-    p = Path(path)
-    if not p.is_file():
-        msg = f"results file {p} does not exist; pass a JSON file written by `uda bench`"
-        raise UserError(msg)
+    from uda.store import read_location
+
+    p = os.fspath(path)
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(read_location(p))
+    except (FileNotFoundError, IsADirectoryError):
+        msg = f"results file {p} does not exist; pass a JSON file written by `uda bench`"
+        raise UserError(msg) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"{p} is not valid JSON ({exc.__class__.__name__}); pass a file written by `uda bench`"
         raise UserError(msg) from None
