@@ -85,10 +85,16 @@ def _print(name: str, label: str, row: dict) -> None:
           f"[{row['min_s']:.2f}-{row['max_s']:.2f}] cold {row['cold_s']:.2f} s", flush=True)
 
 
-def _ratios(rows: dict) -> None:
+def _ratios(rows: dict, *, paired: bool = False) -> None:
+    """Ratios of medians; with ``paired`` (interleaved runs) also the median and range of
+    the ratio within each round, which load drift between rounds does not skew."""
     for key, (num, den) in RATIOS.items():
         if num in rows and den in rows:
             rows[key] = rows[num]["median_s"] / rows[den]["median_s"]
+            if paired:
+                per_round = [a / b for a, b in zip(rows[num]["walls_s"], rows[den]["walls_s"], strict=True)]
+                rows[f"{key}_paired"] = {"median": statistics.median(per_round), "min": min(per_round),
+                                         "max": max(per_round)}
 
 
 def _measure_sequential(name, run, base, double, repeats, labels) -> dict:
@@ -151,7 +157,7 @@ def measure(scale_name: str, tasks: list[str], repeats: int, root: Path, *,
             continue
         measure_one = _measure_interleaved if interleave else _measure_sequential
         rows = measure_one(name, run, base, double, repeats, labels)
-        _ratios(rows)
+        _ratios(rows, paired=interleave)
         out["tasks"][name] = rows
     out["load_average_after"] = list(os.getloadavg())
     return out
@@ -206,7 +212,9 @@ def main() -> None:
     (out / f"scaling-{args.scale}.json").write_text(json.dumps(result, indent=1))
     plot(result, out / f"scaling-{args.scale}.png")
     for name, r in result["tasks"].items():
-        said = ", ".join(f"{key} {r[key]:.2f}" for key in RATIOS if key in r)
+        said = ", ".join(f"{key} {r[key]:.2f}" + (
+            f" (per round {r[key + '_paired']['median']:.2f} [{r[key + '_paired']['min']:.2f}-"
+            f"{r[key + '_paired']['max']:.2f}])" if key + "_paired" in r else "") for key in RATIOS if key in r)
         print(f"{name}: {said}")
     print(f"load average before {result['load_average_before']}, after {result['load_average_after']}")
     print(f"wrote {out}/scaling-{args.scale}.json and .png")
