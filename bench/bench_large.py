@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--write-clean", action="store_true",
                     help="Let standardise and utilisation write DATA/clean/ (default: --no-write, so the "
                          "benchmark leaves the dataset as it found it).")
+    ap.add_argument("--engines", default="polars,dask", help="Engines to run each task on.")
     ap.add_argument("--cgroup", default="uda-large",
                     help="Name of the memory cgroup (give concurrent runs different names: they share its cap).")
     ap.add_argument("--skip-generate", action="store_true")
@@ -90,7 +91,7 @@ def main() -> None:
     if not args.skip_generate:
         steps.append(("generate", [*uda, "generate", "--scale", args.scale, "--out", args.out, "--force", "--json"]))
     for task in [t for t in args.tasks.split(",") if t]:
-        for engine in ("polars", "dask"):
+        for engine in [e for e in args.engines.split(",") if e]:
             extra = shlex.split(args.route_args) if task == "route" else []
             if task in ("standardise", "utilisation") and not args.write_clean:
                 extra.append("--no-write")
