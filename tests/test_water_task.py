@@ -129,10 +129,20 @@ def test_unknown_option_is_user_error(tiny_dataset):
     assert WaterOptions().check().window == 288
 
 
-def test_many_partitions_same_answer(results, tmp_path):
-    """One file per two sites: Dask runs the mass balance across partitions, same answer."""
+def test_many_partitions_same_answer(results, tmp_path, monkeypatch):
+    """One file per two sites: Dask runs mass balances within and across partitions, same answer."""
+    import uda.tasks.water as water
     from uda.generate import generate
     from uda.scales import resolve_scale
+
+    calls = []
+    step = water._partition_task
+
+    def spy(df, params, guides, opts, local_ups, export):
+        calls.append((set(local_ups), set(export)))
+        return step(df, params, guides, opts, local_ups, export)
+
+    monkeypatch.setattr(water, "_partition_task", spy)
 
     out = tmp_path / "chunks"
     generate(out, scale=resolve_scale("tiny"), seed=1, workers=1, chunk_rows=1500, tables=("water",))
@@ -142,6 +152,8 @@ def test_many_partitions_same_answer(results, tmp_path):
     pol, _, _ = results
     dsk = run(out, engine="dask", scheduler="sync")
     assert compare_answers(pol.answer, dsk.answer) == []
+    assert len(calls) == 4
+    assert any(local for local, _ in calls) and any(export for _, export in calls)
 
 
 def test_small_preset_meets_the_bar(tmp_path):
@@ -194,3 +206,19 @@ def test_defect_feeds_need_standardise_then_run(tmp_path):
     dsk = run(out, engine="dask", scheduler="sync")
     assert compare_answers(pol.answer, dsk.answer) == []
     assert pol.summary["detectors"]["multivariate"]["n_events"] > 0
+
+
+def test_sub_block_takes_the_named_sites():
+    from uda.tasks.water import Block, _sub_block
+
+    site = np.array([5, 5, 9, 2, 2, 2])
+    ts = np.array([1, 2, 1, 3, 1, 2])
+    block = Block.from_arrays(site, ts, np.arange(12.0).reshape(6, 2), ("a", "b"))
+    sub, rows = _sub_block(block, {2, 9, 7})
+    assert sub.sites.tolist() == [2, 9] and sub.offsets.tolist() == [0, 3, 4]
+    assert sub.ts.tolist() == [1, 2, 3, 1]
+    np.testing.assert_array_equal(sub.values, block.values[rows])
+    same, rows = _sub_block(block, {2, 5, 9})
+    assert same is block and rows.tolist() == list(range(6))
+    empty, rows = _sub_block(block, {7})
+    assert empty.sites.size == 0 and empty.offsets.tolist() == [0] and rows.size == 0

@@ -588,6 +588,8 @@ def _analyse_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline
 def _sub_block(block: Block, sites: set[int]) -> tuple[Block, np.ndarray]:
     """The series of ``sites`` in ``block`` as a smaller block, and the rows they came from."""
     keep = [i for i, s in enumerate(block.sites.tolist()) if s in sites]
+    if len(keep) == block.sites.size:  # all of them: no copy
+        return block, np.arange(block.ts.size)
     lens = np.diff(block.offsets)[keep]
     rows = np.concatenate([np.arange(block.offsets[i], block.offsets[i + 1]) for i in keep]) \
         if keep else np.zeros(0, np.int64)
