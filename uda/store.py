@@ -461,8 +461,9 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
     added under their names unless the dataset itself has a table of that name.
     """
     root, manifest, fs = read_manifest(path)
-    if path not in OPENED:
-        OPENED.append(path)
+    if path in OPENED:
+        OPENED.remove(path)
+    OPENED.append(path)
     if fs is None:
         manifest = with_clean_tables(root, manifest)
     return Dataset(root, manifest, fs=fs)
@@ -486,13 +487,13 @@ def with_clean_tables(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def diagnose_read_error(exc: BaseException) -> UserError | None:
-    """Explain a failed read by the first file of an opened dataset that fails its checksum.
+    """Explain a failed read by the first damaged file of the most recently opened datasets.
 
     Engines report a damaged Parquet file without naming it ("Unexpected end of stream",
     "Dictionary Index is out-of-bounds"); the manifest's sizes and SHA-256 sums find it.
     Returns ``None`` when every file of every opened dataset is intact (not a data problem).
     """
-    for root in OPENED:
+    for root in reversed(OPENED):
         try:
             problems = verify(root, content=False)
         except UserError as err:
