@@ -947,7 +947,9 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
         files["plot"] = str(png)
     summary_path = folder / "summary.json"
     result.summary["files"] = files | {"summary": str(summary_path)}
-    summary_path.write_text(json.dumps(result.summary, indent=1, default=str))
+    # inside the folder, name the files relative to it (the folder may be uploaded elsewhere)
+    body = {**result.summary, "files": {k: Path(v).name for k, v in result.summary["files"].items()}}
+    summary_path.write_text(json.dumps(body, indent=1, default=str))
     return result.summary["files"]
 
 
