@@ -146,6 +146,23 @@ def test_blocks_merge_into_the_single_pass_answer():
         np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
 
 
+def test_packed_states_merge_like_dense_ones():
+    """A packed block state (sparse sketches, covered districts only) merges to the same total."""
+    rng = np.random.default_rng(11)
+    a = _block(rng, n_keys=6, shuffle=False)
+    lo, hi = np.array([0.0, 0.0]), np.array([10.0, 10.0])
+    dense, packed = QualityState(2, 2), QualityState(2, 2)
+    for keys in ([0, 1], [2, 3, 4], [5]):
+        sel = np.isin(a["key"], keys)
+        st_ = _scan({k: v[sel] for k, v in a.items()}, lo, hi)
+        dense.merge(st_)
+        p = st_.pack()
+        assert p["qv"].size < st_.qs_values.size and p["registers"].shape[0] <= st_.registers.shape[0]
+        packed.merge_packed(p)
+    for name in ("counts", "nonnull", "registers", "qs_values", "qs_latency"):
+        np.testing.assert_array_equal(getattr(packed, name), getattr(dense, name))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 50), st.floats(-5, 15, allow_nan=False)),
                 min_size=1, max_size=200))

@@ -123,7 +123,7 @@ class GroupReducer:
         if self.quality is not None:
             from uda.quality import scan_tables
 
-            st = scan_tables([clean, rejects], self.quality[table])
+            st = scan_tables([clean, rejects], self.quality[table]).pack()  # kept per group: keep it small
         return {"used": used_by_d, "tasks": tasks, "detect": self.detections(table, clean, rejects), "quality": st}
 
 
