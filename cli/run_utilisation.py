@@ -52,7 +52,7 @@ def plot_funnel(summary: dict, path: Path) -> None:
 @click.option("--no-quality", is_flag=True, help="Skip the quality metrics (funnel and detectors only).")
 @click.option("--no-write", is_flag=True, help="Standardise in memory; do not write DATA/clean/.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for utilisation.json and funnel.png [default: results/utilisation-<dataset>; "
+              help="Folder or fsspec URL for utilisation.json and funnel.png [default: results/utilisation-<dataset>; "
                    "with --json only when given].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (funnel, detectors, quality).")
 def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_quality: bool, no_write: bool,
@@ -65,11 +65,15 @@ def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_
 
     res = run(data, engine=engine, scheduler=scheduler, repair=repair, quality=not no_quality, write=not no_write)
     s = res.summary
-    folder = Path(out) if out else (None if as_json else Path("results") / f"utilisation-{Path(data).name}")
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "utilisation.json").write_text(json.dumps(s, indent=1))
-        plot_funnel(s, folder / "funnel.png")
+    target = out or (None if as_json else str(Path("results") / f"utilisation-{Path(data).name}"))
+    if target is not None:
+        from uda.store import output_location, shown_path
+
+        with output_location(target, folder=True) as folder:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "utilisation.json").write_text(json.dumps(s, indent=1))
+            plot_funnel(s, folder / "funnel.png")
+        written = [shown_path(target, folder, folder / name) for name in ("utilisation.json", "funnel.png")]
     if as_json:
         click.echo(json.dumps(s))
         return
@@ -112,4 +116,4 @@ def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_
         console.print(q)
     for f in s["findings"]:
         console.print(f"finding: {escape(f['file'])}: {escape(f['message'])}")
-    console.print(f"written: {escape(str(folder / 'utilisation.json'))}, {escape(str(folder / 'funnel.png'))}")
+    console.print(f"written: {escape(', '.join(written))}")

@@ -110,3 +110,8 @@ def test_results_written_and_read_through_memory_urls(memfs, tiny_dataset, tmp_p
     files = json.loads(r.stdout)["files"]
     assert files and all(p.startswith("memory://uda-test/water/") for p in files.values())
     assert all(memfs.exists(p.removeprefix("memory:/")) for p in files.values())
+    r = runner.invoke(cli, ["run", "utilisation", "--data", str(tiny_dataset), "--no-write", "--no-quality",
+                            "--out", "memory://uda-test/util"])
+    assert r.exit_code == 0, r.output
+    assert "memory://uda-test/util/utilisation.json" in r.output
+    assert json.loads(memfs.cat_file("/uda-test/util/utilisation.json"))["funnel"]
