@@ -143,3 +143,21 @@ def test_progress_counts_blocks(many_files, engine):
     run(many_files, engine=engine, models="last", horizons="1", progress=lambda *a: steps.append(a))
     assert steps[0] == ("fitting blocks", 0, 8)
     assert [s[1] for s in steps] == list(range(9))
+
+
+def test_file_ranges_from_footers_or_data(tmp_path):
+    """Block planning reads per-file bounds from Parquet statistics, or the data without them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from uda.errors import UserError
+    from uda.store import Dataset
+
+    t = pa.table({"sensor_id": pa.array([5, 3, 9], pa.int32())})
+    pq.write_table(t, tmp_path / "a.parquet")
+    pq.write_table(t, tmp_path / "b.parquet", write_statistics=False)
+    assert pq.ParquetFile(tmp_path / "b.parquet").metadata.row_group(0).column(0).statistics is None
+    ds = Dataset(tmp_path, {"tables": {"traffic": {"files": [{"path": "a.parquet"}, {"path": "b.parquet"}]}}})
+    assert ds.file_ranges("traffic", "sensor_id") == ([3, 3], [9, 9], [3, 3])
+    with pytest.raises(UserError, match="has no column 'ts'"):
+        ds.file_ranges("traffic", "ts")
