@@ -265,7 +265,13 @@ def scan_tables(tables: list[Any], ctx: ScanContext) -> QualityState:
     """The quality state of one block given as Arrow tables scanned together (a group and its rejects)."""
     import polars as pl
 
-    frames = [pl.from_arrow(t) for t in tables]
+    return _scan_frames([pl.from_arrow(t) for t in tables], ctx)
+
+
+def _scan_frames(frames: list[Any], ctx: ScanContext) -> QualityState:
+    """The quality state of Polars frames scanned together as one block."""
+    import polars as pl
+
     df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     return scan_arrays(arrays_polars(df, ctx.table), ctx.table, lookup=ctx.lookup, n_districts=ctx.n_districts,
                        period=ctx.period)
@@ -329,9 +335,7 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
         def one(parts):
             if tables is not None:
                 return scan_tables(parts, ctx)
-            frames = [pl.read_parquet(x) for x in parts]
-            df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-            return scan_arrays(arrays_polars(df, table), table, lookup=lookup, n_districts=n_d, period=period)
+            return _scan_frames([pl.read_parquet(x) for x in parts], ctx)
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             return finish(pool.map(one, units), ctx)  # merged as they arrive, not all kept

@@ -232,10 +232,15 @@ def _traffic_block_polars(ds: Dataset, files: list[int], column: str, t0: int,
           .select("sensor_id", step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // 300_000,
                   value=pl.col(column).cast(pl.Float64))
           .collect())
-    sid = df["sensor_id"].to_numpy().astype(np.int64)
+    return _sensor_matrix(df["sensor_id"].to_numpy(), df["step"].to_numpy(), df["value"].to_numpy(), n_time)
+
+
+def _sensor_matrix(sid: np.ndarray, step: np.ndarray, values: np.ndarray,
+                   n_time: int) -> tuple[np.ndarray, np.ndarray]:
+    """Long ``(sensor, step, value)`` rows -> sensor ids (ascending) and their matrix."""
+    sid = sid.astype(np.int64)
     ids = np.unique(sid)
-    return ids, pivot(np.searchsorted(ids, sid), df["step"].to_numpy(), df["value"].to_numpy(),
-                      len(ids), n_time)
+    return ids, pivot(np.searchsorted(ids, sid), step, values, len(ids), n_time)
 
 
 def traffic_panel_polars(ds: Dataset, *, column: str = "flow") -> tuple[np.ndarray, np.ndarray, int]:
@@ -296,11 +301,8 @@ def _traffic_block(column: str, t0: int, n_time: int, *dfs) -> tuple[np.ndarray,
     import pandas as pd
 
     df = dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True)
-    sid = df["sensor_id"].to_numpy().astype(np.int64)
-    ids = np.unique(sid)
-    step = (_ms(df["ts"].to_numpy()) - t0) // 300_000
-    vals = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    return ids, pivot(np.searchsorted(ids, sid), step, vals, len(ids), n_time)
+    return _sensor_matrix(df["sensor_id"].to_numpy(), (_ms(df["ts"].to_numpy()) - t0) // 300_000,
+                          df[column].to_numpy(dtype=np.float64, na_value=np.nan), n_time)
 
 
 def traffic_blocks_dask(ds: Dataset, layout: TrafficLayout, *, column: str = "flow") -> list:
