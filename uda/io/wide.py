@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,53 @@ def grid_positions(times: np.ndarray, interval_s: int, *, where: str) -> tuple[n
     return pos, int(pos[-1]) + 1
 
 
+def bin_to_grid(times: np.ndarray, interval_s: int) -> tuple[np.ndarray, int, np.datetime64]:
+    """Bin irregular timestamps to a regular grid: each is floored to a multiple of the interval.
+
+    The grid is anchored at midnight (the interval divides a day), so slots of day stay
+    aligned. Timestamps may repeat or come in any order.
+
+    Returns
+    -------
+    pos, length, start
+        Step index of each timestamp, grid length, and the first grid timestamp.
+    """
+    secs = times.astype("datetime64[s]").astype(np.int64)
+    first = int(secs.min()) // interval_s * interval_s
+    pos = (secs - first) // interval_s
+    return pos, int(pos.max()) + 1, np.datetime64(first, "s")
+
+
+def mean_by_step(vals: np.ndarray, pos: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """Mean of the non-missing values of each row of ``vals`` (series × rows) in each grid step.
+
+    Returns the ``(series, length)`` matrix (NaN where a step has no value) and the number
+    of steps that averaged several values.
+    """
+    out = np.full((vals.shape[0], length), np.nan)
+    merged = 0
+    for k, row in enumerate(vals):
+        ok = ~np.isnan(row)
+        n = np.bincount(pos[ok], minlength=length)
+        s = np.bincount(pos[ok], weights=row[ok], minlength=length)
+        has = n > 0
+        out[k, has] = s[has] / n[has]
+        merged += int((n > 1).sum())
+    return out, merged
+
+
+def mask_sentinels(vals: np.ndarray, missing: Sequence[float]) -> int:
+    """Set values equal to any of ``missing`` to NaN in place; return how many were set."""
+    if not len(missing):
+        return 0
+    hit = np.isin(vals, np.asarray(list(missing), dtype=float))
+    vals[hit] = np.nan
+    return int(hit.sum())
+
+
 def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None = None,
-              time_column: str | None = None) -> Panel:
+              time_column: str | None = None, missing: Sequence[float] = (),
+              irregular: bool = False) -> Panel:
     """Read a wide table as a :class:`~uda.forecast.Panel`.
 
     Parameters
@@ -95,6 +141,13 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
         Name of the timestamp column; by default a temporal column, one named
         timestamp/time/datetime/date/ts, or a first text column whose values all read as
         timestamps (a pandas index written by ``to_csv``) is used if present.
+    missing
+        Sentinel values read as missing (e.g. ``(-1,)`` for counts that mark gaps with -1).
+    irregular
+        Bin timestamps to the grid instead of requiring them on it: each is floored to a
+        multiple of ``interval`` (from midnight), the values in one step are averaged and
+        steps without a value are NaN. Repeated and unsorted timestamps are then accepted.
+        Without a timestamp column it has no effect.
 
     Returns
     -------
@@ -128,10 +181,13 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
             msg = f"{where} has a timestamp column {tcol!r}, so --start is not needed; drop --start"
             raise UserError(msg)
         times = to_datetime(df[tcol], where=where)
-        pos, length = grid_positions(times, interval_s, where=where)
-        t0 = times[0]
+        if irregular:
+            pos, length, t0 = bin_to_grid(times, interval_s)
+        else:
+            pos, length = grid_positions(times, interval_s, where=where)
+            t0 = times[0]
         df = df.drop(tcol)
-        if length > len(pos):
+        if not irregular and length > len(pos):
             notes.append(f"{length - len(pos)} missing time steps (absent rows) filled with NaN")
     else:
         try:
@@ -151,9 +207,19 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
         msg = (f"{where}: column {col!r} is not numeric (e.g. {sample[0]!r}); every column except the "
                "timestamp must hold one sensor's values")
         raise UserError(msg)
-    vals = df.select(pl.all().cast(pl.Float64)).to_numpy().T
-    Y = np.full((vals.shape[0], length), np.nan)
-    Y[:, pos] = vals
+    vals = np.array(df.select(pl.all().cast(pl.Float64)).to_numpy().T, dtype=np.float64)
+    masked = mask_sentinels(vals, missing)
+    if masked:
+        shown = ", ".join(f"{m:g}" for m in missing)
+        notes.append(f"{masked} values equal to {shown} read as missing")
+    if irregular and tcol is not None:
+        Y, merged = mean_by_step(vals, pos, length)
+        empty_steps = length - np.unique(pos).size
+        notes.append(f"{len(pos)} rows binned to {length} steps of {interval_s} s "
+                     f"({merged} sensor-steps averaged several rows, {empty_steps} steps without a row)")
+    else:
+        Y = np.full((vals.shape[0], length), np.nan)
+        Y[:, pos] = vals
     empty = [c for c, row in zip(df.columns, Y, strict=True) if np.isnan(row).all()]
     if empty:
         notes.append(f"{len(empty)} sensors without any value: {', '.join(empty[:5])}")
