@@ -123,6 +123,29 @@ def mask_sentinels(vals: np.ndarray, missing: Sequence[float]) -> int:
     return int(hit.sum())
 
 
+def find_time_column(df: pl.DataFrame, time_column: str | None = None, *, where: str) -> str | None:
+    """The timestamp column of a wide table, or None if it has none.
+
+    ``time_column`` if given (it must exist); else a temporal column, one named
+    timestamp/time/datetime/date/ts, or a first text column whose values all read as
+    timestamps (a pandas index written by ``to_csv``).
+    """
+    if time_column is not None:
+        if time_column not in df.columns:
+            msg = f"{where}: no column {time_column!r} for --time-column (columns: {', '.join(df.columns[:8])} ...)"
+            raise UserError(msg)
+        return time_column
+    for c in df.columns:
+        if c.strip().lower() in TIME_NAMES or df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime):
+            return c
+    if df.width and df[df.columns[0]].dtype == pl.String:
+        # an unnamed index column of timestamps, as pandas' to_csv writes it
+        first = df[df.columns[0]].str.strip_chars().str.replace(r"Z$", "")
+        if first.str.to_datetime(time_unit="ms", strict=False).null_count() == first.null_count() < df.height:
+            return df.columns[0]
+    return None
+
+
 def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None = None,
               time_column: str | None = None, missing: Sequence[float] = (),
               irregular: bool = False) -> Panel:
@@ -161,20 +184,7 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
     if df.height == 0 or df.width == 0:
         msg = f"{where} has no rows or no columns; a wide table needs one column per sensor and one row per step"
         raise UserError(msg)
-    tcol = time_column
-    if tcol is not None and tcol not in df.columns:
-        msg = f"{where}: no column {tcol!r} for --time-column (columns: {', '.join(df.columns[:8])} ...)"
-        raise UserError(msg)
-    if tcol is None:
-        for c in df.columns:
-            if c.strip().lower() in TIME_NAMES or df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime):
-                tcol = c
-                break
-    if tcol is None and df[df.columns[0]].dtype == pl.String:
-        # an unnamed index column of timestamps, as pandas' to_csv writes it
-        first = df[df.columns[0]].str.strip_chars().str.replace(r"Z$", "")
-        if first.str.to_datetime(time_unit="ms", strict=False).null_count() == first.null_count() < df.height:
-            tcol = df.columns[0]
+    tcol = find_time_column(df, time_column, where=where)
     notes: list[str] = []
     if tcol is not None:
         if start is not None:
