@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "uda.cli.compare:compare",
     "size": "uda.cli.size:size",
     "regress": "uda.cli.regress:regress",
+    "realism": "uda.cli.realism:realism",
 }
 
 

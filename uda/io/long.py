@@ -165,3 +165,42 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
     if empty:
         notes.append(f"{len(empty)} series without any value: {', '.join(empty[:5])}")
     return Panel(Y, ids, t0, interval_s, notes=notes)
+
+
+def stack_panels(panels: Sequence[Panel]) -> Panel:
+    """Put panels of one interval on a common grid (from the earliest start to the latest end).
+
+    Series keep their ids (made unique with a ``#k`` suffix if they repeat); adjacency is
+    dropped; notes are joined.
+    """
+    if len(panels) == 1:
+        return panels[0]
+    steps = {p.interval_s for p in panels}
+    if len(steps) > 1:
+        msg = f"tables with different intervals ({', '.join(f'{s} s' for s in sorted(steps))}); pass --interval and --irregular"
+        raise UserError(msg)
+    step = steps.pop()
+    starts = [np.datetime64(p.start, "s") for p in panels]
+    t0 = min(starts)
+    offs = [int((s - t0).astype(np.int64)) for s in starts]
+    if any(o % step for o in offs):
+        msg = "tables whose grids do not line up (starts not a whole number of steps apart); pass --irregular"
+        raise UserError(msg)
+    offs = [o // step for o in offs]
+    length = max(o + p.values.shape[1] for o, p in zip(offs, panels, strict=True))
+    Y = np.full((sum(p.values.shape[0] for p in panels), length), np.nan)
+    ids: list[str] = []
+    notes: list[str] = []
+    row = 0
+    for o, p in zip(offs, panels, strict=True):
+        k = p.values.shape[0]
+        Y[row:row + k, o:o + p.values.shape[1]] = p.values
+        row += k
+        for s in p.ids:
+            name, n = s, 1
+            while name in ids:
+                n += 1
+                name = f"{s}#{n}"
+            ids.append(name)
+        notes.extend(p.notes)
+    return Panel(Y, ids, t0, step, notes=notes)

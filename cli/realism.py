@@ -1,0 +1,249 @@
+"""``uda realism``: the statistics that decide which forecaster wins, beside a real reference."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+SOURCES = "--data DIR, --wide FILE, --libcity DIR or --long FILE"
+
+
+def _clean(obj):
+    """JSON-safe copy: NaN/inf become null, NumPy scalars plain numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _missing(text: str | None) -> tuple[float, ...]:
+    from uda.errors import UserError
+
+    if not text:
+        return ()
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        msg = f"cannot read --missing {text!r}; give numbers like -1 or -1,9999"
+        raise UserError(msg) from None
+
+
+def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, start, time_col,
+           id_col, value_col, column, missing, irregular):
+    """Read the subject table as a Panel and a default name."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from uda.errors import UserError
+
+    if data_dir is not None:
+        from uda.forecast import Panel
+        from uda.store import open_dataset
+        from uda.tasks.flow import (
+            _csr,
+            sensor_pairs,
+            station_pairs,
+            station_panel_polars,
+            traffic_panel_polars,
+        )
+
+        ds = open_dataset(data_dir)
+        if target == "stations":
+            ids, Y, t0 = station_panel_polars(ds)
+            src, dst = station_pairs(ds)
+            step = 900
+        else:
+            ids, Y, t0 = traffic_panel_polars(ds, column="flow" if target == "traffic" else "speed")
+            src, dst = sensor_pairs(ds)
+            step = 300
+        indptr, indices = _csr(src, dst, ids)
+        start0 = np.datetime64(int(t0), "ms").astype("datetime64[s]")
+        return (Panel(Y, [str(i) for i in ids], start0, step, indptr, indices),
+                f"{Path(data_dir).name} {target}")
+    if wide_file is not None:
+        from uda.io.wide import find_time_column, read_table, read_wide
+
+        if interval is None:
+            msg = "--wide needs --interval (the step length, e.g. 5min)"
+            raise UserError(msg)
+        if start is None and find_time_column(read_table(wide_file), time_col, where=str(wide_file)) is None:
+            msg = (f"{wide_file} has no time axis (no timestamp column); pass --start (time of the first row) "
+                   "so that time of day and weekends are known, or --time-col")
+            raise UserError(msg)
+        panel = read_wide(wide_file, interval=interval, start=start, time_column=time_col,
+                          missing=missing, irregular=irregular)
+        return panel, Path(wide_file).stem
+    if libcity_path is not None:
+        from uda.io.libcity import read_libcity
+
+        return read_libcity(libcity_path, column=column, interval=interval), Path(libcity_path).stem
+    from uda.io.long import read_long, stack_panels
+
+    panels = [read_long(f, interval=interval, time_column=time_col, id_column=id_col,
+                        value_column=value_col, missing=missing, irregular=irregular)
+              for f in long_files]
+    name = Path(long_files[0]).stem + (f" +{len(long_files) - 1}" if len(long_files) > 1 else "")
+    return stack_panels(panels), name
+
+
+def _fmt(x, digits=2) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}f}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def _cell(s: dict | None) -> str:
+    if not s or s.get("median") is None:
+        return "n/a"
+    if s["n"] > 1:
+        return f"{_fmt(s['median'])}  [{_fmt(s['q25'])}–{_fmt(s['q75'])}]"
+    return _fmt(s["median"])
+
+
+def _describe(sig: dict) -> str:
+    return (f"{sig.get('name') or '?'}: {sig['series_used']} of {sig['series']} series, "
+            f"{sig['interval_s'] / 60:g}-min steps, {sig['days']:g} days; neighbours: {sig['neighbours']}")
+
+
+def _table(subject: dict, reference: dict | None, rows: list[dict] | None):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from uda.realism import STATS
+
+    tab = Table(title="uda realism: median [IQR] over series", title_justify="left")
+    tab.add_column("group", style="dim")
+    tab.add_column("statistic")
+    tab.add_column(escape(subject.get("name") or "subject"), justify="right")
+    if reference is not None:
+        tab.add_column(escape(reference.get("name") or "reference"), justify="right")
+        tab.add_column("band", justify="right")
+        tab.add_column("verdict")
+    by_key = {r["key"]: r for r in rows or []}
+    style = {"ok": "green", "low": "red", "high": "red", "n/a": "dim"}
+    for k, st in enumerate(STATS):
+        first = k == 0 or STATS[k - 1].group != st.group
+        last = k == len(STATS) - 1 or STATS[k + 1].group != st.group
+        cells = [st.group if first else "", escape(st.label), _cell(subject["stats"].get(st.key))]
+        if reference is not None:
+            r = by_key[st.key]
+            b = r["band"]
+            cells += [_cell(reference["stats"].get(st.key)),
+                      "n/a" if b is None else f"{_fmt(b[0])}–{_fmt(b[1])}",
+                      f"[{style[r['verdict']]}]{r['verdict']}[/]"]
+        tab.add_row(*cells, end_section=last)
+    return tab
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="Generated dataset folder.")
+@click.option("--target", type=click.Choice(["traffic", "speed", "stations"]), default="traffic",
+              show_default=True,
+              help="With --data: sensor flow at 5 min, sensor speed at 5 min, or station in/outflow at 15 min.")
+@click.option("--wide", "wide_file", type=click.Path(), default=None,
+              help="Wide CSV/Parquet table: one column per sensor, one row per time step.")
+@click.option("--libcity", "libcity_path", type=click.Path(), default=None,
+              help="LibCity dataset folder (or file); .rel relations are the neighbours.")
+@click.option("--long", "long_files", type=click.Path(), multiple=True,
+              help="Long CSV/Parquet table: a time column, an optional id column, a value column. "
+                   "Repeat to stack several files (e.g. NAB series) on one grid.")
+@click.option("--interval", default=None,
+              help="Step length, e.g. 5min: required with --wide; default inferred for --libcity/--long.")
+@click.option("--start", default=None,
+              help="With --wide and no timestamp column: time of the first row (required then).")
+@click.option("--time-col", "--time-column", "time_col", default=None,
+              help="Timestamp column [default: a date/time column or one named timestamp/time/datetime/date/ts].")
+@click.option("--id-col", default=None, help="With --long: column naming the series [default: one series].")
+@click.option("--value-col", default=None,
+              help="With --long: value column [default: the only numeric one].")
+@click.option("--column", default=None, help="With --libcity: .dyna value column.")
+@click.option("--missing", "missing_text", default=None,
+              help="With --wide/--long: values read as missing, comma-separated (e.g. -1).")
+@click.option("--irregular", is_flag=True,
+              help="With --wide/--long: bin timestamps to the --interval grid (mean per step) "
+                   "instead of requiring them on it.")
+@click.option("--resample", default=None,
+              help="Average the subject to this coarser step first (e.g. 15min to match a 15-min reference).")
+@click.option("--neighbours", type=int, default=4, show_default=True,
+              help="Without an adjacency: neighbours per series, the most correlated ones (0: none).")
+@click.option("--ref", default=None,
+              help="Reference to compare with: a committed signature name (see docs/realism.md: "
+                   "scats, pedestrian, nab_speed, nab_occupancy, nab_traveltime, neon_*) or a JSON file "
+                   "written by uda realism --json/--out.")
+@click.option("--name", default=None, help="Label of the subject in the report.")
+@click.option("--per-series", is_flag=True, help="With --json/--out: include every series' statistics.")
+@click.option("--plot", "plot_file", type=click.Path(), default=None,
+              help="Write a PNG: statistics with bands, daily profiles and ACF curves.")
+@click.option("--out", type=click.Path(), default=None, help="Also write the JSON report to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def realism(data_dir, target, wide_file, libcity_path, long_files, interval, start, time_col, id_col,
+            value_col, column, missing_text, irregular, resample, neighbours, ref, name, per_series, plot_file,
+            out, as_json) -> None:
+    """Statistics of a sensor table that decide which forecaster wins, beside a reference.
+
+    Per series, then median and interquartile range over series: variance explained by
+    time of day (and weekday/weekend), autocorrelation of deviations from that profile
+    (lag 1 step, 1 h, 1 day), MAE of the last value over the time-of-day average at 15/30/60
+    min (chronological 80/20), correlation with neighbours, missing share and run
+    lengths, value quantiles over the mean, weekend contrast. With --ref each statistic
+    gets a verdict against a band around the reference (docs/realism.md).
+    """
+    from uda.errors import UserError
+    from uda.forecast import parse_interval
+    from uda.realism import coarsen, compare, load_reference, plot, signature
+
+    given = [s for s in (data_dir, wide_file, libcity_path, long_files or None) if s is not None]
+    if len(given) != 1:
+        msg = f"give exactly one input: {SOURCES}"
+        raise UserError(msg)
+    if neighbours < 0:
+        msg = f"--neighbours must be 0 or more; got {neighbours}"
+        raise UserError(msg)
+    if plot_file is not None and not str(plot_file).lower().endswith(".png"):
+        msg = f"--plot writes a PNG; give a file name ending in .png (got {plot_file})"
+        raise UserError(msg)
+    reference = load_reference(ref) if ref is not None else None
+    panel, default_name = _panel(data_dir, target, wide_file, libcity_path, long_files, interval, start,
+                                 time_col, id_col, value_col, column, _missing(missing_text), irregular)
+    if resample is not None:
+        panel = coarsen(panel, parse_interval(resample))
+    subject = signature(panel, name=name or default_name, neighbours=neighbours, per_series=per_series)
+    rows = compare(subject, reference) if reference is not None else None
+    res = {"subject": subject, "reference": reference, "comparison": rows}
+    if rows is not None:
+        res["verdicts"] = {v: sum(r["verdict"] == v for r in rows) for v in ("ok", "low", "high", "n/a")}
+    res = _clean(res)
+    if out is not None:
+        from pathlib import Path
+
+        Path(out).write_text(json.dumps(res, indent=1))
+    if plot_file is not None:
+        plot(plot_file, subject, reference, rows)
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    console.print(_table(subject, reference, rows))
+    console.print(f"subject   {escape(_describe(subject))}")
+    if reference is not None:
+        console.print(f"reference {escape(_describe(reference))}")
+        v = res["verdicts"]
+        console.print(f"{v['ok']} of {len(rows) - v['n/a']} statistics within the band "
+                      f"({v['low']} low, {v['high']} high, {v['n/a']} n/a)")
+    for note in subject["notes"]:
+        console.print(f"note: {escape(note)}")
+    for target_file, what in ((plot_file, "plot"), (out, "report")):
+        if target_file is not None:
+            console.print(f"{what} written to {escape(str(target_file))}")
