@@ -100,11 +100,11 @@ def _fmt(x, digits=2) -> str:
     return f"{x:.{digits}f}" if abs(x) < 100 else f"{x:,.0f}"
 
 
-def _cell(s: dict | None) -> str:
+def _cell(s: dict | None, wide: bool = True) -> str:
     if not s or s.get("median") is None:
         return "n/a"
-    if s["n"] > 1:
-        return f"{_fmt(s['median'])}  [{_fmt(s['q25'])}–{_fmt(s['q75'])}]"
+    if wide and s["n"] > 1:
+        return f"{_fmt(s['median'])} [{_fmt(s['q25'])}–{_fmt(s['q75'])}]"
     return _fmt(s["median"])
 
 
@@ -113,33 +113,34 @@ def _describe(sig: dict) -> str:
             f"{sig['interval_s'] / 60:g}-min steps, {sig['days']:g} days; neighbours: {sig['neighbours']}")
 
 
-def _table(subject: dict, reference: dict | None, rows: list[dict] | None):
-    from rich.markup import escape
+def _table(subject: dict, reference: dict | None, rows: list[dict] | None, *, wide: bool):
+    """Statistics beside the reference; ``wide`` adds the interquartile ranges."""
+    from rich import box
     from rich.table import Table
 
     from uda.realism import STATS
 
-    tab = Table(title="uda realism: median [IQR] over series", title_justify="left")
-    tab.add_column("group", style="dim")
-    tab.add_column("statistic")
-    tab.add_column(escape(subject.get("name") or "subject"), justify="right")
+    tab = Table(title="median" + (" [IQR]" if wide else "") + " over series", title_justify="left",
+                box=box.SIMPLE_HEAD, pad_edge=False)
+    tab.add_column("statistic", no_wrap=True)
+    tab.add_column("subject", justify="right", no_wrap=True)
     if reference is not None:
-        tab.add_column(escape(reference.get("name") or "reference"), justify="right")
-        tab.add_column("band", justify="right")
-        tab.add_column("verdict")
+        tab.add_column("reference", justify="right", no_wrap=True)
+        tab.add_column("band", justify="right", no_wrap=True)
+        tab.add_column("verdict", no_wrap=True)
     by_key = {r["key"]: r for r in rows or []}
     style = {"ok": "green", "low": "red", "high": "red", "n/a": "dim"}
     for k, st in enumerate(STATS):
-        first = k == 0 or STATS[k - 1].group != st.group
-        last = k == len(STATS) - 1 or STATS[k + 1].group != st.group
-        cells = [st.group if first else "", escape(st.label), _cell(subject["stats"].get(st.key))]
+        if k == 0 or STATS[k - 1].group != st.group:
+            tab.add_row(f"[bold]{st.group}[/]")
+        cells = [f"  {st.short}", _cell(subject["stats"].get(st.key), wide)]
         if reference is not None:
             r = by_key[st.key]
             b = r["band"]
-            cells += [_cell(reference["stats"].get(st.key)),
+            cells += [_cell(reference["stats"].get(st.key), wide),
                       "n/a" if b is None else f"{_fmt(b[0])}–{_fmt(b[1])}",
                       f"[{style[r['verdict']]}]{r['verdict']}[/]"]
-        tab.add_row(*cells, end_section=last)
+        tab.add_row(*cells)
     return tab
 
 
@@ -235,10 +236,10 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
     from rich.markup import escape
 
     console = Console()
-    console.print(_table(subject, reference, rows))
-    console.print(f"subject   {escape(_describe(subject))}")
+    console.print(_table(subject, reference, rows, wide=console.width >= 110))
+    console.print(f"subject:   {escape(_describe(subject))}")
     if reference is not None:
-        console.print(f"reference {escape(_describe(reference))}")
+        console.print(f"reference: {escape(_describe(reference))}")
         v = res["verdicts"]
         console.print(f"{v['ok']} of {len(rows) - v['n/a']} statistics within the band "
                       f"({v['low']} low, {v['high']} high, {v['n/a']} n/a)")

@@ -53,33 +53,36 @@ class Stat:
     key: str
     label: str
     group: str
+    short: str
     abs_tol: float = 0.0
     rel: float = 1.0
     floor: float = 0.0  # the lowest value the statistic can take (bands stop there)
 
 
 STATS: tuple[Stat, ...] = (
-    Stat("var_tod", "variance explained by time of day", "periodicity", 0.10),
-    Stat("var_tod_daytype", "… by time of day × weekday/weekend", "periodicity", 0.10),
-    Stat("acf_1", "ACF of deviations, lag 1 step", "persistence", 0.10, floor=-1.0),
-    Stat("acf_1h", "ACF of deviations, lag 1 h", "persistence", 0.10, floor=-1.0),
-    Stat("acf_1d", "ACF of deviations, lag 1 day", "persistence", 0.10, floor=-1.0),
-    *(Stat(f"ratio_{m}", f"MAE last / HA(slot × day type), {m} min", "baselines", rel=1.15)
+    Stat("var_tod", "variance explained by time of day", "periodicity", "var. by time of day", 0.10),
+    Stat("var_tod_daytype", "… by time of day × weekday/weekend", "periodicity", "var. by tod × day type", 0.10),
+    Stat("acf_1", "ACF of deviations, lag 1 step", "persistence", "ACF lag 1 step", 0.10, floor=-1.0),
+    Stat("acf_1h", "ACF of deviations, lag 1 h", "persistence", "ACF lag 1 h", 0.10, floor=-1.0),
+    Stat("acf_1d", "ACF of deviations, lag 1 day", "persistence", "ACF lag 1 day", 0.10, floor=-1.0),
+    *(Stat(f"ratio_{m}", f"MAE last / HA(slot × day type), {m} min", "baselines",
+           f"last / HA, {m} min", rel=1.15)
       for m in HORIZONS_MIN),
-    *(Stat(f"ratio_tod_{m}", f"MAE last / HA(slot), {m} min", "baselines", rel=1.15)
+    *(Stat(f"ratio_tod_{m}", f"MAE last / HA(slot), {m} min", "baselines",
+           f"last / HA(tod), {m} min", rel=1.15)
       for m in HORIZONS_MIN),
-    Stat("nbr_corr", "correlation with neighbours, values", "space", 0.15, floor=-1.0),
-    Stat("nbr_corr_dev", "correlation with neighbours, deviations", "space", 0.15, floor=-1.0),
-    Stat("missing", "missing share", "missing data", 0.03),
-    Stat("gap_median_h", "missing run, median (h)", "missing data", 0.5, 2.0),
-    Stat("gap_max_h", "missing run, longest (h)", "missing data", 1.0, 2.0),
-    Stat("zeros", "share of zeros", "values", 0.03),
-    Stat("q05", "5 % quantile / mean", "values", 0.15),
-    Stat("q50", "median / mean", "values", 0.15),
-    Stat("q95", "95 % quantile / mean", "values", 0.25),
-    Stat("cv", "coefficient of variation", "values", 0.0, 1.25),
-    Stat("weekend_ratio", "weekend mean / weekday mean", "week", 0.0, 1.15),
-    Stat("weekend_profile_corr", "weekday-weekend profile correlation", "week", 0.10, floor=-1.0),
+    Stat("nbr_corr", "correlation with neighbours, values", "space", "nbr corr., values", 0.15, floor=-1.0),
+    Stat("nbr_corr_dev", "correlation with neighbours, deviations", "space", "nbr corr., deviations", 0.15, floor=-1.0),
+    Stat("missing", "missing share", "missing data", "missing share", 0.03),
+    Stat("gap_median_h", "missing run, median (h)", "missing data", "missing run med. (h)", 0.5, 2.0),
+    Stat("gap_max_h", "missing run, longest (h)", "missing data", "missing run max (h)", 1.0, 2.0),
+    Stat("zeros", "share of zeros", "values", "zeros share", 0.03),
+    Stat("q05", "5 % quantile / mean", "values", "q05 / mean", 0.15),
+    Stat("q50", "median / mean", "values", "median / mean", 0.15),
+    Stat("q95", "95 % quantile / mean", "values", "q95 / mean", 0.25),
+    Stat("cv", "coefficient of variation", "values", "coef. of variation", 0.0, 1.25),
+    Stat("weekend_ratio", "weekend mean / weekday mean", "week", "weekend / weekday", 0.0, 1.15),
+    Stat("weekend_profile_corr", "weekday-weekend profile correlation", "week", "wd-we profile corr.", 0.10, floor=-1.0),
 )
 STAT_KEYS = tuple(s.key for s in STATS)
 
@@ -221,8 +224,9 @@ def _series(y: np.ndarray, cal: Calendar, interval_s: int) -> tuple[dict[str, fl
         t, j, a, b = t[v], j[v], a[v], b[v]
         err_lv = float(np.mean(np.abs(y[t] - y[j])))
         e_ha, e_tod = float(np.mean(np.abs(y[t] - a))), float(np.mean(np.abs(y[t] - b)))
-        out[key] = err_lv / e_ha if e_ha > 0 else math.nan
-        out[key_tod] = err_lv / e_tod if e_tod > 0 else math.nan
+        tiny = 1e-9 * float(np.mean(np.abs(y[t])))  # an exact profile: the ratio is undefined
+        out[key] = err_lv / e_ha if e_ha > tiny else math.nan
+        out[key_tod] = err_lv / e_tod if e_tod > tiny else math.nan
 
     # missing data within the series' own span
     span = ~ok[first:last + 1]
