@@ -14,7 +14,8 @@ package and its tests use only the committed JSON):
   are sampled more sparsely). The NAB series are unrelated sensors without locations, so
   no neighbour statistics;
 - ``neon_<parameter>``: NEON stream water quality at 3 sites, 15 min, one signature per
-  parameter (temperature, dissolved oxygen, specific conductance, nitrate, turbidity);
+  parameter (temperature, dissolved oxygen, turbidity: a diel cycle under seasonal drift,
+  a biological diel cycle, storm spikes; nitrate and conductance look like temperature);
   the three sites are far apart, so no neighbour statistics either.
 """
 
@@ -33,7 +34,7 @@ from uda.io.long import read_long, stack_panels  # noqa: E402
 from uda.io.wide import read_wide  # noqa: E402
 from uda.realism import SIGNATURES, signature  # noqa: E402
 
-NEON_PARAMS = ("temperature", "dissolved_oxygen", "specific_conductance", "nitrate", "turbidity")
+NEON_PARAMS = ("temperature", "dissolved_oxygen", "turbidity")
 
 
 def _nab(real: Path, prefix: str, interval: str):
