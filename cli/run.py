@@ -12,9 +12,10 @@ TASKS = {
     "water": "uda.cli.run_water:water",
     "standardise": "uda.cli.run_standardise:standardise",
     "utilisation": "uda.cli.run_utilisation:utilisation",
+    "quality": "uda.cli.run_quality:quality",
 }
 
 
 @click.group(cls=LazyGroup, lazy=TASKS)
 def run() -> None:
-    """Run one analytic task (route, flow, water, standardise, utilisation)."""
+    """Run one analytic task (route, flow, water, standardise, utilisation, quality)."""

@@ -212,3 +212,242 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latenc
             acc[ON_GRID] += 1
     if cur_d >= 0:
         _flush(counts, nonnull, cur_d, acc, nn)
+
+
+# ------------------------------------------------------------------ profiling any table
+# Kernels of ``uda run quality --table`` (:mod:`uda.tablequality`): open-addressing hash sets
+# and counters, the timeline of a time column per group, and the per-column scan.
+
+#: Bits of a packed ``(group, step)`` key left for the step: below ``2**(STEP_BITS - 1)`` µs the
+#: step in µs, else a flag bit and the step in ms (exact for steps in whole milliseconds).
+STEP_BITS = 43
+_EMPTY = np.uint64(0)
+
+
+@njit(inline="always", cache=True)
+def _slot(h: np.uint64, mask: np.int64) -> np.int64:
+    return np.int64(mix64(h ^ _SALT) & np.uint64(mask))
+
+
+@njit(cache=True, nogil=True)
+def hset_add(table: np.ndarray, used: np.ndarray, keys: np.ndarray, seen: np.ndarray) -> int:
+    """Insert uint64 ``keys`` into an open-addressing hash set, in place.
+
+    Parameters
+    ----------
+    table : uint64 (m,), ``m`` a power of two; used : bool (m,)
+        The set. The caller keeps it at most half full (``m >= 2 * (size + len(keys))``).
+    keys : uint64 (n,)
+        Keys to insert, in order.
+    seen : bool (n,)
+        Output: whether each key was already in the set (inserted earlier or earlier in ``keys``).
+
+    Returns
+    -------
+    int
+        Number of keys that were new.
+    """
+    mask = np.int64(table.shape[0] - 1)
+    new = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        s = _slot(k, mask)
+        while used[s] and table[s] != k:
+            s = (s + 1) & mask
+        if used[s]:
+            seen[i] = True
+        else:
+            used[s] = True
+            table[s] = k
+            seen[i] = False
+            new += 1
+    return new
+
+
+@njit(cache=True, nogil=True)
+def hmap_add(table: np.ndarray, used: np.ndarray, counts: np.ndarray, keys: np.ndarray, mask_in: np.ndarray,
+             add: np.ndarray) -> int:
+    """Add ``add[i]`` to the counter of ``keys[i]`` (where ``mask_in[i]``) in an open-addressing map.
+
+    ``table``/``used`` as :func:`hset_add`; ``counts`` int64 (m,). Returns the number of new keys.
+    """
+    mask = np.int64(table.shape[0] - 1)
+    new = 0
+    for i in range(keys.shape[0]):
+        if not mask_in[i]:
+            continue
+        k = keys[i]
+        s = _slot(k, mask)
+        while used[s] and table[s] != k:
+            s = (s + 1) & mask
+        if not used[s]:
+            used[s] = True
+            table[s] = k
+            new += 1
+        counts[s] += add[i]
+    return new
+
+
+@njit(cache=True, nogil=True)
+def timeline_block(g, t, ok, rowhash, last_t, first_hash, n_ok, t_min, t_max, out_of_order, dups, max_step,
+                   step_keys, pairs):
+    """The time column of one block, in file order, per group; state updated in place.
+
+    Parameters
+    ----------
+    g : int64 (n,)
+        Group code of each row (0 without groups).
+    t : int64 (n,)
+        Time in µs; ``ok`` : bool (n,) whether it parsed.
+    rowhash : uint64 (n,)
+        Hash of the whole row (exact duplicate rows).
+    last_t, first_hash, n_ok, t_min, t_max, out_of_order, dups, max_step : (G,)
+        Per group: previous parsed time, hash of the first row at that time, parsed rows, first
+        and last time, rows earlier than the previous row, rows at the previous row's time,
+        longest positive step.
+    step_keys : int64 (n,)
+        Output: the packed ``(group, step)`` (see :data:`STEP_BITS`) of each row with a positive step, else -1.
+    pairs : uint64 (2n,)
+        Output: for each row at its group's previous time, the hashes of (group, time, first
+        row) and (group, time, this row), to find exact duplicate rows among them.
+
+    Returns
+    -------
+    int
+        Number of pairs written.
+    """
+    cap = np.int64(1 << (STEP_BITS - 1))
+    n_pairs = 0
+    for i in range(g.shape[0]):
+        step_keys[i] = -1
+        if not ok[i]:
+            continue
+        gi = g[i]
+        ti = t[i]
+        if n_ok[gi] == 0:
+            t_min[gi] = ti
+            t_max[gi] = ti
+            first_hash[gi] = rowhash[i]
+        else:
+            d = ti - last_t[gi]
+            if d < 0:
+                out_of_order[gi] += 1
+                first_hash[gi] = rowhash[i]
+            elif d == 0:
+                dups[gi] += 1
+                base = mix64(np.uint64(gi) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(ti))
+                pairs[2 * n_pairs] = mix64(base ^ first_hash[gi])
+                pairs[2 * n_pairs + 1] = mix64(base ^ rowhash[i])
+                n_pairs += 1
+            else:
+                step_keys[i] = (gi << STEP_BITS) | (d if d < cap else cap | min(d // 1000, cap - 1))
+                if d > max_step[gi]:
+                    max_step[gi] = d
+                first_hash[gi] = rowhash[i]
+            if ti < t_min[gi]:
+                t_min[gi] = ti
+            if ti > t_max[gi]:
+                t_max[gi] = ti
+        last_t[gi] = ti
+        n_ok[gi] += 1
+    return n_pairs
+
+
+@njit(cache=True, nogil=True)
+def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts, invalid, stuck_rows,
+                 stuck_runs, last_v, run_len, null_run, null_run_max, ext, qs, registers, hit):
+    """One numeric column of one block, in file order, per group; state updated in place.
+
+    Parameters
+    ----------
+    v : float64 (n,)
+        Values, NaN where null.
+    g : int64 (n,)
+        Group code of each row.
+    lo, hi : float
+        Valid range (inclusive); values outside count as invalid.
+    cands : float64 (C,)
+        Sentinel candidates (declared and the usual -1, -999, 9999, ...); their hits are counted
+        per candidate and kept out of the range check, the extremes, the stuck check and the
+        quantile sketch (the caller adds back those that turn out not to be sentinels).
+    stuck_min : int
+        Identical consecutive values (the first included) that make a stuck run.
+    ignore_zero : bool
+        Runs of zeros are not stuck (idle counts).
+    nulls, invalid, stuck_rows, stuck_runs, null_run, null_run_max : int64 (G,); cand_counts : int64 (G, C)
+    last_v : float64 (G,); run_len : int64 (G,)
+        Per-group counters and the state of the running stuck and null runs.
+    ext : float64 (2,)
+        Smallest and largest value that is not a candidate.
+    qs : int64 (2 * QS_BUCKETS,); registers : uint8 (m,)
+        Quantile sketch and HyperLogLog registers of the column (whole table).
+    hit : int8 (n,)
+        Output: 0, 1 for a null, 2 + c for candidate ``c``.
+    """
+    tmp = np.empty(1, np.float32)
+    bits = tmp.view(np.uint32)
+    f64 = np.empty(1, np.float64)
+    u64 = f64.view(np.uint64)
+    m = registers.shape[0]
+    p = 0
+    while (1 << p) < m:
+        p += 1
+    n_c = cands.shape[0]
+    for i in range(v.shape[0]):
+        gi = g[i]
+        x = v[i]
+        if np.isnan(x):
+            nulls[gi] += 1
+            null_run[gi] += 1
+            if null_run[gi] > null_run_max[gi]:
+                null_run_max[gi] = null_run[gi]
+            run_len[gi] = 0
+            last_v[gi] = np.nan
+            hit[i] = 1
+            continue
+        null_run[gi] = 0
+        f64[0] = x + 0.0  # -0.0 -> 0.0
+        _hll_1d(registers, u64[0], p)
+        c_hit = -1
+        for c in range(n_c):
+            if x == cands[c]:
+                c_hit = c
+                break
+        if c_hit >= 0:
+            cand_counts[gi, c_hit] += 1
+            hit[i] = 2 + c_hit
+            run_len[gi] = 0
+            last_v[gi] = np.nan
+            continue
+        hit[i] = 0
+        if x < ext[0]:
+            ext[0] = x
+        if x > ext[1]:
+            ext[1] = x
+        if x < lo or x > hi:
+            invalid[gi] += 1
+        qs[qs_bucket(x, tmp, bits)] += 1
+        if x == last_v[gi] and not (ignore_zero and x == 0.0):
+            run_len[gi] += 1
+            if run_len[gi] == stuck_min - 1:
+                stuck_rows[gi] += run_len[gi]
+                stuck_runs[gi] += 1
+            elif run_len[gi] > stuck_min - 1:
+                stuck_rows[gi] += 1
+        else:
+            run_len[gi] = 0
+        last_v[gi] = x
+
+
+@njit(inline="always", cache=True)
+def _hll_1d(registers: np.ndarray, key: np.uint64, p: int) -> None:
+    h = mix64(key ^ _SALT)
+    idx = np.int64(h >> np.uint64(64 - p))
+    w = h << np.uint64(p)
+    rank = 1
+    top = np.uint64(1) << np.uint64(63)
+    while rank <= 64 - p and (w & top) == np.uint64(0):
+        w = w << np.uint64(1)
+        rank += 1
+    if rank > registers[idx]:
+        registers[idx] = rank
