@@ -37,6 +37,18 @@ def _split(text: str) -> tuple[float, float, float]:
     return (parts[0] / total, parts[1] / total, parts[2] / total)
 
 
+def _numbers(text: str | None, option: str) -> tuple[float, ...]:
+    from uda.errors import UserError
+
+    if text is None:
+        return ()
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        msg = f"cannot read {option} {text!r}; give comma-separated numbers like -1,9999"
+        raise UserError(msg) from None
+
+
 def _table(res: dict):
     from rich.markup import escape
     from rich.table import Table
@@ -76,6 +88,13 @@ def _num(x, digits: int = 2) -> str:
               help="With --wide and no timestamp column: time of the first row [default: 2024-01-01T00:00, a Monday].")
 @click.option("--time-column", default=None,
               help="With --wide: name of the timestamp column [default: auto-detect timestamp/time/date/ts].")
+@click.option("--missing", "missing_text", default=None,
+              help="With --wide: comma-separated sentinel values that mean missing, e.g. -1.")
+@click.option("--irregular", is_flag=True,
+              help="With --wide: bin off-grid or repeated timestamps to the --interval grid (mean per step).")
+@click.option("--adjacency", type=click.Path(), default=None,
+              help="With --wide: square 0/1 or weight matrix CSV without header, one row and column per "
+                   "sensor in the table's column order; neighbours of the spatial models.")
 @click.option("--column", default=None,
               help="With --libcity: .dyna value column [default: traffic_flow, else the first numeric one].")
 @click.option("--target", type=click.Choice(["traffic", "speed", "stations"]), default="traffic",
@@ -85,7 +104,8 @@ def _num(x, digits: int = 2) -> str:
               help="Polars (blocks of sensors read and fitted in turn) or Dask (a task per block).")
 @click.option("--scheduler", default=None,
               help=SCHEDULER_HELP)
-@click.option("--models", default="last,snaive_day,snaive_week,ha,hw,ridge,ridge_sp", show_default=True,
+@click.option("--models", default="last,snaive_day,snaive_week,ha,ha_slot,hw,ridge,ridge_sp,ridge_st",
+              show_default=True,
               help="Comma-separated forecasters, or 'all'.")
 @click.option("--horizons", default="1,3,6,12", show_default=True, help="Steps ahead to score.")
 @click.option("--split", "split_text", default="70,10,20", show_default=True,
@@ -99,12 +119,14 @@ def _num(x, digits: int = 2) -> str:
                    "about ten times this, so lower it under a tight memory limit.")
 @click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file (or fsspec URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
-def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column, target, engine,
-         scheduler, models, horizons, split_text, origin_step, partitions, block_mb, out, as_json) -> None:
+def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missing_text, irregular,
+         adjacency, column, target, engine, scheduler, models, horizons, split_text, origin_step,
+         partitions, block_mb, out, as_json) -> None:
     """Score flow forecasters with a rolling-origin protocol.
 
     The time axis is split chronologically (default 70/10/20 train/validation/test);
-    models are fit on the training part (ridge picks its penalty on validation) and
+    models are fit on the training part (the ridge family chooses its formulation and
+    penalty by cross-validation up to the end of the validation part, then refits) and
     forecast from every --origin-step-th step of the test period. MAE, RMSE and MAPE per
     horizon count only points whose actual value is finite and not zero.
     """
@@ -115,6 +137,11 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column
         msg = "give exactly one input: --data DIR, --wide FILE or --libcity DIR"
         raise UserError(msg)
     split = _split(split_text)
+    wide_only = {"--missing": missing_text, "--irregular": irregular or None, "--adjacency": adjacency}
+    given = [k for k, v in wide_only.items() if v is not None]
+    if given and wide_file is None:
+        msg = f"{', '.join(given)} only applies to --wide tables"
+        raise UserError(msg)
     if data_dir is not None:
         from uda.cli.progress import progress_bar
         from uda.tasks.flow import run
@@ -132,7 +159,12 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, column
             if interval is None:
                 msg = "--wide needs --interval (the step length, e.g. 5min)"
                 raise UserError(msg)
-            panel = read_wide(wide_file, interval=interval, start=start, time_column=time_column)
+            panel = read_wide(wide_file, interval=interval, start=start, time_column=time_column,
+                              missing=_numbers(missing_text, "--missing"), irregular=irregular)
+            if adjacency is not None:
+                from uda.io.adjacency import read_adjacency
+
+                panel.indptr, panel.indices = read_adjacency(adjacency, len(panel.ids))
         else:
             from uda.io.libcity import read_libcity
 

@@ -212,3 +212,58 @@ def test_libcity_bad_input(tmp_path):
     d = _copy_libcity(tmp_path, edit=("TOY.dyna", lambda t: t.replace(",state,2024-03-04T05:00:00Z,2,",
                                                                        ",state,2024-03-04T05:00:00Z,7,")))
     _bad("--libcity", str(d), match="not a geo_id")
+
+
+# --------------------------------------------------------------------------- adjacency, sentinels
+
+
+def test_adjacency_file_gives_the_spatial_models_their_neighbours(tmp_path):
+    from uda.io.adjacency import read_adjacency
+
+    adj = tmp_path / "adj.csv"
+    adj.write_text("0,1,0,0\n1,0,0.5,0\n0,0.5,1,0\n0,0,0,0\n")
+    indptr, indices = read_adjacency(adj, 4)
+    assert indptr.tolist() == [0, 1, 3, 4, 4]  # the diagonal is ignored, weights count as links
+    assert indices.tolist() == [1, 0, 2, 1]
+    res = _run("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--adjacency", str(adj),
+               "--models", "last,ridge_sp,ridge_st", "--horizons", "1,2", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert set(out["models"]) == {"last", "ridge_sp", "ridge_st"}
+    assert not any("most correlated" in n or "correlate most" in n for n in out["notes"])
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("0,1\n1,0\n", "the table has 4 sensor columns"),
+    ("0,1,0\n1,0\n", "must be square"),
+    ("a,b,c,d\n0,1,0,0\n1,0,0,0\n0,0,0,1\n", "not a number"),
+])
+def test_bad_adjacency_is_a_one_line_error(tmp_path, text, match):
+    adj = tmp_path / "adj.csv"
+    adj.write_text(text)
+    _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--adjacency", str(adj),
+         "--models", "ridge_sp", match=match)
+
+
+def test_missing_adjacency_file_and_wide_only_options():
+    _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--adjacency", "/nonexistent/a.csv",
+         match="does not exist")
+    _bad("--libcity", str(DATA / "libcity"), "--missing", "-1", match="only applies to --wide")
+    _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--missing", "minus one",
+         match="cannot read --missing")
+
+
+def test_sentinels_and_irregular_timestamps_through_the_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.datetime64("2024-01-01T00:00") + np.cumsum(rng.integers(3, 8, 3000)).astype("timedelta64[m]")
+    v = 50 + 10 * np.sin(np.arange(3000) / 50) + rng.normal(0, 1, 3000)
+    v[::97] = -1
+    f = tmp_path / "irregular.csv"
+    pl.DataFrame({"timestamp": t.astype("datetime64[ms]"), "value": v}).write_csv(f)
+    _bad("--wide", str(f), "--interval", "5min", "--models", "last", match="not on the 300 s grid")
+    res = _run("--wide", str(f), "--interval", "5min", "--irregular", "--missing", "-1",
+               "--models", "last,ha,ridge", "--horizons", "1,3", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert any("read as missing" in n for n in out["notes"]), out["notes"]
+    assert any("binned to" in n for n in out["notes"]), out["notes"]

@@ -221,69 +221,126 @@ def test_profile_matrix_matches_reference_and_ha():
     np.testing.assert_allclose(ha, P[:, targets], rtol=1e-10)
 
 
-def _ridge_design_ref(z, x, o, h, p, q, cal, nharm):
-    t = o + h - 1
-    back = -(-h // SEASON) * SEASON
-    row = [1.0] + [z[o - k] for k in range(1, p + 1)] + [x[o - k] for k in range(1, q + 1)] + [z[t - back]]
-    ang = 2 * np.pi * cal.slot[t] / SEASON
-    for k in range(1, nharm + 1):
-        row += [np.sin(k * ang), np.cos(k * ang)]
-    return np.array(row + [float(cal.weekend[t])])
+def _lin_ref_pairs(P, Z, opan, olag, tpan, weekend, o_range, h, t_lo, t_hi):
+    """Design rows and targets of the direct linear model, built one pair at a time."""
+    rows, ys = [], []
+    for o in o_range:
+        t = o + h - 1
+        if not t_lo <= t < t_hi or np.isnan(Z[t]) or min(o - olag) < 0:
+            continue
+        f = [1.0] + [P[p, o - lag] for p, lag in zip(opan, olag, strict=True)]
+        f += [P[p, t] for p in tpan] + [float(weekend[t])]
+        if np.isnan(f).any():
+            continue
+        rows.append(f)
+        ys.append(Z[t])
+    return np.array(rows), np.array(ys)
 
 
-@pytest.mark.parametrize("q", [0, 2])
-def test_ridge_fit_and_predict_match_normal_equations(q):
-    rng = np.random.default_rng(11)
-    Z = _panel(n=3, days=10, seed=7, gaps=0.05)
-    Z = (Z - 50) / 20
-    Z[0] = 0.3  # constant series
+def _lin_setup(seed=7):
+    rng = np.random.default_rng(seed)
+    Z = (_panel(n=3, days=10, seed=seed, gaps=0.05) - 50) / 20
     T = Z.shape[1]
-    X = rng.normal(size=Z.shape) if q else np.zeros((3, 1))
-    cal = _cal(T)
-    horizons = np.array([1, 3, 10], dtype=np.int64)
-    p, nharm, train_end = 4, 2, 7 * SEASON
-    lams = np.array([1e-3, 0.5])
-    coef, rows = K.ridge_fit(Z, X, train_end, horizons, p, q, cal.slot, cal.weekend, SEASON, nharm,
-                             lams)
-    origins = np.arange(train_end, T - 10 + 1, dtype=np.int64)
+    P = np.stack([K.forward_fill(Z), rng.normal(size=Z.shape), np.roll(K.forward_fill(Z), SEASON, axis=1)])
+    P[2, :, :SEASON] = np.nan
+    opan = np.array([0, 0, 0, 1], dtype=np.int64)
+    olag = np.array([1, 2, 3, 1], dtype=np.int64)
+    tpan = np.array([2, 1], dtype=np.int64)
+    return Z, P, opan, olag, tpan, _cal(T)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lin_gram_and_solve_match_numpy(weighted):
+    Z, P, opan, olag, tpan, cal = _lin_setup()
+    T = Z.shape[1]
+    horizons = np.array([1, 3, 8], dtype=np.int64)
+    edges = np.array([0, 5 * SEASON, 7 * SEASON], dtype=np.int64)
+    F = 1 + len(opan) + len(tpan) + 1
+    wcoef = np.random.default_rng(1).normal(0, 0.3, (3, 3, F)) if weighted else None
+    G, b, m = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef, 0.05)
+    masks = np.array([np.ones(F, bool), np.r_[True, True, False, False, False, True, True, True]])
+    priors = np.zeros((2, F))
+    priors[0, 1] = 1.0
+    priors[1, 5] = 1.0
+    lams = np.array([0.5, 0.01])
+    coef = K.lin_solve(G[:, :, 0], b[:, :, 0], m[:, :, 0], masks, priors, lams)
     for i in range(3):
         for c, h in enumerate(horizons):
-            back = -(-h // SEASON) * SEASON
-            A, y = [], []
-            for o in range(max(p, q, back - h + 1), train_end - h + 1):
-                f = _ridge_design_ref(Z[i], X[i], o, h, p, q, cal, nharm)
-                tgt = Z[i, o + h - 1]
-                if np.isnan(f).any() or np.isnan(tgt):
+            for j in range(2):
+                A, y = _lin_ref_pairs(P[:, i], Z[i], opan, olag, tpan, cal.weekend, range(T), h,
+                                      edges[j], edges[j + 1])
+                w = np.ones(len(y)) if wcoef is None else 1 / np.maximum(np.abs(y - A @ wcoef[i, c]), 0.05)
+                assert m[i, c, j] == pytest.approx(w.sum())
+                np.testing.assert_allclose(np.triu(G[i, c, j]), np.triu((A * w[:, None]).T @ A), rtol=1e-10, atol=1e-10)
+                np.testing.assert_allclose(b[i, c, j], (A * w[:, None]).T @ y, rtol=1e-10, atol=1e-10)
+                if j:
                     continue
-                A.append(f)
-                y.append(tgt)
-            A, y = np.array(A), np.array(y)
-            assert rows[i, c] == len(y)
-            for li, lam in enumerate(lams):
-                D = lam * np.eye(A.shape[1])
-                D[0, 0] = 1e-12
-                beta = np.linalg.solve(A.T @ A / len(y) + D, A.T @ y / len(y))
-                np.testing.assert_allclose(coef[i, c, li], beta, rtol=1e-6, atol=1e-8)
-    pred = K.ridge_predict(K.forward_fill(Z), K.forward_fill(X), np.ascontiguousarray(coef[:, :, 1]),
-                           origins, horizons, p, q, cal.slot, cal.weekend, SEASON, nharm)
-    Zf, Xf = K.forward_fill(Z), K.forward_fill(X)
+                for k in range(2):
+                    idx = np.flatnonzero(masks[k])
+                    As = A[:, idx]
+                    D = lams[k] * np.eye(len(idx))
+                    D[0, 0] = 1e-9
+                    rhs = (As * w[:, None]).T @ y / w.sum() + lams[k] * np.r_[0.0, priors[k, idx[1:]]]
+                    beta = np.linalg.solve((As * w[:, None]).T @ As / w.sum() + D, rhs)
+                    np.testing.assert_allclose(coef[i, c, k, idx], beta, rtol=1e-6, atol=1e-8)
+                    assert np.all(coef[i, c, k, ~masks[k]] == 0)
+
+
+def test_lin_predict_and_validation_error_match_dot_products():
+    Z, P, opan, olag, tpan, cal = _lin_setup(seed=3)
+    T = Z.shape[1]
+    horizons = np.array([1, 4], dtype=np.int64)
+    F = 1 + len(opan) + len(tpan) + 1
+    coef = np.random.default_rng(2).normal(size=(3, 2, 2, F))
+    origins = np.arange(2 * SEASON, T - 3, dtype=np.int64)
+    lo, hi = 6 * SEASON, 8 * SEASON
+    err, cnt = K.lin_val_error(P, Z, coef, opan, olag, tpan, cal.weekend, horizons, origins, lo, hi)
+    pred = K.lin_predict(P, np.ascontiguousarray(coef[:, :, 1]), opan, olag, tpan, cal.weekend,
+                         horizons, origins)
     for i in range(3):
-        for a in range(0, len(origins), 7):
-            for c, h in enumerate(horizons):
-                f = _ridge_design_ref(Zf[i], Xf[i], origins[a], h, p, q, cal, nharm)
-                assert pred[i, a, c] == pytest.approx(f @ coef[i, c, 1], rel=1e-10, abs=1e-12)
-    # a constant series is forecast as that constant
-    np.testing.assert_allclose(pred[0], 0.3, atol=1e-6)
+        for c, h in enumerate(horizons):
+            A, y = _lin_ref_pairs(P[:, i], Z[i], opan, olag, tpan, cal.weekend, origins, h, lo, hi)
+            assert cnt[i, c] == len(y)
+            for k in range(2):
+                assert err[i, c, k] == pytest.approx(np.abs(A @ coef[i, c, k] - y).sum(), rel=1e-10)
+            for a, o in enumerate(origins):
+                t = o + h - 1
+                f = np.r_[1.0, P[opan, i, o - olag], P[tpan, i, t], float(cal.weekend[t])]
+                if np.isnan(f).any():
+                    assert np.isnan(pred[i, a, c])
+                else:
+                    assert pred[i, a, c] == pytest.approx(f @ coef[i, c, 1], rel=1e-10, abs=1e-12)
 
 
-def test_ridge_series_without_complete_rows_gets_zero_coefficients():
-    Z = np.full((1, 6 * SEASON), np.nan)
-    Z[0, ::2] = 1.0  # every other value missing: no complete lag window
-    cal = _cal(Z.shape[1])
-    coef, rows = K.ridge_fit(Z, np.zeros((1, 1)), 5 * SEASON, np.array([1]), 3, 0, cal.slot,
-                             cal.weekend, SEASON, 1, np.array([1.0]))
-    assert rows[0, 0] == 0
-    assert np.all(coef == 0)
+def test_lin_solve_without_pairs_returns_the_prior():
+    G = np.zeros((1, 1, 3, 3))
+    b = np.zeros((1, 1, 3))
+    m = np.zeros((1, 1))
+    priors = np.array([[0.0, 1.0, 0.0]])
+    coef = K.lin_solve(G, b, m, np.ones((1, 3), bool), priors, np.array([1.0]))
+    np.testing.assert_array_equal(coef[0, 0, 0], priors[0])
+
+
+def test_periodic_mean_and_pair_correlation_match_numpy():
+    Y = _panel(n=3, days=20, seed=4, gaps=0.2)
+    cls = np.zeros(Y.shape[1], dtype=np.int8)
+    period, window = 7 * SEASON, 2
+    P = K.periodic_mean(Y, cls, period, window)
+    for i in range(3):
+        for t in range(Y.shape[1]):
+            src = [t - j * period for j in range(1, window + 1) if t - j * period >= 0]
+            vals = [Y[i, s] for s in src if not np.isnan(Y[i, s])]
+            if vals:
+                assert P[i, t] == pytest.approx(np.mean(vals), rel=1e-12)
+            else:
+                assert np.isnan(P[i, t])
+    rows, cols = np.array([1, 2, 0]), np.array([2, 1, 0])
+    corr = K.pair_correlation(Y, rows, cols, 100)
+    for k in range(3):
+        x, y = Y[rows[k], :100], Y[cols[k], :100]
+        ok = ~np.isnan(x) & ~np.isnan(y)
+        ref = 0.0 if np.std(x[ok]) < 1e-9 or np.std(y[ok]) < 1e-9 else np.corrcoef(x[ok], y[ok])[0, 1]
+        assert corr[k] == pytest.approx(ref, abs=1e-10)
 
 
 def test_neighbour_mean_and_error_sums_match_numpy():

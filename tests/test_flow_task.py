@@ -55,17 +55,18 @@ def test_engines_give_the_same_scores(dataset, target):
     assert a.rows_in > 0 and a.summary["target"] == target
 
 
-def test_ridge_beats_ha_and_last_at_every_horizon(dataset):
-    res = run(dataset, engine="polars", models="last,ha,ridge", horizons="1,3,6,12").summary
+@pytest.mark.parametrize("target", ["traffic", "speed"])
+def test_ridge_beats_every_baseline_at_every_horizon(dataset, target):
+    base = ("last", "snaive_day", "ha", "ha_slot")
+    res = run(dataset, engine="polars", target=target, models=",".join((*base, "ridge")),
+              horizons="1,3,6,12").summary
     m = res["models"]
     for h in ("1", "3", "6", "12"):
-        best_baseline = min(m["ha"][h]["mae"], m["last"][h]["mae"])
-        gain = 1 - m["ridge"][h]["mae"] / best_baseline
-        # measured with seed 3: 8.5 %, 14.0 %, 11.4 %, 10.8 % lower MAE than the better baseline
-        # (h = 1, 3, 6, 12); the test asks for more than 5 %
-        assert gain > 0.05, (h, gain)
-        assert m["ridge"][h]["rmse"] < min(m["ha"][h]["rmse"], m["last"][h]["rmse"])
-        assert res["skill_mae_vs_ha"]["ridge"][h] > 0.05
+        best = min(m[b][h]["mae"] for b in base)
+        # never worse than the best baseline; speeds (persistent deviations) clearly better
+        assert m["ridge"][h]["mae"] < best, (h, m["ridge"][h]["mae"], best)
+        if target == "speed":
+            assert m["ridge"][h]["mae"] < 0.95 * best, (h, m["ridge"][h]["mae"], best)
 
 
 def test_cli_data_json_and_errors(dataset, tmp_path):

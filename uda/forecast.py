@@ -125,6 +125,7 @@ class Context:
 
     calendar: Calendar
     neighbours: np.ndarray | None = None  # (n, T) standardised mean of neighbours
+    nearest: np.ndarray | None = None  # (n, k, T) standardised values of the k chosen neighbours
 
 
 def standardise(Y: np.ndarray, train_end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +148,25 @@ def neighbour_signal(Y: np.ndarray, train_end: int, indptr: np.ndarray,
                            indices.astype(np.int64))
 
 
-def correlation_neighbours(Y: np.ndarray, train_end: int, *, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """CSR adjacency linking each series to its ``k`` most correlated others (training part)."""
-    n = Y.shape[0]
+def _deviations(Y: np.ndarray, train_end: int, cal: Calendar | None) -> np.ndarray:
+    """Standardised values minus their day-type profile (raw standardised without a calendar)."""
     mu, sd = standardise(Y, train_end)
-    Z = np.nan_to_num((Y[:, :train_end] - mu[:, None]) / sd[:, None])
+    Z = (Y - mu[:, None]) / sd[:, None]
+    if cal is None:
+        return Z
+    return Z - K.profile_matrix(Z, cal.weekend[:Z.shape[1]], cal.season, 4)
+
+
+def correlation_neighbours(Y: np.ndarray, train_end: int, *, k: int = 4,
+                           calendar: Calendar | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CSR adjacency linking each series to its ``k`` most correlated others (training part).
+
+    With a ``calendar`` the correlation is that of the deviations from each series'
+    day-type profile (what a spatial model can use), not of the values (mostly the shared
+    daily cycle).
+    """
+    n = Y.shape[0]
+    Z = np.nan_to_num(_deviations(Y, train_end, calendar)[:, :train_end])
     C = (Z @ Z.T) / max(train_end, 1)
     np.fill_diagonal(C, -np.inf)
     k = min(k, n - 1)
@@ -159,6 +174,29 @@ def correlation_neighbours(Y: np.ndarray, train_end: int, *, k: int = 4) -> tupl
         return np.zeros(n + 1, dtype=np.int64), np.empty(0, dtype=np.int64)
     idx = np.argsort(-C, axis=1, kind="stable")[:, :k]
     return np.arange(0, n * k + 1, k, dtype=np.int64), idx.ravel().astype(np.int64)
+
+
+def nearest_neighbours(Y: np.ndarray, train_end: int, indptr: np.ndarray, indices: np.ndarray,
+                       cal: Calendar, *, k: int = 4) -> np.ndarray:
+    """Standardised series of each series' ``k`` neighbours (of the CSR adjacency) whose
+    deviations from their profiles correlate most with its own over the training part.
+
+    Returns ``(n, k, T)``; NaN where a series has fewer than ``k`` neighbours.
+    """
+    n, T = Y.shape
+    mu, sd = standardise(Y, train_end)
+    Z = (Y - mu[:, None]) / sd[:, None]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    cols = np.asarray(indices, dtype=np.int64)
+    D = _deviations(Y, train_end, cal)
+    corr = K.pair_correlation(D, rows, cols, train_end) if len(rows) else np.empty(0)
+    out = np.full((n, k, T), np.nan)
+    for i in range(n):
+        a, b = indptr[i], indptr[i + 1]
+        if b > a:
+            best = cols[a:b][np.argsort(-corr[a:b], kind="stable")[:k]]
+            out[i, :len(best)] = Z[best]
+    return out
 
 
 # --------------------------------------------------------------------------- forecasters
@@ -240,6 +278,17 @@ class HistoricalAverage(Forecaster):
 
 
 @register
+class HistoricalAverageSlot(HistoricalAverage):
+    name = "ha_slot"
+    description = "mean of the same slot over every day of the previous 4 weeks (weekdays and weekends together)"
+
+    def predict(self, Y, ctx, origins, horizons):
+        cal = ctx.calendar
+        return K.historical_average_predict(Y, origins, horizons, np.zeros_like(cal.weekend),
+                                            cal.season, self.weeks)
+
+
+@register
 class HoltWinters(Forecaster):
     name = "hw"
     description = "additive Holt-Winters, daily season, (alpha, beta, gamma) by least one-step SSE on a grid"
@@ -260,105 +309,218 @@ class HoltWinters(Forecaster):
         return K.hw_predict(Y, self.params, ctx.calendar.season, self.train_end, origins, horizons)
 
 
+def _filled(P: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
+    """``P`` with its missing values taken from ``fallback``."""
+    return np.where(np.isnan(P), fallback, P)
+
+
+def _shift(X: np.ndarray, k: int) -> np.ndarray:
+    """``X`` delayed by ``k`` steps along time (NaN for the first ``k``)."""
+    out = np.full_like(X, np.nan)
+    out[:, k:] = X[:, :X.shape[1] - k] if k < X.shape[1] else out[:, k:]
+    return out
+
+
 @register
 class Ridge(Forecaster):
-    """Historical-average profile plus a ridge regression of the deviation from it.
+    """Direct linear models chosen per series and horizon by validation error.
+
+    For every series and horizon a family of direct models (one per horizon) predicts the
+    standardised value at the target from: the last ``lags`` values (forward-filled), the
+    historical-average profile at the origin, and, at the target, the profile by day type,
+    the profile over all recent days, the profile by weekday, the value at the same slot
+    on the most recent day and week before the origin, and the weekend flag. The candidates
+    differ in the features they use and in the baseline they are shrunk towards:
+
+    * ``level``: the recent values only, shrunk towards the last value (raw level,
+      persistence);
+    * ``profile``: the target-side profiles only, shrunk towards the historical average;
+    * ``full``: everything, shrunk towards the historical average;
+    * ``dev``: everything, shrunk towards "last value plus the change of the profile"
+      (profile-relative persistence);
+    * ``dev_short``: ``dev`` with the last 2 values only.
+
+    each with every penalty of ``lams`` (a large penalty is the baseline itself). The
+    training pairs are the origins whose target lies in the training part; the candidate
+    with the least MAE on the validation part is refitted on training and validation
+    together. Missing inputs are forward-filled; profiles missing for a short history fall
+    back to the coarser one (by weekday -> by day type -> all days -> the training mean).
 
     Parameters
     ----------
+    lags
+        Recent values used.
     lams
-        Penalties tried; each series and horizon keeps the one with the least validation MAE.
-    harmonics
-        Daily sin/cos pairs of the target's slot added as features (0: the profile already
-        carries the time of day; more did not help on the synthetic data).
+        Penalties tried (on standardised values).
     weeks
-        Weeks of history in the profile (as in ``ha``).
-    stride
-        Train on every ``stride``-th origin (1 = all).
+        Weeks of history in the profiles.
+    max_pairs
+        At most about this many training origins per series (a stride is used beyond it).
     """
 
     name = "ridge"
-    description = ("historical-average profile plus a direct ridge regression (per series and horizon) "
-                   "of the deviation from it on the last 6 deviations, the deviation at the same slot "
-                   "yesterday and the target's weekend flag; penalty per series chosen on validation")
-    lags = 6
-    exo_lags = 0
+    description = ("direct linear models per series and horizon on recent values, profiles by day type, "
+                   "weekday and all days, same slot yesterday/last week; formulation (raw level, "
+                   "profile, profile-relative) and penalty chosen by validation MAE, then refitted")
+    lags: int = 6
+    neighbour_lags: ClassVar[int] = 0
+    nearest_lags: ClassVar[int] = 0
 
-    def __init__(self, lams=(1e-3, 1e-2, 1e-1, 1.0), harmonics: int = 0, weeks: int = 4,
-                 stride: int = 1):
+    def __init__(self, lags: int = 6, lams=(0.01, 0.1, 1.0, 10.0), weeks: int = 4,
+                 max_pairs: int = 6000, l1_steps: int = 3, folds: int = 3):
+        self.lags = lags
+        self.folds = folds
+        self.l1_steps = l1_steps
         self.lams = np.asarray(lams, dtype=np.float64)
-        self.harmonics = harmonics
         self.weeks = weeks
-        self.stride = stride
+        self.max_pairs = max_pairs
 
-    def _exo(self, Y, ctx):
-        if self.exo_lags == 0:
-            return np.zeros((Y.shape[0], 1))
-        if ctx.neighbours is None:
-            msg = f"model {self.name!r} needs neighbour information, which this input does not provide"
-            raise UserError(msg)
-        return ctx.neighbours
+    # ----------------------------------------------------------------- features
+    def _deviation(self, X: np.ndarray, cal: Calendar) -> np.ndarray:
+        """Forward-filled ``X`` minus its day-type profile (0 where undefined)."""
+        P = K.profile_matrix(X, cal.weekend, cal.season, self.weeks)
+        return np.nan_to_num(K.forward_fill(X) - P)
 
-    def _inputs(self, Y, ctx):
-        """Deviations from the historical-average profile (standardised) and the profile."""
+    def _panels(self, Z: np.ndarray, ctx: Context):
+        """The panel stack and the feature layout (see :mod:`uda.kernels.forecast`)."""
         cal = ctx.calendar
-        Z = (Y - self.mu[:, None]) / self.sd[:, None]
-        P = K.profile_matrix(Z, cal.weekend, cal.season, self.weeks)
-        X = self._exo(Y, ctx)
-        if self.exo_lags:
-            X = X - np.nan_to_num(K.profile_matrix(X, cal.weekend, cal.season, self.weeks))
-        return Z - P, P, X
+        zeros = np.zeros_like(cal.weekend)
+        Zf = K.forward_fill(Z)
+        p_all = _filled(K.periodic_mean(Z, zeros, cal.season, 14), 0.0)
+        p_dt = _filled(K.profile_matrix(Z, cal.weekend, cal.season, self.weeks), p_all)
+        p_wk = _filled(K.periodic_mean(Z, zeros, 7 * cal.season, self.weeks), p_dt)
+        day_ago = _filled(_shift(Zf, cal.season), p_dt)
+        week_ago = _filled(_shift(Zf, 7 * cal.season), p_wk)
+        panels = [Zf, p_dt, p_all, p_wk, day_ago, week_ago]
+        opan = [0] * self.lags + [1]
+        olag = list(range(1, self.lags + 1)) + [1]
+        if self.neighbour_lags:
+            if ctx.neighbours is None:
+                msg = f"model {self.name!r} needs neighbour information, which this input does not provide"
+                raise UserError(msg)
+            panels.append(self._deviation(ctx.neighbours, cal))
+            opan += [len(panels) - 1] * self.neighbour_lags
+            olag += list(range(1, self.neighbour_lags + 1))
+        if self.nearest_lags:
+            near = ctx.nearest if ctx.nearest is not None else np.full((Z.shape[0], 0, Z.shape[1]), np.nan)
+            for j in range(near.shape[1]):
+                panels.append(self._deviation(np.ascontiguousarray(near[:, j]), cal))
+                opan += [len(panels) - 1] * self.nearest_lags
+                olag += list(range(1, self.nearest_lags + 1))
+        spec = (np.asarray(opan, np.int64), np.asarray(olag, np.int64),
+                np.asarray([1, 2, 3, 4, 5], np.int64))
+        return np.stack(panels), spec
 
-    def _predict_dev(self, Df, Xf, ctx, coef, origins, horizons):
-        cal = ctx.calendar
-        return K.ridge_predict(Df, Xf, coef, origins, horizons, self.lags, self.exo_lags,
-                               cal.slot, cal.weekend, cal.season, self.harmonics)
+    def _candidates(self, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Feature masks, priors, penalties and family names of every candidate."""
+        opan, olag, tpan = spec
+        Fa = 1 + len(opan)
+        F = Fa + len(tpan) + 1
+        own = np.zeros(F, bool)
+        own[1:1 + self.lags] = True
+        prof_o = 1 + self.lags  # profile at the origin
+        nb = np.zeros(F, bool)
+        nb[prof_o + 1:Fa] = True
+        tgt = np.zeros(F, bool)
+        tgt[Fa:] = True
+        inter = np.zeros(F, bool)
+        inter[0] = True
+        last = np.zeros(F)
+        last[1] = 1.0
+        ha = np.zeros(F)
+        ha[Fa] = 1.0  # day-type profile at the target
+        dev = last + ha
+        dev[prof_o] = -1.0
+        short = inter | tgt
+        short[1:3] = True
+        short[prof_o] = True
+        full = ~nb
+        fams = [("level", inter | own, last), ("profile", inter | tgt, ha), ("full", full, ha),
+                ("dev", full, dev), ("dev_short", short, dev)]
+        if nb.any():
+            fams += [("full_nb", np.ones(F, bool), ha), ("dev_nb", np.ones(F, bool), dev)]
+        masks, priors, lams, names = [], [], [], []
+        for fam, mask, prior in fams:
+            for lam in self.lams:
+                masks.append(mask)
+                priors.append(prior)
+                lams.append(lam)
+                names.append(fam)
+        return np.array(masks), np.array(priors), np.asarray(lams, np.float64), names
 
+    # ----------------------------------------------------------------- fit / predict
     def fit(self, Y, ctx, *, train_end, val_end, horizons):
         cal = ctx.calendar
         self.mu, self.sd = standardise(Y, train_end)
         self.horizons = np.asarray(horizons, dtype=np.int64)
-        D, P, X = self._inputs(Y, ctx)
-        coef, self.rows = K.ridge_fit(D, X, train_end, self.horizons, self.lags, self.exo_lags,
-                                      cal.slot, cal.weekend, cal.season, self.harmonics, self.lams,
-                                      self.stride)
+        Z = (Y - self.mu[:, None]) / self.sd[:, None]
+        P, spec = self._panels(Z, ctx)
+        masks, priors, lams, self.families = self._candidates(spec)
+        stride = max(1, val_end // self.max_pairs)
+        # blocked cross-validation: the first 60 % of [0, val_end), then `folds` blocks;
+        # fold j is predicted by the fit on everything before it
+        edges = np.unique(np.linspace(0.6 * val_end, val_end, self.folds + 1).astype(np.int64))
+        edges = np.concatenate([[0], edges])
+        G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride)
+        err = np.zeros((Y.shape[0], len(self.horizons), len(lams)))
+        cnt = np.zeros((Y.shape[0], len(self.horizons)))
         hmax = int(self.horizons.max())
-        # the penalty is chosen on every 4th origin of the validation part (enough to rank 4 values)
-        val_origins = np.arange(train_end, val_end - hmax + 1, 4, dtype=np.int64)
-        if len(self.lams) == 1 or len(val_origins) == 0:
-            self.choice = np.zeros((Y.shape[0], len(self.horizons)), dtype=np.int64)
-        else:
-            targets = val_origins[:, None] + self.horizons[None, :] - 1
-            # deviation of the actual value from the profile: what the regression predicts
-            want = D[:, targets]
-            Df, Xf = K.forward_fill(D), K.forward_fill(X)
-            err = np.empty((len(self.lams), Y.shape[0], len(self.horizons)))
-            for li in range(len(self.lams)):
-                dev = self._predict_dev(Df, Xf, ctx, np.ascontiguousarray(coef[:, :, li]),
-                                        val_origins, self.horizons)
-                with np.errstate(all="ignore"):
-                    err[li] = np.nanmean(np.abs(dev - want), axis=1)
-            err = np.where(np.isnan(err), np.inf, err)
-            self.choice = np.argmin(err, axis=0)
-        self.coef = np.take_along_axis(coef, self.choice[:, :, None, None], axis=2)[:, :, 0]
+        for j in range(1, len(edges) - 1):
+            coef = K.lin_solve(G[:, :, :j].sum(axis=2), b[:, :, :j].sum(axis=2),
+                               m[:, :, :j].sum(axis=2), masks, priors, lams)
+            lo, hi = int(edges[j]), int(edges[j + 1])
+            vstride = max(1, (hi - lo) // 1000)
+            e, c = K.lin_val_error(P, Z, coef, *spec, cal.weekend, self.horizons,
+                                   np.arange(max(0, lo - hmax + 1), hi, vstride, dtype=np.int64),
+                                   lo, hi)
+            err += e
+            cnt += c
+        default = self.families.index("dev") + len(self.lams) // 2  # used without validation pairs
+        self.choice = np.where(cnt > 0, np.argmin(err, axis=2), default)
+        self.coef = self._refit(G.sum(axis=2), b.sum(axis=2), m.sum(axis=2), masks, priors, lams)
+        for _ in range(self.l1_steps):
+            G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges[[0, -1]], stride,
+                                 self.coef)
+            self.coef = self._refit(G[:, :, 0], b[:, :, 0], m[:, :, 0], masks, priors, lams)
         return self
 
+    def _refit(self, G, b, m, masks, priors, lams) -> np.ndarray:
+        """Coefficients ``(n, nh, F)`` of the chosen candidates from the sums ``G, b, m``."""
+        coef = K.lin_solve(G, b, m, masks, priors, lams)
+        return np.take_along_axis(coef, self.choice[:, :, None, None], axis=2)[:, :, 0]
+
+    def chosen(self) -> dict[str, int]:
+        """How many (series, horizon) pairs chose each family of candidates."""
+        fam = np.asarray(self.families)[self.choice]
+        names, counts = np.unique(fam, return_counts=True)
+        return {str(k): int(v) for k, v in zip(names, counts, strict=True)}
+
     def predict(self, Y, ctx, origins, horizons):
+        cal = ctx.calendar
         horizons = np.asarray(horizons, dtype=np.int64)
         pos = [int(np.flatnonzero(self.horizons == h)[0]) for h in horizons]
-        D, P, X = self._inputs(Y, ctx)
-        dev = self._predict_dev(K.forward_fill(D), K.forward_fill(X), ctx,
-                                np.ascontiguousarray(self.coef[:, pos]), origins, horizons)
-        prof = np.nan_to_num(P[:, origins[:, None] + horizons[None, :] - 1])
-        return (dev + prof) * self.sd[:, None, None] + self.mu[:, None, None]
+        Z = (Y - self.mu[:, None]) / self.sd[:, None]
+        P, spec = self._panels(Z, ctx)
+        out = K.lin_predict(P, np.ascontiguousarray(self.coef[:, pos]), *spec, cal.weekend,
+                            horizons, np.asarray(origins, dtype=np.int64))
+        return out * self.sd[:, None, None] + self.mu[:, None, None]
 
 
 @register
 class SpatialRidge(Ridge):
     name = "ridge_sp"
     description = ("ridge plus the last 3 deviations of the neighbours' mean standardised signal "
-                   "(VAR-like; neighbours from the road graph, or the 4 most correlated series)")
-    exo_lags = 3
+                   "(neighbours from the road graph, an adjacency file, or the 4 most correlated series)")
+    neighbour_lags = 3
+    needs_neighbours = True
+
+
+@register
+class SpatioTemporalRidge(Ridge):
+    name = "ridge_st"
+    description = ("ridge plus the last 2 deviations of each of the 4 neighbours whose deviations "
+                   "correlate most with the series' own (each with its own coefficients)")
+    nearest_lags = 2
     needs_neighbours = True
 
 
@@ -552,15 +714,25 @@ def prepare(panel: Panel, *, horizons: list[int] | str | np.ndarray,
 def make_context(panel: Panel, proto: Protocol, models: list[str]) -> Context:
     """Calendar and (if a model needs it) the neighbour signal of ``panel``."""
     cal = Calendar.regular(panel.start, panel.interval_s, panel.values.shape[1])
-    nb = None
-    if any(MODELS[m].needs_neighbours for m in models):
-        indptr, indices = panel.indptr, panel.indices
-        if indptr is None:
-            indptr, indices = correlation_neighbours(panel.values, proto.train_end)
-            panel.notes.append("no adjacency given: neighbours are the 4 most correlated series "
-                               "over the training period")
-        nb = neighbour_signal(panel.values, proto.train_end, indptr, indices)
-    return Context(cal, nb)
+    if not any(MODELS[m].needs_neighbours for m in models):
+        return Context(cal)
+    indptr, indices = panel.indptr, panel.indices
+    if indptr is None:
+        indptr, indices = correlation_neighbours(panel.values, proto.train_end, calendar=cal)
+        panel.notes.append(CORRELATION_NOTE)
+    return neighbour_context(panel.values, proto.train_end, indptr, indices, cal)
+
+
+#: What the result says when neighbours are found by correlation.
+CORRELATION_NOTE = ("no adjacency given: neighbours are the 4 series whose deviations from their "
+                    "profiles correlate most over the training period")
+
+
+def neighbour_context(Y: np.ndarray, train_end: int, indptr: np.ndarray, indices: np.ndarray,
+                      cal: Calendar) -> Context:
+    """Context with the neighbours' mean signal and the nearest neighbours' series."""
+    return Context(cal, neighbour_signal(Y, train_end, indptr, indices),
+                   nearest_neighbours(Y, train_end, indptr, indices, cal))
 
 
 def evaluate(panel: Panel, *, models: list[str] | str = "last,ha,ridge",

@@ -149,45 +149,55 @@ def historical_average_predict(Y: np.ndarray, origins: np.ndarray, horizons: np.
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def profile_matrix(Y: np.ndarray, weekend: np.ndarray, season: int, weeks: int) -> np.ndarray:
-    """Historical-average profile: ``P[i, t]`` is the mean of ``Y[i, t - j * season]`` for
-    ``j = 1 .. 7 * weeks`` over observed steps whose day type equals that of ``t`` (NaN if none).
+def periodic_mean(Y: np.ndarray, cls: np.ndarray, period: int, window: int) -> np.ndarray:
+    """``P[i, t]``: mean of ``Y[i, t - j * period]`` for ``j = 1 .. window`` over observed steps
+    whose class ``cls`` equals that of ``t`` (NaN if none).
 
-    It uses only days before ``t``'s day, so it equals :func:`historical_average_predict`
-    for every origin when the horizon is at most one day. Computed with a sliding window
-    per step of the day and day type (two sums and counts), so the cost does not grow
-    with ``weeks``.
+    With ``period`` a day and ``cls`` the weekend flag it is the historical-average profile
+    (:func:`profile_matrix`); with ``cls`` all zero the mean of the same slot over recent
+    days (or weeks, with ``period`` a week). It uses only values at least one period before
+    ``t``. Computed with a sliding window per phase and class (two sums and counts), so the
+    cost does not grow with ``window``.
     """
     n, T = Y.shape
-    W = 7 * weeks
     out = np.full((n, T), np.nan)
     for i in prange(n):
         sums = np.zeros(2)
         cnts = np.zeros(2, dtype=np.int64)
-        for r in range(min(season, T)):
+        for r in range(min(period, T)):
             sums[:] = 0.0
             cnts[:] = 0
             d = 0
             t = r
             while t < T:
-                if d >= 1:  # day d - 1 enters the window
-                    src = t - season
+                if d >= 1:  # period d - 1 enters the window
+                    src = t - period
                     v = Y[i, src]
                     if not np.isnan(v):
-                        sums[weekend[src]] += v
-                        cnts[weekend[src]] += 1
-                if d >= W + 1:  # day d - 1 - W leaves it
-                    src = t - (W + 1) * season
+                        sums[cls[src]] += v
+                        cnts[cls[src]] += 1
+                if d >= window + 1:  # period d - 1 - window leaves it
+                    src = t - (window + 1) * period
                     v = Y[i, src]
                     if not np.isnan(v):
-                        sums[weekend[src]] -= v
-                        cnts[weekend[src]] -= 1
-                k = weekend[t]
+                        sums[cls[src]] -= v
+                        cnts[cls[src]] -= 1
+                k = cls[t]
                 if cnts[k] > 0:
                     out[i, t] = sums[k] / cnts[k]
                 d += 1
-                t += season
+                t += period
     return out
+
+
+def profile_matrix(Y: np.ndarray, weekend: np.ndarray, season: int, weeks: int) -> np.ndarray:
+    """Historical-average profile: ``P[i, t]`` is the mean of ``Y[i, t - j * season]`` for
+    ``j = 1 .. 7 * weeks`` over observed steps whose day type equals that of ``t`` (NaN if none).
+
+    It uses only days before ``t``'s day, so it equals :func:`historical_average_predict`
+    for every origin when the horizon is at most one day.
+    """
+    return periodic_mean(Y, weekend, season, 7 * weeks)
 
 
 # --------------------------------------------------------------------------- Holt-Winters
@@ -331,240 +341,273 @@ def hw_predict(Y: np.ndarray, params: np.ndarray, season: int, init_end: int,
     return out
 
 
-# --------------------------------------------------------------------------- ridge AR
+# --------------------------------------------------------------------------- direct linear models
+#
+# A direct linear model predicts the value at ``t = o + h - 1`` from features of the
+# panel stack ``P`` (``(n_panels, n_series, n_time)``), one coefficient vector per series
+# and horizon. Feature 0 is the intercept; then *origin-side* features
+# ``P[opan[k], i, o - olag[k]]`` (recent values, known at the origin); then *target-side*
+# features ``P[tpan[k], i, t]`` read at the target from panels that only use values at
+# least a day before their step (profiles, the value a day or a week earlier), which are
+# known at the origin for horizons up to a day; last the target's weekend flag.
 
 
 @njit(cache=True, nogil=True)
-def _harmonics(season: int, nharm: int) -> np.ndarray:
-    """``sin(2 pi k s / season), cos(2 pi k s / season)`` for slot ``s`` and ``k = 1 .. nharm``."""
-    out = np.empty((season, 2 * nharm))
-    for s in range(season):
-        ang = 2.0 * np.pi * s / season
-        for k in range(1, nharm + 1):
-            out[s, 2 * k - 2] = np.sin(k * ang)
-            out[s, 2 * k - 1] = np.cos(k * ang)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _ridge_features(z: np.ndarray, x: np.ndarray, o: int, h: int, p: int, q: int,
-                    slot: np.ndarray, weekend: np.ndarray, season: int, harm: np.ndarray,
-                    feat: np.ndarray) -> bool:
-    """Fill ``feat`` for origin ``o`` and horizon ``h``; False if a needed value is missing.
-
-    Features, origin side first: intercept; ``z[o-1] .. z[o-p]``; ``x[o-1] .. x[o-q]``
-    (exogenous, e.g. the neighbours' mean); then target side: ``z`` at the same slot on
-    the most recent day before the origin; the rows of ``harm`` (daily sin/cos pairs) at
-    the target's slot; the target's weekend flag.
-    """
-    t = o + h - 1
-    feat[0] = 1.0
-    j = 1
-    for lag in range(1, p + 1):
-        v = z[o - lag]
+def _origin_features(P, i, o, opan, olag, f) -> bool:
+    """Fill ``f[0 : 1 + len(opan)]``; False if a value is missing or before the start."""
+    f[0] = 1.0
+    for k in range(opan.shape[0]):
+        s = o - olag[k]
+        if s < 0:
+            return False
+        v = P[opan[k], i, s]
         if np.isnan(v):
             return False
-        feat[j] = v
-        j += 1
-    for lag in range(1, q + 1):
-        v = x[o - lag]
-        if np.isnan(v):
-            return False
-        feat[j] = v
-        j += 1
-    back = ((h + season - 1) // season) * season
-    v = z[t - back]
-    if np.isnan(v):
-        return False
-    feat[j] = v
-    j += 1
-    row = harm[slot[t]]
-    for k in range(row.shape[0]):
-        feat[j] = row[k]
-        j += 1
-    feat[j] = weekend[t]
+        f[1 + k] = v
     return True
 
 
 @njit(cache=True, nogil=True)
-def ridge_n_features(p: int, q: int, nharm: int) -> int:
-    """Number of ridge features (including the intercept)."""
-    return 1 + p + 1 + q + 2 * nharm + 1
+def _target_features(P, i, t, start, tpan, weekend, f) -> bool:
+    """Fill ``f[start:]`` with the target-side features and the weekend flag."""
+    for k in range(tpan.shape[0]):
+        v = P[tpan[k], i, t]
+        if np.isnan(v):
+            return False
+        f[start + k] = v
+    f[start + tpan.shape[0]] = weekend[t]
+    return True
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def ridge_fit(Z: np.ndarray, X: np.ndarray, train_end: int, horizons: np.ndarray, p: int,
-              q: int, slot: np.ndarray, weekend: np.ndarray, season: int, nharm: int,
-              lams: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Direct ridge autoregression: coefficients per series, horizon and penalty.
+def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarray,
+             tpan: np.ndarray, weekend: np.ndarray, horizons: np.ndarray, edges: np.ndarray,
+             stride: int = 1, wcoef: np.ndarray | None = None,
+             delta: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normal-equation sums of the direct linear model per series, horizon and time block.
 
-    ``Z`` is the (standardised) panel and ``X`` the exogenous panel (same shape; ignored
-    when ``q == 0``). The training pairs of horizon ``h`` are the origins ``o`` (every
-    ``stride``-th, counted from the first usable origin of any horizon) whose target
-    ``o + h - 1`` lies before ``train_end`` and whose features and target are observed.
-    For each penalty ``lam`` in ``lams`` solves ``(X'X / m + lam D) beta = X'y / m`` with
-    ``m`` the number of pairs and ``D`` the identity without the intercept. Series with no
-    complete pair get zero coefficients (the forecast is then the series' training mean).
-
-    The origin-side block of ``X'X`` (intercept and lags) is accumulated once for the
-    origins that are complete for every horizon and shared by all horizons.
+    A pair is an origin ``o`` (every ``stride``-th from 0) and horizon ``h`` whose target
+    ``t = o + h - 1`` is observed and whose features are all observed; it goes to block
+    ``j`` when ``edges[j] <= t < edges[j + 1]`` (pairs outside the edges are left out).
+    Sums over blocks add up, so a fit on any run of blocks is a sum. With ``wcoef``
+    ``(n, nh, F)`` every pair is weighted by ``1 / max(|y - f' wcoef|, delta)`` (one step
+    of iteratively reweighted least squares towards least absolute deviations) and ``m``
+    holds the sum of the weights.
 
     Returns
     -------
-    coef : (n_series, n_horizons, n_lams, n_features)
-    rows : (n_series, n_horizons) number of training pairs used
+    G : (n, n_horizons, n_blocks, F, F)
+        ``sum w f f'`` (upper triangle filled).
+    b : (n, n_horizons, n_blocks, F)
+        ``sum w f y``.
+    m : (n, n_horizons, n_blocks)
+        Sum of the weights (number of pairs without ``wcoef``).
     """
-    n = Z.shape[0]
+    n = target.shape[0]
     nh = horizons.shape[0]
-    nl = lams.shape[0]
-    Fa = 1 + p + q
-    Fb = 2 + 2 * nharm
-    F = Fa + Fb
-    harm = _harmonics(season, nharm)
-    coef = np.zeros((n, nh, nl, F))
-    rows = np.zeros((n, nh), dtype=np.int64)
-    lo = np.empty(nh, dtype=np.int64)
-    hi = np.empty(nh, dtype=np.int64)
-    backs = np.empty(nh, dtype=np.int64)
-    for c in range(nh):
-        h = horizons[c]
-        backs[c] = ((h + season - 1) // season) * season
-        lo[c] = max(max(p, q), backs[c] - h + 1)
-        hi[c] = train_end - h + 1
-    o_start = lo.min()
-    o_end = hi.max()
-    lo_all = lo.max()
-    hi_all = hi.min()
+    nb = edges.shape[0] - 1
+    Fa = 1 + opan.shape[0]
+    F = Fa + tpan.shape[0] + 1
+    G = np.zeros((n, nh, nb, F, F))
+    b = np.zeros((n, nh, nb, F))
+    m = np.zeros((n, nh, nb))
+    t_lo = edges[0]
+    t_hi = edges[nb]
+    o_start = max(0, t_lo - horizons.max() + 1)
+    o_start -= o_start % stride
+    o_end = t_hi - horizons.min() + 1
     for i in prange(n):
-        zi = Z[i]
-        xi = X[i]
-        A = np.zeros((nh, F, F))
-        bv = np.zeros((nh, F))
-        S = np.zeros((Fa, Fa))
-        cnt = np.zeros(nh, dtype=np.int64)
-        a = np.empty(Fa)
-        fb = np.empty((nh, Fb))
-        ys = np.empty(nh)
-        valid = np.zeros(nh, dtype=np.bool_)
+        f = np.empty(F)
         for o in range(o_start, o_end, stride):
-            ok = True
-            a[0] = 1.0
-            for lag in range(1, p + 1):
-                v = zi[o - lag]
-                if np.isnan(v):
-                    ok = False
-                    break
-                a[lag] = v
-            if ok:
-                for lag in range(1, q + 1):
-                    v = xi[o - lag]
-                    if np.isnan(v):
-                        ok = False
-                        break
-                    a[p + lag] = v
-            if not ok:
+            if not _origin_features(P, i, o, opan, olag, f):
                 continue
-            allv = lo_all <= o < hi_all
             for c in range(nh):
-                valid[c] = False
-                if o < lo[c] or o >= hi[c]:
-                    allv = False
+                h = horizons[c]
+                t = o + h - 1
+                if t < t_lo or t >= t_hi:
                     continue
-                t = o + horizons[c] - 1
-                y = zi[t]
-                v = zi[t - backs[c]]
-                if np.isnan(y) or np.isnan(v):
-                    allv = False
+                y = target[i, t]
+                if np.isnan(y):
                     continue
-                fb[c, 0] = v
-                row = harm[slot[t]]
-                for k in range(row.shape[0]):
-                    fb[c, 1 + k] = row[k]
-                fb[c, Fb - 1] = weekend[t]
-                ys[c] = y
-                valid[c] = True
-            if allv:
-                for u in range(Fa):
-                    for v2 in range(u, Fa):
-                        S[u, v2] += a[u] * a[v2]
-            for c in range(nh):
-                if not valid[c]:
+                if not _target_features(P, i, t, Fa, tpan, weekend, f):
                     continue
-                cnt[c] += 1
-                y = ys[c]
-                Ac = A[c]
-                if not allv:
-                    for u in range(Fa):
-                        for v2 in range(u, Fa):
-                            Ac[u, v2] += a[u] * a[v2]
-                for u in range(Fa):
-                    au = a[u]
-                    bv[c, u] += au * y
-                    for k in range(Fb):
-                        Ac[u, Fa + k] += au * fb[c, k]
-                for k in range(Fb):
-                    fk = fb[c, k]
-                    bv[c, Fa + k] += fk * y
-                    for k2 in range(k, Fb):
-                        Ac[Fa + k, Fa + k2] += fk * fb[c, k2]
-        for c in range(nh):
-            m = cnt[c]
-            rows[i, c] = m
-            if m == 0:
-                continue
-            Ac = A[c]
-            for u in range(Fa):
-                for v2 in range(u, Fa):
-                    Ac[u, v2] += S[u, v2]
-            for u in range(F):
-                bv[c, u] /= m
-                for v2 in range(u, F):
-                    Ac[u, v2] /= m
-                    Ac[v2, u] = Ac[u, v2]
-            Ac[0, 0] += 1e-12
-            for li in range(nl):
-                Al = Ac.copy()
-                for u in range(1, F):
-                    Al[u, u] += lams[li]
-                coef[i, c, li] = _solve_spd(Al, bv[c])
-    return coef, rows
+                part = 0
+                while t >= edges[part + 1]:
+                    part += 1
+                w = 1.0
+                if wcoef is not None:
+                    r = y
+                    for u in range(F):
+                        r -= wcoef[i, c, u] * f[u]
+                    w = 1.0 / max(abs(r), delta)
+                Gc = G[i, c, part]
+                bc = b[i, c, part]
+                for u in range(F):
+                    fu = f[u] * w
+                    bc[u] += fu * y
+                    for v in range(u, F):
+                        Gc[u, v] += fu * f[v]
+                m[i, c, part] += w
+    return G, b, m
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def ridge_predict(Zf: np.ndarray, Xf: np.ndarray, coef: np.ndarray, origins: np.ndarray,
-                  horizons: np.ndarray, p: int, q: int, slot: np.ndarray, weekend: np.ndarray,
-                  season: int, nharm: int) -> np.ndarray:
-    """Standardised ridge forecasts from each origin.
+def lin_solve(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarray,
+              priors: np.ndarray, lams: np.ndarray) -> np.ndarray:
+    """Ridge solutions shrunk towards a prior, per series, horizon and candidate.
 
-    ``Zf`` and ``Xf`` should be forward-filled (causal); values still missing (before the
-    first observation) count as 0.
+    Candidate ``k`` uses the features where ``masks[k]`` is true and minimises
+    ``mean (y - f'beta)^2 + lams[k] * |beta - priors[k]|^2`` over them (the intercept,
+    feature 0, is not penalised): ``(G / m + lam I') beta = b / m + lam I' prior``.
+    A series and horizon without pairs gets the prior.
+
+    Parameters
+    ----------
+    G, b, m
+        Sums of one part of :func:`lin_gram`: ``(n, nh, F, F)``, ``(n, nh, F)``, ``(n, nh)``.
+    masks, priors, lams
+        ``(C, F)`` bool, ``(C, F)`` float, ``(C,)`` float.
+
+    Returns
+    -------
+    coef : (n, nh, C, F)
     """
-    n = Zf.shape[0]
-    no, nh = origins.shape[0], horizons.shape[0]
-    F = coef.shape[2]
-    harm = _harmonics(season, nharm)
-    out = np.full((n, no, nh), np.nan)
+    n, nh, F = b.shape
+    C = masks.shape[0]
+    coef = np.zeros((n, nh, C, F))
     for i in prange(n):
-        z = Zf[i].copy()
-        x = Xf[i].copy()
-        for t in range(z.shape[0]):
-            if np.isnan(z[t]):
-                z[t] = 0.0
-        for t in range(x.shape[0]):
-            if np.isnan(x[t]):
-                x[t] = 0.0
-        feat = np.empty(F)
-        for a in range(no):
+        for c in range(nh):
+            mm = m[i, c]
+            for k in range(C):
+                idx = np.flatnonzero(masks[k])
+                if mm == 0.0:
+                    for u in idx:
+                        coef[i, c, k, u] = priors[k, u]
+                    continue
+                q = idx.shape[0]
+                A = np.empty((q, q))
+                r = np.empty(q)
+                for a in range(q):
+                    ua = idx[a]
+                    r[a] = b[i, c, ua] / mm
+                    for a2 in range(a, q):
+                        ub = idx[a2]
+                        A[a, a2] = G[i, c, min(ua, ub), max(ua, ub)] / mm
+                        A[a2, a] = A[a, a2]
+                    if ua != 0:
+                        A[a, a] += lams[k]
+                        r[a] += lams[k] * priors[k, ua]
+                    else:
+                        A[a, a] += 1e-9
+                sol = _solve_spd(A, r)
+                for a in range(q):
+                    coef[i, c, k, idx[a]] = sol[a]
+    return coef
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def lin_val_error(P: np.ndarray, target: np.ndarray, coef: np.ndarray, opan: np.ndarray,
+                  olag: np.ndarray, tpan: np.ndarray, weekend: np.ndarray,
+                  horizons: np.ndarray, origins: np.ndarray, t_lo: int,
+                  t_hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of absolute errors of every candidate of ``coef`` ``(n, nh, C, F)`` over the pairs
+    of ``origins`` whose target lies in ``[t_lo, t_hi)``.
+
+    Returns ``err`` ``(n, nh, C)`` and the number of scored pairs ``(n, nh)`` (targets
+    observed, features complete).
+    """
+    n = target.shape[0]
+    nh = horizons.shape[0]
+    C = coef.shape[2]
+    F = coef.shape[3]
+    Fa = 1 + opan.shape[0]
+    err = np.zeros((n, nh, C))
+    cnt = np.zeros((n, nh))
+    for i in prange(n):
+        f = np.empty(F)
+        for a in range(origins.shape[0]):
             o = origins[a]
+            if not _origin_features(P, i, o, opan, olag, f):
+                continue
             for c in range(nh):
                 h = horizons[c]
-                if o < max(p, q) or o + h - 1 - ((h + season - 1) // season) * season < 0:
+                t = o + h - 1
+                if t < t_lo or t >= t_hi:
                     continue
-                _ridge_features(z, x, o, h, p, q, slot, weekend, season, harm, feat)
+                y = target[i, t]
+                if np.isnan(y):
+                    continue
+                if not _target_features(P, i, t, Fa, tpan, weekend, f):
+                    continue
+                cnt[i, c] += 1.0
+                for k in range(C):
+                    s = 0.0
+                    for u in range(F):
+                        s += coef[i, c, k, u] * f[u]
+                    err[i, c, k] += abs(s - y)
+    return err, cnt
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def lin_predict(P: np.ndarray, coef: np.ndarray, opan: np.ndarray, olag: np.ndarray,
+                tpan: np.ndarray, weekend: np.ndarray,
+                horizons: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """Forecasts ``(n, n_origins, n_horizons)`` of the direct linear model ``coef`` ``(n, nh, F)``.
+
+    NaN where a feature is missing (before the first observation).
+    """
+    n = P.shape[1]
+    nh = horizons.shape[0]
+    no = origins.shape[0]
+    F = coef.shape[2]
+    Fa = 1 + opan.shape[0]
+    out = np.full((n, no, nh), np.nan)
+    for i in prange(n):
+        f = np.empty(F)
+        for a in range(no):
+            o = origins[a]
+            if not _origin_features(P, i, o, opan, olag, f):
+                continue
+            for c in range(nh):
+                h = horizons[c]
+                t = o + h - 1
+                if not _target_features(P, i, t, Fa, tpan, weekend, f):
+                    continue
                 s = 0.0
                 for u in range(F):
-                    s += coef[i, c, u] * feat[u]
+                    s += coef[i, c, u] * f[u]
                 out[i, a, c] = s
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def pair_correlation(Z: np.ndarray, rows: np.ndarray, cols: np.ndarray, stop: int) -> np.ndarray:
+    """Pearson correlation of ``Z[rows[k], :stop]`` and ``Z[cols[k], :stop]`` over steps where
+    both are observed (0 with fewer than 3 such steps or no variance)."""
+    out = np.zeros(rows.shape[0])
+    for k in prange(rows.shape[0]):
+        x = Z[rows[k]]
+        y = Z[cols[k]]
+        sx = sy = sxx = syy = sxy = 0.0
+        c = 0
+        for t in range(stop):
+            a = x[t]
+            b2 = y[t]
+            if np.isnan(a) or np.isnan(b2):
+                continue
+            sx += a
+            sy += b2
+            sxx += a * a
+            syy += b2 * b2
+            sxy += a * b2
+            c += 1
+        if c < 3:
+            continue
+        vx = sxx - sx * sx / c
+        vy = syy - sy * sy / c
+        if vx <= 1e-12 or vy <= 1e-12:
+            continue
+        out[k] = (sxy - sx * sy / c) / np.sqrt(vx * vy)
     return out
 
 

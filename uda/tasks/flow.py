@@ -11,6 +11,7 @@ import numpy as np
 from uda.engines import Progress, check_engine, compute_with_progress, dask_scheduler
 from uda.errors import UserError
 from uda.forecast import (
+    CORRELATION_NOTE,
     DEFAULT_SPLIT,
     MODELS,
     Calendar,
@@ -22,7 +23,7 @@ from uda.forecast import (
     finish,
     make_protocol,
     merge_block_sums,
-    neighbour_signal,
+    neighbour_context,
     resolve_horizons,
     resolve_models,
     usable_series,
@@ -36,7 +37,7 @@ TARGETS = {
     "speed": ("traffic", "speed", 300),
     "stations": ("taps", None, 900),
 }
-DEFAULT_MODELS = "last,snaive_day,snaive_week,ha,hw,ridge,ridge_sp"
+DEFAULT_MODELS = "last,snaive_day,snaive_week,ha,ha_slot,hw,ridge,ridge_sp,ridge_st"
 DEFAULT_HORIZONS = "1,3,6,12"
 _DAY_MS = 86_400_000
 
@@ -372,7 +373,7 @@ def _fit_block(block: tuple[np.ndarray, np.ndarray], halos: list, pairs, proto: 
     out: dict[str, Any] = {"sums": {}, "usable": int(usable.sum()), "dropped": ids[~usable]}
     if not usable.any():
         return out
-    nb = None
+    ctx = Context(cal)
     if pairs is not None:
         lid = np.concatenate([ids, *(h[0] for h in halos)])
         order = np.argsort(lid, kind="stable")
@@ -380,9 +381,11 @@ def _fit_block(block: tuple[np.ndarray, np.ndarray], halos: list, pairs, proto: 
         L = np.concatenate([Y, *(h[1] for h in halos)])[order]
         L[~usable_series(L, proto.train_end)] = np.nan
         indptr, indices = _csr(pairs[0], pairs[1], lid)
-        nb = neighbour_signal(L, proto.train_end, indptr, indices)[np.searchsorted(lid, ids)][usable]
-        del L
-    out["sums"] = block_error_sums(Y[usable], Context(cal, nb), proto, models)
+        mine = np.searchsorted(lid, ids)[usable]
+        full = neighbour_context(L, proto.train_end, indptr, indices, cal)
+        ctx = Context(cal, full.neighbours[mine], full.nearest[mine])
+        del L, full
+    out["sums"] = block_error_sums(Y[usable], ctx, proto, models)
     return out
 
 
@@ -476,9 +479,10 @@ def evaluate_panel(panel: Panel, *, engine: str = "polars", scheduler: str | Non
         if indptr is None:
             proto = make_protocol(Y.shape[1], panel.season, h, split=split, origin_step=origin_step)
             keep = usable_series(Y, proto.train_end)
-            indptr, indices = correlation_neighbours(np.where(keep[:, None], Y, np.nan), proto.train_end)
-            notes.append("no adjacency given: neighbours are the 4 most correlated series over the "
-                         "training period")
+            cal = Calendar.regular(panel.start, panel.interval_s, Y.shape[1])
+            indptr, indices = correlation_neighbours(np.where(keep[:, None], Y, np.nan), proto.train_end,
+                                                     calendar=cal)
+            notes.append(CORRELATION_NOTE)
         pairs = (np.repeat(rows, np.diff(indptr)), np.asarray(indices, dtype=np.int64))
     loads, lo, hi = _slices(rows, Y, partitions, engine)
     with dask_scheduler(scheduler if engine == "dask" else "sync"):
