@@ -593,13 +593,11 @@ def plot(path: str | Path, subject: dict, reference: dict | None = None,
     ax.set_ylim(-0.7, len(shown) - 0.3)
     ax.set_xlabel("median (marker) and interquartile range (line) over series; grey: band around the reference")
     if reference:
-        handles = [plt.Line2D([], [], color=colours["ok"], marker="o", lw=2, label=f"{sname}: within the band"),
-                   plt.Line2D([], [], color=colours["low"], marker="o", lw=2, label=f"{sname}: outside"),
-                   plt.Line2D([], [], color=ref_c, marker="s", lw=2, label=rname)]
+        handles = [plt.Line2D([], [], color=colours["ok"], marker="o", lw=2, label="subject, within the band"),
+                   plt.Line2D([], [], color=colours["low"], marker="o", lw=2, label="subject, outside"),
+                   plt.Line2D([], [], color=ref_c, marker="s", lw=2, label="reference")]
     else:
-        handles = [plt.Line2D([], [], color=sub_c, marker="o", lw=2, label=sname)]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(handles),
-              fontsize=8, frameon=False)
+        handles = [plt.Line2D([], [], color=sub_c, marker="o", lw=2, label="subject")]
     ax.set_title("statistics that decide the forecaster", fontsize=11, loc="left")
 
     ax2 = fig.add_subplot(gs[0, 1])
@@ -608,13 +606,15 @@ def plot(path: str | Path, subject: dict, reference: dict | None = None,
             continue
         cv = sig["curves"]
         h = cv["profile_hours"]
-        ax2.plot(h, _arr(cv["profile_weekday"]), color=c, lw=1.8, label=f"{lab}, weekdays")
-        ax2.plot(h, _arr(cv["profile_weekend"]), color=c, lw=1.4, ls="--", label=f"{lab}, weekends")
+        width = max(1, round(3600 / sig["interval_s"]))
+        ax2.plot(h, _smooth(_arr(cv["profile_weekday"]), width), color=c, lw=1.8, label=f"{lab}, weekdays")
+        ax2.plot(h, _smooth(_arr(cv["profile_weekend"]), width), color=c, lw=1.4, ls="--",
+                 label=f"{lab}, weekends")
     ax2.set_xlim(0, 24)
     ax2.set_xticks(range(0, 25, 3))
     ax2.set_xlabel("hour of day")
     ax2.set_ylabel("value / series mean (median over series)")
-    ax2.set_title("mean daily profile", fontsize=11, loc="left")
+    ax2.set_title("mean daily profile (1-h moving average)", fontsize=11, loc="left")
     ax2.legend(fontsize=7.5, frameon=False, loc="best")
 
     ax3 = fig.add_subplot(gs[1, 1])
@@ -630,8 +630,26 @@ def plot(path: str | Path, subject: dict, reference: dict | None = None,
     ax3.set_ylim(-0.3, 1.02)
     ax3.legend(fontsize=8, frameon=False)
     fig.suptitle(f"uda realism: {sname}" + (f"  vs  {rname}" if reference else ""), fontsize=13)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(handles),
+              fontsize=8.5, frameon=False)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _smooth(x: np.ndarray, width: int) -> np.ndarray:
+    """Circular centred moving average over ``width`` slots of a daily curve (NaN-aware)."""
+    if width <= 1:
+        return x
+    ok = ~np.isnan(x)
+    k = np.ones(width)
+    pad = width // 2
+    v = np.concatenate([x[-pad:], x, x[:pad]]) if pad else x
+    m = np.concatenate([ok[-pad:], ok, ok[:pad]]) if pad else ok
+    s = np.convolve(np.where(m, v, 0.0), k, "valid")
+    n = np.convolve(m.astype(float), k, "valid")
+    with _quiet():
+        out = np.where(n > 0, s / n, np.nan)
+    return out[: x.size]
 
 
 def _arr(xs: list) -> np.ndarray:
