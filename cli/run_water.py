@@ -38,7 +38,9 @@ def _print_human(summary: dict) -> None:
                     f"{s['alarms']:,}",
                     f"{s['mass_balance_alarms']:,}" if s["upstream_sites"] else "-")
     console.print(tab)
-    if summary.get("detectors"):
+    if summary.get("protocol"):
+        _print_protocol(console, summary)
+    elif summary.get("detectors"):
         det = Table(title="event detection (event level)")
         for col in ("detector", "precision", "recall", "F1", "median delay (s)", "events",
                     "alarms", "false alarms"):
@@ -58,15 +60,69 @@ def _print_human(summary: dict) -> None:
         console.print(f"wrote {kind}: {escape(str(path))}")
 
 
+def _print_protocol(console, summary: dict) -> None:
+    """Column mapping, index basis, protocol and the per-sample / per-event scores of a table run."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    cols = summary.get("columns", {})
+    console.print("parameters: " + escape(", ".join(f"{c} -> {p}" if c != p else c for c, p in cols.items())))
+    for kind in ("ccme", "weighted_arithmetic"):
+        console.print(escape(summary["indices"][kind]["note"]))
+    pr = summary["protocol"]
+    how = (f"first {pr['train_fraction']:g} of each site's rows" if pr["kind"] == "train_fraction"
+           else f"training table {pr['train_table']}")
+    console.print(escape(f"protocol: fitted on {how} ({pr['train_rows']:,} rows"
+                         + (f", {pr['train_events']} labelled events" if "train_events" in pr else "")
+                         + f"); scored from {pr['test_start']} ({pr['test_rows']:,} rows)"))
+    labelled = any("per_sample" in e for e in summary["detectors"].values())
+    tab = Table(title="event detection on the test part" + ("" if labelled else " (no labels: alarms only)"))
+    heads = ["detector", "thresh."]
+    if labelled:
+        heads += ["P", "R", "F1", "found", "delay s", "FA/day"]
+    heads += ["alarms", "/day"]
+    for h in heads:
+        tab.add_column(h, justify="left" if h == "detector" else "right", no_wrap=h == "detector")
+    if labelled:
+        tab.caption = ("P, R, F1 over rows; found = events with an alarm; delay = median; "
+                       "FA = false alarms")
+    for name, e in summary["detectors"].items():
+        row = [name, _fmt(e["threshold"], ".4g")]
+        if labelled:
+            ps, pe = e["per_sample"], e["per_event"]
+            row += [_fmt(ps["precision"]), _fmt(ps["recall"]), _fmt(ps["f1"]),
+                    f"{pe['n_detected']}/{pe['n_events']}", _fmt(pe["median_delay_s"], ".0f"),
+                    _fmt(pe["false_alarms_per_day"], ".2f")]
+        row += [str(e["alarms"]), _fmt(e["alarms_per_day"], ".2f")]
+        tab.add_row(*row)
+    if labelled and summary.get("baseline"):
+        b = summary["baseline"]["flag_everything"]
+        tab.add_row("flag everything", "-", _fmt(b["precision"]), _fmt(b["recall"]), _fmt(b["f1"]),
+                    "-", "-", "-", "-", "-")
+    console.print(tab)
+
+
 @click.command()
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Generated dataset folder (water table, river network and truth).")
 @click.option("--table", "table_file", type=click.Path(), default=None,
               help="External CSV/Parquet table: a time column and one column per parameter.")
-@click.option("--time-col", default=None, help="With --table: the time column.")
+@click.option("--time-col", default=None,
+              help="With --table: the time column [default: the one datetime column].")
 @click.option("--label-col", default=None,
-              help="With --table: boolean (or 0/1) column marking event samples; detectors are scored against it.")
-@click.option("--site-col", default=None, help="With --table: site column [default: one site].")
+              help="With --table: boolean (or 0/1) column marking event samples [default: the one "
+                   "boolean or 0/1 column, if any]; labels of the training part fit the detectors, "
+                   "the test part is scored against them.")
+@click.option("--site-col", default=None,
+              help="With --table: site column [default: a column named like site/siteID/station, else one site].")
+@click.option("--columns", "columns", default=None,
+              help="With --table: COLUMN=parameter pairs, e.g. 'Tp=temperature_c,Leit=conductivity_uscm' "
+                   "(default: built-in alias table; other numeric columns stay parameters under their own names).")
+@click.option("--train-fraction", type=float, default=None,
+              help="With --table: fit detectors and thresholds on the first fraction of each site's "
+                   "rows, score the rest [default: 0.5].")
+@click.option("--train-table", type=click.Path(), default=None,
+              help="With --table: fit on this labelled table (same columns) and score all of --table.")
 @click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
               help="Engine running the per-site pipeline.")
 @click.option("--scheduler", default=None,
@@ -84,12 +140,14 @@ def _print_human(summary: dict) -> None:
 @click.option("--out", type=click.Path(), default=None,
               help="Results folder or fsspec URL [default: results/water/<dataset or table name>].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
-def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler, period,
-          guidelines, min_event_size, plot_site, plot, out, as_json):
+def water(data_dir, table_file, time_col, label_col, site_col, columns, train_fraction, train_table,
+          engine, scheduler, period, guidelines, min_event_size, plot_site, plot, out, as_json):
     """Water quality: CCME and weighted-arithmetic WQI, exceedance episodes, streaming
     detectors scored at event level, and upstream-downstream mass balance.
 
-    Run it on a generated dataset (--data) or on your own table (--table with --time-col).
+    Run it on a generated dataset (--data) or on your own table (--table): every numeric
+    column is a parameter, detectors are fitted on a training part and scored per sample
+    and per event on the rest.
     """
     from uda.store import output_location, shown_path
     from uda.tasks.water import run, run_table
@@ -101,7 +159,8 @@ def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler
     if min_event_size is not None:
         options["min_event_size"] = min_event_size
     if data_dir is not None:
-        for name, val in (("--time-col", time_col), ("--label-col", label_col), ("--site-col", site_col)):
+        for name, val in (("--time-col", time_col), ("--label-col", label_col), ("--site-col", site_col),
+                          ("--columns", columns), ("--train-table", train_table)):
             if val is not None:
                 msg = f"{name} only applies with --table; drop it or use --table FILE"
                 raise UserError(msg)
@@ -110,12 +169,10 @@ def water(data_dir, table_file, time_col, label_col, site_col, engine, scheduler
             result = run(data_dir, engine=engine, scheduler=scheduler, guidelines=guidelines,
                          out=folder, plot_site=plot_site, plot=plot, **options)
     else:
-        if time_col is None:
-            msg = "--table needs --time-col COLUMN naming the time column"
-            raise UserError(msg)
         out = out or str(Path("results") / "water" / Path(table_file).stem)
         with output_location(out, folder=True) as folder:
             result = run_table(table_file, time_col=time_col, label_col=label_col, site_col=site_col,
+                               columns=columns, train_fraction=train_fraction, train_table=train_table,
                                engine=engine, scheduler=scheduler, guidelines=guidelines, out=folder,
                                plot_site=plot_site, plot=plot, **options)
     summary = result.summary

@@ -14,8 +14,10 @@ from uda.tasks.base import compare_answers
 from uda.tasks.water import run_table
 from uda.water import PARAMS
 
+EVENTS = ((0.6, 3.0), (1.4, 2.0), (2.2, 3.0), (3.3, 2.5), (4.1, 3.0), (5.2, 2.0))
 
-def _frame(seed=0, events=((2.0, 3.0), (4.5, 2.0)), n_days=6):
+
+def _frame(seed=0, events=EVENTS, n_days=6):
     ts, v, truth = synthetic(n_days=n_days, events=events, seed=seed)
     label = np.zeros(ts.size, bool)
     for s, e in truth:
@@ -45,39 +47,93 @@ def test_labelled_table_json(tmp_path):
                   plot=True)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    mv = doc["detectors"]["multivariate"]
-    assert mv["recall"] == 1.0 and mv["precision"] == 1.0 and mv["f1"] == 1.0
-    assert 0 <= mv["median_delay_s"] < 7200
-    assert doc["table"]["labelled_events"] == 2
-    assert doc["table"]["columns"]["conductivity_uscm"] == "SpCond"
+    assert set(doc["detectors"]) == {"residual", "distance", "changepoint", "supervised"}
+    assert doc["protocol"]["kind"] == "train_fraction" and doc["protocol"]["train_fraction"] == 0.5
+    assert doc["protocol"]["test_start"] == "2026-03-05T00:00:00"
+    assert doc["protocol"]["train_events"] == 3 and doc["table"]["test_events"] == 3
+    best = doc["detectors"][doc["best_detector"]]
+    assert best["per_event"]["n_detected"] == 3
+    assert best["per_sample"]["f1"] > max(0.6, 3 * doc["baseline"]["flag_everything"]["f1"])
+    assert "training" in best["threshold_how"]
+    assert doc["columns"]["SpCond"] == "conductivity_uscm"
+    alarms = pl.read_parquet(tmp_path / "o" / "alarms.parquet")
+    assert alarms.columns == ["detector", "site_id", "start", "end"]
+    assert alarms["start"].min() >= np.datetime64("2026-03-05T00:00")
     assert (tmp_path / "o" / "site_0.png").is_file()
 
 
 def test_parquet_and_human_output(tmp_path):
     df = _frame().with_columns(pl.col("time").str.to_datetime())
-    res = _invoke(tmp_path, df, "--time-col", "time", "--label-col", "event", name="t.parquet")
+    res = _invoke(tmp_path, df, name="t.parquet")
     assert res.exit_code == 0, res.output
-    assert "event detection" in res.output
+    assert "event detection on the test part" in res.output
+    assert "flag everything" in res.output and "conductivity_uscm" in res.output
+
+
+def test_neutral_names_found_by_content(tmp_path):
+    """No mapping, no column options: time and label found from their values, all numbers are parameters."""
+    df = _frame().with_columns(pl.col("time").str.to_datetime())
+    names = [c for c in df.columns if c not in ("time", "event")]
+    df = df.rename({c: f"p{i + 1}" for i, c in enumerate(names)} | {"time": "t0", "event": "y0"})
+    res = _invoke(tmp_path, df.select("p3", "y0", "p1", "t0", *[f"p{i}" for i in (2, 4, 5, 6, 7)]),
+                  "--json", name="n.parquet")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["table"]["time_col"] == "t0" and doc["table"]["label_col"] == "y0"
+    assert doc["params"] == ["p3", "p1", "p2", "p4", "p5", "p6", "p7"]
+    assert doc["indices"]["ccme"]["computed"] is False and doc["sites"][0]["ccme_wqi"] is None
+    assert any("not computed" in w for w in doc["warnings"])
+    best = doc["detectors"][doc["best_detector"]]
+    assert best["per_event"]["n_detected"] == 3 and best["per_sample"]["f1"] > 0.6
+
+
+def test_column_mapping_overrides_aliases(tmp_path):
+    df = _frame().rename({"SpCond": "Leitfähigkeit", "Turbidity": "Trueb", "Nitrate": "xx"})
+    res = _invoke(tmp_path, df, "--columns", "xx=nitrate_mgl, DO=do_mgl", "--json")
+    assert res.exit_code == 0, res.output
+    cols = json.loads(res.stdout)["columns"]
+    assert cols["xx"] == "nitrate_mgl" and cols["Leitfähigkeit"] == "conductivity_uscm"
+    assert cols["Trueb"] == "turbidity_ntu"
 
 
 def test_multi_site_engines_agree(tmp_path):
     a = _frame(seed=1).with_columns(pl.lit("upper").alias("station"))
-    b = _frame(seed=2, events=((3.0, 2.0),)).with_columns(pl.lit("lower").alias("station"))
+    b = _frame(seed=2).with_columns(pl.lit("lower").alias("station"))
     path = tmp_path / "two.csv"
     pl.concat([b, a]).write_csv(path)
-    pol = run_table(path, time_col="time", label_col="event", site_col="station")
+    pol = run_table(path, label_col="event")
     dsk = run_table(path, time_col="time", label_col="event", site_col="station", engine="dask",
                     scheduler="sync")
     assert compare_answers(pol.answer, dsk.answer) == []
-    assert pol.summary["detectors"]["multivariate"]["n_events"] == 3
+    assert pol.summary["table"]["site_col"] == "station"
+    assert pol.summary["table"]["test_events"] == 6
+    assert set(pol.summary["protocol"]["sites"]) == {0, 1}
     assert any("numbered" in w for w in pol.summary["warnings"])
 
 
-def test_no_labels_runs_indices_only(tmp_path):
-    res = _invoke(tmp_path, _frame().drop("event"), "--time-col", "time", "--json")
+def test_no_labels_reports_alarms_only(tmp_path):
+    # unlabelled: the training part must be mostly normal water (thresholds are its quantiles)
+    res = _invoke(tmp_path, _frame(events=EVENTS[3:]).drop("event"), "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["detectors"] == {} and doc["sites"][0]["ccme_wqi"] is not None
+    assert doc["sites"][0]["ccme_wqi"] is not None and doc["baseline"] is None
+    assert "supervised" not in doc["detectors"]
+    for e in doc["detectors"].values():
+        assert "per_sample" not in e and e["alarms_per_day"] is not None
+        assert "no labels" in e["threshold_how"]
+    # the plumes of the test part raise alarms even without labels
+    assert doc["detectors"]["distance"]["alarms"] >= 2
+
+
+def test_train_table(tmp_path):
+    (tmp_path / "train.csv").write_text(_frame(seed=3).write_csv())
+    res = _invoke(tmp_path, _frame(seed=4), "--train-table", str(tmp_path / "train.csv"), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["protocol"]["kind"] == "train_table" and doc["protocol"]["train_events"] == 6
+    assert doc["protocol"]["test_start"] == "2026-03-02T00:00:00"
+    assert doc["table"]["test_events"] == 6
+    assert doc["detectors"]["supervised"]["per_event"]["n_detected"] >= 5
 
 
 # ---- problems that are reported but not fatal --------------------------------------------
@@ -88,9 +144,15 @@ def _warnings(tmp_path, df, *args):
     return json.loads(res.stdout)["warnings"]
 
 
-def test_missing_parameters_reported(tmp_path):
-    w = _warnings(tmp_path, _frame().drop("Ammonia", "Nitrate"))
-    assert any("missing parameters: nitrate_mgl, ammonia_mgl" in x for x in w)
+def test_ccme_refused_on_few_parameters(tmp_path):
+    df = _frame().drop("DO", "Turbidity", "Nitrate", "Ammonia")
+    res = _invoke(tmp_path, df, "--json")
+    doc = json.loads(res.stdout)
+    assert doc["indices"]["ccme"]["rests_on"] == ["temperature_c", "ph", "conductivity_uscm"]
+    assert doc["sites"][0]["ccme_wqi"] is None
+    assert any("needs at least 4" in w for w in doc["warnings"])
+    full = json.loads(_invoke(tmp_path, _frame(), "--json").stdout)
+    assert len(full["indices"]["ccme"]["rests_on"]) == 7 and full["sites"][0]["ccme_wqi"] is not None
 
 
 def test_missing_parameter_at_one_site_reported(tmp_path):
@@ -111,10 +173,14 @@ def test_irregular_timestamps_reported(tmp_path):
 
 
 def test_unknown_columns_and_unsorted_rows_reported(tmp_path):
-    df = _frame().with_columns(pl.lit(3.0).alias("lead_ugl"), pl.lit("x").alias("operator"))
-    w = _warnings(tmp_path, df.reverse())
-    assert any("lead_ugl, operator" in x for x in w)
-    assert any("sorted them" in x for x in w)
+    df = _frame().with_columns(pl.lit(3.0).alias("lead_ugl"), pl.lit("x").alias("operator"),
+                               pl.col("Nitrate").alias("NO3"))
+    res = _invoke(tmp_path, df.reverse(), "--json")
+    doc = json.loads(res.stdout)
+    assert "lead_ugl" in doc["params"] and "NO3" in doc["params"]
+    assert any("ignored non-numeric columns: operator" in x for x in doc["warnings"])
+    assert any("both look like nitrate_mgl" in x for x in doc["warnings"])
+    assert any("sorted them" in x for x in doc["warnings"])
 
 
 # ---- problems that stop the run with one line ---------------------------------------------
@@ -126,17 +192,41 @@ def test_unknown_columns_and_unsorted_rows_reported(tmp_path):
     (lambda d: d.with_columns(pl.col("Ammonia") * 1000), [], "µg/L"),
     (lambda d: d.with_columns(pl.col("pH") * 3), [], "outside 1-14.5"),
     (lambda d: pl.concat([d, d.head(3)]), [], "rows repeat a time"),
-    (lambda d: d.select("time", "event", pl.col("pH").alias("colour")), [], "no water-quality parameter columns"),
-    (lambda d: d.with_columns(pl.lit("n/a").alias("pH")), [], "is not numeric"),
-    (lambda d: d.with_columns(pl.col("Nitrate").alias("NO3")), [], "both look like nitrate_mgl"),
+    (lambda d: d.select("time", "event", pl.lit("blue").alias("colour")), [], "no numeric parameter columns"),
+    (lambda d: d.with_columns(pl.lit("n/a").alias("pH")), ["--columns", "pH=ph"], "is not numeric"),
+    (lambda d: d, ["--columns", "Nitrate=nitrate_mgl,NO3x=ph"], "--columns names 'NO3x', which is not a column"),
+    (lambda d: d, ["--columns", "Nitrate=nitrate_mgl,pH=nitrate_mgl"], "--columns maps both 'Nitrate' and 'pH'"),
+    (lambda d: d, ["--columns", "Nitrate"], "must look like COLUMN=parameter"),
     (lambda d: d.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("soon"))
                               .otherwise(pl.col("time")).alias("time")), [], "cannot read 'soon'"),
     (lambda d: d.with_columns(pl.lit(2).alias("event")), ["--label-col", "event"], "true/false or 0/1"),
+    (lambda d: d.with_columns((pl.int_range(pl.len()) % 3).alias("event")), ["--label-col", "event"],
+     "true/false or 0/1"),
     (lambda d: d, ["--label-col", "evnt"], "--label-col 'evnt' is not a column"),
     (lambda d: d.with_columns(pl.lit(5).alias("time")), [], "not times"),
+    (lambda d: d.rename({"event": "e1"}).with_columns(pl.col("e1").alias("e2")), [],
+     "several columns could be the label column"),
+    (lambda d: d, ["--train-fraction", "0"], "--train-fraction must lie strictly between 0 and 1"),
+    (lambda d: d, ["--train-fraction", "1"], "--train-fraction must lie strictly between 0 and 1"),
+    (lambda d: d, ["--train-fraction", "1.5"], "--train-fraction must lie strictly between 0 and 1"),
+    (lambda d: d, ["--train-fraction", "-0.2"], "--train-fraction must lie strictly between 0 and 1"),
 ])
 def test_bad_table_is_user_error(tmp_path, change, args, message):
     res = _invoke(tmp_path, change(_frame()), "--time-col", "time", *args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.drop("event"), "has no label column"),
+    (lambda d: d.drop("Ammonia"), "only in the table: ammonia_mgl"),
+    (lambda d: d.with_columns(pl.lit(1.0).alias("chloride")), "only in the training table: chloride"),
+])
+def test_bad_train_table(tmp_path, change, message):
+    (tmp_path / "train.csv").write_text(change(_frame(seed=3)).write_csv())
+    res = _invoke(tmp_path, _frame(), "--train-table", str(tmp_path / "train.csv"))
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert "Traceback" not in res.output
@@ -145,14 +235,17 @@ def test_bad_table_is_user_error(tmp_path, change, args, message):
 @pytest.mark.parametrize(("args", "message"), [
     (["--table", "{missing}", "--time-col", "t"], "does not exist"),
     (["--table", "{txt}", "--time-col", "t"], "unknown table format"),
-    (["--table", "{csv}"], "--table needs --time-col"),
+    (["--table", "{notime}"], "no column holds times"),
+    (["--table", "{csv}", "--train-fraction", "0.5", "--train-table", "{csv}"], "not both"),
     (["--table", "{csv}", "--time-col", "when"], "--time-col 'when' is not a column"),
 ])
 def test_bad_table_arguments(tmp_path, args, message):
     csv = tmp_path / "ok.csv"
     _frame().write_csv(csv)
+    _frame().drop("time").write_csv(tmp_path / "nt.csv")
     (tmp_path / "x.json").write_text("{}")
-    args = [a.format(missing=tmp_path / "nope.csv", txt=tmp_path / "x.json", csv=csv) for a in args]
+    args = [a.format(missing=tmp_path / "nope.csv", txt=tmp_path / "x.json", csv=csv,
+                     notime=tmp_path / "nt.csv") for a in args]
     res = CliRunner().invoke(cli, ["run", "water", *args, "--out", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert message in res.output
@@ -167,7 +260,13 @@ def test_reader_canonical_frame(tmp_path):
     assert t.warnings == []
 
 
-def test_no_signature_parameter_reported(tmp_path):
-    doc_w = _warnings(tmp_path, _frame().select("time", "pH", "Temperature (°C)", "event"),
-                      "--label-col", "event")
-    assert any("detectors need at least one of" in x for x in doc_w)
+def test_reader_finds_long_format_sites(tmp_path):
+    """NEON-style long table: a siteID code column and a siteName text column."""
+    a = _frame(seed=1).drop("event").with_columns(pl.lit("ARIK").alias("siteID"), pl.lit("Arikaree").alias("siteName"))
+    b = _frame(seed=2).drop("event").with_columns(pl.lit("LEWI").alias("siteID"), pl.lit("Lewis Run").alias("siteName"))
+    path = tmp_path / "long.csv"
+    pl.concat([a, b]).rename({"time": "datetime"}).write_csv(path)
+    t = read_water_table(path)
+    assert t.site_col == "siteID" and t.time_col == "datetime" and not t.has_labels
+    assert t.frame["site_id"].unique().to_list() == [0, 1]
+    assert any("ignored non-numeric columns: siteName" in w for w in t.warnings)

@@ -116,9 +116,39 @@ def load_guidelines(path: str | os.PathLike | None = None) -> dict[str, Guidelin
 
 
 def guideline_arrays(guides: dict[str, Guideline], params: tuple[str, ...] = PARAMS) -> dict[str, np.ndarray]:
-    """``lower``, ``upper``, ``ideal``, ``standard`` arrays in the order of ``params``."""
-    return {key: np.array([getattr(guides[p], key) for p in params], dtype=np.float64)
+    """``lower``, ``upper``, ``ideal``, ``standard`` arrays in the order of ``params``.
+
+    Parameters without a guideline get NaN limits (no test) and NaN standard (left out of
+    the weighted-arithmetic index).
+    """
+    none = Guideline("")
+    return {key: np.array([getattr(guides.get(p, none), key) for p in params], dtype=np.float64)
             for key in ("lower", "upper", "ideal", "standard")}
+
+
+#: The CCME WQI definition (CCME 2001) asks for at least four variables sampled at least four times.
+CCME_MIN_VARIABLES = 4
+
+
+def index_basis(guides: dict[str, Guideline], params: tuple[str, ...]) -> dict[str, dict]:
+    """Which parameters each index rests on, and whether CCME has enough of them.
+
+    Returns
+    -------
+    dict
+        ``ccme``: ``rests_on`` (parameters with a lower or upper limit), ``computed`` and
+        ``note``; ``weighted_arithmetic``: ``rests_on`` (parameters with a standard).
+    """
+    g = guideline_arrays(guides, params)
+    limited = [p for j, p in enumerate(params) if not (np.isnan(g["lower"][j]) and np.isnan(g["upper"][j]))]
+    wa = [p for j, p in enumerate(params) if not np.isnan(g["standard"][j])]
+    ok = len(limited) >= CCME_MIN_VARIABLES
+    note = (f"CCME WQI rests on {len(limited)} parameter(s) with guidelines: {', '.join(limited) or 'none'}"
+            + ("" if ok else f"; the CCME definition needs at least {CCME_MIN_VARIABLES}, so it is not computed"))
+    return {"ccme": {"rests_on": limited, "computed": ok, "min_variables": CCME_MIN_VARIABLES,
+                     "note": note},
+            "weighted_arithmetic": {"rests_on": wa, "computed": bool(wa),
+                                    "note": f"weighted-arithmetic WQI rests on {', '.join(wa) or 'nothing'}"}}
 
 
 #: CCME WQI categories: (lowest score, name), best first.
@@ -402,3 +432,351 @@ def plot_site(ts: np.ndarray, values: np.ndarray, params: tuple[str, ...], path:
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+# ---- detectors over every parameter, fitted on a training part -------------------------------
+
+#: Detectors over every parameter (known or not), in report order.
+GENERIC_DETECTORS: tuple[str, ...] = ("residual", "distance", "changepoint", "supervised")
+
+#: Quantile levels of the training scores tried as thresholds when labels exist.
+QUANTILE_GRID: tuple[float, ...] = (0.9, 0.95, 0.97, 0.98, 0.99, 0.993, 0.995, 0.997, 0.998,
+                                    0.999, 0.9995, 0.9998, 0.9999)
+
+
+@dataclass
+class DetectOptions:
+    """Settings of the detectors over every parameter (see docs/water.md).
+
+    Attributes
+    ----------
+    forecast_s
+        Duration of the short causal forecast window (median of the last accepted samples).
+    min_window, max_window
+        Bounds of that window in samples (whatever the sampling step).
+    gate
+        Standardised residual above which a sample is held out of the forecast window.
+    max_mask_s
+        Longest time a parameter's forecast window stays closed.
+    tail
+        Quantile of the training residuals that scales each parameter (``|z| / q_tail``).
+    clip
+        Cap on a standardised residual in the distance and the features.
+    cusum_k, cusum_clip
+        Allowance and step cap of the CUSUM on the tail-scaled residuals.
+    min_on, off_fraction
+        Persistence (samples in a row above threshold before an alarm) and hysteresis
+        (the alarm ends when the score falls below ``off_fraction`` x threshold).
+    default_quantile
+        Threshold quantile of the training score when the training part has no labels.
+    merge_gap_s
+        Alarm intervals this close form one.
+    tolerance_s
+        An alarm up to this long after an event still finds it.
+    folds
+        Contiguous folds of the training part for the supervised detector's
+        out-of-fold threshold.
+    seed
+        Seed of the supervised model.
+    """
+
+    forecast_s: float = 3 * 3600.0
+    min_window: int = 8
+    max_window: int = 256
+    gate: float = 6.0
+    max_mask_s: float = 6 * 3600.0
+    tail: float = 0.999
+    clip: float = 50.0
+    cusum_k: float = 0.5
+    cusum_clip: float = 3.0
+    min_on: int = 2
+    off_fraction: float = 0.5
+    default_quantile: float = 0.999
+    merge_gap_s: float = 0.0
+    tolerance_s: float = 3600.0
+    folds: int = 4
+    seed: int = 0
+
+    def window(self, interval_s: float) -> int:
+        """Forecast window in samples at sampling step ``interval_s``."""
+        return int(min(self.max_window, max(self.min_window, round(self.forecast_s / max(interval_s, 1e-9)))))
+
+
+@dataclass
+class FittedDetectors:
+    """What :func:`fit_detectors` learnt on the training part.
+
+    Attributes
+    ----------
+    params
+        Parameter columns, in order.
+    interval_s, window, min_periods, max_mask
+        Sampling step and the forecast window settings in samples.
+    scale
+        Site id -> ``(p,)`` residual scale (1.4826 MAD of training residuals, floored
+        at the sensor resolution).
+    tail
+        ``(p,)`` training quantile of ``|z|`` per parameter.
+    precision
+        ``(p, p)`` inverse covariance of the winsorised training residuals.
+    thresholds
+        Detector -> alarm threshold on its score.
+    how
+        Detector -> how its threshold was chosen.
+    model
+        The supervised classifier (``None`` without training labels).
+    train_f1
+        Detector -> per-sample F1 on the training part at the chosen threshold
+        (out-of-fold for ``supervised``); empty without labels.
+    """
+
+    params: tuple[str, ...]
+    interval_s: float
+    window: int
+    min_periods: int
+    max_mask: int
+    scale: dict[int, np.ndarray]
+    tail: np.ndarray
+    precision: np.ndarray
+    thresholds: dict[str, float]
+    how: dict[str, str]
+    model: object | None
+    train_f1: dict[str, float]
+
+
+def _resolution(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Smallest positive step between consecutive samples of each column (sensor resolution)."""
+    p = values.shape[1]
+    out = np.full(p, np.nan)
+    for j in range(p):
+        steps = []
+        for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+            x = values[a:b, j]
+            x = x[~np.isnan(x)]
+            d = np.abs(np.diff(x))
+            d = d[d > 0]
+            if d.size:
+                steps.append(d.min())
+        if steps:
+            out[j] = min(steps)
+    return out
+
+
+def per_sample_f1(flags: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall and F1 over rows (``nan`` precision without flags, F1 0 then)."""
+    tp = int(np.count_nonzero(flags & labels))
+    nf = int(np.count_nonzero(flags))
+    nl = int(np.count_nonzero(labels))
+    p = tp / nf if nf else math.nan
+    r = tp / nl if nl else math.nan
+    f = 0.0 if (not nf or not nl or tp == 0) else 2 * p * r / (p + r)
+    return p, r, f
+
+
+def _residuals(block, fitted_scale: dict[int, np.ndarray] | None, opts: DetectOptions,
+               window: int, min_periods: int, max_mask: int) -> np.ndarray:
+    from uda.kernels.detect import causal_residuals
+
+    p = block.values.shape[1]
+    if fitted_scale is None:
+        scale = np.ones((block.sites.size, p))
+        gate, mask = math.inf, 0
+    else:
+        pooled = np.nanmedian(np.stack(list(fitted_scale.values())), axis=0)
+        scale = np.stack([fitted_scale.get(int(s), pooled) for s in block.sites]) \
+            if block.sites.size else np.ones((0, p))
+        gate, mask = opts.gate, max_mask
+    return causal_residuals(block.values, block.offsets, window, min_periods,
+                            np.ascontiguousarray(scale, dtype=np.float64), gate, mask)
+
+
+def detector_features(block, fitted: FittedDetectors, opts: DetectOptions) -> dict[str, np.ndarray]:
+    """Standardised residuals and the unsupervised scores of every row of ``block``.
+
+    Returns
+    -------
+    dict of ndarray
+        ``z`` ``(n, p)`` residuals in scale units, ``u`` = ``z / tail``, and the scores
+        ``residual`` (largest ``|u|``), ``distance`` (robust Mahalanobis length of ``z``),
+        ``changepoint`` (largest two-sided CUSUM of ``u``), each ``(n,)``, plus the
+        supervised features ``X`` ``(n, 3p + 2)``.
+    """
+    from uda.kernels.detect import cusum_two_sided, robust_distance, window_max
+
+    z = _residuals(block, fitted.scale, opts, fitted.window, fitted.min_periods, fitted.max_mask)
+    u = z / fitted.tail
+    au = np.abs(u)
+    none = np.isnan(u).all(axis=1) if u.shape[1] else np.ones(u.shape[0], bool)
+    with np.errstate(all="ignore"):
+        resid = np.where(none, np.nan, np.nanmax(np.where(np.isnan(au), -np.inf, au), axis=1))
+    dist = robust_distance(np.ascontiguousarray(z), fitted.precision, opts.clip)
+    dist[none] = np.nan
+    cs = cusum_two_sided(np.ascontiguousarray(u), block.offsets, opts.cusum_k, opts.cusum_clip)
+    change = cs.max(axis=1) if cs.shape[1] else np.zeros(cs.shape[0])
+    change[none] = np.nan
+    recent = window_max(np.ascontiguousarray(au), block.offsets, 4, 0)
+    X = np.column_stack([np.clip(z, -opts.clip, opts.clip), recent, cs, resid, dist])
+    return {"z": z, "u": u, "residual": resid, "distance": dist, "changepoint": change, "X": X}
+
+
+def _flags(score: np.ndarray, offsets: np.ndarray, threshold: float, opts: DetectOptions) -> np.ndarray:
+    from uda.kernels.detect import hysteresis
+
+    return hysteresis(np.ascontiguousarray(score, dtype=np.float64), offsets, threshold,
+                      opts.off_fraction * threshold, opts.min_on)
+
+
+def _best_threshold(score: np.ndarray, offsets: np.ndarray, labels: np.ndarray, rows: np.ndarray,
+                    candidates: np.ndarray, opts: DetectOptions) -> tuple[float, float]:
+    """Candidate threshold with the best per-sample F1 over ``rows`` (ties: the higher one)."""
+    best = (-1.0, math.inf)
+    for thr in np.unique(candidates[np.isfinite(candidates)]):
+        f = per_sample_f1(_flags(score, offsets, float(thr), opts)[rows], labels[rows])[2]
+        if f > best[0] or (f == best[0] and thr > best[1]):
+            best = (f, float(thr))
+    return best[1], max(best[0], 0.0)
+
+
+def _new_model(opts: DetectOptions):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=15,
+                                          min_samples_leaf=40, l2_regularization=1.0,
+                                          early_stopping=False, random_state=opts.seed)
+
+
+def fit_detectors(block, labels: np.ndarray | None, train: np.ndarray, interval_s: float,
+                  opts: DetectOptions | None = None) -> FittedDetectors:
+    """Fit scales, covariance, thresholds and (with labels) the supervised model on ``train`` rows.
+
+    Parameters
+    ----------
+    block
+        :class:`uda.tasks.water.Block` of every site (training rows and later ones).
+    labels
+        ``(n,)`` bool event labels, or ``None``; only ``train`` rows are read.
+    train
+        ``(n,)`` bool: the training part.
+    interval_s
+        Median sampling step.
+    opts
+        Settings.
+
+    Returns
+    -------
+    FittedDetectors
+    """
+    opts = opts or DetectOptions()
+    window = opts.window(interval_s)
+    min_periods = max(4, window // 4)
+    max_mask = max(1, round(opts.max_mask_s / max(interval_s, 1e-9)))
+    p = block.values.shape[1]
+    has_labels = labels is not None and bool(labels[train].any())
+    normal = train & ~labels if has_labels else train.copy()
+    raw = _residuals(block, None, opts, window, min_periods, max_mask)
+    res_floor = _resolution(block.values[train], _train_offsets(block, train))
+    scale: dict[int, np.ndarray] = {}
+    for g, site in enumerate(block.sites.tolist()):
+        a, b = block.offsets[g], block.offsets[g + 1]
+        r = raw[a:b][normal[a:b]]
+        s = np.full(p, np.nan)
+        for j in range(p):
+            x = r[:, j][~np.isnan(r[:, j])]
+            if x.size >= 10:
+                s[j] = 1.4826 * np.median(np.abs(x - np.median(x)))
+        s = np.fmax(np.nan_to_num(s, nan=0.0), np.nan_to_num(res_floor, nan=0.0))
+        s[s <= 0] = np.nan
+        scale[int(site)] = s
+    pooled = np.nanmedian(np.stack(list(scale.values())), axis=0) if scale else np.ones(p)
+    pooled = np.where(np.isnan(pooled), 1.0, pooled)
+    scale = {k: np.where(np.isnan(v), pooled, v) for k, v in scale.items()}
+    fitted = FittedDetectors(block.params, interval_s, window, min_periods, max_mask, scale,
+                             np.ones(p), np.eye(p), {}, {}, None, {})
+    z = _residuals(block, scale, opts, window, min_periods, max_mask)
+    zn = np.abs(z[normal])
+    tail = np.array([np.nanquantile(zn[:, j], opts.tail) if np.isfinite(zn[:, j]).any() else 1.0
+                     for j in range(p)])
+    fitted.tail = np.fmax(np.nan_to_num(tail, nan=1.0), 1.0)
+    zc = np.clip(z[normal], -fitted.tail, fitted.tail)
+    zc = zc[~np.isnan(zc).any(axis=1)] if zc.size else zc
+    if zc.shape[0] > p + 1:
+        cov = np.cov(zc, rowvar=False).reshape(p, p)
+    else:
+        cov = np.eye(p)
+    cov = cov + np.eye(p) * (1e-3 * max(float(np.trace(cov)) / max(p, 1), 1e-9))
+    fitted.precision = np.ascontiguousarray(np.linalg.pinv(cov))
+    feats = detector_features(block, fitted, opts)
+    for name in ("residual", "distance", "changepoint"):
+        sc = feats[name]
+        ok = train & np.isfinite(sc)
+        if not ok.any():
+            fitted.thresholds[name] = math.inf
+            fitted.how[name] = "no training scores"
+            continue
+        if has_labels:
+            levels = np.array(QUANTILE_GRID)
+            cands = np.quantile(sc[ok], levels)
+            thr, f = _best_threshold(sc, block.offsets, labels, train, cands, opts)
+            q = float(levels[np.argmin(np.abs(cands - thr))])
+            fitted.thresholds[name] = thr
+            fitted.how[name] = f"training quantile {q:g} of the score, best training F1 over {len(levels)} levels"
+            fitted.train_f1[name] = round(f, 4)
+        else:
+            fitted.thresholds[name] = float(np.quantile(sc[ok], opts.default_quantile))
+            fitted.how[name] = f"training quantile {opts.default_quantile:g} of the score (no labels)"
+    if has_labels:
+        _fit_supervised(fitted, feats["X"], block, labels, train, opts)
+    return fitted
+
+
+def _train_offsets(block, train: np.ndarray) -> np.ndarray:
+    counts = [int(train[a:b].sum()) for a, b in zip(block.offsets[:-1], block.offsets[1:], strict=True)]
+    return np.r_[0, np.cumsum(counts)].astype(np.int64)
+
+
+def _fit_supervised(fitted: FittedDetectors, X: np.ndarray, block, labels: np.ndarray,
+                    train: np.ndarray, opts: DetectOptions) -> None:
+    """Gradient-boosted trees on the residual features; threshold from contiguous-fold predictions."""
+    rows = np.flatnonzero(train)
+    y = labels[rows]
+    oof = np.full(labels.shape[0], np.nan)
+    folds = np.array_split(rows, max(2, opts.folds))
+    for k, hold in enumerate(folds):
+        fit_rows = np.concatenate([f for i, f in enumerate(folds) if i != k])
+        if labels[fit_rows].any() and not labels[fit_rows].all():
+            m = _new_model(opts).fit(X[fit_rows], labels[fit_rows])
+            oof[hold] = m.predict_proba(X[hold])[:, 1]
+    ok = train & np.isfinite(oof)
+    if ok.any() and labels[ok].any():
+        cands = np.unique(np.round(np.quantile(oof[ok], np.linspace(0.5, 0.9999, 200)), 4))
+        cands = cands[(cands > 0) & (cands < 1)]
+        thr, f = _best_threshold(oof, block.offsets, labels, ok, np.r_[cands, 0.5], opts)
+    else:
+        thr, f = 0.5, math.nan
+    fitted.model = _new_model(opts).fit(X[rows], y)
+    fitted.thresholds["supervised"] = thr
+    fitted.how["supervised"] = (f"probability threshold with the best per-sample F1 of predictions "
+                                f"made out of fold on {len(folds)} contiguous training folds")
+    if not math.isnan(f):
+        fitted.train_f1["supervised"] = round(f, 4)
+
+
+def apply_detectors(block, fitted: FittedDetectors, opts: DetectOptions | None = None
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Scores and alarm flags (persistence + hysteresis) of every detector on every row.
+
+    Returns
+    -------
+    (scores, flags)
+        Detector -> ``(n,)`` float score and ``(n,)`` bool alarm state.
+    """
+    opts = opts or DetectOptions()
+    feats = detector_features(block, fitted, opts)
+    scores = {name: feats[name] for name in ("residual", "distance", "changepoint")}
+    if fitted.model is not None:
+        prob = fitted.model.predict_proba(feats["X"])[:, 1]
+        prob[np.isnan(feats["residual"])] = np.nan
+        scores["supervised"] = prob
+    flags = {name: _flags(sc, block.offsets, fitted.thresholds[name], opts)
+             for name, sc in scores.items()}
+    return scores, flags

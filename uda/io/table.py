@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,21 +12,38 @@ import polars as pl
 
 from uda.errors import UserError
 from uda.io.wide import read_table
-from uda.water import PARAMS
 
-#: Accepted column names per parameter (lower case, units in brackets or after _ ignored).
+#: Accepted column names per parameter (after :func:`_key`: lower case, units in brackets
+#: dropped, umlauts spelt out, separators ``_``). Several languages and vendor styles.
 ALIASES: dict[str, tuple[str, ...]] = {
     "temperature_c": ("temperature_c", "temperature", "temp", "water_temp", "water_temperature",
-                      "temp_c", "wtemp"),
-    "ph": ("ph",),
-    "do_mgl": ("do_mgl", "do", "dissolved_oxygen", "oxygen", "do_mg_l", "ldo"),
-    "turbidity_ntu": ("turbidity_ntu", "turbidity", "turb", "turbidity_fnu"),
+                      "temp_c", "wtemp", "tp", "t_water", "wassertemperatur", "temperatur",
+                      "temperatura", "temperature_eau", "tw", "temp_degc", "temperature_degc"),
+    "ph": ("ph", "ph_value", "ph_wert", "ph_units"),
+    "do_mgl": ("do_mgl", "do", "dissolved_oxygen", "oxygen", "do_mg_l", "ldo", "o2", "odo",
+               "sauerstoff", "gelöster_sauerstoff", "geloester_sauerstoff", "oxigeno_disuelto",
+               "oxygene_dissous", "od", "dox", "do_conc"),
+    "turbidity_ntu": ("turbidity_ntu", "turbidity", "turb", "turbidity_fnu", "ntu", "fnu", "trueb",
+                      "truebung", "truebe", "turbidez", "turbidite", "torbidita", "tur"),
     "conductivity_uscm": ("conductivity_uscm", "conductivity", "cond", "spcond", "specific_conductance",
-                          "ec", "sc", "conductivity_us_cm"),
-    "nitrate_mgl": ("nitrate_mgl", "nitrate", "no3", "nitrate_n", "no3_n", "nitrate_mg_l"),
+                          "ec", "sc", "conductivity_us_cm", "leit", "leitf", "leitfaehigkeit",
+                          "lf", "conductividad", "conductivite", "spc", "sp_cond", "elec_cond",
+                          "specific_conductivity"),
+    "nitrate_mgl": ("nitrate_mgl", "nitrate", "no3", "nitrate_n", "no3_n", "nitrate_mg_l", "nitrat",
+                    "nitrato", "nitrate_no3"),
     "ammonia_mgl": ("ammonia_mgl", "ammonia", "nh3", "nh4", "ammonium", "nh3_n", "nh4_n",
-                    "ammonia_n", "ammonia_mg_l"),
+                    "ammonia_n", "ammonia_mg_l", "amonio", "ammonium_n", "nh4_n_mgl"),
+    "chlorine_mgl": ("chlorine_mgl", "chlorine", "free_chlorine", "total_chlorine", "cl", "cl2",
+                     "clo2", "chlorine_dioxide", "chlordioxid", "chlor", "fcl", "free_cl",
+                     "residual_chlorine", "cloro", "chlore", "chlore_libre", "cloro_libre"),
+    "redox_mv": ("redox_mv", "redox", "orp", "eh", "redox_potential", "redoxpotential",
+                 "oxidation_reduction_potential", "potentiel_redox", "potencial_redox"),
+    "flow_m3h": ("flow_m3h", "flow", "fm", "flow_rate", "flowrate", "durchfluss", "q", "caudal",
+                 "debit", "discharge"),
 }
+
+#: Parameters beyond :data:`uda.water.PARAMS` that the alias table knows (no guidelines).
+EXTRA_PARAMS: tuple[str, ...] = ("chlorine_mgl", "redox_mv", "flow_m3h")
 
 #: Plausible medians in the expected unit, and what a median outside says (range, hint).
 _UNIT_CHECKS: dict[str, list[tuple[float, float, str]]] = {
@@ -38,15 +56,28 @@ _UNIT_CHECKS: dict[str, list[tuple[float, float, str]]] = {
     "nitrate_mgl": [(200.0, np.inf, "µg/L; divide by 1000 to get mg/L")],
 }
 
+#: Names (after :func:`_key`) that mark the time, label and site columns when not given.
+TIME_NAMES = ("time", "timestamp", "datetime", "date_time", "date", "ts", "zeit", "datum",
+              "zeitstempel", "fecha", "sample_time", "time_utc", "datetime_utc")
+LABEL_NAMES = ("label", "labels", "event", "events", "anomaly", "is_anomaly", "is_event", "target",
+               "class", "y", "flag", "alarm", "ereignis", "outlier")
+SITE_NAMES = ("site", "site_id", "siteid", "station", "station_id", "stationid", "location",
+              "location_id", "site_code", "sitecode", "site_name", "sensor", "sensor_id", "messstelle",
+              "station_name", "sitename")
+
 
 def _key(name: str) -> str:
-    """Normalise a column name: lower case, units in brackets dropped, separators to ``_``."""
+    """Normalise a column name: lower case, units in brackets dropped, umlauts spelt out, separators to ``_``."""
     s = re.sub(r"[\(\[].*?[\)\]]", "", name.lower()).strip()
+    for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        s = s.replace(a, b)
+    s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()
     s = re.sub(r"[^0-9a-z]+", "_", s).strip("_")
     return s
 
 
 _LOOKUP = {_key(a): p for p, names in ALIASES.items() for a in names}
+
 
 
 @dataclass
@@ -59,15 +90,20 @@ class WaterTable:
         Columns ``site_id`` (int64), ``ts`` (datetime[ms]), the parameters, and ``label``
         (bool) when labels were given; sorted by site and time.
     params
-        Canonical parameters found (in :data:`uda.water.PARAMS` order).
+        Parameters: known ones under canonical names (in :data:`uda.water.PARAMS`, then
+        :data:`EXTRA_PARAMS` order), then other numeric columns under their own names.
     columns
-        Canonical parameter -> original column name.
+        Parameter -> original column name.
     interval_s
         Median sampling step.
     has_labels
         Whether ``label`` holds event labels.
     warnings
         Problems found and worked around (reported, not fatal).
+    own_names
+        Parameters kept under their own column names (not in the alias table).
+    time_col, label_col, site_col
+        The columns used (given or found).
     """
 
     frame: pl.DataFrame
@@ -76,6 +112,10 @@ class WaterTable:
     interval_s: float
     has_labels: bool
     warnings: list[str] = field(default_factory=list)
+    own_names: tuple[str, ...] = ()
+    time_col: str = ""
+    label_col: str | None = None
+    site_col: str | None = None
 
 
 def _parse_time(col: pl.Series, name: str) -> pl.Series:
@@ -131,8 +171,85 @@ def _parse_label(col: pl.Series, name: str) -> pl.Series:
     return out.fill_null(False).alias("label")
 
 
-def read_water_table(path: str | os.PathLike, *, time_col: str, label_col: str | None = None,
-                     site_col: str | None = None) -> WaterTable:
+def parse_columns(spec: str | None) -> dict[str, str]:
+    """``--columns "Tp=temperature_c,Leit=conductivity_uscm"`` as ``{source: parameter}``.
+
+    Raises
+    ------
+    UserError
+        An item without ``=``, an empty name, a column given twice, or two columns mapped
+        to one parameter.
+    """
+    if not spec:
+        return {}
+    out: dict[str, str] = {}
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        src, sep, dst = item.partition("=")
+        src, dst = src.strip(), dst.strip()
+        if not sep or not src or not dst:
+            msg = f"--columns item {item.strip()!r} must look like COLUMN=parameter, e.g. Tp=temperature_c"
+            raise UserError(msg)
+        if src in out:
+            msg = f"--columns maps column {src!r} twice; give each column once"
+            raise UserError(msg)
+        out[src] = dst
+    seen: dict[str, str] = {}
+    for src, dst in out.items():
+        if dst in seen:
+            msg = f"--columns maps both {seen[dst]!r} and {src!r} to {dst!r}; map one column per parameter"
+            raise UserError(msg)
+        seen[dst] = src
+    return out
+
+
+def _is_01(col: pl.Series) -> bool:
+    """Boolean, or numbers that are all 0 or 1 (both present)."""
+    if col.dtype == pl.Boolean:
+        return True
+    if col.dtype.is_integer() or col.dtype.is_float():
+        vals = set(col.drop_nulls().unique().to_list())
+        return vals == {0, 1}
+    return False
+
+
+def _looks_like_time(col: pl.Series) -> bool:
+    if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
+        return True
+    if col.dtype == pl.String:
+        head = col.drop_nulls().head(50).str.strip_chars()
+        if head.len() == 0:
+            return False
+        try:
+            parsed = head.str.to_datetime(time_unit="ms", strict=False)
+            if parsed.null_count() and head.str.ends_with("Z").any():
+                parsed = head.str.replace(r"Z$", "").str.to_datetime(time_unit="ms", strict=False)
+        except pl.exceptions.PolarsError:
+            return False
+        return parsed.null_count() == 0
+    return False
+
+
+def _pick(df: pl.DataFrame, names: tuple[str, ...], test, what: str, option: str,
+          exclude: set[str]) -> str | None:
+    """The one column passing ``test`` (ties broken by the names list), or ``None``."""
+    cands = [c for c in df.columns if c not in exclude and test(df[c])]
+    if not cands:
+        return None
+    if len(cands) == 1:
+        return cands[0]
+    named = [c for c in cands if _key(c) in names]
+    if len(named) == 1:
+        return named[0]
+    msg = (f"several columns could be the {what} ({', '.join(cands)}); "
+           f"name the right one with {option}")
+    raise UserError(msg)
+
+
+def read_water_table(path: str | os.PathLike, *, time_col: str | None = None,
+                     label_col: str | None = None, site_col: str | None = None,
+                     columns: dict[str, str] | None = None, labels: bool | None = None) -> WaterTable:
     """Read and check a CSV/Parquet water-quality table.
 
     Parameters
@@ -140,33 +257,84 @@ def read_water_table(path: str | os.PathLike, *, time_col: str, label_col: str |
     path
         CSV or Parquet file.
     time_col
-        Column holding sample times (ISO text or datetime; time zones become naive UTC).
+        Column holding sample times (ISO text or datetime; time zones become naive UTC);
+        default: the one datetime column (or text column that reads as times), preferring
+        names like ``time``/``timestamp``.
     label_col
-        Optional column labelling event samples (true/false or 0/1); runs of true are events.
+        Column labelling event samples (true/false or 0/1); runs of true are events.
+        Default: the one boolean or 0/1 column (names like ``label``/``event`` break ties).
     site_col
-        Optional column of site ids (integer or text); default: the whole table is one site.
+        Column of site ids (integer or text); default: a column named like ``site``,
+        ``siteID`` or ``station``, else the whole table is one site.
+    columns
+        ``{column: parameter}`` mapping that overrides the alias table.
+    labels
+        ``False``: never look for a label column (``label_col`` must then be ``None``).
 
     Returns
     -------
     WaterTable
+        Every numeric column is a parameter: known ones under their canonical names (from
+        ``columns`` or the alias table), the others under their own names.
 
     Raises
     ------
     UserError
-        Unknown or missing named columns, no recognisable parameter, unreadable times or
-        labels, duplicate times, or a parameter whose values look like another unit
-        (conductivity in mS/cm, temperature in °F ...).
+        Unknown or missing named columns, no numeric parameter, a mapping naming a missing
+        column or mapping two columns to one parameter, unreadable times or labels,
+        duplicate times, or a parameter whose values look like another unit.
     """
+    from uda.water import PARAMS as known_params
+
     df = read_table(path)
     where = str(path)
+    columns = dict(columns or {})
     for opt, col in (("--time-col", time_col), ("--label-col", label_col), ("--site-col", site_col)):
         if col is not None and col not in df.columns:
             msg = f"{opt} {col!r} is not a column of {where}; its columns are: {', '.join(df.columns)}"
             raise UserError(msg)
+    for src in columns:
+        if src not in df.columns:
+            msg = f"--columns names {src!r}, which is not a column of {where}; its columns are: {', '.join(df.columns)}"
+            raise UserError(msg)
+    targets = list(columns.values())
+    dup = sorted({t for t in targets if targets.count(t) > 1})
+    if dup:
+        srcs = [s for s, t in columns.items() if t == dup[0]]
+        msg = f"--columns maps both {srcs[0]!r} and {srcs[1]!r} to {dup[0]!r}; map one column per parameter"
+        raise UserError(msg)
     if df.height == 0:
         msg = f"{where} has no rows; pass a table with at least one sample"
         raise UserError(msg)
     warnings: list[str] = []
+    found: list[str] = []
+    if time_col is None:
+        time_col = _pick(df, TIME_NAMES, _looks_like_time, "time column", "--time-col", set(columns))
+        if time_col is None:
+            msg = (f"{where}: no column holds times (a datetime or ISO 8601 text); "
+                   "name the time column with --time-col")
+            raise UserError(msg)
+        found.append(f"time column {time_col!r}")
+    used = {time_col}
+    if site_col is None:
+        named = [c for c in df.columns if c not in used and c not in columns and _key(c) in SITE_NAMES]
+        if named:
+            ids = [c for c in named if _key(c) in ("site", "site_id", "siteid", "station", "station_id",
+                                                   "stationid", "site_code", "sitecode", "sensor_id")]
+            site_col = (ids or named)[0]
+            found.append(f"site column {site_col!r}")
+    used |= {site_col} if site_col else set()
+    if label_col is None and labels is not False:
+        label_col = _pick(df, LABEL_NAMES, _is_01, "label column", "--label-col", used | set(columns))
+        if label_col is not None:
+            found.append(f"label column {label_col!r}")
+    if label_col is not None:
+        used.add(label_col)
+        if label_col in columns:
+            msg = f"--columns maps the label column {label_col!r} to a parameter; drop it from --columns"
+            raise UserError(msg)
+    if found:
+        warnings.append("found " + ", ".join(found) + " (name others with --time-col/--label-col/--site-col)")
     out: dict[str, pl.Series] = {"ts": _parse_time(df[time_col], time_col)}
     if site_col is not None:
         site = df[site_col]
@@ -184,52 +352,71 @@ def read_water_table(path: str | os.PathLike, *, time_col: str, label_col: str |
                             + (" ..." if len(code) > 10 else ""))
     else:
         out["site_id"] = pl.Series("site_id", np.zeros(df.height, dtype=np.int64))
-    columns: dict[str, str] = {}
-    unknown: list[str] = []
+    mapping: dict[str, str] = {}     # parameter -> column
+    explicit: set[str] = set()
+    skipped: list[str] = []
+    own: list[str] = []
     for name in df.columns:
-        if name in (time_col, label_col, site_col):
+        if name in used:
             continue
-        param = _LOOKUP.get(_key(name))
-        if param is None:
-            unknown.append(name)
+        if name in columns:
+            param, how = columns[name], "mapped"
+        else:
+            param, how = _LOOKUP.get(_key(name)), "alias"
+        col = df[name]
+        numeric = col.dtype.is_numeric() or col.dtype == pl.Boolean
+        if col.dtype == pl.String:
+            num = col.str.strip_chars().cast(pl.Float64, strict=False)
+            numeric = num.is_not_null().sum() > 0.5 * max(col.is_not_null().sum(), 1)
+        if param is None or (how == "alias" and param in mapping):
+            if param is not None:
+                warnings.append(f"columns {mapping[param]!r} and {name!r} both look like {param}; "
+                                f"{name!r} stays a parameter under its own name")
+            if not numeric:
+                skipped.append(name)
+                continue
+            param = name
+            own.append(name)
+        elif not numeric and how == "alias":
+            skipped.append(name)
             continue
-        if param in columns:
-            msg = (f"columns {columns[param]!r} and {name!r} both look like {param}; "
-                   "drop or rename one of them")
+        if param in mapping:
+            msg = (f"columns {mapping[param]!r} and {name!r} both become parameter {param!r}; "
+                   "rename one of them or map it elsewhere with --columns")
             raise UserError(msg)
-        columns[param] = name
-    if not columns:
-        msg = (f"{where}: no water-quality parameter columns found among {', '.join(unknown) or 'none'}; "
-               f"name them like {', '.join(PARAMS)}")
+        mapping[param] = name
+        if how == "mapped":
+            explicit.add(param)
+    if not mapping:
+        msg = (f"{where}: no numeric parameter columns found (besides time/label/site columns); "
+               f"pass a table with at least one numeric column")
         raise UserError(msg)
-    if unknown:
-        warnings.append(f"ignored unknown columns: {', '.join(unknown)} "
-                        f"(recognised names include {', '.join(PARAMS)})")
-    params = tuple(p for p in PARAMS if p in columns)
-    missing = [p for p in PARAMS if p not in columns]
-    if missing:
-        warnings.append(f"missing parameters: {', '.join(missing)}; indices and detectors use the others")
+    if skipped:
+        warnings.append(f"ignored non-numeric columns: {', '.join(skipped)}")
+    order = [p for p in (*known_params, *EXTRA_PARAMS) if p in mapping]
+    order += [p for p in mapping if p not in order]
+    params = tuple(order)
     for p in params:
-        col = df[columns[p]]
-        num = col.cast(pl.Float64, strict=False) if col.dtype != pl.String else \
-            col.str.strip_chars().cast(pl.Float64, strict=False)
+        col = df[mapping[p]]
+        num = col.str.strip_chars().cast(pl.Float64, strict=False) if col.dtype == pl.String \
+            else col.cast(pl.Float64, strict=False)
         bad = num.is_null() & col.is_not_null()
         if bad.sum() > 0.5 * max(col.is_not_null().sum(), 1):
             row = int(bad.arg_true()[0])
-            msg = f"column {columns[p]!r} ({p}) is not numeric: {col[row]!r} in row {row + 1}; fix or drop the column"
+            msg = f"column {mapping[p]!r} ({p}) is not numeric: {col[row]!r} in row {row + 1}; fix or drop the column"
             raise UserError(msg)
         if bad.any():
-            warnings.append(f"column {columns[p]!r}: {int(bad.sum())} non-numeric values treated as missing")
+            warnings.append(f"column {mapping[p]!r}: {int(bad.sum())} non-numeric values treated as missing")
         num = num.fill_nan(None)
         med = num.median()
         if med is None:
-            warnings.append(f"column {columns[p]!r} ({p}) has no values")
+            warnings.append(f"column {mapping[p]!r} ({p}) has no values")
         else:
             for lo, hi, unit in _UNIT_CHECKS.get(p, []):
                 if lo <= med < hi:
-                    msg = (f"column {columns[p]!r} ({p}) has median {med:g}, which looks like {unit}"
+                    msg = (f"column {mapping[p]!r} ({p}) has median {med:g}, which looks like {unit}"
                            if "not pH" not in unit else
-                           f"column {columns[p]!r} (pH) has median {med:g}, outside 1-14.5: {unit}; check the column")
+                           f"column {mapping[p]!r} (pH) has median {med:g}, outside 1-14.5: {unit}; check the column")
                     raise UserError(msg)
         out[p] = num.alias(p)
     if label_col is not None:
@@ -240,19 +427,23 @@ def read_water_table(path: str | os.PathLike, *, time_col: str, label_col: str |
             pl.struct("site_id", "ts").is_sorted()).item()):
         warnings.append("rows were not in time order; sorted them by site and time")
     frame = frame.sort(["site_id", "ts"])
-    dup = frame.select(pl.struct("site_id", "ts").is_duplicated()).to_series()
-    if dup.any():
-        row = frame.filter(dup).row(0, named=True)
-        msg = (f"{int(dup.sum())} rows repeat a time (e.g. {row['ts']} at site {row['site_id']}); "
+    dup_rows = frame.select(pl.struct("site_id", "ts").is_duplicated()).to_series()
+    if dup_rows.any():
+        row = frame.filter(dup_rows).row(0, named=True)
+        msg = (f"{int(dup_rows.sum())} rows repeat a time (e.g. {row['ts']} at site {row['site_id']}); "
                "remove or average duplicate rows")
         raise UserError(msg)
     interval_s, notes = _check_spacing(frame)
     warnings += notes
-    for site, sub in frame.group_by("site_id", maintain_order=True):
-        empty = [p for p in params if sub[p].null_count() == sub.height]
-        if empty and frame["site_id"].n_unique() > 1:
-            warnings.append(f"site {site[0]}: no values for {', '.join(empty)}")
-    return WaterTable(frame, params, columns, interval_s, label_col is not None, warnings)
+    if frame["site_id"].n_unique() > 1:
+        for site, sub in frame.group_by("site_id", maintain_order=True):
+            empty = [p for p in params if sub[p].null_count() == sub.height]
+            if empty:
+                warnings.append(f"site {site[0]}: no values for {', '.join(empty)}")
+    table = WaterTable(frame, params, mapping, interval_s, label_col is not None, warnings)
+    table.own_names = tuple(own)
+    table.time_col, table.label_col, table.site_col = time_col, label_col, site_col
+    return table
 
 
 def _check_spacing(frame: pl.DataFrame) -> tuple[float, list[str]]:

@@ -378,3 +378,217 @@ def masked_baseline(values: np.ndarray, offsets: np.ndarray, window: int, min_pe
         _masked_group(values, offsets[g], offsets[g + 1], window, min_periods, min_scale,
                       directions, clip, threshold, max_mask, med, scale)
     return med, scale
+
+
+# ---- detectors over every parameter (fitted on a training part) ---------------------------
+
+@njit(cache=True, nogil=True)
+def _residual_series(x, window, min_periods, scale, gate, max_mask, out):
+    """One series of :func:`causal_residuals` (see there)."""
+    n = x.shape[0]
+    w = max(window, 1)
+    ring = np.empty(w)
+    buf = np.empty(w)
+    m = 0          # values in the window
+    head = 0       # ring slot of the oldest value
+    rejected = 0   # samples held out in a row
+    open_gate = False
+    for i in range(n):
+        v = x[i]
+        if np.isnan(v):
+            out[i] = np.nan
+            continue
+        if m >= min_periods:
+            h = m // 2
+            med = buf[h] if m % 2 == 1 else 0.5 * (buf[h - 1] + buf[h])
+            r = (v - med) / scale
+        else:
+            r = np.nan
+        out[i] = r
+        take = True
+        if not np.isnan(r) and abs(r) > gate:
+            if open_gate or rejected >= max_mask:
+                open_gate = True   # a lasting change: learn it
+            else:
+                rejected += 1
+                take = False
+        else:
+            rejected = 0
+            open_gate = False
+        if take:
+            if m == w:
+                _sorted_remove(buf, m, ring[head])
+                m -= 1
+                ring[head] = v
+                head = (head + 1) % w
+            else:
+                ring[(head + m) % w] = v
+            _sorted_insert(buf, m, v)
+            m += 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def causal_residuals(values: np.ndarray, offsets: np.ndarray, window: int, min_periods: int,
+                     scale: np.ndarray, gate: float, max_mask: int) -> np.ndarray:
+    """Residual of each sample against the median of the last ``window`` accepted samples.
+
+    The short causal forecast of a parameter is the median of its last ``window``
+    non-missing samples that were *accepted*; a sample whose residual exceeds ``gate``
+    (in units of ``scale``) is held out of the window, for at most ``max_mask`` samples
+    in a row: after that every sample is taken until one falls inside the gate again, so
+    a lasting change of level is learnt. ``gate = inf`` gives the plain rolling median.
+
+    Parameters
+    ----------
+    values
+        ``(n_rows, n_params)`` float64, rows sorted by group (site); NaN = missing.
+    offsets
+        ``(n_groups + 1,)`` int64 row offsets; windows never cross groups.
+    window
+        Accepted samples in the forecast window (the current sample is never in it).
+    min_periods
+        Fewest samples in the window before a residual exists (else NaN).
+    scale
+        ``(n_groups, n_params)`` divisor of the residuals (1 for raw residuals).
+    gate
+        Standardised residual above which a sample is held out of the window.
+    max_mask
+        Longest run of held-out samples.
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows, n_params)`` residuals ``(x - median) / scale``; NaN for missing
+        samples and during the warm-up.
+    """
+    n_groups = offsets.shape[0] - 1
+    n_params = values.shape[1]
+    out = np.empty(values.shape)
+    for task in prange(n_groups * n_params):
+        g = task // n_params
+        j = task % n_params
+        a, b = offsets[g], offsets[g + 1]
+        col = np.empty(b - a)
+        _residual_series(np.ascontiguousarray(values[a:b, j]), window, min_periods, scale[g, j],
+                         gate, max_mask, col)
+        out[a:b, j] = col
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def robust_distance(z: np.ndarray, precision: np.ndarray, clip: float) -> np.ndarray:
+    """Mahalanobis length ``sqrt(z' P z / p)`` of each row of clipped residuals.
+
+    Parameters
+    ----------
+    z
+        ``(n_rows, p)`` standardised residuals; missing values count as 0 (on forecast).
+    precision
+        ``(p, p)`` inverse covariance of the residuals (fitted on the training part).
+    clip
+        Each residual is clipped to ``[-clip, clip]`` first.
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows,)``; 0 where every residual is missing.
+    """
+    n, p = z.shape
+    out = np.zeros(n)
+    for i in prange(n):
+        v = np.empty(p)
+        for j in range(p):
+            x = z[i, j]
+            v[j] = 0.0 if np.isnan(x) else min(max(x, -clip), clip)
+        s = 0.0
+        for j in range(p):
+            if v[j] == 0.0:
+                continue
+            t = 0.0
+            for k in range(p):
+                t += precision[j, k] * v[k]
+            s += v[j] * t
+        out[i] = np.sqrt(max(s, 0.0) / max(p, 1))
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def cusum_two_sided(z: np.ndarray, offsets: np.ndarray, k: float, clip: float) -> np.ndarray:
+    """Two-sided CUSUM of each column, ``S+ = max(0, S+ + z - k)``, ``S- = max(0, S- - z - k)``.
+
+    Parameters
+    ----------
+    z
+        ``(n_rows, n_cols)`` standardised residuals (NaN = missing: the sums carry over).
+    offsets
+        ``(n_groups + 1,)`` int64 row offsets; the sums restart at 0 in each group.
+    k
+        Allowance subtracted each step.
+    clip
+        Each step's ``z`` is clipped to ``[-clip, clip]``.
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows, n_cols)``: ``max(S+, S-)``.
+    """
+    n_groups = offsets.shape[0] - 1
+    n_cols = z.shape[1]
+    out = np.zeros(z.shape)
+    for task in prange(n_groups * n_cols):
+        g = task // n_cols
+        j = task % n_cols
+        hi = 0.0
+        lo = 0.0
+        for i in range(offsets[g], offsets[g + 1]):
+            v = z[i, j]
+            if not np.isnan(v):
+                v = min(max(v, -clip), clip)
+                hi = max(0.0, hi + v - k)
+                lo = max(0.0, lo - v - k)
+            out[i, j] = max(hi, lo)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def hysteresis(score: np.ndarray, offsets: np.ndarray, on: float, off: float,
+               min_on: int) -> np.ndarray:
+    """Alarm state with persistence and hysteresis, causally.
+
+    An alarm switches on at the sample where the score has been at least ``on`` for
+    ``min_on`` samples in a row (one spike is not an event) and stays on until the score
+    falls below ``off`` (an event is one alarm, not a flicker). Missing scores count as
+    below ``off``.
+
+    Parameters
+    ----------
+    score
+        ``(n_rows,)`` detector score.
+    offsets
+        ``(n_groups + 1,)`` int64 row offsets; the state restarts in each group.
+    on, off
+        Switch-on and switch-off levels (``off <= on``).
+    min_on
+        Samples in a row at or above ``on`` before the alarm starts.
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows,)`` bool alarm state.
+    """
+    n_groups = offsets.shape[0] - 1
+    out = np.zeros(score.shape[0], dtype=np.bool_)
+    for g in prange(n_groups):
+        run = 0
+        alarm = False
+        for i in range(offsets[g], offsets[g + 1]):
+            s = score[i]
+            if np.isnan(s):
+                s = -np.inf
+            run = run + 1 if s >= on else 0
+            if alarm:
+                alarm = s >= off
+            if not alarm and run >= min_on:
+                alarm = True
+            out[i] = alarm
+    return out

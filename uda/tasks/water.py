@@ -186,7 +186,23 @@ def _directions(params: tuple[str, ...]) -> np.ndarray:
     return np.array([EVENT_DIRECTIONS.get(p, 0) for p in params], dtype=np.float64)
 
 
-def analyse_block(block: Block, guides: dict[str, Guideline], opts: WaterOptions) -> dict[str, np.ndarray]:
+def _ccme_enough(values: np.ndarray, goff: np.ndarray, g: dict[str, np.ndarray]) -> np.ndarray:
+    """Per group: at least :data:`CCME_MIN_VARIABLES` parameters with a limit and >= 4 values."""
+    from uda.water import CCME_MIN_VARIABLES
+
+    limited = ~(np.isnan(g["lower"]) & np.isnan(g["upper"]))
+    n_groups = goff.size - 1
+    if n_groups <= 0 or not limited.any():
+        return np.zeros(max(n_groups, 0), dtype=bool)
+    have = ~np.isnan(values[:, limited])
+    counts = np.add.reduceat(have.astype(np.int64), goff[:-1], axis=0) if values.shape[0] else \
+        np.zeros((n_groups, int(limited.sum())), np.int64)
+    counts[np.diff(goff) == 0] = 0
+    return (counts >= 4).sum(axis=1) >= CCME_MIN_VARIABLES
+
+
+def analyse_block(block: Block, guides: dict[str, Guideline], opts: WaterOptions,
+                  detectors: bool = True) -> dict[str, np.ndarray]:
     """Indices, exceedances and detector alarm episodes of every site in ``block``.
 
     Parameters
@@ -215,6 +231,7 @@ def analyse_block(block: Block, guides: dict[str, Guideline], opts: WaterOptions
     starts = np.flatnonzero(new)
     goff = np.r_[starts, n].astype(np.int64)
     wqi, f1, f2, f3, n_tests, n_failed = ccme_wqi(block.values, goff, g["lower"], g["upper"])
+    wqi = np.where(_ccme_enough(block.values, goff, g), wqi, np.nan)
     out["wqi_site"] = row_site[starts]
     out["wqi_period"] = pstart[starts]
     out["wqi_n"] = np.diff(goff)
@@ -228,8 +245,9 @@ def analyse_block(block: Block, guides: dict[str, Guideline], opts: WaterOptions
     out["exc_site"], out["exc_param"], out["exc_direction"] = block.sites[grp], par, dirn
     out["exc_start"], out["exc_end"], out["exc_peak"], out["exc_samples"] = s, e, peak, ns
 
-    for key, arr in detector_alarms(block, opts).items():
-        out[key] = arr
+    if detectors:
+        for key, arr in detector_alarms(block, opts).items():
+            out[key] = arr
     return out
 
 
@@ -488,7 +506,8 @@ def score_detectors(res: dict[str, np.ndarray], truth: Truth, opts: WaterOptions
     return out
 
 
-def tables(res: dict[str, np.ndarray], params: tuple[str, ...]) -> dict[str, Any]:
+def tables(res: dict[str, np.ndarray], params: tuple[str, ...],
+           names: tuple[str, ...] = DETECTORS) -> dict[str, Any]:
     """Result arrays as Polars DataFrames: ``wqi``, ``exceedances``, ``alarms``, ``mass_balance``."""
     import polars as pl
 
@@ -509,7 +528,7 @@ def tables(res: dict[str, np.ndarray], params: tuple[str, ...]) -> dict[str, Any
         "peak": res["exc_peak"], "n_samples": res["exc_samples"]},
         schema_overrides={"param": pl.String, "direction": pl.String})
     alarms = pl.DataFrame({
-        "detector": [DETECTORS[i] for i in res["alarm_detector"]], "site_id": res["alarm_site"],
+        "detector": [names[i] for i in res["alarm_detector"]], "site_id": res["alarm_site"],
         "start": ts(res["alarm_start"]), "end": ts(res["alarm_end"])},
         schema_overrides={"detector": pl.String})
     mb = pl.DataFrame({"site_id": res["mb_site"], "start": ts(res["mb_start"]),
@@ -570,6 +589,7 @@ def _water_params(ds: Any) -> tuple[tuple[str, ...], list[str]]:
 def _site_summary(block: Block, guides: dict[str, Guideline]) -> dict[str, np.ndarray]:
     g = guideline_arrays(guides, block.params)
     wqi, *_ = ccme_wqi(block.values, block.offsets, g["lower"], g["upper"])
+    wqi = np.where(_ccme_enough(block.values, block.offsets, g), wqi, np.nan)
     return {"site_id": block.sites, "site_n": np.diff(block.offsets),
             "site_first": block.ts[block.offsets[:-1]] if block.sites.size else np.zeros(0, np.int64),
             "site_ccme": wqi,
@@ -577,10 +597,10 @@ def _site_summary(block: Block, guides: dict[str, Guideline]) -> dict[str, np.nd
 
 
 def _analyse_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline],
-                   opts: WaterOptions) -> dict[str, np.ndarray]:
+                   opts: WaterOptions, detectors: bool = True) -> dict[str, np.ndarray]:
     """Everything per site for one pandas partition (the Dask map step)."""
     block = block_from_pandas(df, params)
-    out = analyse_block(block, guides, opts)
+    out = analyse_block(block, guides, opts, detectors)
     out.update(_site_summary(block, guides))
     return out
 
@@ -869,9 +889,10 @@ def _best_detector(detectors: dict[str, dict]) -> str | None:
 
 def _summary(res: dict[str, np.ndarray], sites: dict[str, np.ndarray], params: tuple[str, ...],
              detectors: dict[str, dict], mass: dict[str, Any], warnings: list[str],
-             opts: WaterOptions, ups: dict[int, list[tuple[int, float]]]) -> dict[str, Any]:
-    best = _best_detector(detectors) or "multivariate"
-    best_i = DETECTORS.index(best)
+             opts: WaterOptions, ups: dict[int, list[tuple[int, float]]],
+             names: tuple[str, ...] = DETECTORS, best: str | None = None) -> dict[str, Any]:
+    best = best or _best_detector(detectors) or names[-1]
+    best_i = names.index(best)
     per_site = []
     for i, s in enumerate(sites["site_id"].tolist()):
         ccme = float(sites["site_ccme"][i])
@@ -890,7 +911,7 @@ def _summary(res: dict[str, np.ndarray], sites: dict[str, np.ndarray], params: t
             "counts": {"wqi_groups": int(res["wqi_site"].size),
                        "exceedances": int(res["exc_site"].size),
                        "alarms": {n: int((res["alarm_detector"] == d).sum())
-                                  for d, n in enumerate(DETECTORS)},
+                                  for d, n in enumerate(names)},
                        "mass_balance_alarms": int(res["mb_site"].size)}}
 
 
@@ -898,7 +919,7 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
                   out: str | os.PathLike, *, ds: Any = None, engine: str = "polars",
                   plot_site: int | None = None, truth: tuple[Truth, Truth] | None = None,
                   series: tuple[np.ndarray, np.ndarray] | None = None,
-                  plot: bool = True) -> dict[str, str]:
+                  plot: bool = True, names: tuple[str, ...] = DETECTORS) -> dict[str, str]:
     """Write the result tables, ``summary.json`` and a plot of one site into ``out``.
 
     Returns
@@ -915,7 +936,7 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
         msg = f"cannot create --out folder {folder}: {exc.strerror}; choose a writable folder"
         raise UserError(msg) from None
     files: dict[str, str] = {}
-    for name, df in tables(res, params).items():
+    for name, df in tables(res, params, names).items():
         path = folder / f"{name}.parquet"
         df.write_parquet(path)
         files[name] = str(path)
@@ -935,8 +956,8 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
         from uda.water import plot_site as _plot
 
         png = folder / f"site_{plot_site}.png"
-        best = result.summary.get("best_detector") or "multivariate"
-        sel = (res["alarm_site"] == plot_site) & (res["alarm_detector"] == DETECTORS.index(best))
+        best = result.summary.get("best_detector") or names[-1]
+        sel = (res["alarm_site"] == plot_site) & (res["alarm_detector"] == names.index(best))
         events = None
         if truth is not None:
             k = truth[0].key == plot_site
@@ -989,44 +1010,172 @@ def _label_truth(block: Block, labels: np.ndarray) -> Truth:
 
 def _analyse_table_frame(df: Any, params: tuple[str, ...], guides: dict[str, Guideline],
                          opts: WaterOptions) -> dict[str, np.ndarray]:
-    """The Dask map step for an external table partition (pandas, site_id as a column)."""
-    out = _analyse_frame(df, params, guides, opts)
-    if "label" in df.columns:
-        block = block_from_pandas(df, params)
-        order = np.lexsort((df["ts"].to_numpy().astype("datetime64[ms]").astype(np.int64),
-                            df["site_id"].to_numpy()))
-        t = _label_truth(block, df["label"].to_numpy().astype(bool)[order])
-        out.update({"label_site": t.key, "label_start": t.start, "label_end": t.end})
+    """The Dask map step for an external table partition: indices and exceedances per site."""
+    return _analyse_frame(df, params, guides, opts, detectors=False)
+
+
+def split_train(offsets: np.ndarray, fraction: float) -> np.ndarray:
+    """Chronological split: the first ``fraction`` of each site's rows are training rows.
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows,)`` bool, true on training rows.
+    """
+    n = int(offsets[-1]) if offsets.size else 0
+    train = np.zeros(n, dtype=bool)
+    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+        train[a:a + int(math.floor(fraction * (b - a)))] = True
+    return train
+
+
+def _iso(ms: int) -> str:
+    return str(np.datetime64(int(ms), "ms").astype("datetime64[s]"))
+
+
+def score_generic(block: Block, flags: dict[str, np.ndarray], labels: np.ndarray | None,
+                  test: np.ndarray, interval_s: float, dopts: Any,
+                  event_type: np.ndarray | None = None, type_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per-sample and per-event scores of each detector on the ``test`` rows.
+
+    Parameters
+    ----------
+    block
+        The sites' series.
+    flags
+        Detector -> ``(n,)`` alarm state.
+    labels
+        ``(n,)`` event labels or ``None`` (then only alarm counts are reported).
+    test
+        ``(n,)`` bool, the scored rows.
+    interval_s
+        Sampling step (test duration = rows x step per site, for false alarms per day).
+    dopts
+        :class:`uda.water.DetectOptions` (tolerance, merge gap).
+    event_type, type_names
+        Optional ``(n,)`` int code of the event type of each labelled row (-1 none) and
+        the type names: recall and events found are then also reported per type.
+
+    Returns
+    -------
+    dict
+        ``detectors`` (scores per detector), ``baseline`` (flag everything), ``alarms``
+        (alarm interval arrays of the test part), ``test_days``.
+    """
+    from uda.water import per_sample_f1
+
+    merge = max(0, round(dopts.merge_gap_s / max(interval_s, 1e-9)))
+    test_days = 0.0
+    for a, b in zip(block.offsets[:-1], block.offsets[1:], strict=True):
+        rows = np.flatnonzero(test[a:b])
+        if rows.size:
+            test_days += (float(block.ts[a + rows[-1]] - block.ts[a + rows[0]]) / _MS + interval_s) / 86400.0
+    events = None
+    if labels is not None:
+        lab = labels & test
+        t = _label_truth(block, lab)
+        # events that began in the training part are not counted as events of the test part
+        grp, first, _ = alarm_runs(lab, block.offsets, 0)
+        starts_in_test = np.array([not (f > block.offsets[g] and labels[f - 1] and not test[f - 1])
+                                   for g, f in zip(grp, first, strict=True)], dtype=bool)
+        events = Truth(t.key[starts_in_test], t.start[starts_in_test], t.end[starts_in_test],
+                       np.ones(int(starts_in_test.sum())))
+        ev_first = first[starts_in_test]
+    out: dict[str, Any] = {"detectors": {}, "test_days": test_days}
+    det_i, site, start, end = [], [], [], []
+    names = list(flags)
+    for d, name in enumerate(names):
+        f = flags[name] & test
+        grp, first, last = alarm_runs(f, block.offsets, merge)
+        det_i.append(np.full(grp.size, d, np.int64))
+        site.append(block.sites[grp])
+        start.append(block.ts[first])
+        end.append(block.ts[last])
+        entry: dict[str, Any] = {"alarms": int(grp.size),
+                                 "alarms_per_day": round(grp.size / test_days, 4) if test_days else None,
+                                 "flagged_share": round(float(f[test].mean()), 5) if test.any() else None}
+        if labels is not None:
+            p, r, f1 = per_sample_f1(f[test], labels[test])
+            entry["per_sample"] = {"precision": None if math.isnan(p) else round(p, 4),
+                                   "recall": None if math.isnan(r) else round(r, 4), "f1": round(f1, 4)}
+            sc = score_events(block.sites[grp], block.ts[first], block.ts[last], events.key, events.start,
+                              events.end, tolerance=int(dopts.tolerance_s * _MS)).as_dict()
+            sc["false_alarms_per_day"] = round(sc["n_false_alarms"] / test_days, 4) if test_days else None
+            entry["per_event"] = sc
+            if event_type is not None and type_names:
+                per_type = {}
+                for k, tname in enumerate(type_names):
+                    rows = test & (event_type == k)
+                    sel = np.array([event_type[r] == k for r in ev_first], dtype=bool)
+                    if not rows.any() and not sel.any():
+                        continue
+                    found = score_events(block.sites[grp], block.ts[first], block.ts[last],
+                                         events.key[sel], events.start[sel], events.end[sel],
+                                         tolerance=int(dopts.tolerance_s * _MS))
+                    per_type[tname] = {"samples": int(rows.sum()),
+                                       "recall_per_sample": round(float(f[rows].mean()), 4) if rows.any() else None,
+                                       "events": found.n_events, "events_found": found.n_detected,
+                                       "median_delay_s": None if math.isnan(found.median_delay_s)
+                                       else found.median_delay_s}
+                entry["per_type"] = per_type
+        out["detectors"][name] = entry
+    if labels is not None:
+        prev = float(labels[test].mean()) if test.any() else 0.0
+        out["baseline"] = {"flag_everything": {"precision": round(prev, 5), "recall": 1.0 if prev else None,
+                                               "f1": round(2 * prev / (1 + prev), 4) if prev else 0.0}}
+        out["events"] = int(events.key.size)
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+    out["alarms"] = {"alarm_detector": cat(det_i, np.int64), "alarm_site": cat(site, np.int64),
+                     "alarm_start": cat(start, np.int64), "alarm_end": cat(end, np.int64)}
+    out["names"] = tuple(names)
     return out
 
 
-def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None = None,
-              site_col: str | None = None, engine: str = "polars", scheduler: str | None = None,
+def run_table(path: str | os.PathLike, *, time_col: str | None = None, label_col: str | None = None,
+              site_col: str | None = None, columns: dict[str, str] | str | None = None,
+              train_fraction: float | None = None, train_table: str | os.PathLike | None = None,
+              engine: str = "polars", scheduler: str | None = None,
               guidelines: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-              plot_site: int | None = None, plot: bool = True, **options: Any) -> TaskResult:
-    """Indices and detectors on an external water-quality table, scored against its labels.
+              plot_site: int | None = None, plot: bool = True, detect: Any = None,
+              **options: Any) -> TaskResult:
+    """Indices and detectors over every parameter of an external table, with a train/test protocol.
 
     Parameters
     ----------
     path
         CSV or Parquet file (see :func:`uda.io.table.read_water_table`).
     time_col, label_col, site_col
-        Time column; optional boolean event-label column; optional site column.
+        Time, event-label and site columns; found from the content when not given.
+    columns
+        ``{column: parameter}`` (or the ``--columns`` text ``Tp=temperature_c,...``)
+        overriding the alias table.
+    train_fraction
+        Chronological split: the first fraction of each site's rows fit the detectors and
+        their thresholds (labels are read there only); the rest is scored. Default 0.5
+        unless ``train_table`` is given.
+    train_table
+        Fit on this labelled table (same parameters) instead, and score all of ``path``.
     engine, scheduler
-        ``"polars"`` or ``"dask"`` (one partition group per site); Dask scheduler.
+        Engine of the indices and exceedances (``"polars"`` or ``"dask"``); the detectors
+        run on the fitted model in the calling process.
     guidelines, out, plot_site, plot
         As for :func:`run`.
+    detect
+        :class:`uda.water.DetectOptions` (default settings if ``None``).
     **options
-        Fields of :class:`WaterOptions`; windows default to the same durations as for
-        15-minute data, rescaled to the table's median step.
+        Fields of :class:`WaterOptions` for the indices and exceedances.
 
     Returns
     -------
     TaskResult
-        As for :func:`run`, without mass balance (a table has no river network);
-        detectors are scored only when ``label_col`` is given.
+        ``summary`` holds ``protocol``, ``columns`` (column -> parameter), ``indices``
+        (what each rests on), ``detectors`` (per-sample and per-event scores, thresholds
+        and how they were chosen), ``baseline`` (flag everything) and the site table.
     """
-    from uda.io.table import read_water_table
+    import time
+
+    from uda.io.table import parse_columns, read_water_table
+    from uda.water import DetectOptions, apply_detectors, fit_detectors, index_basis
 
     check_engine(engine)
     known = set(WaterOptions.__dataclass_fields__)
@@ -1034,62 +1183,121 @@ def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None =
     if unknown:
         msg = f"unknown water option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         raise UserError(msg)
-    table = read_water_table(path, time_col=time_col, label_col=label_col, site_col=site_col)
+    if train_fraction is not None and train_table is not None:
+        msg = "pass one of --train-fraction or --train-table, not both"
+        raise UserError(msg)
+    if train_fraction is not None and not (0.0 < float(train_fraction) < 1.0):
+        msg = f"--train-fraction must lie strictly between 0 and 1, got {train_fraction:g}"
+        raise UserError(msg)
+    mapping = parse_columns(columns) if isinstance(columns, str) else dict(columns or {})
+    dopts = detect or DetectOptions()
+    table = read_water_table(path, time_col=time_col, label_col=label_col, site_col=site_col,
+                             columns=mapping)
     opts = _options_for_interval(options, table.interval_s)
-    if not any(EVENT_DIRECTIONS.get(p, 0) for p in table.params):
-        table.warnings.append("detectors need at least one of " + ", ".join(EVENT_DIRECTIONS)
-                              + "; none is present, so they raise no alarms")
     guides = load_guidelines(guidelines)
     params = table.params
     frame = table.frame
+    t0 = time.perf_counter()
     if engine == "polars":
         block = block_from_polars(frame, params)
-        parts = [analyse_block(block, guides, opts), _site_summary(block, guides)]
-        if table.has_labels:
-            t = _label_truth(block, frame["label"].to_numpy())
-            parts.append({"label_site": t.key, "label_start": t.start, "label_end": t.end})
+        parts = [analyse_block(block, guides, opts, detectors=False), _site_summary(block, guides)]
     else:
         import dask
         import dask.dataframe as dd
 
+        block = block_from_polars(frame, params)
         n_sites = frame["site_id"].n_unique()
         pdf = frame.to_pandas().set_index("site_id", drop=False).rename_axis(None)
         ddf = dd.from_pandas(pdf, npartitions=max(1, min(n_sites, os.cpu_count() or 1)), sort=True)
         with dask_scheduler(scheduler):
             parts = list(dask.compute(*[dask.delayed(_analyse_table_frame)(p, params, guides, opts)
                                         for p in ddf.to_delayed()]))
+    labels = frame["label"].to_numpy() if table.has_labels else None
+    # ---- protocol: fit on a training part, score the rest
+    if train_table is not None:
+        tt = read_water_table(train_table, columns=mapping,
+                              time_col=time_col if time_col in _columns_of(train_table) else None,
+                              label_col=label_col if label_col in _columns_of(train_table) else None,
+                              site_col=site_col if site_col in _columns_of(train_table) else None)
+        if not tt.has_labels:
+            msg = (f"--train-table {train_table} has no label column (a boolean or 0/1 column); "
+                   "the training table must label its events")
+            raise UserError(msg)
+        if set(tt.params) != set(params):
+            only_t = sorted(set(tt.params) - set(params))
+            only_d = sorted(set(params) - set(tt.params))
+            msg = (f"--train-table {train_table} has other parameters than {path}: "
+                   f"only in the training table: {', '.join(only_t) or '-'}; only in the table: "
+                   f"{', '.join(only_d) or '-'}; give both tables the same columns")
+            raise UserError(msg)
+        if abs(tt.interval_s - table.interval_s) > 0.01 * table.interval_s:
+            table.warnings.append(f"the training table's step ({tt.interval_s:g} s) differs from the "
+                                  f"table's ({table.interval_s:g} s)")
+        tblock = block_from_polars(tt.frame, params)
+        tlabels = tt.frame["label"].to_numpy()
+        fitted = fit_detectors(tblock, tlabels, np.ones(tlabels.size, bool), tt.interval_s, dopts)
+        test = np.ones(block.ts.size, dtype=bool)
+        protocol = {"kind": "train_table", "train_table": str(train_table),
+                    "train_rows": int(tlabels.size), "train_events": int(_label_truth(tblock, tlabels).key.size)}
+    else:
+        fraction = 0.5 if train_fraction is None else float(train_fraction)
+        train = split_train(block.offsets, fraction)
+        if not train.any():
+            msg = f"--train-fraction {fraction:g} leaves no training rows; use a larger fraction"
+            raise UserError(msg)
+        test = ~train
+        if not test.any():
+            msg = f"--train-fraction {fraction:g} leaves no rows to score; use a smaller fraction"
+            raise UserError(msg)
+        fitted = fit_detectors(block, labels, train, table.interval_s, dopts)
+        protocol = {"kind": "train_fraction", "train_fraction": fraction, "train_rows": int(train.sum())}
+        if labels is not None:
+            protocol["train_events"] = int(_label_truth(block, labels & train).key.size)
+            if not (labels & train).any():
+                table.warnings.append("the training part holds no labelled event: thresholds are "
+                                      "training quantiles and there is no supervised detector")
+    t_fit = time.perf_counter() - t0
+    scores, flags = apply_detectors(block, fitted, dopts)
+    seconds = time.perf_counter() - t0
+    first_test = [int(block.ts[a + np.flatnonzero(test[a:b])[0]])
+                  for a, b in zip(block.offsets[:-1], block.offsets[1:], strict=True) if test[a:b].any()]
+    protocol.update({"test_start": _iso(min(first_test)) if first_test else None,
+                     "test_rows": int(test.sum()), "labels_used": "training part only",
+                     "sites": {int(s): _iso(t) for s, t in zip(block.sites.tolist(), first_test, strict=False)}
+                     if block.sites.size > 1 else {}})
+    scored = score_generic(block, flags, labels, test, table.interval_s, dopts)
     site_parts = [{k: v for k, v in p.items() if k.startswith("site_")} for p in parts]
-    labels = _concat([{k: v for k, v in p.items() if k.startswith("label_")} for p in parts])
-    res = assemble([{k: v for k, v in p.items() if not k.startswith(("site_", "label_"))}
-                    for p in parts])
+    res = assemble([{k: v for k, v in p.items() if not k.startswith(("site_", "label_"))} for p in parts]
+                   + [scored["alarms"]])
     sites = _sort_by(_concat([p for p in site_parts if p]), "site_", ["site_id"])
-    detectors: dict[str, dict] = {}
-    if table.has_labels:
-        labels = _sort_by(labels, "label_", ["label_site", "label_start"]) if labels else {
-            "label_site": np.zeros(0, np.int64), "label_start": np.zeros(0, np.int64),
-            "label_end": np.zeros(0, np.int64)}
-        first = dict(zip(sites["site_id"].tolist(), sites["site_first"].tolist(), strict=True))
-        warm = int(opts.min_periods * opts.interval_s * _MS)
-        size = np.array([1.0 if s >= first[int(k)] + warm else -1.0
-                         for k, s in zip(labels["label_site"], labels["label_start"], strict=True)])
-        truth = Truth(labels["label_site"], labels["label_start"], labels["label_end"], size)
-        detectors = score_detectors(res, truth, opts)
-        n_warm = int((size < 0).sum())
-        if n_warm:
-            table.warnings.append(f"{n_warm} labelled event(s) start within the detectors' warm-up "
-                                  f"({opts.min_periods} samples) and are not scored")
-        if truth.key.size == 0:
-            table.warnings.append(f"--label-col {label_col!r} labels no event (no true values)")
-    summary = _summary(res, sites, params, detectors, {}, table.warnings, opts, {})
+    detectors = scored["detectors"]
+    for name, entry in detectors.items():
+        entry["threshold"] = round(float(fitted.thresholds[name]), 6)
+        entry["threshold_how"] = fitted.how[name]
+        if name in fitted.train_f1:
+            entry["train_f1"] = fitted.train_f1[name]
+    names = scored["names"]
+    best = None
+    if labels is not None:
+        best = max(names, key=lambda n: detectors[n]["per_sample"]["f1"])
+    basis = index_basis(guides, params)
+    if not basis["ccme"]["computed"]:
+        table.warnings.append(basis["ccme"]["note"])
+    summary = _summary(res, sites, params, {}, {}, table.warnings, opts, {}, names=names,
+                       best=best or "distance")
+    summary["detectors"] = detectors
+    summary["best_detector"] = best
+    summary["baseline"] = scored.get("baseline")
+    summary["protocol"] = protocol
+    summary["indices"] = basis
+    summary["columns"] = {table.columns[p]: p for p in params}
+    summary["seconds"] = {"fit": round(t_fit, 3), "total": round(seconds, 3)}
     summary["table"] = {"path": str(path), "rows": frame.height, "columns": table.columns,
-                        "interval_s": table.interval_s, "labelled_events": int(labels["label_site"].size)
-                        if table.has_labels else None}
+                        "time_col": table.time_col, "label_col": table.label_col,
+                        "site_col": table.site_col, "interval_s": table.interval_s,
+                        "test_events": scored.get("events")}
     answer = dict(res)
-    for name, sc in detectors.items():
-        for key in ("precision", "recall", "f1", "median_delay_s"):
-            answer[f"score_{name}_{key}"] = np.float64(np.nan if sc[key] is None else sc[key])
-    quality = {f"{n}_{k}": float(v) for n, sc in detectors.items()
-               for k, v in sc.items() if k in ("precision", "recall", "f1") and v is not None}
+    quality = {f"{n}_f1": float(e["per_sample"]["f1"]) for n, e in detectors.items() if "per_sample" in e}
     result = TaskResult(task="water", engine=engine, answer=answer, quality=quality,
                         rows_in=frame.height, bytes_in=int(Path(path).stat().st_size), summary=summary)
     if out is not None:
@@ -1097,10 +1305,19 @@ def run_table(path: str | os.PathLike, *, time_col: str, label_col: str | None =
         sub = frame.filter(frame["site_id"] == site) if site in sites["site_id"] else frame.head(0)
         b = block_from_polars(sub, params)
         events = None
-        if table.has_labels:
-            k = labels["label_site"] == site
-            events = Truth(labels["label_site"][k], labels["label_start"][k], labels["label_end"][k],
-                           np.ones(int(k.sum())))
+        if labels is not None and site in sites["site_id"]:
+            g = int(np.flatnonzero(block.sites == site)[0])
+            a, e = block.offsets[g], block.offsets[g + 1]
+            t = _label_truth(b, labels[a:e] & test[a:e])
+            events = Truth(t.key, t.start, t.end, np.ones(t.key.size))
         write_results(result, res, params, out, plot_site=site, plot=plot,
-                      truth=(events, events) if events is not None else None, series=(b.ts, b.values))
+                      truth=(events, events) if events is not None else None, series=(b.ts, b.values),
+                      names=names)
     return result
+
+
+def _columns_of(path: str | os.PathLike) -> list[str]:
+    """Column names of a table file (for options that apply to both tables)."""
+    from uda.io.wide import read_table
+
+    return list(read_table(path).columns)
