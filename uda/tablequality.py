@@ -36,6 +36,7 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -684,6 +685,11 @@ class TableProfiler:
         self.funnel = np.zeros(4, np.int64)
         self.usable_set = HashSet() if needs and needs.key else None
         self.first_t: int | None = None
+        self._pool = ThreadPoolExecutor(max_workers=min(len(self.num), os.cpu_count() or 1) or 1)
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown()
 
     def _range(self, name: str, spec: ColumnSpec | None) -> tuple[float, float, str]:
         if spec is not None and (spec.min is not None or spec.max is not None):
@@ -724,6 +730,7 @@ class TableProfiler:
         self.rows += n
         self.G["rows"][: self.G.size] += np.bincount(g, minlength=self.G.size)[: self.G.size]
         ncol = len(self.names)
+        futures = [self._pool.submit(self._column, typed[name], g) for name in self.num]
         rowhash = typed.hash_rows(seed=7).to_numpy()
         hour = np.full(n, -1, np.int64)
         if t_us is not None:
@@ -759,15 +766,8 @@ class TableProfiler:
             self.key_set_untimed = getattr(self, "key_set_untimed", HashSet())
             self.key_dups += int(self.key_set_untimed.add(kh).sum())
         ones = np.ones(n, np.int64)
-        for name, st in self.num.items():
-            s = typed[name]
-            v = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if s.dtype != pl.Float64 or s.null_count() else s.to_numpy()
-            hit = np.empty(n, np.int8)
-            lo, hi, _ = self.ranges[name]
-            qk.column_block(v, g, lo, hi, st.cands, self.schema.stuck_min, self.schema.stuck_ignore_zero,
-                            st.arr("nulls"), st.arr("cand"), st.arr("invalid"), st.arr("stuck_rows"),
-                            st.arr("stuck_runs"), st.arr("last_v"), st.arr("run_len"), st.arr("null_run"),
-                            st.arr("null_run_max"), st.ext, st.qs, st.registers, hit)
+        for name, (v, hit) in zip(self.num, [f.result() for f in futures], strict=True):
+            st = self.num[name]
             if raw_null.get(name) is not None:  # CSV: a cell that was there but did not parse
                 bad = ~raw_null[name] & np.isnan(v)
                 if bad.any():
@@ -776,7 +776,7 @@ class TableProfiler:
             if spec is not None and spec.allowed is not None:
                 notin = ~np.isnan(v) & ~np.isin(v, np.array(spec.allowed, np.float64))
                 st.arr("not_allowed")[:] += np.bincount(g[notin], minlength=self.G.size)
-            if base is not None:
+            if base is not None and (hit > 0).any():
                 j = self.col_index[name]
                 self.bins.add(base | (j << 5) | hit.astype(np.int64), (hit > 0) & t_ok, ones)
         for name, st in self.text.items():
@@ -814,6 +814,18 @@ class TableProfiler:
                 self.bins.add(base | (j << 5) | np.minimum(hitcode, 31), (hitcode > 0) & t_ok, ones)
         if self.needs is not None:
             self._funnel(typed, g, t_us, t_ok)
+
+    def _column(self, s: pl.Series, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the column kernel on one numeric column of a batch (in a worker thread: it releases the GIL)."""
+        st = self.num[s.name]
+        v = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if s.dtype != pl.Float64 or s.null_count() else s.to_numpy()
+        hit = np.empty(v.size, np.int8)
+        lo, hi, _ = self.ranges[s.name]
+        qk.column_block(v, g, lo, hi, st.cands, self.schema.stuck_min, self.schema.stuck_ignore_zero,
+                        st.arr("nulls"), st.arr("cand"), st.arr("invalid"), st.arr("stuck_rows"),
+                        st.arr("stuck_runs"), st.arr("last_v"), st.arr("run_len"), st.arr("null_run"),
+                        st.arr("null_run_max"), st.ext, st.qs, st.registers, hit)
+        return v, hit
 
     def _funnel(self, typed: pl.DataFrame, g: np.ndarray, t_us: np.ndarray | None, t_ok: np.ndarray | None) -> None:
         nd = self.needs
@@ -959,34 +971,47 @@ class TableProfiler:
         }
         return whole, per
 
-    def _num_column(self, st: _NumState, gsel: slice | int | None = None) -> dict[str, Any]:
-        sel = slice(0, len(self.group_codes)) if gsel is None else gsel
-        sentinels = self._detected(st)
-        cand = st.arr("cand")[sel]
-        cand = cand.sum(axis=0) if cand.ndim == 2 else cand
-        sv = {_num_text(c): int(k) for c, k in zip(st.cands, cand, strict=True) if c in sentinels and k}
+    _FIELDS = ("nulls", "sentinels", "invalid", "unparseable", "stuck_rows")
+
+    def _num_arrays(self, st: _NumState, sentinels: list[float]) -> dict[str, np.ndarray]:
+        """Per-group counts of a numeric column (arrays over the groups)."""
+        n_g = len(self.group_codes)
+        cand = st.arr("cand")[:n_g]
         lo, hi, _ = self.ranges[st.name]
-        extra_invalid = sum(int(k) for c, k in zip(st.cands, cand, strict=True)
-                            if c not in sentinels and (c < lo or c > hi))
+        is_sent = np.array([c in sentinels for c in st.cands], bool)
+        out_rng = np.array([(c not in sentinels) and (c < lo or c > hi) for c in st.cands], bool)
+        return {"nulls": st.arr("nulls")[:n_g], "sentinels": cand[:, is_sent].sum(axis=1),
+                "invalid": st.arr("invalid")[:n_g] + cand[:, out_rng].sum(axis=1) + st.arr("not_allowed")[:n_g],
+                "unparseable": st.arr("unparseable")[:n_g], "stuck_rows": st.arr("stuck_rows")[:n_g]}
 
-        def tot(k: str) -> int:
-            return int(np.sum(st.arr(k)[sel]))
+    def _num_column(self, st: _NumState) -> dict[str, Any]:
+        sentinels = self._detected(st)
+        n_g = len(self.group_codes)
+        arr = self._num_arrays(st, sentinels)
+        cand = st.arr("cand")[:n_g].sum(axis=0)
+        sv = {_num_text(c): int(k) for c, k in zip(st.cands, cand, strict=True) if c in sentinels and k}
+        out = {k: int(v.sum()) for k, v in arr.items()}
+        return {**out, "sentinel_values": sv, "stuck_runs": int(st.arr("stuck_runs")[:n_g].sum()),
+                "longest_null_run": int(np.max(st.arr("null_run_max")[:n_g], initial=0))}
 
-        return {"nulls": tot("nulls"), "sentinels": sum(sv.values()), "sentinel_values": sv,
-                "invalid": tot("invalid") + extra_invalid + tot("not_allowed"),
-                "unparseable": tot("unparseable"), "stuck_rows": tot("stuck_rows"), "stuck_runs": tot("stuck_runs"),
-                "longest_null_run": int(np.max(st.arr("null_run_max")[sel], initial=0))}
+    def _text_arrays(self, st: _TextState) -> dict[str, np.ndarray]:
+        n_g = len(self.group_codes)
+        sent = np.array([self._is_text_sentinel(st, t) for t in st.tokens] or [False], bool)
+        tok = st.arr("tok")[:n_g]
+        return {"nulls": st.arr("nulls")[:n_g], "sentinels": tok[:, sent].sum(axis=1),
+                "invalid": st.arr("not_allowed")[:n_g], "unparseable": st.arr("unparseable")[:n_g],
+                "stuck_rows": np.zeros(n_g, np.int64)}
 
-    def _text_column(self, st: _TextState, gsel: slice | int | None = None) -> dict[str, Any]:
-        sel = slice(0, len(self.group_codes)) if gsel is None else gsel
-        tok = st.arr("tok")[sel]
-        tok = tok.sum(axis=0) if tok.ndim == 2 else tok
+    def _text_column(self, st: _TextState) -> dict[str, Any]:
+        n_g = len(self.group_codes)
+        arr = self._text_arrays(st)
+        tok = st.arr("tok")[:n_g].sum(axis=0)
+        sv = {t: int(k) for t, k in zip(st.tokens, tok, strict=False) if k and self._is_text_sentinel(st, t)}
+        return {**{k: int(v.sum()) for k, v in arr.items()}, "sentinel_values": sv, "stuck_runs": 0}
+
+    def _is_text_sentinel(self, st: _TextState, tok: str) -> bool:
         spec = self.schema.columns.get(st.name)
-        declared = [str(x) for x in (spec.sentinels if spec else [])]
-        sv = {t: int(k) for t, k in zip(st.tokens, tok, strict=False) if k and (t in declared or self._text_sentinel(st, t))}
-        return {"nulls": int(np.sum(st.arr("nulls")[sel])), "sentinels": sum(sv.values()), "sentinel_values": sv,
-                "invalid": int(np.sum(st.arr("not_allowed")[sel])),
-                "unparseable": int(np.sum(st.arr("unparseable")[sel])), "stuck_rows": 0, "stuck_runs": 0}
+        return tok in [str(x) for x in (spec.sentinels if spec else [])] or self._text_sentinel(st, tok)
 
     def _text_sentinel(self, st: _TextState, tok: str) -> bool:
         return self.schema.detect_sentinels and tok in TEXT_SENTINELS
@@ -1066,17 +1091,16 @@ class TableProfiler:
             per = {}
         if self.group_col is not None:
             names = self._group_names()
-            groups = {}
-            for gi in range(n_g):
-                gcols = {}
-                for name in self.names:
-                    if name in self.num:
-                        gc = self._num_column(self.num[name], gi)
-                    else:
-                        gc = self._text_column(self.text[name], gi)
-                    gcols[name] = {k: gc[k] for k in ("nulls", "sentinels", "invalid", "unparseable", "stuck_rows")}
-                groups[names[gi]] = {"rows": int(self.G["rows"][gi]), "columns": gcols,
-                                     **({"time": per[names[gi]]} if per else {})}
+            per_col = {}
+            for name in self.names:
+                arr = (self._num_arrays(self.num[name], self._detected(self.num[name])) if name in self.num
+                       else self._text_arrays(self.text[name]))
+                per_col[name] = {k: arr[k].tolist() for k in self._FIELDS}
+            rows = self.G["rows"][:n_g].tolist()
+            groups = {names[gi]: {"rows": rows[gi],
+                                  "columns": {name: {k: per_col[name][k][gi] for k in self._FIELDS}
+                                              for name in self.names},
+                                  **({"time": per[names[gi]]} if per else {})} for gi in range(n_g)}
             out["groups"] = groups
             out["group_col"] = self.group_col
         if self.needs is not None:
@@ -1125,8 +1149,7 @@ class TableProfiler:
             elif name in self.text:
                 st = self.text[name]
                 for ti, tok in enumerate(st.tokens):
-                    if self._text_sentinel(st, tok) or tok in [str(x) for x in (
-                            self.schema.columns[name].sentinels if name in self.schema.columns else [])]:
+                    if self._is_text_sentinel(st, tok):
                         m |= (col == j) & (hit == 2 + ti)
             missing |= m
         df = pl.DataFrame({"g": g, "hour": hour, "rows": np.where(keep, counts, 0),
@@ -1327,6 +1350,8 @@ def profile_table(path: str, *, schema: str | os.PathLike | None = None, time_co
         rep = prof.report(out_of_order_file=ooo)
     finally:
         source.close()
+        if "prof" in locals():
+            prof.close()
     rep["table"] = path
     rep["format"] = source.kind
     return rep, plan.schema, prof

@@ -273,18 +273,30 @@ def hmap_add(table: np.ndarray, used: np.ndarray, counts: np.ndarray, keys: np.n
     """
     mask = np.int64(table.shape[0] - 1)
     new = 0
-    for i in range(keys.shape[0]):
-        if not mask_in[i]:
-            continue
-        k = keys[i]
-        s = _slot(k, mask)
-        while used[s] and table[s] != k:
-            s = (s + 1) & mask
-        if not used[s]:
-            used[s] = True
-            table[s] = k
-            new += 1
-        counts[s] += add[i]
+    pend_k = np.uint64(0)
+    pend_n = np.int64(0)
+    have = False
+    for i in range(keys.shape[0] + 1):
+        last = i == keys.shape[0]
+        if not last:
+            if not mask_in[i]:
+                continue
+            if have and keys[i] == pend_k:  # runs of one key (rows in order) cost one probe
+                pend_n += add[i]
+                continue
+        if have:
+            s = _slot(pend_k, mask)
+            while used[s] and table[s] != pend_k:
+                s = (s + 1) & mask
+            if not used[s]:
+                used[s] = True
+                table[s] = pend_k
+                new += 1
+            counts[s] += pend_n
+        if not last:
+            pend_k = keys[i]
+            pend_n = add[i]
+            have = True
     return new
 
 
@@ -388,6 +400,8 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
     bits = tmp.view(np.uint32)
     f64 = np.empty(1, np.float64)
     u64 = f64.view(np.uint64)
+    s64 = np.empty(1, np.float64)
+    su64 = s64.view(np.uint64)
     m = registers.shape[0]
     p = 0
     while (1 << p) < m:
@@ -406,13 +420,15 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
             hit[i] = 1
             continue
         null_run[gi] = 0
-        f64[0] = x + 0.0  # -0.0 -> 0.0
-        _hll_1d(registers, u64[0], p)
+        if not (x == last_v[gi]):  # a repeat adds nothing to the distinct count
+            f64[0] = x + 0.0  # -0.0 -> 0.0
+            _hll_1d(registers, u64[0], p, s64, su64)
         c_hit = -1
-        for c in range(n_c):
-            if x == cands[c]:
-                c_hit = c
-                break
+        if x == np.floor(x):  # candidates are whole numbers
+            for c in range(n_c):
+                if x == cands[c]:
+                    c_hit = c
+                    break
         if c_hit >= 0:
             cand_counts[gi, c_hit] += 1
             hit[i] = 2 + c_hit
@@ -440,14 +456,18 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
 
 
 @njit(inline="always", cache=True)
-def _hll_1d(registers: np.ndarray, key: np.uint64, p: int) -> None:
+def _hll_1d(registers: np.ndarray, key: np.uint64, p: int, f64: np.ndarray, u64: np.ndarray) -> None:
+    """HyperLogLog update: index from the top ``p`` bits of the hash, rank from the other ``64 - p``
+    bits (1 + their leading zeros), read off the exponent of their float64 value (exact below
+    2**53) instead of a bit loop. ``f64``/``u64`` are a one-element scratch array and its view."""
     h = mix64(key ^ _SALT)
     idx = np.int64(h >> np.uint64(64 - p))
-    w = h << np.uint64(p)
-    rank = 1
-    top = np.uint64(1) << np.uint64(63)
-    while rank <= 64 - p and (w & top) == np.uint64(0):
-        w = w << np.uint64(1)
-        rank += 1
+    low = h & ((np.uint64(1) << np.uint64(64 - p)) - np.uint64(1))
+    if low == np.uint64(0):
+        rank = 64 - p + 1
+    else:
+        f64[0] = np.float64(low)
+        bitlen = np.int64((u64[0] >> np.uint64(52)) & np.uint64(0x7FF)) - 1022
+        rank = 64 - p - bitlen + 1
     if rank > registers[idx]:
         registers[idx] = rank
