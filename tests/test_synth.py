@@ -6,6 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from uda.generate import generate
+from uda.scales import resolve_scale
 from uda.store import open_dataset
 
 
@@ -54,6 +56,113 @@ def test_incidents_cut_speed(ds):
     a = inside.select(pl.col("speed").mean()).collect().item()
     b = same_time_other_days.select(pl.col("speed").mean()).collect().item()
     assert a < 0.97 * b
+
+
+@pytest.fixture(scope="module")
+def small_traffic(tmp_path_factory):
+    """The ``small`` preset's traffic table (200 sensors, 14 days), seed 1."""
+    out = tmp_path_factory.mktemp("data") / "small-traffic"
+    generate(out, scale=resolve_scale("small"), seed=1, workers=2, tables=("traffic",))
+    return open_dataset(out)
+
+
+def _sensor_matrix(ds, col: str) -> tuple[np.ndarray, np.ndarray]:
+    t = ds.scan("traffic").select("sensor_id", "ts", col).sort("sensor_id", "ts").collect()
+    x = t[col].to_numpy().astype(np.float64).reshape(t["sensor_id"].n_unique(), -1)
+    return x, t["ts"][: x.shape[1]].to_numpy()
+
+
+def persistence(x: np.ndarray, ts: np.ndarray, horizons=(3, 12), slots: int = 288) -> dict[str, float]:
+    """Issue 13's statistics: last-value/HA MAE ratios and median lag-1 autocorrelation.
+
+    Chronological 80/20 split over all sensors (rows of ``x``); HA is the training mean by
+    slot of day and day type (weekday/weekend); the last value is the value h steps
+    before; autocorrelations are of the deviations from that HA profile.
+    """
+    n_t = x.shape[1]
+    weekend = ((ts.astype("datetime64[D]").view("int64") - 4) % 7 >= 5).astype(np.int64)
+    grp = (np.arange(n_t) % slots) * 2 + weekend
+    cut = int(0.8 * n_t)
+    sums = np.zeros((x.shape[0], 2 * slots))
+    np.add.at(sums.T, grp[:cut], x[:, :cut].T)
+    counts = np.bincount(grp[:cut], minlength=2 * slots)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prof = (sums / counts)[:, grp]
+    out = {}
+    for h in horizons:
+        t = np.arange(cut, n_t)
+        ok = ~np.isnan(prof[:, t])
+        out[f"ratio_{h}"] = np.abs(x[:, t] - x[:, t - h])[ok].mean() / np.abs(x[:, t] - prof[:, t])[ok].mean()
+    dev = x - prof
+    ac = []
+    for d in dev:
+        d = d[~np.isnan(d)]
+        d = d - d.mean()
+        ac.append((d[1:] * d[:-1]).sum() / (d * d).sum())
+    out["ac1"] = float(np.median(ac))
+    return out
+
+
+def test_persistence_statistics_of_a_white_noise_series_fail_the_bands():
+    # the statistic itself: deviations without persistence give ratios near sqrt(2) and no autocorrelation
+    rng = np.random.default_rng(0)
+    ts = np.datetime64("2026-03-02") + np.arange(14 * 288) * np.timedelta64(5, "m")
+    base = 50 + 10 * np.sin(np.arange(14 * 288) * 2 * np.pi / 288)
+    st = persistence(base + rng.normal(0, 3, (20, base.size)), ts)
+    assert st["ratio_3"] > 1.1 and abs(st["ac1"]) < 0.1
+
+
+def test_small_traffic_speed_persists_like_freeway_loops(small_traffic):
+    # issue 13 "done means": speed last/HA MAE ratio 0.5-0.85 at 15 min and >= 0.9 at 60 min,
+    # median lag-1 autocorrelation of 5-min deviations >= 0.7
+    st = persistence(*_sensor_matrix(small_traffic, "speed"))
+    assert 0.5 <= st["ratio_3"] <= 0.85, st
+    assert st["ratio_12"] >= 0.9, st
+    assert st["ac1"] >= 0.7, st
+
+
+def test_small_traffic_flow_persists_and_local_roads_stay_periodic(small_traffic):
+    x, ts = _sensor_matrix(small_traffic, "flow")
+    st = persistence(x, ts)
+    assert st["ratio_3"] <= 0.9 and st["ac1"] >= 0.5, st
+    # both regimes: motorway counts persist, local-road counts are beaten by the profile
+    cls = small_traffic.read("links")["road_class"].to_numpy()[small_traffic.read("sensors")["link_id"].to_numpy()]
+    assert persistence(x[cls == "motorway"], ts)["ratio_3"] < 0.85
+    assert persistence(x[cls == "local"], ts)["ratio_3"] > 1.0
+
+
+def test_incident_queues_spill_back_upstream(small_traffic):
+    # sensors whose link feeds an incident's link slow down too, a little later
+    ds = small_traffic
+    links = ds.read("links")
+    sensors = ds.read("sensors")
+    link_of = sensors["link_id"].to_numpy()
+    fr, to = links["from_node"].to_numpy(), links["to_node"].to_numpy()
+    sensor_of_link = dict(zip(link_of.tolist(), range(link_of.size), strict=True))
+    speed, ts = _sensor_matrix(ds, "speed")
+    t0 = ts[0]
+    inc = ds.read("incidents").filter(pl.col("capacity_factor") < 0.45)
+    drops = []
+    for r in inc.iter_rows(named=True):
+        lk = link_of[r["sensor_id"]]
+        a = (r["start"] - t0) // np.timedelta64(5, "m")
+        b = (r["end"] - t0) // np.timedelta64(5, "m")
+        for up in np.flatnonzero((to == fr[lk]) & (fr != to[lk])):
+            s = sensor_of_link.get(int(up))
+            if s is None or b + 2 > speed.shape[1] or a < 288:
+                continue
+            same_slot = speed[s, a + 1:b + 2]
+            other_days = [speed[s, a + 1 - k:b + 2 - k] for k in (288, 2 * 288) if a + 1 - k >= 0]
+            drops.append(same_slot.mean() / np.mean(other_days))
+    assert len(drops) >= 5
+    assert np.median(drops) < 0.95
+
+
+def test_rain_spells_last_hours_and_slow_traffic(small_traffic):
+    spells = small_traffic.read("rain_spells")
+    hours = ((spells["end"] - spells["start"]).dt.total_minutes() / 60).to_numpy()
+    assert spells.height >= 2 and np.median(hours) >= 1.0 and hours.max() <= 8.0
+    assert (spells["end"].dt.date() == spells["start"].dt.date()).mean() > 0.5
 
 
 def test_dissolved_oxygen_anticorrelated_with_temperature(ds):

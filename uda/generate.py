@@ -51,7 +51,7 @@ class _Plan:
         self.start_doy = float(start.timetuple().tm_yday)
         self.weather = weather(rng_for(seed, "weather"), sc.days)
         self.incidents = traffic.incidents(rng_for(seed, "incidents"), sc.sensors, sc.days)
-        self.inc_offsets = np.searchsorted(self.incidents["sensor_id"], np.arange(sc.sensors + 1)).astype(np.int64)
+        self._traffic_state(city, seed)
         self.profiles = traffic.profiles()
         # transit riders
         zones = city.tables["zones"]
@@ -78,6 +78,40 @@ class _Plan:
         self.arr_offsets = np.searchsorted(self.arr_sorted["site_id"].astype(np.int64), np.arange(n_sites + 1)).astype(np.int64)
         self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
 
+    def _traffic_state(self, city: City, seed: int) -> None:
+        """Road-class dynamics, district area fields, rain spells and incident spill-back."""
+        sc = city.scale
+        links = city.tables["links"]
+        sensors = city.tables["sensors"]
+        sensor_link = sensors["link_id"].to_numpy()
+        cls = np.searchsorted(np.array(["arterial", "local", "motorway"]),
+                              links["road_class"].to_numpy(zero_copy_only=False)[sensor_link])
+        cls = np.array([1, 2, 0])[cls]  # alphabetical -> motorway 0, arterial 1, local 2
+        self.dev_phi = traffic.DEV_PHI[cls]
+        self.dev_sd = traffic.DEV_SD[cls]
+        self.speed_sd = traffic.SPEED_SD[cls]
+        self.area_w = traffic.AREA_WEIGHT[cls]
+        fr, to = links["from_node"].to_numpy(), links["to_node"].to_numpy()
+        nx, ny = city.tables["nodes"]["x"].to_numpy(), city.tables["nodes"]["y"].to_numpy()
+        mx = (nx[fr[sensor_link]] + nx[to[sensor_link]]) / 2
+        my = (ny[fr[sensor_link]] + ny[to[sensor_link]]) / 2
+        dist = city.tables["districts"]
+        district = sensors["district_id"].to_numpy().astype(np.int64)
+        r = np.hypot(mx - dist["x"].to_numpy()[district], my - dist["y"].to_numpy()[district])
+        lag = np.round(r / traffic.AREA_LAG_M).astype(np.int64)
+        lead = int(lag.max(initial=0))
+        self.area = traffic.area_field(stream_key(seed, "traffic-area"), sc.districts, sc.days * traffic.SLOTS, lead)
+        self.area_row = district
+        self.area_col0 = lead - lag
+        self.rain = traffic.rain_spells(rng_for(seed, "rain-spells"), self.weather["rain_mm"])
+        up = traffic.upstream_sensors(fr, to, links["capacity_vph"].to_numpy().astype(np.float64), sensor_link)
+        inc = self.incidents
+        s_ = inc["sensor_id"]
+        load = traffic.expected_load(city.sensor_peak_vc[s_], city.sensor_inbound[s_],
+                                     self.weekday[inc["start_slot"] // traffic.SLOTS], inc["start_slot"] % traffic.SLOTS)
+        self.cuts = traffic.with_spillback(inc, up, city.sensor_capacity, load)
+        self.cut_offsets = np.searchsorted(self.cuts["sensor_id"], np.arange(sc.sensors + 1)).astype(np.int64)
+
     # ---- chunk generators: each returns Arrow tables for its rows ----
     def traffic_chunk(self, s0: int, s1: int) -> pa.Table:
         c = self.city
@@ -87,15 +121,17 @@ class _Plan:
         flow = np.empty(n, np.float32)
         speed = np.empty(n, np.float32)
         occ = np.empty(n, np.float32)
-        inc = self.incidents
-        o0, o1 = self.inc_offsets[s0], self.inc_offsets[s1]
+        inc = self.cuts
+        o0, o1 = self.cut_offsets[s0], self.cut_offsets[s1]
         p = self.profiles
         traffic.traffic_kernel(
             self.keys["traffic"], ids, c.sensor_capacity[s0:s1], c.sensor_free_speed[s0:s1],
             c.sensor_lanes[s0:s1], c.sensor_peak_vc[s0:s1], c.sensor_inbound[s0:s1],
-            self.weekday, self.weather["capacity_factor"], self.weather["speed_factor"],
-            self.inc_offsets[s0:s1 + 1] - o0, inc["start_slot"][o0:o1], inc["end_slot"][o0:o1],
-            inc["capacity_factor"][o0:o1].astype(np.float64),
+            self.dev_phi[s0:s1], self.dev_sd[s0:s1], self.speed_sd[s0:s1], self.area_w[s0:s1],
+            self.area, self.area_row[s0:s1], self.area_col0[s0:s1],
+            self.weekday, self.rain["capacity_factor"], self.rain["speed_factor"],
+            self.cut_offsets[s0:s1 + 1] - o0, inc["start_slot"][o0:o1], inc["end_slot"][o0:o1],
+            inc["capacity_factor"][o0:o1].astype(np.float64), inc["recovery_slots"][o0:o1],
             p["night"], p["day"], p["am"], p["pm"], p["weekend"], flow, speed, occ)
         per_sensor = self.n_days * slots
         ts = self.start_ms + np.tile(np.arange(per_sensor, dtype=np.int64) * (TRAFFIC_INTERVAL_S * 1000), s1 - s0)
@@ -173,7 +209,12 @@ class _Plan:
                 "sensor_id": pa.array(inc["sensor_id"]), "link_id": pa.array(links[inc["sensor_id"]].astype(np.int32)),
                 "start": pa.array(self.start_ms + inc["start_slot"] * slot_ms, TS),
                 "end": pa.array(self.start_ms + inc["end_slot"] * slot_ms, TS),
-                "capacity_factor": pa.array(inc["capacity_factor"])}),
+                "capacity_factor": pa.array(inc["capacity_factor"]),
+                "recovered": pa.array(self.start_ms + (inc["end_slot"] + inc["recovery_slots"]) * slot_ms, TS)}),
+            "rain_spells": pa.table({
+                "start": pa.array(self.start_ms + self.rain["start_slot"] * slot_ms, TS),
+                "end": pa.array(self.start_ms + self.rain["end_slot"] * slot_ms, TS),
+                "intensity_mm_h": pa.array(self.rain["intensity_mm_h"])}),
             "pollution_events": pa.table({
                 "event_id": pa.array(ev["event_id"]), "discharge_id": pa.array(ev["discharge_id"]),
                 "start": pa.array(self.start_ms + np.round(ev["start_s"] * 1000).astype(np.int64), TS),
