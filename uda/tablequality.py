@@ -387,21 +387,21 @@ def _classify(s: pl.Series) -> dict[str, int]:
     return counts
 
 
-def infer_types(sample: pl.DataFrame) -> dict[str, str]:
-    """Column types of a sample of text columns: the class every non-null cell has, else ``str``."""
+def infer_types(sample: pl.DataFrame, *, share: float = 0.9) -> dict[str, str]:
+    """Column types of a sample of text columns: the class of at least ``share`` of the non-null cells
+    (integer, number, date or boolean; integers with some numbers are ``float``), else ``str``. Cells of
+    another class then count as unparseable."""
     out = {}
     for name in sample.columns:
         c = _classify(sample[name])
         total = sum(c.values())
         if total == 0:
             out[name] = "str"
-        elif c["integer"] == total:
-            out[name] = "int"
-        elif c["integer"] + c["number"] == total:
-            out[name] = "float"
-        elif c["date"] == total:
+        elif c["integer"] + c["number"] >= share * total:
+            out[name] = "float" if c["number"] else "int"
+        elif c["date"] >= share * total:
             out[name] = "datetime"
-        elif c["boolean"] == total:
+        elif c["boolean"] >= share * total:
             out[name] = "bool"
         else:
             out[name] = "str"
@@ -771,7 +771,9 @@ class TableProfiler:
             if raw_null.get(name) is not None:  # CSV: a cell that was there but did not parse
                 bad = ~raw_null[name] & np.isnan(v)
                 if bad.any():
-                    st.arr("unparseable")[:] += np.bincount(g[bad], minlength=self.G.size)
+                    k = np.bincount(g[bad], minlength=self.G.size)
+                    st.arr("unparseable")[:] += k
+                    st.arr("nulls")[:] -= k  # the kernel saw NaN: unparseable, not null
             spec = self.schema.columns.get(name)
             if spec is not None and spec.allowed is not None:
                 notin = ~np.isnan(v) & ~np.isin(v, np.array(spec.allowed, np.float64))
@@ -1406,6 +1408,7 @@ def infer_schema(rep: dict[str, Any], used: Schema) -> Schema:
             else:
                 lo2, hi2 = float(f"{lo2:.6g}"), float(f"{hi2:.6g}")
             spec.min, spec.max = lo2, hi2
+        if c["type"] in ("int", "float"):
             spec.sentinels = [int(float(v)) if float(v).is_integer() else float(v) for v in c["sentinel_values"]]
         elif c["type"] == "str":
             spec.sentinels = list(c["sentinel_values"])
