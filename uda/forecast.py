@@ -367,8 +367,10 @@ class Ridge(Forecaster):
     nearest_lags: ClassVar[int] = 0
 
     def __init__(self, lags: int = 6, lams=(0.01, 0.1, 1.0, 10.0), weeks: int = 4,
-                 max_pairs: int = 6000, l1_steps: int = 3, folds: int = 3):
+                 max_pairs: int = 6000, l1_steps: int = 3, folds: int = 3, top: int = 3, robust: bool = True):
         self.lags = lags
+        self.robust = robust
+        self.top = top
         self.folds = folds
         self.l1_steps = l1_steps
         self.lams = np.asarray(lams, dtype=np.float64)
@@ -435,7 +437,10 @@ class Ridge(Forecaster):
         short[1:3] = True
         short[prof_o] = True
         full = ~nb
-        fams = [("level", inter | own, last), ("profile", inter | tgt, ha), ("full", full, ha),
+        slot = np.zeros(F)
+        slot[Fa + 1] = 1.0  # profile over all recent days at the target (``ha_slot``)
+        fams = [("level", inter | own, last), ("profile", inter | tgt, ha),
+                ("profile_slot", inter | tgt, slot), ("full", full, ha),
                 ("dev", full, dev), ("dev_short", short, dev)]
         if nb.any():
             fams += [("full_nb", np.ones(F, bool), ha), ("dev_nb", np.ones(F, bool), dev)]
@@ -462,6 +467,13 @@ class Ridge(Forecaster):
         edges = np.unique(np.linspace(0.6 * val_end, val_end, self.folds + 1).astype(np.int64))
         edges = np.concatenate([[0], edges])
         G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride)
+        default = self.families.index("dev") + len(self.lams) // 2  # used without validation pairs
+        if self.robust:
+            # every candidate is fitted with the same robust weights: 1 / |residual| of a
+            # pilot fit (`dev`), so spikes do not steer the choice between candidates
+            pilot = K.lin_solve(G.sum(axis=2), b.sum(axis=2), m.sum(axis=2), masks[[default]],
+                                priors[[default]], lams[[default]])[:, :, 0]
+            G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride, pilot)
         err = np.zeros((Y.shape[0], len(self.horizons), len(lams)))
         cnt = np.zeros((Y.shape[0], len(self.horizons)))
         hmax = int(self.horizons.max())
@@ -475,8 +487,10 @@ class Ridge(Forecaster):
                                    lo, hi)
             err += e
             cnt += c
-        default = self.families.index("dev") + len(self.lams) // 2  # used without validation pairs
-        self.choice = np.where(cnt > 0, np.argmin(err, axis=2), default)
+        # the `top` best candidates by cross-validated MAE, averaged (less winner's curse
+        # than the single best when candidates differ by noise)
+        ranked = np.argsort(err, axis=2, kind="stable")[:, :, :self.top]
+        self.choice = np.where(cnt[:, :, None] > 0, ranked, default)
         self.coef = self._refit(G.sum(axis=2), b.sum(axis=2), m.sum(axis=2), masks, priors, lams)
         for _ in range(self.l1_steps):
             G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges[[0, -1]], stride,
@@ -485,12 +499,12 @@ class Ridge(Forecaster):
         return self
 
     def _refit(self, G, b, m, masks, priors, lams) -> np.ndarray:
-        """Coefficients ``(n, nh, F)`` of the chosen candidates from the sums ``G, b, m``."""
+        """Mean coefficients ``(n, nh, F)`` of the chosen candidates from the sums ``G, b, m``."""
         coef = K.lin_solve(G, b, m, masks, priors, lams)
-        return np.take_along_axis(coef, self.choice[:, :, None, None], axis=2)[:, :, 0]
+        return np.take_along_axis(coef, self.choice[:, :, :, None], axis=2).mean(axis=2)
 
     def chosen(self) -> dict[str, int]:
-        """How many (series, horizon) pairs chose each family of candidates."""
+        """How often each family of candidates is among those chosen (series x horizon x top)."""
         fam = np.asarray(self.families)[self.choice]
         names, counts = np.unique(fam, return_counts=True)
         return {str(k): int(v) for k, v in zip(names, counts, strict=True)}
