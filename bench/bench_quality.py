@@ -25,6 +25,11 @@ Usage::
 
     uda generate --scale medium --out /tmp/medium --tables traffic
     python bench/bench_quality.py --data /tmp/medium --repeats 3 --json results/bench-quality.json
+
+``--table PATH`` instead times ``uda run quality --table`` (the profile of any table, see
+:func:`table_profile`) against pandera and Great Expectations doing the same checks::
+
+    python bench/bench_quality.py --table /tmp/medium/raw/traffic --repeats 3 --peer-repeats 1
 """
 
 from __future__ import annotations
@@ -132,6 +137,134 @@ def _gx(files, sensors, period, expected):
         bad = [r.expectation_config.type for r in result.results if not r.success]
         print(f"  gx: {len(bad)} expectations failed: {bad}", file=sys.stderr)
     return len(df)
+
+
+# ------------------------------------------------------------------ table profile (uda run quality --table)
+
+_SENT = [-1.0, -9.0, -99.0, -999.0, -9999.0, -99999.0, 999.0, 9999.0, 99999.0, 999999.0]
+
+
+def _profile_ours(path, time_col, group_col, key):
+    from uda.tablequality import profile_table
+
+    return profile_table(path, time_col=time_col, group_col=group_col, key=key)[0]["rows"]
+
+
+def _profile_pandera(path, time_col, group_col, key, values):
+    """The same checks as ``uda run quality --table``, per table: nulls, sentinels, range, key and row
+    uniqueness, per-group timeline (duplicates, out of order, gaps from the modal step), stuck runs,
+    distinct counts and quantiles."""
+    import pandera.polars as pa
+    import polars as pl
+
+    def timeline(data):
+        lf = data.lazyframe
+        d = lf.select(pl.col(time_col).diff().over(group_col).dt.total_microseconds().alias("d")).collect()["d"]
+        step = d.filter(d > 0).mode().min()
+        _ = (d < 0).sum(), (d == 0).sum(), (2 * d >= 3 * step).sum(), d.max()
+        s = lf.sort(group_col, time_col).select(pl.col(time_col).diff().over(group_col).alias("s")).collect()
+        return lf.select(pl.lit(bool((s["s"].dt.total_microseconds().fill_null(0) >= 0).all())))
+
+    def stuck(data):
+        same = [(pl.col(c) == pl.col(c).shift(1).over(group_col)) for c in values]
+        data.lazyframe.select([s.sum() for s in same]).collect()
+        return data.lazyframe.select(pl.lit(True))
+
+    def dup_rows(data):
+        n = data.lazyframe.select(pl.struct(pl.all()).is_duplicated().sum()).collect().item()
+        return data.lazyframe.select(pl.lit(n >= 0))
+
+    def sketches(data):
+        data.lazyframe.select(*[pl.col(c).n_unique().alias(f"n{c}") for c in values],
+                              *[pl.col(c).quantile(q).alias(f"{c}{q}") for c in values
+                                for q in (0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999)]).collect()
+        return data.lazyframe.select(pl.lit(True))
+
+    cols = {c: pa.Column(nullable=False, checks=[pa.Check.notin(_SENT)]) for c in values}
+    cols[time_col] = pa.Column(nullable=False)
+    cols[group_col] = pa.Column(nullable=False)
+    schema = pa.DataFrameSchema(cols, unique=key, checks=[pa.Check(timeline, name="timeline"),
+                                                          pa.Check(stuck, name="stuck"),
+                                                          pa.Check(dup_rows, name="duplicate_rows"),
+                                                          pa.Check(sketches, name="sketches")])
+    df = pl.read_parquet(path)
+    try:
+        schema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors:  # failed checks are findings; the time counts all the same
+        pass
+    return df.height
+
+
+def _profile_gx(path, time_col, group_col, key, values):
+    """Great Expectations (pandas) with the checks it can express: nulls, sentinels, key uniqueness,
+    distinct counts, quantiles (no timeline, stuck runs or duplicate rows expectation: skipped)."""
+    import great_expectations as gx
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    ctx = gx.get_context(mode="ephemeral")
+    batch = (ctx.data_sources.add_pandas("p").add_dataframe_asset("t")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df}))
+    E = gx.expectations
+    exps = [E.ExpectColumnValuesToNotBeNull(column=c) for c in [time_col, group_col, *values]]
+    exps += [E.ExpectColumnValuesToNotBeInSet(column=c, value_set=_SENT) for c in values]
+    exps += [E.ExpectCompoundColumnsToBeUnique(column_list=key)]
+    exps += [E.ExpectColumnUniqueValueCountToBeBetween(column=c, min_value=1, max_value=None) for c in values]
+    exps += [E.ExpectColumnQuantileValuesToBeBetween(
+        column=c, quantile_ranges={"quantiles": [0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999],
+                                   "value_ranges": [[None, None]] * 7}) for c in values]
+    suite = ctx.suites.add(gx.ExpectationSuite(name="t", expectations=exps))
+    batch.validate(suite)
+    return len(df)
+
+
+def table_profile(argv: list[str] | None = None) -> dict:
+    """``--table PATH``: uda run quality --table against pandera and Great Expectations doing the same checks."""
+    ap = argparse.ArgumentParser(description="table profile benchmark")
+    ap.add_argument("--table", required=True, help="Parquet file or folder (e.g. DATA/raw/traffic)")
+    ap.add_argument("--time-col", default="ts")
+    ap.add_argument("--group-col", default="sensor_id")
+    ap.add_argument("--key", default="sensor_id,ts")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    import polars as pl
+
+    files = (sorted(str(p) for p in Path(args.table).glob("*.parquet")) if Path(args.table).is_dir()
+             else [args.table])
+    sch = pl.read_parquet_schema(files[0])
+    key = args.key.split(",")
+    values = [c for c, t in sch.items() if t.is_numeric() and c not in (args.group_col, *key)]
+    target = args.table
+    peer_path = files
+    _profile_ours(files[0], args.time_col, args.group_col, key)  # warm-up: Numba cache, imports
+    methods = {"uda quality --table": lambda: _profile_ours(target, args.time_col, args.group_col, key),
+               "pandera (polars backend)": lambda: _profile_pandera(peer_path, args.time_col, args.group_col, key,
+                                                                    values),
+               "great expectations (pandas)": lambda: _profile_gx(peer_path, args.time_col, args.group_col, key,
+                                                                  values)}
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    for r in range(max(args.repeats, args.peer_repeats)):
+        for name, fn in methods.items():
+            if r < (args.repeats if name.startswith("uda") else args.peer_repeats):
+                wall, _ = _time(fn)
+                times[name].append(wall)
+                print(f"  {name}: {wall:.2f} s", file=sys.stderr)
+    rows = pl.scan_parquet(files).select(pl.len()).collect().item()
+    summary = {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "runs": len(v),
+                   "rows_per_s": rows / statistics.median(v)} for k, v in times.items() if v}
+    ours = summary["uda quality --table"]["median_s"]
+    result = {"table": args.table, "rows": rows, "methods": summary,
+              "speedup_vs_peers": {k: v["median_s"] / ours for k, v in summary.items() if not k.startswith("uda")},
+              "load_average": os.getloadavg()}
+    for name, v in summary.items():
+        print(f"{name:30s} {v['median_s']:8.2f} s ({v['min_s']:.2f}-{v['max_s']:.2f}, {v['runs']} runs) "
+              f"{v['rows_per_s'] / 1e6:6.2f} M rows/s  {v['median_s'] / ours:6.1f}x uda")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
 
 
 def _time(fn, *args):
@@ -243,4 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    if "--table" in sys.argv[1:]:
+        table_profile()
+    else:
+        main()

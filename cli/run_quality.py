@@ -22,6 +22,7 @@ def plot_profile(prof, rep: dict[str, Any], path: Path, *, max_groups: int = 8) 
     import datetime as dt
 
     import matplotlib.pyplot as plt
+    import numpy as np
     import polars as pl
 
     bins = prof.bin_table()
@@ -39,9 +40,13 @@ def plot_profile(prof, rep: dict[str, Any], path: Path, *, max_groups: int = 8) 
         d = per.filter(pl.col("group") == gname)
         if d.height == 0:
             continue
+        full = pl.DataFrame({"bin": range(int(d["bin"].min()), int(d["bin"].max()) + 1, width_h)},
+                            schema={"bin": pl.Int64})
+        d = full.join(d.with_columns(pl.col("bin").cast(pl.Int64)), on="bin", how="left").with_columns(
+            pl.col("rows").fill_null(0), pl.col("missing").fill_null(0))  # bins with no rows at all: 0 received
         x = [dt.datetime(1970, 1, 1) + dt.timedelta(hours=int(h)) for h in d["bin"]]
         cells = d["rows"].to_numpy() * ncells
-        comp = 1.0 - d["missing"].to_numpy() / cells.clip(min=1)
+        comp = np.where(cells > 0, 1.0 - d["missing"].to_numpy() / cells.clip(min=1), np.nan)
         axes[0].step(x, comp, where="post", label=str(gname), lw=1)
         step_s = (groups[gname]["time"]["step_s"] if groups else rep["time"].get("step_s")) if rep.get("time") else None
         if step_s is None and rep.get("time"):
