@@ -61,22 +61,10 @@ class _Plan:
         pop = np.bincount(near, zones["population"].to_numpy().astype(float), n_st) + 500.0
         jobs = np.bincount(near, zones["jobs"].to_numpy().astype(float), n_st) + 200.0
         self.cards = passenger.cards(rng_for(seed, "cards"), sc.cards, pop, jobs, city.station_tt)
-        # water sites and plumes
-        ws = city.tables["water_sites"]
-        n_sites = ws.num_rows
-        wr = rng_for(seed, "water-sites")
-        self.site_params = {
-            "t_off": wr.normal(0, 1.5, n_sites), "ph_off": wr.normal(0, 0.15, n_sites),
-            "cond_base": wr.uniform(300, 700, n_sites), "turb_base": wr.uniform(2, 8, n_sites),
-            "nit_base": wr.uniform(0.8, 3.0, n_sites), "amm_base": wr.uniform(0.02, 0.08, n_sites),
-        }
-        dis = {k: city.tables["discharges"][k].to_numpy() for k in city.tables["discharges"].column_names}
-        self.events, self.arrivals = water.pollution_events(
-            rng_for(seed, "pollution"), sc.days, dis, city.site_downstream, city.site_tt)
-        order = np.lexsort((self.arrivals["start_s"], self.arrivals["site_id"])) if self.arrivals["site_id"].size else np.array([], np.int64)
-        self.arr_sorted = {k: np.asarray(v)[order] for k, v in self.arrivals.items()}
-        self.arr_offsets = np.searchsorted(self.arr_sorted["site_id"].astype(np.int64), np.arange(n_sites + 1)).astype(np.int64)
         self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
+        # water sites, quality events, dosing changes and probe faults
+        self.water_plan = water.WaterPlan(city, seed, self.weather["rain_mm"], self.weather["temp_anomaly_c"],
+                                          self.start_doy, self.keys["water"])
 
     def _traffic_state(self, city: City, seed: int) -> None:
         """Road-class dynamics, district area fields, rain spells and incident spill-back."""
@@ -170,27 +158,13 @@ class _Plan:
         return taps, trips_tab
 
     def water_chunk(self, s0: int, s1: int) -> pa.Table:
-        sp = self.site_params
-        slots = water.SLOTS
-        per_site = self.n_days * slots
-        out = np.empty(((s1 - s0) * per_site, len(water.PARAMETERS)), np.float64)
-        a = self.arr_sorted
-        o0, o1 = self.arr_offsets[s0], self.arr_offsets[s1]
-        amp = (self.events["magnitude"][a["event_id"][o0:o1].astype(np.int64)] * a["peak_factor"][o0:o1]) if o1 > o0 else np.zeros(0)
-        water.water_kernel(
-            self.keys["water"], np.arange(s0, s1, dtype=np.int32),
-            *(sp[k][s0:s1] for k in ("t_off", "ph_off", "cond_base", "turb_base", "nit_base", "amm_base")),
-            self.start_doy, self.weather["rain_mm"].astype(np.float64),
-            self.weather["temp_anomaly_c"].astype(np.float64),
-            self.arr_offsets[s0:s1 + 1] - o0,
-            np.asarray(a["start_s"][o0:o1], np.float64) / WATER_INTERVAL_S,
-            np.asarray(a["end_s"][o0:o1], np.float64) / WATER_INTERVAL_S,
-            np.asarray(amp, np.float64), out)
+        per_site = self.n_days * water.SLOTS
+        out = self.water_plan.values(s0, s1)
         ids = np.arange(s0, s1, dtype=np.int32)
         ts = self.start_ms + np.tile(np.arange(per_site, dtype=np.int64) * (WATER_INTERVAL_S * 1000), s1 - s0)
         cols = {"site_id": pa.array(np.repeat(ids, per_site)), "ts": pa.array(ts, TS)}
-        for j, name in enumerate(water.PARAMETERS):
-            cols[name] = pa.array(out[:, j].astype(np.float32))
+        for j, name in enumerate(water.ALL_PARAMETERS):
+            cols[name] = pa.array(out[j])
         return pa.table(cols)
 
     def truth_tables(self) -> dict[str, pa.Table]:
@@ -200,7 +174,6 @@ class _Plan:
         inc = self.incidents
         links = self.city.tables["sensors"]["link_id"].to_numpy()
         slot_ms = TRAFFIC_INTERVAL_S * 1000
-        ev, ar = self.events, self.arrivals
         return {
             "weather": pa.table({"date": pa.array(dates, pa.date32()), "rain_mm": pa.array(w["rain_mm"]),
                                  "rain": pa.array(w["rain"]), "temp_anomaly_c": pa.array(w["temp_anomaly_c"])}),
@@ -215,17 +188,20 @@ class _Plan:
                 "start": pa.array(self.start_ms + self.rain["start_slot"] * slot_ms, TS),
                 "end": pa.array(self.start_ms + self.rain["end_slot"] * slot_ms, TS),
                 "intensity_mm_h": pa.array(self.rain["intensity_mm_h"])}),
-            "pollution_events": pa.table({
-                "event_id": pa.array(ev["event_id"]), "discharge_id": pa.array(ev["discharge_id"]),
-                "start": pa.array(self.start_ms + np.round(ev["start_s"] * 1000).astype(np.int64), TS),
-                "end": pa.array(self.start_ms + np.round(ev["end_s"] * 1000).astype(np.int64), TS),
-                "magnitude": pa.array(ev["magnitude"])}),
-            "event_arrivals": pa.table({
-                "event_id": pa.array(ar["event_id"].astype(np.int32)), "site_id": pa.array(ar["site_id"].astype(np.int32)),
-                "start": pa.array(self.start_ms + np.round(ar["start_s"] * 1000).astype(np.int64), TS),
-                "end": pa.array(self.start_ms + np.round(ar["end_s"] * 1000).astype(np.int64), TS),
-                "peak_factor": pa.array(ar["peak_factor"].astype(np.float32))}),
+            **self._water_truth(),
         }
+
+    def _water_truth(self) -> dict[str, pa.Table]:
+        """``pollution_events``, ``event_arrivals`` (with ``event_type``), ``sensor_faults``, ``dosing_changes``."""
+        def ms(seconds: np.ndarray) -> pa.Array:
+            return pa.array(self.start_ms + np.round(np.asarray(seconds, np.float64) * 1000).astype(np.int64), TS)
+
+        out = {}
+        for name, cols in self.water_plan.truth().items():
+            out[name] = pa.table({k.removesuffix("_s"): ms(v) if k.endswith("_s") else
+                                  pa.array(v, pa.string()) if v.dtype == object else pa.array(v)
+                                  for k, v in cols.items()})
+        return out
 
 
 def _feed_setup(city: City, profile: feeds.DefectProfile, seed: int, tables: tuple[str, ...]) -> dict[str, Any]:
