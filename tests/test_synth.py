@@ -165,6 +165,55 @@ def test_rain_spells_last_hours_and_slow_traffic(small_traffic):
     assert (spells["end"].dt.date() == spells["start"].dt.date()).mean() > 0.5
 
 
+@pytest.fixture(scope="module")
+def taps_city(tmp_path_factory):
+    """Two weeks of taps on 10 stations (about 2000 cards each: counts large enough to see deviations)."""
+    out = tmp_path_factory.mktemp("data") / "taps"
+    generate(out, scale=resolve_scale("small", stations=10, lines=2), seed=1, workers=2, tables=("passenger",))
+    return open_dataset(out)
+
+
+def _inflow(ds, direction: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    t = (ds.scan("taps").filter(pl.col("direction") == direction)
+         .with_columns(b=pl.col("ts").dt.truncate("15m")).group_by("station_id", "b").agg(pl.len()).collect())
+    t0 = np.datetime64(ds.manifest["params"]["start"], "ms")
+    n_slots = ds.manifest["params"]["days"] * 96
+    x = np.zeros((ds.read("stations").height, n_slots))
+    x[t["station_id"].to_numpy(), (t["b"].to_numpy() - t0) // np.timedelta64(15, "m")] = t["len"].to_numpy()
+    return x, t0 + np.arange(n_slots) * np.timedelta64(15, "m")
+
+
+def test_station_inflow_is_periodic_with_persistent_deviations(taps_city):
+    x, ts = _inflow(taps_city)
+    st = persistence(x, ts, horizons=(1,), slots=96)
+    # deviations from the slot-of-day profile persist (independent trips alone give about 0) ...
+    assert st["ac1"] >= 0.5, st
+    # ... but the sharp commuter peaks keep the profile ahead of the last value at 15 min
+    assert st["ratio_1"] > 0.9, st
+
+
+def test_no_taps_while_the_network_is_closed(taps_city):
+    hours = taps_city.scan("taps").select(pl.col("ts").dt.hour().alias("h")).collect()["h"].to_numpy()
+    assert hours.size > 0 and not ((hours >= 0) & (hours < 5)).any()
+
+
+def test_events_bring_crowds_to_their_station(taps_city):
+    ev = taps_city.read("transit_events")
+    assert ev.height >= 1
+    outs, ins = _inflow(taps_city, 1)[0], _inflow(taps_city, 0)[0]
+    t0 = np.datetime64(taps_city.manifest["params"]["start"], "ms")
+    for r in ev.iter_rows(named=True):
+        a = int((r["start"] - t0) // np.timedelta64(15, "m"))
+        b = int((r["end"] - t0) // np.timedelta64(15, "m"))
+        s, day = r["station_id"], a // 96
+        other = [k for k in range(outs.shape[1] // 96) if k != day and (k % 7 >= 5) == (day % 7 >= 5)]
+        before = outs[s, a - 4:a].sum()  # arrivals in the hour before the start
+        after = ins[s, b:b + 3].sum()  # departures in the 45 minutes after the end
+        base_before = np.mean([outs[s, a - 4 - 96 * (day - k):a - 96 * (day - k)].sum() for k in other])
+        base_after = np.mean([ins[s, b - 96 * (day - k):b + 3 - 96 * (day - k)].sum() for k in other])
+        assert before > 1.5 * base_before + 10 and after > 1.5 * base_after + 10, r
+
+
 def test_dissolved_oxygen_anticorrelated_with_temperature(ds):
     r = ds.scan("water").select(pl.corr("temperature_c", "do_mgl")).collect().item()
     assert r < -0.4

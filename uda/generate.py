@@ -61,6 +61,8 @@ class _Plan:
         pop = np.bincount(near, zones["population"].to_numpy().astype(float), n_st) + 500.0
         jobs = np.bincount(near, zones["jobs"].to_numpy().astype(float), n_st) + 200.0
         self.cards = passenger.cards(rng_for(seed, "cards"), sc.cards, pop, jobs, city.station_tt)
+        self.taps_field = passenger.station_field(stream_key(seed, "taps-field"), n_st, sc.days)
+        self.transit_events = passenger.events(rng_for(seed, "transit-events"), sc.days, self.weekday, n_st, jobs)
         self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
         # water sites, quality events, dosing changes and probe faults
         self.water_plan = water.WaterPlan(city, seed, self.weather["rain_mm"], self.weather["temp_anomaly_c"],
@@ -133,13 +135,18 @@ class _Plan:
         cd = self.cards
         n_cards = cd["home"].size
         trips = []
+        ev = self.transit_events
+        fs = passenger.FIELD_SLOTS
         for d in range(d0, d1):
             buf = {k: np.empty(2 * n_cards, t) for k, t in
                    (("card", np.int64), ("o", np.int32), ("d", np.int32), ("tin", np.int64),
                     ("tout", np.int64), ("tt", np.float64))}
+            e0, e1 = ev["offsets"][d], ev["offsets"][d + 1]
             m = passenger.passenger_kernel(
                 self.keys["passenger"], d, int(self.weekday[d]), self.start_ms + d * 86_400_000,
                 cd["home"], cd["work"], cd["regular"], cd["cdf_leisure"], self.city.station_tt,
+                np.ascontiguousarray(self.taps_field[:, d * fs:(d + 1) * fs]), ev["station"][e0:e1], ev["start_s"][e0:e1],
+                ev["end_s"][e0:e1], ev["share"][e0:e1],
                 buf["card"], buf["o"], buf["d"], buf["tin"], buf["tout"], buf["tt"])
             trips.append({k: v[:m] for k, v in buf.items()})
         t = {k: np.concatenate([x[k] for x in trips]) for k in trips[0]}
@@ -184,6 +191,14 @@ class _Plan:
                 "end": pa.array(self.start_ms + inc["end_slot"] * slot_ms, TS),
                 "capacity_factor": pa.array(inc["capacity_factor"]),
                 "recovered": pa.array(self.start_ms + (inc["end_slot"] + inc["recovery_slots"]) * slot_ms, TS)}),
+            "transit_events": pa.table({
+                "event_id": pa.array(np.arange(self.transit_events["day"].size, dtype=np.int32)),
+                "station_id": pa.array(self.transit_events["station"]),
+                "start": pa.array(self.start_ms + self.transit_events["day"].astype(np.int64) * 86_400_000
+                                  + (self.transit_events["start_s"] * 1000).astype(np.int64), TS),
+                "end": pa.array(self.start_ms + self.transit_events["day"].astype(np.int64) * 86_400_000
+                                + (self.transit_events["end_s"] * 1000).astype(np.int64), TS),
+                "attendance_share": pa.array(self.transit_events["share"].astype(np.float32))}),
             "rain_spells": pa.table({
                 "start": pa.array(self.start_ms + self.rain["start_slot"] * slot_ms, TS),
                 "end": pa.array(self.start_ms + self.rain["end_slot"] * slot_ms, TS),
