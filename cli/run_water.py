@@ -50,6 +50,10 @@ def _print_human(summary: dict) -> None:
                         _fmt(sc["median_delay_s"], ".0f"), str(sc["n_events"]), str(sc["n_alarms"]),
                         str(sc["n_false_alarms"]))
         console.print(det)
+    if summary.get("protocol_detectors"):
+        gen = summary["protocol_detectors"]
+        _print_protocol(console, {"protocol": gen["protocol"], "detectors": gen["detectors"],
+                                  "baseline": gen["baseline"]})
     mb = summary.get("mass_balance")
     if mb:
         console.print(f"mass balance: {mb['n_detected']} of {mb['n_events']} discharges between adjacent "
@@ -66,13 +70,15 @@ def _print_protocol(console, summary: dict) -> None:
     from rich.table import Table
 
     cols = summary.get("columns", {})
-    console.print("parameters: " + escape(", ".join(f"{c} -> {p}" if c != p else c for c, p in cols.items())))
+    if cols:
+        console.print("parameters: " + escape(", ".join(f"{c} -> {p}" if c != p else c for c, p in cols.items())))
     for kind in ("ccme", "weighted_arithmetic"):
-        console.print(escape(summary["indices"][kind]["note"]))
+        if "indices" in summary:
+            console.print(escape(summary["indices"][kind]["note"]))
     pr = summary["protocol"]
     how = (f"first {pr['train_fraction']:g} of each site's rows" if pr["kind"] == "train_fraction"
            else f"training table {pr['train_table']}")
-    console.print(escape(f"protocol: fitted on {how} ({pr['train_rows']:,} rows"
+    console.print(escape(f"protocol (detectors over every parameter): fitted on {how} ({pr['train_rows']:,} rows"
                          + (f", {pr['train_events']} labelled events" if "train_events" in pr else "")
                          + f"); scored from {pr['test_start']} ({pr['test_rows']:,} rows)"))
     labelled = any("per_sample" in e for e in summary["detectors"].values())
@@ -119,8 +125,9 @@ def _print_protocol(console, summary: dict) -> None:
               help="With --table: COLUMN=parameter pairs, e.g. 'Tp=temperature_c,Leit=conductivity_uscm' "
                    "(default: built-in alias table; other numeric columns stay parameters under their own names).")
 @click.option("--train-fraction", type=float, default=None,
-              help="With --table: fit detectors and thresholds on the first fraction of each site's "
-                   "rows, score the rest [default: 0.5].")
+              help="Fit the detectors over every parameter and their thresholds on the first "
+                   "fraction of each site's rows, score the rest [default with --table: 0.5; with "
+                   "--data: only the signature detectors run unless given].")
 @click.option("--train-table", type=click.Path(), default=None,
               help="With --table: fit on this labelled table (same columns) and score all of --table.")
 @click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
@@ -167,7 +174,8 @@ def water(data_dir, table_file, time_col, label_col, site_col, columns, train_fr
         out = out or str(Path("results") / "water" / Path(data_dir).resolve().name)
         with output_location(out, folder=True) as folder:
             result = run(data_dir, engine=engine, scheduler=scheduler, guidelines=guidelines,
-                         out=folder, plot_site=plot_site, plot=plot, **options)
+                         out=folder, plot_site=plot_site, plot=plot, train_fraction=train_fraction,
+                         **options)
     else:
         out = out or str(Path("results") / "water" / Path(table_file).stem)
         with output_location(out, folder=True) as folder:

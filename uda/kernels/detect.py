@@ -550,7 +550,7 @@ def cusum_two_sided(z: np.ndarray, offsets: np.ndarray, k: float, clip: float) -
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def hysteresis(score: np.ndarray, offsets: np.ndarray, on: float, off: float,
                min_on: int) -> np.ndarray:
     """Alarm state with persistence and hysteresis, causally.
@@ -578,7 +578,7 @@ def hysteresis(score: np.ndarray, offsets: np.ndarray, on: float, off: float,
     """
     n_groups = offsets.shape[0] - 1
     out = np.zeros(score.shape[0], dtype=np.bool_)
-    for g in prange(n_groups):
+    for g in range(n_groups):  # serial: O(n) and called many times while fitting thresholds
         run = 0
         alarm = False
         for i in range(offsets[g], offsets[g + 1]):

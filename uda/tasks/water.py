@@ -733,6 +733,90 @@ def _run_dask(ds: Any, params: tuple[str, ...], guides: dict[str, Guideline],
     return list(out[0]), {name: _columns(f) for name, f in zip(tables, frames, strict=True)}
 
 
+def _generic_on_dataset(ds: Any, engine: str, opts: WaterOptions, train_fraction: float,
+                        detect: Any) -> dict[str, Any]:
+    """Detectors over every parameter of a generated dataset, scored per sample, per event and per type.
+
+    Labels are the rows inside a truth arrival (``event_arrivals``: plumes at least
+    ``opts.min_event_size`` and short events); sensor faults and dosing changes are not
+    events, and alarms on them count as false.
+    """
+    import time
+
+    import polars as pl
+
+    from uda.water import DetectOptions, apply_detectors, fit_detectors
+
+    if not (0.0 < float(train_fraction) < 1.0):
+        msg = f"--train-fraction must lie strictly between 0 and 1, got {train_fraction:g}"
+        raise UserError(msg)
+    dopts = detect or DetectOptions()
+    schema = ds.table("water").get("schema", {})
+    params = tuple(c for c in schema if c not in ("site_id", "ts"))
+    df = ds.scan("water").select(["site_id", "ts", *params]).sort(["site_id", "ts"]).collect() \
+        if engine == "polars" else pl.from_pandas(ds.dask("water", columns=["site_id", "ts", *params])
+                                                  .compute().reset_index(drop=True)).sort(["site_id", "ts"])
+    block = block_from_polars(df, params)
+    labels = np.zeros(block.ts.size, dtype=bool)
+    etype = np.full(block.ts.size, -1, dtype=np.int64)
+    type_names: tuple[str, ...] = ()
+    if ds.has("event_arrivals"):
+        arr = _small_table(ds, "event_arrivals", engine)
+        ev = _small_table(ds, "pollution_events", engine) if ds.has("pollution_events") else None
+        size = np.ones(arr["site_id"].size)
+        if ev is not None and "peak_factor" in arr:
+            mag = dict(zip(ev["event_id"].tolist(), ev["magnitude"].tolist(), strict=True))
+            size = np.array([mag.get(e, 1.0) for e in arr["event_id"].tolist()]) * arr["peak_factor"]
+        kinds = np.asarray(arr["event_type"]).astype(str) if "event_type" in arr else \
+            np.full(arr["site_id"].size, "plume")
+        type_names = tuple(sorted(set(kinds.tolist())))
+        keep = (size >= opts.min_event_size) | (kinds != "plume")
+        idx = {int(s): g for g, s in enumerate(block.sites.tolist())}
+        for s, a, e, k, ok in zip(arr["site_id"].tolist(), arr["start"].tolist(), arr["end"].tolist(),
+                                  kinds.tolist(), keep.tolist(), strict=True):
+            if not ok or int(s) not in idx:
+                continue
+            g = idx[int(s)]
+            lo, hi = block.offsets[g], block.offsets[g + 1]
+            i0 = lo + np.searchsorted(block.ts[lo:hi], a)
+            i1 = lo + np.searchsorted(block.ts[lo:hi], e, side="right")
+            labels[i0:i1] = True
+            etype[i0:i1] = type_names.index(k)
+    train = split_train(block.offsets, float(train_fraction))
+    t0 = time.perf_counter()
+    fitted = fit_detectors(block, labels, train, opts.interval_s, dopts)
+    t1 = time.perf_counter()
+    _, flags = apply_detectors(block, fitted, dopts)
+    t2 = time.perf_counter()
+    test = ~train
+    scored = score_generic(block, flags, labels, test, opts.interval_s, dopts, etype, type_names)
+    first_test = [int(block.ts[a + np.flatnonzero(test[a:b])[0]])
+                  for a, b in zip(block.offsets[:-1], block.offsets[1:], strict=True) if test[a:b].any()]
+    out = {"protocol": {"kind": "train_fraction", "train_fraction": float(train_fraction),
+                        "train_rows": int(train.sum()), "test_rows": int(test.sum()),
+                        "test_start": _iso(min(first_test)) if first_test else None,
+                        "labels": "rows inside truth arrivals (plumes >= min_event_size, short events)"},
+           "params": list(params), "detectors": scored["detectors"], "baseline": scored.get("baseline"),
+           "events": scored.get("events"), "seconds": {"fit": round(t1 - t0, 3), "detect": round(t2 - t1, 3)}}
+    if ds.has("sensor_faults"):
+        fa = _small_table(ds, "sensor_faults", engine)
+        on_fault = np.zeros(block.ts.size, dtype=bool)
+        idx = {int(s): g for g, s in enumerate(block.sites.tolist())}
+        for s, a, e in zip(fa["site_id"].tolist(), fa["start"].tolist(), fa["end"].tolist(), strict=True):
+            if int(s) in idx:
+                g = idx[int(s)]
+                lo, hi = block.offsets[g], block.offsets[g + 1]
+                on_fault[lo + np.searchsorted(block.ts[lo:hi], a):lo + np.searchsorted(block.ts[lo:hi], e, side="right")] = True
+        for name, f in flags.items():
+            rows = test & on_fault & ~labels
+            out["detectors"][name]["flagged_share_on_sensor_faults"] = round(float(f[rows].mean()), 4) \
+                if rows.any() else None
+    for name in out["detectors"]:
+        out["detectors"][name]["threshold"] = round(float(fitted.thresholds[name]), 6)
+        out["detectors"][name]["threshold_how"] = fitted.how[name]
+    return out
+
+
 #: The truth tables that score the detectors and the mass balance.
 TRUTH_TABLES = ("event_arrivals", "pollution_events", "discharges")
 
@@ -760,8 +844,11 @@ def _truth(ds: Any, engine: str, opts: WaterOptions, site_first: dict[int, int],
     warm = int(opts.min_periods * opts.interval_s * _MS)
     first = np.array([site_first.get(int(s), np.iinfo(np.int64).max) for s in site], dtype=np.int64)
     size = np.where(start < first + warm, -1.0, size)
+    if "event_type" in arr:  # the signature detectors look for plumes; other types are ignored here
+        size = np.where(np.asarray(arr["event_type"]).astype(str) == "plume", size, -1.0)
     det = Truth(site, start, end, size)
-    local = np.array([dis_down[ev_dis[e]] == s for e, s in zip(arr["event_id"].tolist(), site.tolist(),
+    # events without an outfall (discharge_id -1: short events at one site) are never local discharges
+    local = np.array([dis_down.get(ev_dis[e], -2) == s for e, s in zip(arr["event_id"].tolist(), site.tolist(),
                                                                strict=True)], dtype=bool)
     mb = Truth(site[local], start[local], end[local], size[local])
     return det, mb
@@ -769,7 +856,8 @@ def _truth(ds: Any, engine: str, opts: WaterOptions, site_first: dict[int, int],
 
 def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         guidelines: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-        plot_site: int | None = None, plot: bool = True, **options: Any) -> TaskResult:
+        plot_site: int | None = None, plot: bool = True, train_fraction: float | None = None,
+        detect: Any = None, **options: Any) -> TaskResult:
     """Water-quality analytics on a generated dataset.
 
     Per site and period: CCME and weighted-arithmetic WQI; per site and parameter:
@@ -793,6 +881,12 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         Site to plot (default: the site with the most plume arrivals).
     plot
         Write the PNG plot into ``out``.
+    train_fraction
+        Also run the detectors over every parameter (:func:`uda.water.fit_detectors`)
+        with this chronological train/test split, labels being the truth arrivals;
+        reported under ``summary["protocol_detectors"]`` with per-type scores.
+    detect
+        :class:`uda.water.DetectOptions` for those detectors.
     **options
         Fields of :class:`WaterOptions` (``period``, ``window``, thresholds ...).
 
@@ -863,6 +957,8 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
                              "in_warm_up": int((size < 0).sum()),
                              "min_event_size": opts.min_event_size}
     summary["seconds"] = seconds
+    if train_fraction is not None:
+        summary["protocol_detectors"] = _generic_on_dataset(ds, engine, opts, train_fraction, detect)
     answer = dict(res)
     for name, sc in detectors.items():
         for key in ("precision", "recall", "f1", "median_delay_s"):
