@@ -131,6 +131,22 @@ def test_small_traffic_flow_persists_and_local_roads_stay_periodic(small_traffic
     assert persistence(x[cls == "local"], ts)["ratio_3"] > 1.0
 
 
+def test_flow_deviations_correlate_within_a_district(small_traffic):
+    # the district area field: daytime deviations from the slot-of-day profile correlate
+    # more between sensors of one district than between districts
+    x, ts = _sensor_matrix(small_traffic, "flow")
+    slot = np.arange(x.shape[1]) % 288
+    grp = slot * 2 + ((ts.astype("datetime64[D]").view("int64") - 4) % 7 >= 5)
+    prof = np.zeros_like(x)
+    for g in np.unique(grp):
+        prof[:, grp == g] = x[:, grp == g].mean(axis=1, keepdims=True)
+    c = np.corrcoef(((x - prof) / np.maximum(prof, 1.0))[:, (slot >= 84) & (slot < 240)])
+    district = small_traffic.read("sensors")["district_id"].to_numpy()
+    same = (district[:, None] == district[None, :]) & ~np.eye(district.size, dtype=bool)
+    between = district[:, None] != district[None, :]
+    assert c[same].mean() > 1.5 * c[between].mean() and c[same].mean() > 0.1
+
+
 def test_incident_queues_spill_back_upstream(small_traffic):
     # sensors whose link feeds an incident's link slow down too, a little later
     ds = small_traffic

@@ -29,12 +29,12 @@ INCIDENT_RATE_PER_SENSOR_DAY = 1 / 15
 #: Per road class (motorway, arterial, local): AR(1) coefficient per 5 minutes and
 #: stationary standard deviation of the sensor's relative demand deviation u (demand ∝ 1 + u + w·g).
 DEV_PHI = np.array([0.93, 0.92, 0.85])
-DEV_SD = np.array([0.11, 0.12, 0.06])
+DEV_SD = np.array([0.09, 0.10, 0.06])
 #: Weight of the district area field in a sensor's relative demand deviation, per road class.
 AREA_WEIGHT = np.array([1.0, 0.8, 0.4])
 #: Area field: AR(1) per 5 minutes and stationary standard deviation (relative demand).
 AREA_PHI = 0.98
-AREA_SD = 0.07
+AREA_SD = 0.09
 #: The area field reaches a link one 5-minute slot later per this many metres from the
 #: district seat (the backward wave speed, 18 km/h, times 5 minutes).
 AREA_LAG_M = WAVE_SPEED_KMH / 3.6 * TRAFFIC_INTERVAL_S
