@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -38,10 +39,17 @@ class _Root(LazyGroup):
             from uda.store import diagnose_read_error
 
             err = diagnose_read_error(exc)
-            if err is None:
+            if err is not None:
+                click.echo(f"Error: {err}", err=True)
+                ctx.exit(err.exit_code)
+            if os.environ.get("UDA_DEBUG"):
                 raise
-            click.echo(f"Error: {err}", err=True)
-            ctx.exit(err.exit_code)
+            # anything else is a bug in uda (bad input must be a UserError): one line, exit 1
+            text = (str(exc).strip().splitlines() or [""])[0][:200]
+            click.echo(f"Error: internal error ({exc.__class__.__name__}: {text}); this is a bug in uda, "
+                       "please report it with the command you ran (set UDA_DEBUG=1 to see the traceback)",
+                       err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=_Root, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -81,9 +81,10 @@ def _congested_table(summary: dict):
 @click.option("--out", type=click.Path(), default=None,
               help="With --tntp: link flows CSV (init_node,term_node,flow). With --data: results folder. "
                    "A path or an fsspec URL.")
+@click.option("--force", is_flag=True, help="Replace an existing --out file (or the route results in an --out folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, trip_rate, beta_per_min, sites,
-          algorithm, gap, max_iter, unreachable, out, as_json) -> None:
+          algorithm, gap, max_iter, unreachable, out, force, as_json) -> None:
     """Run user-equilibrium traffic assignment and report its quality.
 
     With --tntp, the network and demand come from TNTP files. With --data, link
@@ -96,11 +97,27 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     """
     from uda.errors import UserError
     from uda.store import output_location, split_location
-    from uda.tasks.route import assign_tntp, check_flows_path
+    from uda.tasks.route import (
+        RESULT_FILES,
+        assign_tntp,
+        check_finite,
+        check_flows_path,
+        check_results_folder,
+    )
 
     if data_dir is not None and tntp_dir is not None:
         msg = "give either --data or --tntp, not both"
         raise UserError(msg)
+    check_finite(gap=gap, trip_rate=trip_rate, beta=beta_per_min)
+    if out is not None:
+        fs, where = split_location(out)
+        if fs is None:
+            (check_flows_path if data_dir is None else check_results_folder)(where, force=force)
+        elif not force:
+            names = [""] if data_dir is None else [f"/{n}" for n in RESULT_FILES]
+            if any(fs.exists(f"{where}{n}") for n in names):
+                msg = f"--out {out} already holds results; choose another location or pass --force to replace them"
+                raise UserError(msg)
     if data_dir is not None:
         _run_city(data_dir, engine=engine, scheduler=scheduler, slot_minutes=slot_minutes, slot=slot,
                   od=od_file, trip_rate=trip_rate, beta_per_min=beta_per_min, sites=sites, algorithm=algorithm,
@@ -109,9 +126,6 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     if tntp_dir is None:
         msg = "give --tntp DIR (a folder with <Name>_net.tntp and <Name>_trips.tntp) or --data DIR (a generated dataset)"
         raise UserError(msg)
-    remote = out is not None and split_location(out)[0] is not None
-    if out is not None and not remote:
-        check_flows_path(out)
     ra = assign_tntp(tntp_dir, algorithm=algorithm, gap=gap, max_iter=max_iter, unreachable=unreachable)
     if out is not None:
         with output_location(out, folder=False) as local:

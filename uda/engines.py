@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -89,13 +92,7 @@ def dask_scheduler(scheduler: str | None = None, *, quiet: bool = False) -> Iter
         msg = (f"unknown --scheduler {scheduler!r}; use threads, processes, sync, local[:N] "
                "or a scheduler address such as tcp://127.0.0.1:8786")
         raise UserError(msg)
-    from distributed import Client
-
-    try:
-        client = Client(scheduler, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        msg = f"cannot connect to the Dask scheduler at {scheduler} ({exc.__class__.__name__}); start it with `dask scheduler` or check the address"
-        raise UserError(msg) from None
+    client = connect_client(scheduler)
     try:
         if not quiet:
             _announce(client)
@@ -103,6 +100,101 @@ def dask_scheduler(scheduler: str | None = None, *, quiet: bool = False) -> Iter
             yield client
     finally:
         client.close()
+
+
+#: Seconds allowed to reach a scheduler address and get its identity (a hard bound).
+CONNECT_TIMEOUT_S = 10.0
+_ADDRESS = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def parse_scheduler_address(address: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``tcp://HOST:PORT`` scheduler address, else a :class:`UserError`."""
+    m = _ADDRESS.match(address)
+    port = int(m.group(2)) if m else 0
+    if m is None or not 0 < port < 65536:
+        msg = (f"--scheduler {address!r} is not a scheduler address; write tcp://HOST:PORT with a port "
+               "from 1 to 65535 (IPv6 hosts in brackets, e.g. tcp://[::1]:8786)")
+        raise UserError(msg)
+    return m.group(1).strip("[]"), port
+
+
+def probe_scheduler(address: str, *, timeout: float | None = None) -> None:
+    """Check within ``timeout`` seconds (:data:`CONNECT_TIMEOUT_S`) that a Dask scheduler answers at ``address``.
+
+    Opens a TCP connection, then asks for the scheduler's identity over the ``distributed``
+    protocol, all under one hard deadline (``distributed.Client`` alone can wait forever
+    on a port that accepts connections but never answers, such as a web server).
+
+    Raises
+    ------
+    UserError
+        When the address is malformed, nothing listens there, it does not answer in
+        time, or what answers is not a Dask scheduler.
+    """
+    import socket
+    import threading
+
+    host, port = parse_scheduler_address(address)
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    hint = "start it with `dask scheduler` or check the address"
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except TimeoutError:
+        msg = f"cannot connect to the Dask scheduler at {address}: no answer within {timeout:g} s; {hint}"
+        raise UserError(msg) from None
+    except OSError as exc:
+        msg = f"cannot connect to the Dask scheduler at {address} ({exc.strerror or exc.__class__.__name__}); {hint}"
+        raise UserError(msg) from None
+    reply: dict[str, Any] = {}
+
+    async def identity() -> None:
+        from distributed.comm import connect
+
+        left = max(deadline - time.monotonic(), 0.1)
+        comm = await asyncio.wait_for(connect(address, timeout=left), left)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), max(deadline - time.monotonic(), 0.1))
+            reply["answer"] = await asyncio.wait_for(comm.read(), max(deadline - time.monotonic(), 0.1))
+        finally:
+            comm.abort()
+
+    def target() -> None:
+        try:
+            asyncio.run(identity())
+        except BaseException as exc:  # noqa: BLE001 - reported below as a failed probe
+            reply["error"] = exc
+
+    # a thread of its own: an event loop may already run in this one (notebooks)
+    thread = threading.Thread(target=target, name="uda-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(max(deadline - time.monotonic(), 0) + 2.0)
+    answer = reply.get("answer")
+    if isinstance(answer, dict) and answer.get("type") == "Scheduler":
+        return
+    if "answer" in reply:
+        msg = f"{address} answers but is not a Dask scheduler; {hint}"
+    elif thread.is_alive() or isinstance(reply.get("error"), TimeoutError | asyncio.TimeoutError):
+        msg = (f"cannot connect to the Dask scheduler at {address}: something listens there but gave no "
+               f"Dask answer within {timeout:g} s; {hint}")
+    else:
+        err = reply.get("error")
+        msg = f"cannot connect to the Dask scheduler at {address} ({err.__class__.__name__}); {hint}"
+    raise UserError(msg)
+
+
+def connect_client(address: str, *, timeout: float | None = None) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address``, checked first by :func:`probe_scheduler`."""
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    probe_scheduler(address, timeout=timeout)
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=f"{timeout:g}s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        msg = f"cannot connect to the Dask scheduler at {address} ({exc.__class__.__name__}); start it with `dask scheduler` or check the address"
+        raise UserError(msg) from None
 
 
 def _current_client() -> Any | None:

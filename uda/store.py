@@ -34,7 +34,12 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 FORMAT = "uda-dataset"
 FORMAT_VERSION = 1
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
+#: Every page carries a CRC-32 (``write_page_checksum``): readers that verify page checksums
+#: (pyarrow with ``page_checksum_verification``, used by ``uda verify``) detect a damaged page.
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "write_page_checksum": True}
+#: Bounds on an untrusted manifest: its size in bytes and the nesting depth of its JSON.
+MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_MANIFEST_DEPTH = 16
 
 
 def split_location(location: str | os.PathLike) -> tuple[Any | None, str | Path]:
@@ -303,6 +308,7 @@ class Dataset:
         self.path = path
         self.manifest = manifest
         self.fs = fs
+        self._checked: set[str] = set()
 
     @property
     def params(self) -> dict[str, Any]:
@@ -332,8 +338,54 @@ class Dataset:
         Local datasets give absolute :class:`~pathlib.Path` objects; remote ones give
         paths on their fsspec filesystem (``Dataset.fs``).
         """
-        return [resolve_inside(self.path, f["path"], remote=self.fs is not None)
-                for f in self.table(name)["files"]]
+        paths = [resolve_inside(self.path, f["path"], remote=self.fs is not None)
+                 for f in self.table(name)["files"]]
+        if name not in self._checked:
+            self.check_files(name, paths)
+            self._checked.add(name)
+        return paths
+
+    def check_files(self, name: str, paths: Sequence[Path | str] | None = None) -> None:
+        """Cheap check of table ``name``'s files against the manifest before they are read.
+
+        Each file must exist with the manifest's size, and its Parquet footer must be
+        readable and give the manifest's row count. This reads a few KB per
+        file; it does not detect a changed byte inside a data page (``uda verify`` does,
+        by SHA-256 and page checksums).
+
+        Raises
+        ------
+        UserError
+            Naming the first file that does not match.
+        """
+        entry = self.table(name)
+        if paths is None:
+            paths = [resolve_inside(self.path, f["path"], remote=self.fs is not None) for f in entry["files"]]
+        fix = f"restore it or regenerate the dataset (`uda verify {self.path}` lists every damaged file)"
+        for f, path in zip(entry["files"], paths, strict=True):
+            rel = f["path"]
+            where = f"dataset {self.path}: file {rel} of table {name!r}"
+            try:
+                size = Path(path).stat().st_size if self.fs is None else self.fs.size(path)
+            except (FileNotFoundError, NotADirectoryError):
+                msg = f"{where} is missing; {fix}"
+                raise UserError(msg) from None
+            except OSError as exc:
+                msg = f"{where} cannot be read ({exc.strerror or exc.__class__.__name__}); {fix}"
+                raise UserError(msg) from None
+            if size != f["bytes"]:
+                msg = f"{where} has {size:,} bytes, the manifest says {f['bytes']:,} (damaged or replaced); {fix}"
+                raise UserError(msg)
+            try:
+                with (open(path, "rb") if self.fs is None else self.fs.open(path, "rb")) as fh:
+                    pf = pq.ParquetFile(fh)
+                    rows = pf.metadata.num_rows
+            except (pa.ArrowException, OSError) as exc:
+                msg = f"{where} has no readable Parquet footer ({str(exc).splitlines()[0][:100]}); {fix}"
+                raise UserError(msg) from None
+            if rows != f["rows"]:
+                msg = f"{where} does not match the manifest (its footer gives {rows:,} rows, the manifest {f['rows']:,}); {fix}"
+                raise UserError(msg)
 
     def scan(self, name: str, *, files: Sequence[int] | None = None) -> pl.LazyFrame:
         """A Polars lazy scan of table ``name`` (only its ``files``-th files if given)."""
@@ -422,6 +474,9 @@ def read_manifest(path: str | os.PathLike) -> tuple[Path | str, dict[str, Any], 
         if not fs.exists(mpath):
             msg = f"{path} is not a uda dataset (no {MANIFEST}); it may be missing or incomplete, regenerate it with `uda generate`"
             raise UserError(msg)
+        if fs.size(mpath) > MAX_MANIFEST_BYTES:
+            msg = f"{path}/{MANIFEST} is larger than a manifest can be ({MAX_MANIFEST_BYTES:,} bytes); regenerate the dataset"
+            raise UserError(msg)
         text = fs.cat_file(mpath)
     else:
         if not root.exists():
@@ -434,20 +489,111 @@ def read_manifest(path: str | os.PathLike) -> tuple[Path | str, dict[str, Any], 
         if not mpath.is_file():
             msg = f"{root} is not a uda dataset (no {MANIFEST}); it may be incomplete, regenerate it with `uda generate`"
             raise UserError(msg)
+        size = mpath.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            msg = f"{mpath} is {size:,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,}); regenerate the dataset"
+            raise UserError(msg)
         text = mpath.read_bytes()
+    manifest = parse_manifest(text, str(mpath))
+    return root, manifest, fs
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: safe on any input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d <= MAX_MANIFEST_DEPTH:
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def parse_manifest(text: bytes | str, where: str) -> dict[str, Any]:
+    """Parse and validate the text of a ``manifest.json`` (untrusted input).
+
+    Checks, before anything uses it: size and nesting depth, ``format`` and
+    ``format_version``, and the shape of every table entry and file record (``path`` a
+    non-empty relative string without NUL bytes, ``rows``/``bytes`` counts, ``sha256`` 64
+    hex digits, ``schema`` a ``{column: type}`` object).
+
+    Raises
+    ------
+    UserError
+        Naming the first problem found.
+    """
+    fix = "regenerate the dataset"
+    if len(text) > MAX_MANIFEST_BYTES:
+        msg = f"{where} is {len(text):,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,}); {fix}"
+        raise UserError(msg)
     try:
         manifest = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{mpath} is not valid JSON ({exc.__class__.__name__}); regenerate the dataset"
+        msg = f"{where} is not valid JSON ({exc.__class__.__name__}); {fix}"
+        raise UserError(msg) from None
+    except RecursionError:
+        msg = f"{where} is nested deeper than a manifest can be; {fix}"
         raise UserError(msg) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("tables"), dict):
-        msg = f"{mpath} is not a uda manifest (missing format or tables); regenerate the dataset"
+        msg = f"{where} is not a uda manifest (missing format or tables); {fix}"
         raise UserError(msg)
-    for name, entry in manifest["tables"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
-            msg = f"{mpath}: table {name!r} has no file list; regenerate the dataset"
+    if _depth(manifest) > MAX_MANIFEST_DEPTH:
+        msg = f"{where} is nested deeper than a manifest can be (more than {MAX_MANIFEST_DEPTH} levels); {fix}"
+        raise UserError(msg)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        newer = _count(version) and version > FORMAT_VERSION
+        msg = (f"{where} has format_version {repr(version)[:40]}; this uda reads version {FORMAT_VERSION}"
+               + ("; upgrade uda or " if newer else "; ") + fix)
+        raise UserError(msg)
+    for key in ("params", "run", "versions"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            msg = f"{where}: {key!r} must be an object; {fix}"
             raise UserError(msg)
-    return root, manifest, fs
+    for name, entry in manifest["tables"].items():
+        _check_entry(name, entry, f"{where}: table {name[:80]!r}", fix)
+    return manifest
+
+
+def _check_entry(name: str, entry: Any, where: str, fix: str) -> None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+        msg = f"{where} has no file list; {fix}"
+        raise UserError(msg)
+    for key in ("rows", "bytes"):
+        if not _count(entry.get(key)):
+            msg = f"{where}: {key} must be a whole number >= 0, got {str(entry.get(key))[:40]!r}; {fix}"
+            raise UserError(msg)
+    schema = entry.get("schema")
+    if not isinstance(schema, dict) or not all(isinstance(v, str) for v in schema.values()):
+        msg = f"{where}: schema must be an object of column types; {fix}"
+        raise UserError(msg)
+    if not isinstance(entry.get("checksum"), str):
+        msg = f"{where}: checksum must be a string; {fix}"
+        raise UserError(msg)
+    seen: set[str] = set()
+    for i, f in enumerate(entry["files"]):
+        if not isinstance(f, dict):
+            msg = f"{where}: file {i + 1} must be an object with path, rows, bytes and sha256; {fix}"
+            raise UserError(msg)
+        path = f.get("path")
+        if (not isinstance(path, str) or not path or "\0" in path or len(path) > 4096
+                or path.startswith(("/", "\\")) or "://" in path):
+            msg = f"{where}: file {i + 1} has a bad path {str(path)[:80]!r}; {fix}"
+            raise UserError(msg)
+        if path in seen:
+            msg = f"{where}: file {path[:80]!r} is listed twice; {fix}"
+            raise UserError(msg)
+        seen.add(path)
+        sha = f.get("sha256")
+        if not _count(f.get("rows")) or not _count(f.get("bytes")) or not (
+                isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+            msg = f"{where}: file {path[:80]!r} needs rows and bytes (whole numbers >= 0) and a sha256 of 64 hex digits; {fix}"
+            raise UserError(msg)
 
 
 #: Datasets opened by this process, so a failed read can be traced to the bad file.
@@ -506,8 +652,14 @@ def diagnose_read_error(exc: BaseException) -> UserError | None:
     return None
 
 
-def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> list[str]:
-    """Re-check a dataset against its manifest.
+def verify(path: str | os.PathLike, *, content: bool = True, progress=None,
+           clean: bool = True) -> list[str]:
+    """Re-check a dataset against its manifest, and ``clean/`` against its own.
+
+    Every file must be present, inside the folder, with the manifest's size and SHA-256
+    and a readable Parquet footer with its row count. Problems in ``clean/`` (written by
+    ``uda run standardise``) are prefixed ``clean/``; a ``clean/`` folder without its
+    manifest is a problem.
 
     Parameters
     ----------
@@ -517,6 +669,8 @@ def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> l
         Also re-read every table and recompute its content checksum.
     progress
         Optional callable ``progress(n_files_done)``.
+    clean
+        Also verify ``clean/``.
 
     Returns
     -------
@@ -524,6 +678,22 @@ def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> l
         One line per problem; empty when the dataset matches its manifest.
     """
     root, manifest, fs = read_manifest(path)
+    problems = _verify_tables(root, manifest, fs, content=content, progress=progress)
+    if fs is None and clean:
+        clean_dir = Path(root) / CLEAN_DIR
+        if (clean_dir / MANIFEST).is_file():
+            try:
+                problems += [f"{CLEAN_DIR}/{p}" for p in verify(clean_dir, content=content, progress=progress, clean=False)]
+            except UserError as exc:
+                problems.append(f"{CLEAN_DIR}/: {exc}")
+        elif clean_dir.exists():
+            problems.append(f"{CLEAN_DIR}/ exists but has no {MANIFEST}; rerun `uda run standardise --data {root}`")
+    return problems
+
+
+def _verify_tables(root: Path | str, manifest: dict[str, Any], fs: Any | None, *, content: bool,
+                   progress=None) -> list[str]:
+    """The problems of every table of ``manifest`` (see :func:`verify`)."""
     problems: list[str] = []
     for name, entry in manifest["tables"].items():
         total = 0
@@ -550,7 +720,7 @@ def verify(path: str | os.PathLike, *, content: bool = True, progress=None) -> l
                     problems.append(f"{name}: file {rel} has {meta_rows} rows, manifest says {f.get('rows')}")
                     continue
                 if content:
-                    t = pq.read_table(p if fs is None else fs.open(p, "rb"))
+                    t = pq.read_table(p if fs is None else fs.open(p, "rb"), page_checksum_verification=True)
                     total += table_hash_sum(t)
                     rows += t.num_rows
             except (pa.ArrowException, OSError) as exc:

@@ -217,16 +217,46 @@ def measure_call(fn: Callable[[], object], *, sampler: TreeSampler) -> tuple[obj
                             processes=sampler.processes)
 
 
-def kill_tree(pid: int, *, timeout: float = 3.0) -> None:
-    """Kill process ``pid`` and all its descendants (children first), then reap them."""
+def kill_tree(pid: int, *, timeout: float = 3.0, group: bool = False) -> None:
+    """Kill process ``pid`` and all its descendants, then reap them.
+
+    The tree is frozen first (``SIGSTOP``, repeated until no new descendant appears), so
+    a process cannot start a child between being listed and being killed, nor are
+    orphans left behind when a parent dies before its children. With ``group`` the
+    process group ``pid`` leads (a child started with ``start_new_session``) is killed
+    too, catching anything that left the tree but kept the group.
+    """
+    import signal
+
     try:
         root = psutil.Process(pid)
-        procs = root.children(recursive=True) + [root]
     except psutil.Error:
-        return
-    for p in procs:
+        root = None
+    procs: dict[int, psutil.Process] = {}
+    if root is not None:
+        for _ in range(20):
+            found = [root]
+            try:
+                found += root.children(recursive=True)
+            except psutil.Error:
+                pass
+            new = [p for p in found if p.pid not in procs]
+            if not new:
+                break
+            for p in new:
+                procs[p.pid] = p
+                try:
+                    p.suspend()
+                except psutil.Error:
+                    continue
+    if group and hasattr(os, "killpg"):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for p in procs.values():
         try:
             p.kill()
         except psutil.Error:
             continue
-    psutil.wait_procs(procs, timeout=timeout)
+    psutil.wait_procs(list(procs.values()), timeout=timeout)

@@ -13,20 +13,24 @@ is a ``wrong_answer`` and its time does not count.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
 import importlib.util
 import json
+import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,10 +136,106 @@ def _positive(entry: dict[str, Any], key: str, where: str, *, integer: bool, all
     if value is None:
         return
     kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
+    ok = (isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > 0 or (allow_zero and value == 0)))
     if not ok:
-        msg = f"{where}: {key} must be a {'whole' if integer else ''} number {'>= 0' if allow_zero else '> 0'}, got {value!r}"
-        raise UserError(msg.replace("  ", " "))
+        msg = (f"{where}: {key} must be a {'whole' if integer else 'finite'} number "
+               f"{'>= 0' if allow_zero else '> 0'}, got {_show(value)}")
+        raise UserError(msg)
+
+
+def _clip(text: str) -> str:
+    """Text from a suite file for an error message: one line, at most 60 characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _show(value: Any) -> str:
+    """A value from a suite file for an error message (its repr, short, one line)."""
+    return _clip(repr(value))
+
+
+#: Numeric settings: (whole number, zero allowed).
+_NUMBERS = {"repeats": (True, True), "warmup": (True, True), "timeout_s": (False, False),
+            "memory_mb": (False, False), "rtol": (False, True), "atol": (False, True)}
+#: ``uda generate`` options a scale may override, and how each value is checked.
+SCALE_OVERRIDES = ("sensors", "days", "stations", "lines", "cards", "water-sites", "districts", "start",
+                   "defects", "workers", "chunk-rows")
+
+
+def _check_settings(where: str, settings: dict[str, Any]) -> None:
+    """Check the limit and repeat settings of a suite or of one of its entries."""
+    for key, (integer, zero) in _NUMBERS.items():
+        _positive(settings, key, where, integer=integer, allow_zero=zero)
+    cold = settings.get("cold")
+    if cold is not None and cold not in COLD_MODES:
+        msg = f"{where}: cold must be one of {', '.join(COLD_MODES)}, got {_show(cold)}"
+        raise UserError(msg)
+
+
+def _string_list(value: Any, key: str, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        msg = f"{where}: {key} must be a list of names, got {_show(value)}"
+        raise UserError(msg)
+    return value
+
+
+def check_scale(scale: str, *, where: str = "--scale") -> str:
+    """Return ``scale`` if ``uda generate`` can make it (a preset with valid overrides), else a :class:`UserError`."""
+    from uda.scales import PRESETS, resolve_scale
+
+    if not isinstance(scale, str):
+        msg = f"{where}: scales must be names such as \"tiny\" or \"small:sensors=600\", got {_show(scale)}"
+        raise UserError(msg)
+    preset, overrides = parse_scale(scale)
+    if preset not in PRESETS:
+        msg = f"{where}: unknown scale {_show(preset)}; choose one of: {', '.join(PRESETS)}"
+        raise UserError(msg)
+    sizes: dict[str, int | str] = {}
+    for key, value in overrides.items():
+        if key not in SCALE_OVERRIDES:
+            msg = f"{where}: scale {_show(scale)} overrides {key!r}; allowed: {', '.join(SCALE_OVERRIDES)}"
+            raise UserError(msg)
+        if key == "defects":
+            from uda.synth.feeds import resolve_profile
+
+            resolve_profile(value)
+        elif key == "start":
+            sizes[key] = value
+        elif not value.isdigit() or (key in ("workers", "chunk-rows") and int(value) < 1):
+            msg = f"{where}: scale {_show(scale)}: {key}={value} must be a positive whole number"
+            raise UserError(msg)
+        elif key not in ("workers", "chunk-rows"):
+            sizes[key.replace("-", "_")] = int(value)
+    try:
+        resolve_scale(preset, **sizes)
+    except UserError as exc:
+        msg = f"{where}: scale {_show(scale)}: {exc}"
+        raise UserError(msg) from None
+    return scale
+
+
+def check_suite_settings(suite: dict[str, Any]) -> None:
+    """Check a suite's own settings (not its entries): types and ranges, before any case runs."""
+    from uda.engines import ENGINES
+
+    src = suite.get("source", "suite")
+    _check_settings(src, suite)
+    seed = suite.get("seed", 1)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        msg = f"{src}: seed must be a whole number >= 0, got {_show(seed)}"
+        raise UserError(msg)
+    for key in ("name", "description", "datasets_dir"):
+        if key in suite and not isinstance(suite[key], str):
+            msg = f"{src}: {key} must be a string, got {_show(suite[key])}"
+            raise UserError(msg)
+    _string_list(suite.get("pythonpath"), "pythonpath", src)
+    ref = suite.get("reference_engine", "polars")
+    if ref not in ENGINES:
+        msg = f"{src}: reference_engine must be one of {', '.join(ENGINES)}, got {_show(ref)}"
+        raise UserError(msg)
 
 
 def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
@@ -154,17 +254,23 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
     repeats
         Replace every entry's number of warm repeats.
     """
+    from uda.engines import ENGINES, check_engine
     from uda.tasks.base import TASKS
 
     src = suite.get("source", "suite")
     unknown = set(suite) - SUITE_KEYS - {"source", "base_dir"}
     if unknown:
-        msg = f"{src}: unknown suite setting(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SUITE_KEYS))}"
+        msg = f"{src}: unknown suite setting(s) {_clip(', '.join(sorted(map(str, unknown))))}; allowed: {', '.join(sorted(SUITE_KEYS))}"
         raise UserError(msg)
     entries = suite.get("cases")
     if not isinstance(entries, list) or not entries:
         msg = f"{src}: the suite needs a non-empty \"cases\" list"
         raise UserError(msg)
+    check_suite_settings(suite)
+    for e in engines or []:
+        check_engine(e)
+    for sc in scales or []:
+        check_scale(sc)
     base = Path(suite.get("base_dir", "."))
     defaults = {**DEFAULTS, **{k: suite[k] for k in DEFAULTS if k in suite}}
     if defaults["memory_mb"] is None:
@@ -173,54 +279,69 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         where = f"{src}: case {i + 1}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("task"), str):
+        if not isinstance(entry, dict) or not isinstance(entry.get("task"), str) or not entry["task"]:
             msg = f"{where} needs a \"task\" name"
             raise UserError(msg)
         bad = set(entry) - ENTRY_KEYS
         if bad:
-            msg = f"{where}: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(ENTRY_KEYS))}"
+            msg = f"{where}: unknown key(s) {_clip(', '.join(sorted(map(str, bad))))}; allowed: {', '.join(sorted(ENTRY_KEYS))}"
             raise UserError(msg)
         task = entry["task"]
-        if tasks and task not in tasks:
-            continue
-        target = entry.get("target") or TASKS.get(task)
+        custom = entry.get("target")
+        if custom is not None and (not isinstance(custom, str) or custom.count(":") != 1):
+            msg = f"{where}: target must be \"module:function\", got {_show(custom)}"
+            raise UserError(msg)
+        target = custom or TASKS.get(task)
         if not target or ":" not in target:
-            msg = (f"{where}: unknown task {task!r} (known: {', '.join(sorted(TASKS))}); "
+            msg = (f"{where}: unknown task {_show(task)} (known: {', '.join(sorted(TASKS))}); "
                    "or give target = \"module:function\"")
             raise UserError(msg)
-        for key, integer, zero in (("repeats", True, True), ("warmup", True, True),
-                                   ("timeout_s", False, False), ("memory_mb", False, False)):
-            _positive(entry, key, where, integer=integer, allow_zero=zero)
+        _check_settings(where, entry)
         settings = {**defaults, **{k: entry[k] for k in DEFAULTS if k in entry}}
         if repeats is not None:
             settings["repeats"] = repeats
-        if settings["cold"] not in COLD_MODES:
-            msg = f"{where}: cold must be one of {', '.join(COLD_MODES)}, got {settings['cold']!r}"
-            raise UserError(msg)
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             msg = f"{where}: options must be a table/object of keyword arguments"
             raise UserError(msg)
-        needs_data = bool(entry.get("data", True))
+        if not isinstance(entry.get("data", True), bool):
+            msg = f"{where}: data must be true or false, got {_show(entry['data'])}"
+            raise UserError(msg)
+        needs_data = entry.get("data", True)
         dataset = entry.get("dataset")
         if dataset is not None:
+            if not isinstance(dataset, str) or not dataset or "\0" in dataset:
+                msg = f"{where}: dataset must be a folder path, got {_show(dataset)}"
+                raise UserError(msg)
             dataset = str((base / dataset).resolve()) if not Path(dataset).is_absolute() else dataset
-        e_engines = engines or entry.get("engines") or ["polars"]
+        entry_engines = _string_list(entry.get("engines"), "engines", where)
+        if custom is None:
+            for e in entry_engines:
+                if e not in ENGINES:
+                    msg = f"{where}: unknown engine {_show(e)}; choose from: {', '.join(ENGINES)}"
+                    raise UserError(msg)
+        e_engines = engines or entry_engines or ["polars"]
+        entry_scheds = [check_scheduler(x) for x in _string_list(entry.get("schedulers"), "schedulers", where)]
+        if "scales" in entry and not isinstance(entry["scales"], list):
+            msg = f"{where}: scales must be a list of names such as \"tiny\", got {_show(entry['scales'])}"
+            raise UserError(msg)
         e_scales = scales or entry.get("scales") or ([None] if dataset or not needs_data else [])
         if not e_scales:
             msg = f"{where}: give scales = [...] or a dataset path (or data = false)"
             raise UserError(msg)
         for scale in e_scales:
-            if scale is not None and not isinstance(scale, str):
-                msg = f"{where}: scales must be names such as \"tiny\" or \"small:sensors=600\", got {scale!r}"
-                raise UserError(msg)
-            if scale is not None:
+            if scale is not None and (needs_data or custom is None):
+                check_scale(scale, where=where)
+            elif scale is not None:
+                if not isinstance(scale, str):
+                    check_scale(scale, where=where)  # raises: not a name
                 parse_scale(scale)
+        if tasks and task not in tasks:
+            continue  # checked all the same: a suite is valid as a whole or not at all
         for engine in e_engines:
             scheds = [None]
             if engine == "dask":
-                scheds = [check_scheduler(str(x)) for x in
-                          schedulers or entry.get("schedulers") or ["threads"]]
+                scheds = [check_scheduler(str(x)) for x in schedulers or entry_scheds or ["threads"]]
             for sched in scheds:
                 for scale in e_scales:
                     cid = _case_id(task, engine, sched, scale, options, settings["cold"])
@@ -246,7 +367,12 @@ def check_scheduler(scheduler: str) -> str:
     """Return ``scheduler`` if the harness can run it, else raise a :class:`UserError`."""
     from uda.engines import LOCAL_SCHEDULERS
 
-    if scheduler in LOCAL_SCHEDULERS or "://" in scheduler:
+    if scheduler in LOCAL_SCHEDULERS:
+        return scheduler
+    if "://" in scheduler:
+        from uda.engines import parse_scheduler_address
+
+        parse_scheduler_address(scheduler)
         return scheduler
     if scheduler == "local":
         return "local:2"
@@ -365,9 +491,9 @@ def _worker_pids(address: str) -> Callable[[], list[int]]:
     """Process ids of a distributed cluster's workers running on this machine."""
     import socket
 
-    from distributed import Client
+    from uda.engines import connect_client
 
-    client = Client(address, timeout="10s", set_as_default=False)
+    client = connect_client(address)
     local = {"127.0.0.1", "localhost", "::1", socket.gethostname()}
     try:
         local.add(socket.gethostbyname(socket.gethostname()))
@@ -505,13 +631,14 @@ def _run_child(case: Case, spec: dict[str, Any], work: Path) -> dict[str, Any]:
                     status = "timeout"
                     message = f"still running after the limit of {case.timeout_s:g} s"
                 if status:
-                    kill_tree(proc.pid)
+                    kill_tree(proc.pid, group=True)
                     proc.wait()
                     break
         except BaseException:
-            # Ctrl-C or any failure of the harness: the case runs in its own session and
-            # would not get the signal, so end its whole tree before giving up.
-            kill_tree(proc.pid)
+            # Ctrl-C, SIGTERM (see _signals_end_cases) or any failure of the harness: the case
+            # runs in its own session and would not get the signal, so end its whole tree
+            # (Dask workers included) before giving up.
+            kill_tree(proc.pid, group=True)
             proc.wait()
             raise
     elapsed = time.perf_counter() - started
@@ -555,6 +682,35 @@ def _run_child(case: Case, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     record["source_sha256"] = setup.get("source") if setup else None
     record["task_summary"] = next((e.get("summary") for e in events if e.get("event") == "done"), {})
     return record
+
+
+class Terminated(SystemExit):
+    """Raised in the harness by ``SIGTERM`` or ``SIGHUP`` so running cases are ended first."""
+
+
+@contextlib.contextmanager
+def _signals_end_cases() -> Iterator[None]:
+    """Turn ``SIGTERM`` and ``SIGHUP`` into :class:`Terminated` (exit status 128 + signal).
+
+    Python's default for these signals ends the process at once, which would orphan a
+    case's process tree (it runs in its own session). ``SIGINT`` already raises
+    ``KeyboardInterrupt``. Only the main thread can set handlers; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        print(f"uda bench: {name} received; ending the running case and its processes", file=sys.stderr)
+        raise Terminated(128 + signum)
+
+    wanted = [sig for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if sig]
+    old = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def summarise(case: dict[str, Any]) -> dict[str, Any] | None:
@@ -668,7 +824,7 @@ def run_suite(suite: dict[str, Any], *, out_dir: str | os.PathLike | None = "res
     answers: dict[str, dict[str, np.ndarray]] = {}
     ds_errors: dict[str, str] = {}
     records = []
-    with tempfile.TemporaryDirectory(prefix="uda-bench-") as tmp:
+    with _signals_end_cases(), tempfile.TemporaryDirectory(prefix="uda-bench-") as tmp:
         for n, case in enumerate(cases):
             if progress:
                 progress(case.id, n, len(cases))

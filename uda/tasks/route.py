@@ -165,8 +165,15 @@ class RouteAssignment:
         return path
 
 
-def check_flows_path(path: str | os.PathLike) -> Path:
-    """``path`` as a :class:`Path` if a flows CSV can be written there, else a :class:`UserError`."""
+#: Files ``uda run route --data ... --out FOLDER`` writes into FOLDER.
+RESULT_FILES = ("link_travel_times.parquet", "link_flows.csv", "od.parquet", "sites.csv", "summary.json")
+
+
+def check_flows_path(path: str | os.PathLike, *, force: bool = True) -> Path:
+    """``path`` as a :class:`Path` if a flows CSV can be written there, else a :class:`UserError`.
+
+    An existing file is replaced only with ``force``.
+    """
     path = Path(path)
     if path.is_dir():
         msg = f"--out {path} is a folder; give a file name such as flows.csv"
@@ -174,16 +181,37 @@ def check_flows_path(path: str | os.PathLike) -> Path:
     if not path.parent.is_dir():
         msg = f"folder {path.parent} of --out does not exist; create it first"
         raise UserError(msg)
+    if not force and (path.exists() or path.is_symlink()):
+        msg = f"--out {path} already exists; choose another file name or pass --force to replace it"
+        raise UserError(msg)
     return path
 
 
-def check_results_folder(path: str | os.PathLike) -> Path:
-    """``path`` as a :class:`Path` if it can hold route results (a folder or nothing yet)."""
+def check_results_folder(path: str | os.PathLike, *, force: bool = True) -> Path:
+    """``path`` as a :class:`Path` if it can hold route results (a folder or nothing yet).
+
+    A folder already holding route results (:data:`RESULT_FILES`) is reused only with ``force``.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         msg = f"--out {path} is a file; give a folder for the route results"
         raise UserError(msg)
+    found = [n for n in RESULT_FILES if (path / n).exists()] if path.is_dir() else []
+    if found and not force:
+        msg = (f"--out {path} already holds route results ({', '.join(found)}); choose another folder "
+               "or pass --force to replace them")
+        raise UserError(msg)
     return path
+
+
+def check_finite(**values: float) -> None:
+    """Refuse NaN and infinite option values (``--trip-rate inf`` gives NaN demand)."""
+    import math
+
+    for name, value in values.items():
+        if not math.isfinite(value):
+            msg = f"--{name.replace('_', '-')} {value} must be a finite number"
+            raise UserError(msg)
 
 
 def assign_tntp(folder: str | os.PathLike, *, algorithm: str = "bfw", gap: float = 1e-4,
@@ -212,6 +240,7 @@ def assign_tntp(folder: str | os.PathLike, *, algorithm: str = "bfw", gap: float
     from uda.io.tntp import read_folder
 
     check_algorithm(algorithm)
+    check_finite(gap=gap)
     if not (gap >= 0):
         msg = f"--gap must be >= 0, got {gap}"
         raise UserError(msg)
@@ -738,6 +767,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     if slot is not None and not 0 <= slot < num_slots:
         msg = f"--slot {slot} is outside 0..{num_slots - 1} for {slot_minutes}-minute slots"
         raise UserError(msg)
+    check_finite(gap=gap, trip_rate=trip_rate, beta=beta_per_min)
     if not (gap >= 0) or max_iter < 0 or not (trip_rate >= 0) or not (beta_per_min >= 0):
         msg = "--gap, --max-iter, --trip-rate and --beta must be >= 0"
         raise UserError(msg)
