@@ -309,6 +309,10 @@ class HoltWinters(Forecaster):
         return K.hw_predict(Y, self.params, ctx.calendar.season, self.train_end, origins, horizons)
 
 
+#: Raw recent values used by the raw-level candidates of the ridge family.
+RAW_LAGS = 3
+
+
 def _filled(P: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
     """``P`` with its missing values taken from ``fallback``."""
     return np.where(np.isnan(P), fallback, P)
@@ -334,17 +338,21 @@ class Ridge(Forecaster):
 
     * ``level``: the recent values only, shrunk towards the last value (raw level,
       persistence);
-    * ``profile``: the target-side profiles only, shrunk towards the historical average;
+    * ``profile`` / ``profile_slot``: the target-side profiles only, shrunk towards the
+      historical average by day type / over all days;
     * ``full``: everything, shrunk towards the historical average;
     * ``dev``: everything, shrunk towards "last value plus the change of the profile"
       (profile-relative persistence);
-    * ``dev_short``: ``dev`` with the last 2 values only.
+    * ``dev_short``: ``dev`` with the last 2 values only;
 
-    each with every penalty of ``lams`` (a large penalty is the baseline itself). The
-    training pairs are the origins whose target lies in the training part; the candidate
-    with the least MAE on the validation part is refitted on training and validation
-    together. Missing inputs are forward-filled; profiles missing for a short history fall
-    back to the coarser one (by weekday -> by day type -> all days -> the training mean).
+    each with every penalty of ``lams`` (a large penalty is the baseline itself), each
+    fitted by least squares and (``robust``) by least squares weighted by ``1 / |residual|``
+    of a pilot fit (one step towards least absolute deviations, for spiky series). The
+    candidates are scored by blocked cross-validation inside ``[0, val_end)`` (the first
+    60 %, then ``folds`` blocks, each predicted by the fit on everything before it); the
+    ``top`` best per series and horizon are refitted on ``[0, val_end)`` and averaged.
+    Missing inputs are forward-filled; profiles missing for a short history fall back to
+    the coarser one (by weekday -> by day type -> all days -> the training mean).
 
     Parameters
     ----------
@@ -355,7 +363,17 @@ class Ridge(Forecaster):
     weeks
         Weeks of history in the profiles.
     max_pairs
-        At most about this many training origins per series (a stride is used beyond it).
+        At most about this many origins per series in the fits (a stride beyond it).
+    max_val
+        At most about this many origins per series in each cross-validation fold.
+    folds
+        Cross-validation folds.
+    top
+        Candidates averaged.
+    robust
+        Also fit every candidate with robust weights.
+    l1_steps
+        Further reweighting steps of the robust candidates chosen.
     """
 
     name = "ridge"
@@ -367,12 +385,14 @@ class Ridge(Forecaster):
     nearest_lags: ClassVar[int] = 0
 
     def __init__(self, lags: int = 6, lams=(0.01, 0.1, 1.0, 10.0), weeks: int = 4,
-                 max_pairs: int = 6000, l1_steps: int = 3, folds: int = 3, top: int = 3, robust: bool = True):
+                 max_pairs: int = 2000, max_val: int = 300, folds: int = 3, top: int = 3,
+                 robust: bool = True, l1_steps: int = 2):
         self.lags = lags
         self.robust = robust
+        self.l1_steps = l1_steps
         self.top = top
         self.folds = folds
-        self.l1_steps = l1_steps
+        self.max_val = max_val
         self.lams = np.asarray(lams, dtype=np.float64)
         self.weeks = weeks
         self.max_pairs = max_pairs
@@ -393,9 +413,11 @@ class Ridge(Forecaster):
         p_wk = _filled(K.periodic_mean(Z, zeros, 7 * cal.season, self.weeks), p_dt)
         day_ago = _filled(_shift(Zf, cal.season), p_dt)
         week_ago = _filled(_shift(Zf, 7 * cal.season), p_wk)
-        panels = [Zf, p_dt, p_all, p_wk, day_ago, week_ago]
-        opan = [0] * self.lags + [1]
-        olag = list(range(1, self.lags + 1)) + [1]
+        panels = [Zf, p_dt, p_all, p_wk, day_ago, week_ago, Zf - p_dt]
+        # the last RAW_LAGS raw values (the raw-level family), then the last `lags`
+        # deviations from the day-type profile (the others)
+        opan = [0] * RAW_LAGS + [1] + [6] * self.lags
+        olag = list(range(1, RAW_LAGS + 1)) + [1] + list(range(1, self.lags + 1))
         if self.neighbour_lags:
             if ctx.neighbours is None:
                 msg = f"model {self.name!r} needs neighbour information, which this input does not provide"
@@ -418,32 +440,38 @@ class Ridge(Forecaster):
         opan, olag, tpan = spec
         Fa = 1 + len(opan)
         F = Fa + len(tpan) + 1
-        own = np.zeros(F, bool)
-        own[1:1 + self.lags] = True
-        prof_o = 1 + self.lags  # profile at the origin
-        nb = np.zeros(F, bool)
-        nb[prof_o + 1:Fa] = True
-        tgt = np.zeros(F, bool)
-        tgt[Fa:] = True
         inter = np.zeros(F, bool)
         inter[0] = True
-        last = np.zeros(F)
-        last[1] = 1.0
-        ha = np.zeros(F)
-        ha[Fa] = 1.0  # day-type profile at the target
-        dev = last + ha
-        dev[prof_o] = -1.0
-        short = inter | tgt
-        short[1:3] = True
-        short[prof_o] = True
-        full = ~nb
-        slot = np.zeros(F)
-        slot[Fa + 1] = 1.0  # profile over all recent days at the target (``ha_slot``)
-        fams = [("level", inter | own, last), ("profile", inter | tgt, ha),
-                ("profile_slot", inter | tgt, slot), ("full", full, ha),
-                ("dev", full, dev), ("dev_short", short, dev)]
+        raw = np.zeros(F, bool)
+        raw[1:1 + RAW_LAGS] = True
+        p_o = 1 + RAW_LAGS  # the day-type profile at the origin
+        d0 = p_o + 1  # first deviation lag
+        devs = np.zeros(F, bool)
+        devs[d0:d0 + self.lags] = True
+        short = np.zeros(F, bool)
+        short[d0:d0 + 2] = True
+        nb = np.zeros(F, bool)
+        nb[d0 + self.lags:Fa] = True
+        tgt = np.zeros(F, bool)
+        tgt[Fa:] = True
+
+        def prior(*idx: int) -> np.ndarray:
+            p = np.zeros(F)
+            p[list(idx)] = 1.0
+            return p
+
+        last = prior(1)  # the last value
+        ha = prior(Fa)  # the day-type profile at the target
+        slot = prior(Fa + 1)  # the profile over all recent days at the target (``ha_slot``)
+        dev = prior(d0, Fa)  # last deviation plus the profile at the target
+        dev_raw = prior(1, Fa)
+        dev_raw[p_o] = -1.0  # the same from the raw value: last + profile(t) - profile(o - 1)
+        fams = [("level", inter | raw, last), ("level_dev", inter | raw | (dev_raw < 0) | tgt, dev_raw),
+                ("profile", inter | tgt, ha),
+                ("profile_slot", inter | tgt, slot), ("full", inter | devs | tgt, ha),
+                ("dev", inter | devs | tgt, dev), ("dev_short", inter | short | tgt, dev)]
         if nb.any():
-            fams += [("full_nb", np.ones(F, bool), ha), ("dev_nb", np.ones(F, bool), dev)]
+            fams += [("full_nb", inter | devs | nb | tgt, ha), ("dev_nb", inter | devs | nb | tgt, dev)]
         masks, priors, lams, names = [], [], [], []
         for fam, mask, prior in fams:
             for lam in self.lams:
@@ -468,40 +496,48 @@ class Ridge(Forecaster):
         edges = np.concatenate([[0], edges])
         G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride)
         default = self.families.index("dev") + len(self.lams) // 2  # used without validation pairs
+        sums = [(G, b, m)]
         if self.robust:
-            # every candidate is fitted with the same robust weights: 1 / |residual| of a
-            # pilot fit (`dev`), so spikes do not steer the choice between candidates
+            # every candidate also fitted with robust weights, 1 / |residual| of a pilot fit
+            # (`dev`): one step towards least absolute deviations, for spiky series; the
+            # cross-validation chooses between the plain and the robust fits
             pilot = K.lin_solve(G.sum(axis=2), b.sum(axis=2), m.sum(axis=2), masks[[default]],
                                 priors[[default]], lams[[default]])[:, :, 0]
-            G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride, pilot)
-        err = np.zeros((Y.shape[0], len(self.horizons), len(lams)))
+            sums.append(K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride, pilot))
+        self.families = self.families * len(sums)
+        err = np.zeros((Y.shape[0], len(self.horizons), len(self.families)))
         cnt = np.zeros((Y.shape[0], len(self.horizons)))
         hmax = int(self.horizons.max())
         for j in range(1, len(edges) - 1):
-            coef = K.lin_solve(G[:, :, :j].sum(axis=2), b[:, :, :j].sum(axis=2),
-                               m[:, :, :j].sum(axis=2), masks, priors, lams)
+            coef = self._solve(sums, masks, priors, lams, slice(0, j))
             lo, hi = int(edges[j]), int(edges[j + 1])
-            vstride = max(1, (hi - lo) // 1000)
+            vstride = max(1, (hi - lo) // self.max_val)
             e, c = K.lin_val_error(P, Z, coef, *spec, cal.weekend, self.horizons,
                                    np.arange(max(0, lo - hmax + 1), hi, vstride, dtype=np.int64),
                                    lo, hi)
             err += e
             cnt += c
         # the `top` best candidates by cross-validated MAE, averaged (less winner's curse
-        # than the single best when candidates differ by noise)
+        # than the single best when candidates differ by noise), refitted on [0, val_end)
         ranked = np.argsort(err, axis=2, kind="stable")[:, :, :self.top]
         self.choice = np.where(cnt[:, :, None] > 0, ranked, default)
-        self.coef = self._refit(G.sum(axis=2), b.sum(axis=2), m.sum(axis=2), masks, priors, lams)
-        for _ in range(self.l1_steps):
-            G, b, m = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges[[0, -1]], stride,
+        coef = self._solve(sums, masks, priors, lams, slice(None))
+        self.coef = np.take_along_axis(coef, self.choice[:, :, :, None], axis=2).mean(axis=2)
+        for _ in range(self.l1_steps if self.robust else 0):
+            # further reweighting steps; they change only the robust candidates chosen
+            sums[1] = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges[[0, -1]], stride,
                                  self.coef)
-            self.coef = self._refit(G[:, :, 0], b[:, :, 0], m[:, :, 0], masks, priors, lams)
+            coef = self._solve(sums[:1], masks, priors, lams, slice(None))
+            coef = np.concatenate([coef, self._solve(sums[1:], masks, priors, lams, slice(None))], axis=2)
+            self.coef = np.take_along_axis(coef, self.choice[:, :, :, None], axis=2).mean(axis=2)
         return self
 
-    def _refit(self, G, b, m, masks, priors, lams) -> np.ndarray:
-        """Mean coefficients ``(n, nh, F)`` of the chosen candidates from the sums ``G, b, m``."""
-        coef = K.lin_solve(G, b, m, masks, priors, lams)
-        return np.take_along_axis(coef, self.choice[:, :, :, None], axis=2).mean(axis=2)
+    @staticmethod
+    def _solve(sums, masks, priors, lams, blocks: slice) -> np.ndarray:
+        """Coefficients ``(n, nh, C * len(sums), F)`` of every candidate fitted on ``blocks``."""
+        return np.concatenate([K.lin_solve(G[:, :, blocks].sum(axis=2), b[:, :, blocks].sum(axis=2),
+                                           m[:, :, blocks].sum(axis=2), masks, priors, lams)
+                               for G, b, m in sums], axis=2)
 
     def chosen(self) -> dict[str, int]:
         """How often each family of candidates is among those chosen (series x horizon x top)."""
