@@ -24,13 +24,23 @@ def compare(baseline: str, candidate: str, threshold: float, metric: str, confid
     For each case the ratio of medians B/A of the warm repeats gets a bootstrap
     confidence interval; a regression is a case whose interval's lower bound exceeds
     1 + threshold, or a case that was ok in A and fails in B. Exit status 1 when a
-    regression is found, 0 otherwise.
+    regression is found, 0 otherwise, and 2 when there is nothing to compare (no case in
+    both runs with enough measurements on each side).
     """
-    from uda.harness.compare import compare_results
+    from uda.errors import UserError
+    from uda.harness.compare import MIN_REPEATS, VERDICTS_COMPARED, compare_results
     from uda.harness.results import load_results
 
     out = compare_results(load_results(baseline), load_results(candidate), threshold=threshold,
                           metric=metric, confidence=confidence)
+    if not any(r["verdict"] in VERDICTS_COMPARED for r in out["cases"]):
+        counts: dict[str, int] = {}
+        for r in out["cases"]:
+            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        why = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(counts.items())) or "neither run has a case"
+        msg = (f"nothing to compare between {baseline} and {candidate} on {metric} ({why}); a comparison "
+               f"needs cases present in both runs with at least {MIN_REPEATS} positive measurements each")
+        raise UserError(msg)
     if as_json:
         click.echo(json.dumps(out))
     else:

@@ -57,6 +57,13 @@ def generate(scale_name: str, seed: int, out: str | None, workers: int | None, c
         raise UserError(msg)
     profile = resolve_profile(defects)
     out = out or f"datasets/{scale_name}"
+    from uda.store import remove_stale_temp_folders, split_location
+
+    if split_location(out)[0] is None:
+        removed = remove_stale_temp_folders(split_location(out)[1])
+        if removed:
+            click.echo(f"removed {len(removed)} temporary folder(s) left by killed generations of {out}: "
+                       + ", ".join(p.name for p in removed), err=True)
     with progress_bar(f"generate {scale.name}") as update:
         manifest = run_generate(out, scale=scale, seed=seed, workers=workers, chunk_rows=chunk_rows, force=force,
                                 tables=tuple(t.strip() for t in tables.split(",") if t.strip()), progress=update,

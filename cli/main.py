@@ -27,6 +27,9 @@ COMMANDS = {
 
 class _Root(LazyGroup):
     def invoke(self, ctx: click.Context):
+        store = sys.modules.get("uda.store")  # not imported yet in a fresh process
+        if store is not None:
+            store.OPENED.clear()  # only datasets this command opened can explain its errors
         try:
             return super().invoke(ctx)
         except UserError as exc:

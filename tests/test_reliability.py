@@ -472,3 +472,130 @@ def test_bad_suite_values_exit_2_before_any_case(tmp_path, text, needle):
 def test_bad_bench_overrides_exit_2(tmp_path, args, needle):
     res = _run(["bench", "--suite", _suite_file(tmp_path, _CASE), "--out", tmp_path / "res", *args])
     assert_one_line_error(res, needle)
+
+
+# ---------------------------------------------------------------- 7, 9, 13: results files, compare, size
+
+def _results_obj(walls: list[float] | None = None) -> dict:
+    from uda.harness.results import SCHEMA, SCHEMA_VERSION
+
+    walls = [0.5, 0.51, 0.49] if walls is None else walls
+    warm = [{"wall_s": w, "cpu_s": w, "peak_rss_bytes": 2**20} for w in walls]
+    case = {"id": "route/polars/tiny", "task": "route", "engine": "polars", "scheduler": None,
+            "scale": "tiny", "status": "ok", "cold": dict(warm[0]) if warm else None, "warm": warm,
+            "summary": {"wall_s_median": 0.5, "n_warm": len(warm), "peak_rss_bytes": 2**20},
+            "quality": {"gap": 1e-4}}
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "r", "machine": {},
+            "git": {}, "cases": [case]}
+
+
+def _write_json(path, obj) -> str:
+    import json
+
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+@pytest.mark.parametrize(("mutate", "needle"), [
+    (lambda r: r["cases"][0]["warm"][0].__setitem__("wall_s", "fast"), "wall_s must be a number"),
+    (lambda r: r["cases"][0]["warm"][0].__setitem__("wall_s", float("nan")), "NaN"),
+    (lambda r: r["cases"][0]["summary"].__setitem__("wall_s_median", float("inf")), "Infinity"),
+    (lambda r: r["cases"][0].__setitem__("warm", "many"), "warm must be a list"),
+    (lambda r: r["cases"][0].__setitem__("quality", [1]), "quality must be an object"),
+    (lambda r: r.__setitem__("datasets", {"d": {"tables": {"t": {"rows": "x"}}}}), "needs rows and bytes"),
+])
+def test_report_and_compare_refuse_damaged_results(tmp_path, mutate, needle):
+    good = _write_json(tmp_path / "a.json", _results_obj())
+    bad_obj = _results_obj()
+    mutate(bad_obj)
+    bad = _write_json(tmp_path / "b.json", bad_obj)
+    assert_one_line_error(_run(["report", bad]), needle)
+    assert_one_line_error(_run(["compare", good, bad]), needle)
+    assert not (tmp_path / "b.md").exists()
+
+
+def test_report_of_a_folder_says_it_is_a_folder(tmp_path):
+    assert_one_line_error(_run(["report", tmp_path]), "is a folder")
+
+
+@pytest.mark.parametrize("b", [
+    lambda: {**_results_obj(), "cases": []},
+    lambda: _results_obj([0.0, 0.0, 0.0]),
+    lambda: _results_obj([0.5]),
+    lambda: {**_results_obj(), "cases": [{**_results_obj()["cases"][0], "id": "other/polars/tiny"}]},
+])
+def test_compare_with_nothing_to_compare_exits_2(tmp_path, b):
+    a = _write_json(tmp_path / "a.json", _results_obj())
+    assert_one_line_error(_run(["compare", a, _write_json(tmp_path / "b.json", b())]), "nothing to compare")
+
+
+def test_compare_of_comparable_runs_still_passes(tmp_path):
+    a = _write_json(tmp_path / "a.json", _results_obj())
+    res = _run(["compare", a, a])
+    assert res.exit_code == 0 and "no regression found" in res.output
+
+
+@pytest.mark.parametrize("args", [["--days", "nan"], ["--days", "inf"], ["--days", "-1"], ["--days", "1e300"],
+                                  ["--days", "1", "--deadline", "1e400s"], ["--days", "1", "--sensors", "0"]])
+def test_size_refuses_impossible_numbers(tmp_path, args):
+    a = _write_json(tmp_path / "a.json", _results_obj())
+    res = _run(["size", "--sensors", "100", *args, "--results", a] if "--sensors" not in args
+               else ["size", *args, "--results", a])
+    assert_one_line_error(res)
+
+
+# ---------------------------------------------------------------- 7, 10: generate --out
+
+def test_generate_with_a_300_character_folder_name(tmp_path):
+    assert_one_line_error(_run(["generate", "--out", tmp_path / ("x" * 300)]), "at most 200 bytes")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_generation_leaves_a_temp_folder_that_the_next_one_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "uda.cli.main", "generate", "--scale", "small",
+                             "--out", str(out), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _poll(lambda: any(p.name.startswith(".ds.tmp-") for p in tmp_path.iterdir()), 60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    litter = [p for p in tmp_path.iterdir() if p.name.startswith(".ds.tmp-")]
+    assert litter and not out.exists()
+    # an unrelated temp folder of a live process is kept
+    import os
+
+    live = tmp_path / f".ds.tmp-{os.getppid()}-0123abcd"
+    live.mkdir()
+    res = _run(["generate", "--out", out, "--sensors", "10", "--days", "1", "--tables", "traffic", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "removed 1 temporary folder(s) left by killed generations" in res.stderr
+    assert litter[0].name in res.stderr
+    assert not litter[0].exists() and live.exists()
+    assert _run(["verify", out]).exit_code == 0
+
+
+# ---------------------------------------------------------------- the CLI boundary
+
+def test_an_unexpected_exception_is_one_line_exit_1(monkeypatch):
+    import uda.harness.sizing
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("deliberate")
+
+    monkeypatch.setattr(uda.harness.sizing, "size", boom)
+    res = _run(["size", "--sensors", "1", "--days", "1"])
+    assert res.exit_code == 1
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "internal error (ZeroDivisionError: deliberate)" in err[0] and "bug" in err[0]
+    monkeypatch.setenv("UDA_DEBUG", "1")
+    res = _run(["size", "--sensors", "1", "--days", "1"])
+    assert isinstance(res.exception, ZeroDivisionError)

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -276,8 +277,59 @@ def _check_remote_output(fs: Any, root: str, url: str, *, force: bool) -> None:
         raise UserError(msg)
 
 
+#: Longest file name of a folder uda writes (leaves room for the ``.NAME.tmp-PID-XXXXXXXX`` sibling).
+MAX_NAME_BYTES = 200
+
+
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def stale_temp_folders(out: str | os.PathLike) -> list[Path]:
+    """Temporary folders that killed writers of ``out`` left beside it.
+
+    A dataset (or ``clean/``) is written into ``.NAME.tmp-PID-XXXXXXXX`` next to its final
+    place and renamed into place when complete; a writer killed by ``SIGKILL`` (or a power
+    cut) leaves that folder behind. It is stale when no process ``PID`` runs any more.
+    """
+    import psutil
+
+    out = Path(out).absolute()
+    stale = []
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return []
+    for p in siblings:
+        m = _TMP_NAME.match(p.name)
+        if m is None or m.group("name") != out.name or not p.is_dir() or p.is_symlink():
+            continue
+        if int(m.group("pid")) == os.getpid() or psutil.pid_exists(int(m.group("pid"))):
+            continue
+        stale.append(p)
+    return sorted(stale)
+
+
+def remove_stale_temp_folders(out: str | os.PathLike) -> list[Path]:
+    """Remove :func:`stale_temp_folders` of ``out``; returns those removed."""
+    removed = []
+    for p in stale_temp_folders(out):
+        shutil.rmtree(p, ignore_errors=True)
+        if not p.exists():
+            removed.append(p)
+    return removed
+
+
 def check_output_folder(out: Path, *, force: bool) -> None:
     """Refuse an output folder that exists (unless ``force`` and it is a dataset or empty)."""
+    if len(os.fsencode(out.name)) > MAX_NAME_BYTES:
+        msg = (f"--out folder name {out.name[:40]}... is {len(os.fsencode(out.name))} bytes long; "
+               f"use a name of at most {MAX_NAME_BYTES} bytes")
+        raise UserError(msg)
+    try:
+        out.exists()
+    except OSError as exc:
+        msg = f"--out {str(out)[:80]} cannot be used ({exc.strerror}); choose another folder"
+        raise UserError(msg) from None
     if out.exists():
         if not out.is_dir():
             msg = f"--out {out} is a file; choose a folder path that does not exist"

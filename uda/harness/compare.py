@@ -12,6 +12,8 @@ from uda.harness.results import warm_values
 METRICS = ("wall_s", "cpu_s", "peak_rss_bytes")
 #: Fewest measurements on each side for a verdict (one value has no spread to judge by).
 MIN_REPEATS = 2
+#: Verdicts that compare something; a comparison without any of them compared nothing.
+VERDICTS_COMPARED = ("regression", "improvement", "same", "failed", "fixed")
 
 
 def ratio_ci(a: list[float], b: list[float], *, confidence: float = 0.95, n_boot: int = 4000,

@@ -6,6 +6,7 @@ import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import subprocess
@@ -195,16 +196,39 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         When the file is missing, is not JSON, or is not a uda results object of a
         schema version this uda reads.
     """
-    from uda.store import read_location
+    from uda.store import read_location, split_location
 
     p = os.fspath(path)
+    fs, where = split_location(p)
+    if (Path(where).is_dir() if fs is None else fs.isdir(where)):
+        msg = f"{p} is a folder; pass a results file <run-id>.json written by `uda bench`"
+        raise UserError(msg)
     try:
-        data = json.loads(read_location(p))
-    except (FileNotFoundError, IsADirectoryError):
+        size = Path(where).stat().st_size if fs is None else fs.size(where)
+    except (FileNotFoundError, NotADirectoryError):
+        size = 0
+    except OSError as exc:
+        msg = f"cannot read results file {p} ({exc.strerror or exc.__class__.__name__})"
+        raise UserError(msg) from None
+    if size > MAX_RESULTS_BYTES:
+        msg = f"{p} is {size:,} bytes, more than a results file can be ({MAX_RESULTS_BYTES:,}); pass a file written by `uda bench`"
+        raise UserError(msg)
+    try:
+        data = json.loads(read_location(p), parse_constant=_no_constant)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         msg = f"results file {p} does not exist; pass a JSON file written by `uda bench`"
+        raise UserError(msg) from None
+    except PermissionError:
+        msg = f"cannot read results file {p} (permission denied)"
         raise UserError(msg) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         msg = f"{p} is not valid JSON ({exc.__class__.__name__}); pass a file written by `uda bench`"
+        raise UserError(msg) from None
+    except RecursionError:
+        msg = f"{p} is nested deeper than a results file can be; pass a file written by `uda bench`"
+        raise UserError(msg) from None
+    except ValueError as exc:  # NaN or Infinity: uda writes results with allow_nan=False
+        msg = f"{p} holds {exc}, which `uda bench` never writes; the file is damaged, re-run `uda bench`"
         raise UserError(msg) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         msg = f"{p} is not a uda results file (no \"schema\": \"{SCHEMA}\"); pass a file written by `uda bench`"
@@ -218,7 +242,78 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
                                               and c.get("status") in STATUSES for c in cases):
         msg = f"{p}: \"cases\" must be a list of cases with an id and a known status; the file is damaged, re-run `uda bench`"
         raise UserError(msg)
+    problem = _check_results(data)
+    if problem:
+        msg = f"{p}: {problem}; the file is damaged, re-run `uda bench`"
+        raise UserError(msg)
     return data
+
+
+#: Largest results file read (a run of thousands of cases is a few MB).
+MAX_RESULTS_BYTES = 256 * 2**20
+_MEASURE_KEYS = ("wall_s", "cpu_s", "cpu_user_s", "cpu_sys_s", "peak_rss_bytes", "base_rss_bytes",
+                 "processes", "rows_per_s")
+
+
+def _no_constant(name: str) -> float:
+    msg = f"{name}"
+    raise ValueError(msg)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 and math.isfinite(v)
+
+
+def _check_results(data: dict[str, Any]) -> str | None:
+    """The first problem of a results object's shape (``None`` if none); every field is optional."""
+    for key in ("machine", "git", "suite", "datasets", "packages"):
+        if key in data and not isinstance(data[key], dict):
+            return f"{key!r} must be an object"
+    for key, ds in (data.get("datasets") or {}).items():
+        if not isinstance(ds, dict) or not isinstance(ds.get("tables", {}), dict) \
+                or not isinstance(ds.get("params", {}), dict):
+            return f"dataset {key[:60]!r} must be an object with tables and params objects"
+        for name, t in ds.get("tables", {}).items():
+            if not isinstance(t, dict) or not all(t.get(k) is None or _number(t[k]) for k in ("rows", "bytes")):
+                return f"dataset {key[:60]!r}: table {name[:60]!r} needs rows and bytes as numbers"
+        for k, v in ds.get("params", {}).items():
+            if k in ("sensors", "days", "stations", "water_sites", "water_interval_s") and v is not None \
+                    and not (_number(v) and v > 0):
+                return f"dataset {key[:60]!r}: params.{k} must be a positive number, got {str(v)[:40]!r}"
+    for c in data["cases"]:
+        cid = c["id"][:80]
+        for key in ("task", "engine"):
+            if key in c and not isinstance(c[key], str):
+                return f"case {cid!r}: {key} must be a string"
+        for key in ("scheduler", "scale", "dataset", "message"):
+            if c.get(key) is not None and not isinstance(c[key], str):
+                return f"case {cid!r}: {key} must be a string"
+        for key in ("options", "limits", "quality", "task_summary", "answer_check"):
+            if c.get(key) is not None and not isinstance(c[key], dict):
+                return f"case {cid!r}: {key} must be an object"
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in (c.get("quality") or {}).values()):
+            return f"case {cid!r}: quality values must be finite numbers"
+        for key in ("rows_in", "bytes_in", "elapsed_s", "setup_s", "case_peak_rss_bytes"):
+            if c.get(key) is not None and not _number(c[key]):
+                return f"case {cid!r}: {key} must be a number >= 0, got {str(c[key])[:40]!r}"
+        warm = c.get("warm")
+        if warm is not None and not isinstance(warm, list):
+            return f"case {cid!r}: warm must be a list of measurements"
+        for m in ([c["cold"]] if c.get("cold") is not None else []) + list(warm or []):
+            if not isinstance(m, dict):
+                return f"case {cid!r}: a measurement must be an object"
+            for k in _MEASURE_KEYS:
+                if m.get(k) is not None and not _number(m[k]):
+                    return f"case {cid!r}: measurement {k} must be a number >= 0, got {str(m[k])[:40]!r}"
+        summary = c.get("summary")
+        if summary is not None and not isinstance(summary, dict):
+            return f"case {cid!r}: summary must be an object"
+        for k, v in (summary or {}).items():
+            if v is not None and not _number(v) and not (k == "cold_overhead_s" and isinstance(v, int | float)
+                                                         and math.isfinite(v)):
+                return f"case {cid!r}: summary {k} must be a number, got {str(v)[:40]!r}"
+    return None
 
 
 def warm_values(case: dict[str, Any], metric: str = "wall_s") -> list[float]:

@@ -42,6 +42,9 @@ def parse_duration(text: str, *, option: str) -> float:
         msg = f"{option} {text!r} is not a duration; use a number with s, min, h or d (e.g. 5min, 1h)"
         raise UserError(msg)
     seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds > 100 * 365 * 86400:
+        msg = f"{option} {text!r} is longer than any duration this estimate is for (100 years)"
+        raise UserError(msg)
     if seconds <= 0:
         msg = f"{option} {text!r} must be longer than zero"
         raise UserError(msg)
@@ -254,8 +257,11 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
     if time_model not in FITTERS:
         msg = f"unknown time model {time_model!r}; choose one of: {', '.join(FITTERS)}"
         raise UserError(msg)
-    if sensors <= 0 or days <= 0:
-        msg = f"--sensors {sensors} and --days {days} must both be positive"
+    if not (math.isfinite(days) and days > 0 and sensors > 0):
+        msg = f"--sensors {sensors} and --days {days} must both be positive finite numbers"
+        raise UserError(msg)
+    if days > 36_600 or sensors > 10**9:
+        msg = f"--sensors {sensors} or --days {days} is beyond any city this estimate is for (at most 10^9 sensors, 100 years)"
         raise UserError(msg)
     if interval_s > 86400:
         msg = f"--interval of {interval_s:g} s is longer than a day; sensors report at least daily"
