@@ -486,8 +486,11 @@ def drift_factors(levels: list[dict[str, np.ndarray]]) -> dict[tuple[int, int], 
     """``(key, day) -> estimated drift factor`` where it departs from 1 by :data:`DRIFT_MIN` or more.
 
     A key's daily level is divided by the median level of all keys that day (removing the
-    weekly and weather pattern every sensor shares), then by that ratio on the key's first
-    day; the result is its estimated multiplicative drift.
+    weekly and weather pattern every sensor shares), then by the median of that ratio on
+    the key's first two days (drift starts on day 1 at the earliest, from 0); the result is
+    its estimated multiplicative drift. A day counts only when the
+    median over it and the later days departs on the same side by at least half as much
+    (drift persists; day-to-day congestion does not).
     """
     k = np.concatenate([x["key"] for x in levels]) if levels else np.zeros(0, np.int64)
     if not k.size:
@@ -502,12 +505,16 @@ def drift_factors(levels: list[dict[str, np.ndarray]]) -> dict[tuple[int, int], 
     k, d, ratio = k[order], d[order], ratio[order]
     brk = np.flatnonzero(np.r_[True, k[1:] != k[:-1], True])
     for a, b in zip(brk[:-1], brk[1:], strict=True):
-        base = ratio[a]
+        base = np.median(ratio[a:min(a + 2, b)])  # first two days: one busy day is no baseline
         if not np.isfinite(base) or base == 0:
             continue
         fac = ratio[a:b] / base
         for i in np.flatnonzero(np.abs(fac - 1.0) >= DRIFT_MIN):
-            out[(int(k[a]), int(d[a + i]))] = float(fac[i])
+            # drift ramps up and stays; a busy (or quiet) day does not: the days from this
+            # one on must depart on the same side, by at least half as much, in the median
+            later = np.median(fac[i:]) - 1.0
+            if later * (fac[i] - 1.0) > 0 and abs(later) >= DRIFT_MIN / 2:
+                out[(int(k[a]), int(d[a + i]))] = float(fac[i])
     return out
 
 
