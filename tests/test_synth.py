@@ -235,12 +235,19 @@ def test_dissolved_oxygen_anticorrelated_with_temperature(ds):
     assert r < -0.4
 
 
-def test_pollution_plume_reaches_downstream_after_travel_time(ds):
+def test_pollution_plume_reaches_downstream_after_travel_time(tmp_path):
+    # Plumes are rare (0.015 per outfall and day), so a week of `small` holds too few;
+    # this water-only city of 24 sites x 28 days (64,512 rows, seed 1) has 7 plumes with
+    # 46 consecutive arrival pairs, 32 of them strong and alone (measured at d310671).
+    out = tmp_path / "plumes"
+    generate(out, scale=resolve_scale("tiny", water_sites=24, days=28), seed=1, workers=1, tables=("water",))
+    ds = open_dataset(out)
     sites = ds.read("water_sites")
     tt = dict(zip(sites["site_id"], sites["travel_time_s"], strict=True))
     down = dict(zip(sites["site_id"], sites["downstream_site_id"], strict=True))
-    mag = dict(zip(*ds.read("pollution_events").select("event_id", "magnitude"), strict=True))
-    arr = ds.read("event_arrivals").sort("event_id", "start")
+    plumes = pl.col("event_type") == "plume"  # short events stay at one site and do not travel
+    mag = dict(zip(*ds.read("pollution_events").filter(plumes).select("event_id", "magnitude"), strict=True))
+    arr = ds.read("event_arrivals").filter(plumes).sort("event_id", "start")
     water = ds.read("water").select("site_id", "ts", "ammonia_mgl").sort("site_id", "ts")
     by_site = {k[0]: g for k, g in water.group_by(["site_id"])}
 
@@ -272,7 +279,7 @@ def test_pollution_plume_reaches_downstream_after_travel_time(ds):
             assert ta >= a["start"] - np.timedelta64(15, "m") and tb >= b["start"] - np.timedelta64(15, "m")
             assert (tb - ta).total_seconds() == pytest.approx(tt[a["site_id"]], abs=1800)
             checked += 1
-    assert checked >= 3
+    assert checked >= 10
 
 
 def test_every_tap_out_follows_its_tap_in_by_the_travel_time(ds):

@@ -10,12 +10,30 @@ from uda.cli.main import cli
 from uda.tasks.base import compare_answers
 from uda.tasks.water import WaterOptions, _period_start, run
 
+#: A water-only city with enough plumes to score: plumes are rare (0.015 per outfall and
+#: day), so `tiny` (8 sites, 7 days) has none; 24 sites x 28 days (64,512 rows, seed 1)
+#: have 53 plume arrivals (7 released between adjacent sites) beside 569 short events.
+PLUME_CITY = {"water_sites": 24, "days": 28}
+
+
+def _plume_city(out, **kwargs):
+    from uda.generate import generate
+    from uda.scales import resolve_scale
+
+    generate(out, scale=resolve_scale("tiny", **PLUME_CITY), seed=1, workers=1, tables=("water",), **kwargs)
+    return out
+
 
 @pytest.fixture(scope="module")
-def results(tiny_dataset, tmp_path_factory):
+def plume_city(tmp_path_factory):
+    return _plume_city(tmp_path_factory.mktemp("plumes") / "city")
+
+
+@pytest.fixture(scope="module")
+def results(plume_city, tmp_path_factory):
     out = tmp_path_factory.mktemp("water")
-    pol = run(tiny_dataset, engine="polars", out=out / "polars")
-    dsk = run(tiny_dataset, engine="dask", scheduler="sync", out=out / "dask", plot=False)
+    pol = run(plume_city, engine="polars", out=out / "polars")
+    dsk = run(plume_city, engine="dask", scheduler="sync", out=out / "dask", plot=False)
     return pol, dsk, out
 
 
@@ -26,9 +44,9 @@ def test_polars_and_dask_agree(results):
     assert pol.summary["mass_balance"] == dsk.summary["mass_balance"]
 
 
-def test_dask_threads_scheduler_agrees(results, tiny_dataset):
+def test_dask_threads_scheduler_agrees(results, plume_city):
     pol, _, _ = results
-    other = run(tiny_dataset, engine="dask", scheduler="threads")
+    other = run(plume_city, engine="dask", scheduler="threads")
     assert compare_answers(pol.answer, other.answer) == []
 
 
@@ -36,11 +54,16 @@ def test_detectors_and_mass_balance_find_events(results):
     pol, _, _ = results
     det = pol.summary["detectors"]
     assert set(det) == {"zscore", "cusum", "multivariate"}
+    # measured: multivariate F1 0.93 (53/53 found, 8 false alarms), cusum 0.97, zscore 0.71
     best = max(d["f1"] for d in det.values())
     assert best >= 0.8
-    assert det["multivariate"]["n_events"] > 0
+    assert det["multivariate"]["n_events"] >= 40 and det["multivariate"]["recall"] >= 0.95
+    ev = pol.summary["events"]
+    assert ev["scored"] == det["multivariate"]["n_events"] and ev["other_types"] > 0
+    # short events are not plumes: the signature detectors are not scored on them
+    assert ev["arrivals"] == ev["scored"] + ev["below_min_size"] + ev["in_warm_up"] + ev["other_types"]
     mb = pol.summary["mass_balance"]
-    assert mb["n_events"] > 0 and mb["recall"] == 1.0
+    assert mb["n_events"] >= 5 and mb["recall"] == 1.0 and mb["n_false_alarms"] <= 1
 
 
 def test_results_written(results):
@@ -55,10 +78,10 @@ def test_results_written(results):
 def test_wqi_table_shape(results):
     pol, _, _ = results
     a = pol.answer
-    # tiny: 8 sites, 7 days within one month -> one period per site
-    assert a["wqi_site"].tolist() == list(range(8))
+    # 24 sites, 28 days from Monday 2 March, within one month -> one period per site
+    assert a["wqi_site"].tolist() == list(range(24))
     assert np.all((a["wqi_ccme"] >= 0) & (a["wqi_ccme"] <= 100))
-    assert a["wqi_n"].sum() == 8 * 7 * 96
+    assert a["wqi_n"].sum() == 24 * 28 * 96
 
 
 def test_period_starts():
@@ -71,15 +94,15 @@ def test_period_starts():
     assert as_dates("day") == ["2026-03-02", "2026-03-08", "2026-03-09", "2026-04-01"]
 
 
-def test_cli_json(tiny_dataset, tmp_path):
-    res = CliRunner().invoke(cli, ["run", "water", "--data", str(tiny_dataset), "--engine", "polars",
+def test_cli_json(plume_city, tmp_path):
+    res = CliRunner().invoke(cli, ["run", "water", "--data", str(plume_city), "--engine", "polars",
                                    "--out", str(tmp_path / "o"), "--no-plot", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     for name in ("zscore", "cusum", "multivariate"):
         assert set(doc["detectors"][name]) >= {"precision", "recall", "f1", "median_delay_s"}
     assert doc["mass_balance"]["recall"] == 1.0
-    assert len(doc["sites"]) == 8
+    assert len(doc["sites"]) == 24
 
 
 def test_cli_human(tiny_dataset, tmp_path):
@@ -130,10 +153,8 @@ def test_unknown_option_is_user_error(tiny_dataset):
 
 
 def test_many_partitions_same_answer(results, tmp_path, monkeypatch):
-    """One file per two sites: Dask runs mass balances within and across partitions, same answer."""
+    """One file per six sites: Dask runs mass balances within and across partitions, same answer."""
     import uda.tasks.water as water
-    from uda.generate import generate
-    from uda.scales import resolve_scale
 
     calls = []
     step = water._partition_task
@@ -144,8 +165,7 @@ def test_many_partitions_same_answer(results, tmp_path, monkeypatch):
 
     monkeypatch.setattr(water, "_partition_task", spy)
 
-    out = tmp_path / "chunks"
-    generate(out, scale=resolve_scale("tiny"), seed=1, workers=1, chunk_rows=1500, tables=("water",))
+    out = _plume_city(tmp_path / "chunks", chunk_rows=6 * 28 * 96)
     from uda.store import open_dataset
 
     assert len(open_dataset(out).files("water")) == 4
@@ -157,18 +177,24 @@ def test_many_partitions_same_answer(results, tmp_path, monkeypatch):
 
 
 def test_small_preset_meets_the_bar(tmp_path):
-    """The issue's bar on `small` (default seed): best F1 >= 0.8, every local discharge found."""
+    """The bar on `small` (default seed): best F1 >= 0.8, every local discharge found.
+
+    Eight weeks instead of two: with plumes at 0.015 per outfall and day, two weeks of
+    `small` hold 17 plume arrivals and 3 local discharges, too few to score. Measured on
+    these 56 days: 50 arrivals, cusum F1 0.94, multivariate 0.92, zscore 0.55; mass
+    balance 8 of 8, no false alarm.
+    """
     from uda.generate import generate
     from uda.scales import resolve_scale
 
     out = tmp_path / "small"
-    generate(out, scale=resolve_scale("small"), seed=42, workers=1, tables=("water",))
+    generate(out, scale=resolve_scale("small", days=56), seed=42, workers=1, tables=("water",))
     res = run(out, engine="polars")
     det = res.summary["detectors"]
     assert max(d["f1"] for d in det.values()) >= 0.8
-    assert res.summary["events"]["scored"] > 100
+    assert res.summary["events"]["scored"] >= 40
     mb = res.summary["mass_balance"]
-    assert mb["n_events"] >= 10 and mb["n_detected"] == mb["n_events"]
+    assert mb["n_events"] >= 6 and mb["n_detected"] == mb["n_events"]
     assert mb["n_false_alarms"] <= 1
 
 
@@ -177,11 +203,18 @@ def test_empty_water_table_is_user_error(tiny_dataset, tmp_path):
 
     import polars as pl
 
+    from uda.store import file_sha256
+
     copy = tmp_path / "empty"
     shutil.copytree(tiny_dataset, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    for f in manifest["tables"]["water"]["files"]:
-        pl.read_parquet(copy / f["path"]).head(0).write_parquet(copy / f["path"])
+    entry = manifest["tables"]["water"]
+    for f in entry["files"]:  # emptied files, recorded in the manifest so its file checks pass
+        path = copy / f["path"]
+        pl.read_parquet(path).head(0).write_parquet(path)
+        f.update(rows=0, bytes=path.stat().st_size, sha256=file_sha256(path))
+    entry.update(rows=0, bytes=sum(f["bytes"] for f in entry["files"]))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     for engine in ("polars", "dask"):
         res = CliRunner().invoke(cli, ["run", "water", "--data", str(copy), "--engine", engine,
                                        "--no-plot", "--out", str(tmp_path / "o")])
@@ -191,13 +224,9 @@ def test_empty_water_table_is_user_error(tiny_dataset, tmp_path):
 
 def test_defect_feeds_need_standardise_then_run(tmp_path):
     """--defects datasets: a one-line hint first; after standardise both engines agree."""
-    from uda.generate import generate
-    from uda.scales import resolve_scale
     from uda.tasks.standardise import run as standardise
 
-    out = tmp_path / "defects"
-    generate(out, scale=resolve_scale("tiny"), seed=1, workers=1, tables=("water",),
-             defects="realistic")
+    out = _plume_city(tmp_path / "defects", defects="realistic")
     res = CliRunner().invoke(cli, ["run", "water", "--data", str(out), "--no-plot",
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "uda run standardise" in res.output
@@ -205,7 +234,8 @@ def test_defect_feeds_need_standardise_then_run(tmp_path):
     pol = run(out, engine="polars")
     dsk = run(out, engine="dask", scheduler="sync")
     assert compare_answers(pol.answer, dsk.answer) == []
-    assert pol.summary["detectors"]["multivariate"]["n_events"] > 0
+    # measured: 45 of 53 plume arrivals found with the defects (53 of 53 on the clean data)
+    assert pol.summary["detectors"]["multivariate"]["n_detected"] >= 30
 
 
 def test_sub_block_takes_the_named_sites():

@@ -826,7 +826,8 @@ def _truth(ds: Any, engine: str, opts: WaterOptions, site_first: dict[int, int],
     """(detector truth, mass-balance truth) from ``truth/``; ``None`` if the dataset has none.
 
     Detector truth: every plume arrival at a site, sized by magnitude x peak factor;
-    arrivals before a site's baseline warm-up ends get size -1 (always ignored).
+    arrivals before a site's baseline warm-up ends get size -1, events of other types
+    (short events) size -2 (both always ignored).
     Mass-balance truth: arrivals at the site just below the event's outfall. ``tables``
     holds :data:`TRUTH_TABLES` if they were already read.
     """
@@ -844,8 +845,8 @@ def _truth(ds: Any, engine: str, opts: WaterOptions, site_first: dict[int, int],
     warm = int(opts.min_periods * opts.interval_s * _MS)
     first = np.array([site_first.get(int(s), np.iinfo(np.int64).max) for s in site], dtype=np.int64)
     size = np.where(start < first + warm, -1.0, size)
-    if "event_type" in arr:  # the signature detectors look for plumes; other types are ignored here
-        size = np.where(np.asarray(arr["event_type"]).astype(str) == "plume", size, -1.0)
+    if "event_type" in arr:  # the signature detectors look for plumes; other types (size -2) are ignored here
+        size = np.where(np.asarray(arr["event_type"]).astype(str) == "plume", size, -2.0)
     det = Truth(site, start, end, size)
     # events without an outfall (discharge_id -1: short events at one site) are never local discharges
     local = np.array([dis_down.get(ev_dis[e], -2) == s for e, s in zip(arr["event_id"].tolist(), site.tolist(),
@@ -954,7 +955,8 @@ def run(data: Any, *, engine: str = "polars", scheduler: str | None = None,
         summary["events"] = {"arrivals": int(size.size),
                              "scored": int((size >= opts.min_event_size).sum()),
                              "below_min_size": int(((size >= 0) & (size < opts.min_event_size)).sum()),
-                             "in_warm_up": int((size < 0).sum()),
+                             "in_warm_up": int((size == -1.0).sum()),
+                             "other_types": int((size == -2.0).sum()),
                              "min_event_size": opts.min_event_size}
     summary["seconds"] = seconds
     if train_fraction is not None:
