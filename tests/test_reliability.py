@@ -322,7 +322,8 @@ BRAESS = __import__("pathlib").Path(__file__).parent / "data" / "tntp" / "Braess
 
 
 @pytest.mark.parametrize("args", [["--trip-rate", "inf"], ["--trip-rate", "nan"], ["--beta", "inf"],
-                                  ["--gap", "nan"], ["--gap", "inf"], ["--trip-rate", "-1"]])
+                                  ["--gap", "nan"], ["--gap", "inf"], ["--trip-rate", "-1"],
+                                  ["--trip-rate", "1e308"]])
 def test_route_refuses_impossible_numbers(tiny_dataset, args):
     before = _snapshot(tiny_dataset)
     assert_one_line_error(_run(["run", "route", "--data", tiny_dataset, *args]), args[0])

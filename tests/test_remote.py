@@ -84,7 +84,9 @@ def test_results_written_and_read_through_memory_urls(memfs, tiny_dataset, tmp_p
     out = "memory://uda-test/results"
     runs = []
     for _ in range(2):
-        r = runner.invoke(cli, ["bench", "--suite", str(_suite(tmp_path)), "--out", out, "--json"])
+        # two warm repeats: compare needs two measurements per side to compare anything
+        r = runner.invoke(cli, ["bench", "--suite", str(_suite(tmp_path)), "--out", out, "--json",
+                                "--repeats", "2"])
         assert r.exit_code == 0, r.output
         runs.append(json.loads(r.stdout)["run_id"])
     for run_id in runs:

@@ -802,7 +802,8 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     if od_mode == "gravity":
         # Zone-to-zone skims only (never zones x all nodes: that grows with the city squared).
         free_skim = all_or_nothing(city.network(free_time, city.centroid), free_time).skim
-        demand = gravity_od(trip_rate * city.population, city.jobs, free_skim, beta_per_min=beta_per_min)
+        with np.errstate(all="ignore"):  # overflow of absurd rates is refused below
+            demand = gravity_od(trip_rate * city.population, city.jobs, free_skim, beta_per_min=beta_per_min)
     elif od_mode == "taps":
         if engine == "polars":
             trips, days = tap_trips_polars(ds, slot_minutes=slot_minutes)
@@ -818,6 +819,12 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         demand = pattern * (trip_rate * city.population.sum() / pattern.sum())
     else:
         demand = given_od
+    with np.errstate(all="ignore"):
+        total = float(np.sum(demand))
+    if not np.isfinite(total):
+        msg = (f"the OD demand is not finite (--trip-rate {trip_rate:g}, --beta {beta_per_min:g} are too large "
+               "for this city); use a realistic trip rate such as 0.2")
+        raise UserError(msg)
     stage["od"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
