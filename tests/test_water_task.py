@@ -252,3 +252,45 @@ def test_sub_block_takes_the_named_sites():
     assert same is block and rows.tolist() == list(range(6))
     empty, rows = _sub_block(block, {7})
     assert empty.sites.size == 0 and empty.offsets.tolist() == [0] and rows.size == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_pass_detectors_equal_the_stepwise_kernels_and_sklearn(seed):
+    """detector_rows (one fused pass, compiled trees) == the separate kernels + scikit-learn's predict_proba."""
+    from uda.tasks.water import Block, split_train
+    from uda.water import (
+        DetectOptions,
+        apply_detectors,
+        detector_features,
+        detector_features_stepwise,
+        fit_detectors,
+        pack_trees,
+    )
+
+    rng = np.random.default_rng(seed)
+    n_sites, n = 3, 1500
+    v = rng.normal(size=(n_sites * n, 4)).cumsum(axis=0) * 0.1 + rng.normal(size=(n_sites * n, 4))
+    labels = np.zeros(n_sites * n, dtype=bool)
+    for s in rng.integers(0, n_sites * n - 30, 40):  # shifts of a few SDs, some spikes, gaps
+        labels[s:s + 20] = True
+        v[s:s + 20, rng.integers(0, 4)] += rng.choice([-6.0, 6.0])
+    v[rng.random(v.shape) < 0.03] = np.nan
+    v[rng.integers(0, n_sites * n, 20), 1] += 40.0
+    v[:50, 2] = np.nan  # a parameter missing at the start of a site
+    v[100:400, 3] = 2.5  # and a stuck stretch
+    site = np.repeat(np.arange(n_sites), n)
+    block = Block.from_arrays(site, np.tile(np.arange(n, dtype=np.int64) * 60_000, n_sites), v,
+                              ("a", "b", "c", "d"))
+    opts = DetectOptions(forecast_s=1200)  # a 20-sample window: it fills, and the gate closes it
+    fitted = fit_detectors(block, labels, split_train(block.offsets, 0.5), 60.0, opts)
+    assert fitted.model is not None
+    ref = detector_features_stepwise(block, fitted, opts)
+    got = detector_features(block, fitted, opts, want_x=True, trees=pack_trees(fitted.model))
+    for name in ("residual", "distance", "changepoint", "X"):
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+    prob = fitted.model.predict_proba(ref["X"])[:, 1]
+    prob[np.isnan(ref["residual"])] = np.nan
+    np.testing.assert_allclose(got["supervised"], prob, rtol=1e-12, atol=0)
+    assert np.isnan(ref["residual"]).any() and np.isnan(ref["X"]).any()  # warm-up and gaps were exercised
+    scores, _ = apply_detectors(block, fitted, opts)
+    np.testing.assert_array_equal(scores["supervised"], got["supervised"])

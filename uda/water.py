@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -528,6 +529,9 @@ class FittedDetectors:
     train_f1
         Detector -> per-sample F1 on the training part at the chosen threshold
         (out-of-fold for ``supervised``); empty without labels.
+    trees
+        ``model``'s trees as flat node arrays (:func:`pack_trees`) for the compiled
+        evaluator of :func:`uda.kernels.detect.detector_rows`; ``None`` without a model.
     """
 
     params: tuple[str, ...]
@@ -542,6 +546,7 @@ class FittedDetectors:
     how: dict[str, str]
     model: object | None
     train_f1: dict[str, float]
+    trees: dict[str, Any] | None = None
 
 
 def _resolution(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -590,16 +595,95 @@ def _residuals(block, fitted_scale: dict[int, np.ndarray] | None, opts: DetectOp
                             np.ascontiguousarray(scale, dtype=np.float64), gate, mask)
 
 
-def detector_features(block, fitted: FittedDetectors, opts: DetectOptions) -> dict[str, np.ndarray]:
-    """Standardised residuals and the unsupervised scores of every row of ``block``.
+#: Rows before the current one in the supervised detector's recent-max feature.
+RECENT_ROWS = 4
+
+
+def pack_trees(model: Any) -> dict[str, Any]:
+    """The trees of a fitted binary ``HistGradientBoostingClassifier`` as flat node arrays.
+
+    Returns
+    -------
+    dict
+        ``roots`` (first node of each tree), per node ``feature``, ``threshold``,
+        ``left``, ``right`` (global node indices), ``missing_left``, ``leaf``, ``value``,
+        and ``base`` (the raw score before the first tree): the arguments of
+        :func:`uda.kernels.detect.detector_rows`, which evaluates them as scikit-learn's
+        ``predict_proba`` does on raw features (tested equal).
+    """
+    if getattr(model, "n_trees_per_iteration_", 1) != 1:
+        msg = "only binary classifiers can be packed"
+        raise ValueError(msg)
+    nodes = [pred[0].nodes for pred in model._predictors]
+    if any(n["is_categorical"].any() for n in nodes):
+        msg = "categorical splits are not supported by the compiled tree evaluator"
+        raise ValueError(msg)
+    sizes = np.array([n.shape[0] for n in nodes], dtype=np.int64)
+    roots = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    shift = np.repeat(roots, sizes)
+    allnodes = np.concatenate(nodes)
+    return {"roots": roots,
+            "feature": allnodes["feature_idx"].astype(np.int64),
+            "threshold": allnodes["num_threshold"].astype(np.float64),
+            "left": allnodes["left"].astype(np.int64) + shift,
+            "right": allnodes["right"].astype(np.int64) + shift,
+            "missing_left": allnodes["missing_go_to_left"].astype(np.bool_),
+            "leaf": allnodes["is_leaf"].astype(np.bool_),
+            "value": allnodes["value"].astype(np.float64),
+            "base": float(np.asarray(model._baseline_prediction).ravel()[0])}
+
+
+_NO_TREES: dict[str, Any] = {"roots": np.zeros(0, np.int64), "feature": np.zeros(0, np.int64),
+                             "threshold": np.zeros(0), "left": np.zeros(0, np.int64),
+                             "right": np.zeros(0, np.int64), "missing_left": np.zeros(0, np.bool_),
+                             "leaf": np.zeros(0, np.bool_), "value": np.zeros(0), "base": 0.0}
+
+
+def detector_features(block, fitted: FittedDetectors, opts: DetectOptions, *, want_x: bool = True,
+                      trees: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The unsupervised scores of every row of ``block`` (and the supervised one given ``trees``).
+
+    One compiled causal pass per site (:func:`uda.kernels.detect.detector_rows`).
 
     Returns
     -------
     dict of ndarray
-        ``z`` ``(n, p)`` residuals in scale units, ``u`` = ``z / tail``, and the scores
-        ``residual`` (largest ``|u|``), ``distance`` (robust Mahalanobis length of ``z``),
-        ``changepoint`` (largest two-sided CUSUM of ``u``), each ``(n,)``, plus the
-        supervised features ``X`` ``(n, 3p + 2)``.
+        The scores ``residual`` (largest ``|u|``, ``u`` = residual in scale units /
+        training tail), ``distance`` (robust Mahalanobis length of the residuals),
+        ``changepoint`` (largest two-sided CUSUM of ``u``), each ``(n,)``; with
+        ``want_x`` the supervised features ``X`` ``(n, 3p + 2)``; with ``trees`` the
+        ``supervised`` probability.
+    """
+    from uda.kernels.detect import detector_rows
+
+    p = block.values.shape[1]
+    pooled = np.nanmedian(np.stack(list(fitted.scale.values())), axis=0) if fitted.scale else np.ones(p)
+    scale = np.stack([fitted.scale.get(int(s), pooled) for s in block.sites]) \
+        if block.sites.size else np.ones((0, p))
+    t = trees if trees is not None else _NO_TREES
+    resid, dist, change, prob, X = detector_rows(
+        np.ascontiguousarray(block.values, dtype=np.float64), block.offsets, fitted.window,
+        fitted.min_periods, np.ascontiguousarray(scale, dtype=np.float64), float(opts.gate), int(fitted.max_mask),
+        np.ascontiguousarray(fitted.tail, dtype=np.float64), np.ascontiguousarray(fitted.precision),
+        float(opts.clip), float(opts.cusum_k), float(opts.cusum_clip), RECENT_ROWS, bool(want_x),
+        t["roots"], t["feature"], t["threshold"], t["left"], t["right"], t["missing_left"], t["leaf"],
+        t["value"], float(t["base"]))
+    out = {"residual": resid, "distance": dist, "changepoint": change}
+    if want_x:
+        out["X"] = X
+    if trees is not None:
+        out["supervised"] = prob
+    return out
+
+
+def detector_features_stepwise(block, fitted: FittedDetectors, opts: DetectOptions) -> dict[str, np.ndarray]:
+    """:func:`detector_features` computed piece by piece with the separate kernels (a reference).
+
+    Returns
+    -------
+    dict of ndarray
+        ``z`` ``(n, p)`` residuals in scale units, ``u`` = ``z / tail``, the scores
+        ``residual``, ``distance``, ``changepoint`` and the features ``X``.
     """
     from uda.kernels.detect import cusum_two_sided, robust_distance, window_max
 
@@ -614,7 +698,7 @@ def detector_features(block, fitted: FittedDetectors, opts: DetectOptions) -> di
     cs = cusum_two_sided(np.ascontiguousarray(u), block.offsets, opts.cusum_k, opts.cusum_clip)
     change = cs.max(axis=1) if cs.shape[1] else np.zeros(cs.shape[0])
     change[none] = np.nan
-    recent = window_max(np.ascontiguousarray(au), block.offsets, 4, 0)
+    recent = window_max(np.ascontiguousarray(au), block.offsets, RECENT_ROWS, 0)
     X = np.column_stack([np.clip(z, -opts.clip, opts.clip), recent, cs, resid, dist])
     return {"z": z, "u": u, "residual": resid, "distance": dist, "changepoint": change, "X": X}
 
@@ -769,6 +853,7 @@ def _fit_supervised_1(fitted: FittedDetectors, X: np.ndarray, block, labels: np.
     else:
         thr, f = 0.5, math.nan
     fitted.model = _new_model(opts).fit(X[rows], y)
+    fitted.trees = pack_trees(fitted.model)
     fitted.thresholds["supervised"] = thr
     fitted.how["supervised"] = (f"probability threshold with the best per-sample F1 of predictions "
                                 f"made out of fold on {len(folds)} contiguous training folds")
@@ -786,13 +871,11 @@ def apply_detectors(block, fitted: FittedDetectors, opts: DetectOptions | None =
         Detector -> ``(n,)`` float score and ``(n,)`` bool alarm state.
     """
     opts = opts or DetectOptions()
-    feats = detector_features(block, fitted, opts)
+    trees = fitted.trees if fitted.trees is not None or fitted.model is None else pack_trees(fitted.model)
+    feats = detector_features(block, fitted, opts, want_x=False, trees=trees)
     scores = {name: feats[name] for name in ("residual", "distance", "changepoint")}
-    if fitted.model is not None:
-        with _one_thread():
-            prob = fitted.model.predict_proba(feats["X"])[:, 1]
-        prob[np.isnan(feats["residual"])] = np.nan
-        scores["supervised"] = prob
+    if trees is not None:
+        scores["supervised"] = feats["supervised"]
     flags = {name: _flags(sc, block.offsets, fitted.thresholds[name], opts)
              for name, sc in scores.items()}
     return scores, flags

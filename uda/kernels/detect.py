@@ -382,6 +382,39 @@ def masked_baseline(values: np.ndarray, offsets: np.ndarray, window: int, min_pe
 
 # ---- detectors over every parameter (fitted on a training part) ---------------------------
 
+@njit(cache=True, nogil=True, inline="always")
+def _sorted_push(buf, m, v):
+    """Insert ``v`` into the sorted ``buf[:m]`` (room for one more), shifting from the end."""
+    k = m
+    while k > 0 and buf[k - 1] > v:
+        buf[k] = buf[k - 1]
+        k -= 1
+    buf[k] = v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sorted_replace(buf, m, old, new):
+    """Replace one ``old`` in the sorted ``buf[:m]`` by ``new``, moving only the values between them."""
+    lo = 0
+    hi = m
+    while lo < hi:  # leftmost position of old
+        mid = (lo + hi) // 2
+        if buf[mid] < old:
+            lo = mid + 1
+        else:
+            hi = mid
+    k = lo
+    if new > old:
+        while k + 1 < m and buf[k + 1] < new:
+            buf[k] = buf[k + 1]
+            k += 1
+    else:
+        while k > 0 and buf[k - 1] > new:
+            buf[k] = buf[k - 1]
+            k -= 1
+    buf[k] = new
+
+
 @njit(cache=True, nogil=True)
 def _residual_series(x, window, min_periods, scale, gate, max_mask, out):
     """One series of :func:`causal_residuals` (see there)."""
@@ -417,14 +450,13 @@ def _residual_series(x, window, min_periods, scale, gate, max_mask, out):
             open_gate = False
         if take:
             if m == w:
-                _sorted_remove(buf, m, ring[head])
-                m -= 1
+                _sorted_replace(buf, m, ring[head], v)
                 ring[head] = v
                 head = (head + 1) % w
             else:
                 ring[(head + m) % w] = v
-            _sorted_insert(buf, m, v)
-            m += 1
+                _sorted_push(buf, m, v)
+                m += 1
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -592,3 +624,196 @@ def hysteresis(score: np.ndarray, offsets: np.ndarray, on: float, off: float,
                 alarm = True
             out[i] = alarm
     return out
+
+
+# ---- the detectors over every parameter in one pass (features and compiled trees) ----------
+
+@njit(cache=True, nogil=True)
+def _tree_sum(x, roots, feature, threshold, left, right, missing_left, leaf, value, base):
+    """Raw score of gradient-boosted trees on one feature row: ``base + sum of leaf values``."""
+    raw = base
+    for t in range(roots.shape[0]):
+        k = roots[t]
+        while not leaf[k]:
+            v = x[feature[k]]
+            if np.isnan(v):
+                k = left[k] if missing_left[k] else right[k]
+            elif v <= threshold[k]:
+                k = left[k]
+            else:
+                k = right[k]
+        raw += value[k]
+    return raw
+
+
+@njit(cache=True, nogil=True)
+def _detector_group(values, a, b, window, min_periods, scale, gate, max_mask, tail, precision, clip,
+                    cusum_k, cusum_clip, recent, want_x, roots, feature, threshold, left, right,
+                    missing_left, leaf, value, base, resid_out, dist_out, change_out, prob_out, x_out):
+    p = values.shape[1]
+    w = max(window, 1)
+    ring = np.empty((p, w))
+    buf = np.empty((p, w))
+    m = np.zeros(p, np.int64)
+    head = np.zeros(p, np.int64)
+    rejected = np.zeros(p, np.int64)
+    open_gate = np.zeros(p, np.bool_)
+    hi = np.zeros(p)
+    lo = np.zeros(p)
+    r_len = recent + 1
+    rec = np.full((p, r_len), np.nan)
+    zc = np.empty(p)      # residual clipped to the distance's range (0 if missing)
+    x = np.empty(3 * p + 2)
+    trees = roots.shape[0] > 0
+    for i in range(a, b):
+        slot = (i - a) % r_len
+        n_rec = min(i - a + 1, r_len)
+        none = True
+        rmax = -np.inf
+        cmax = 0.0
+        for j in range(p):
+            v = values[i, j]
+            z = np.nan
+            if not np.isnan(v):
+                mj = m[j]
+                if mj >= min_periods:
+                    h = mj // 2
+                    med = buf[j, h] if mj % 2 == 1 else 0.5 * (buf[j, h - 1] + buf[j, h])
+                    z = (v - med) / scale[j]
+                take = True
+                if not np.isnan(z) and abs(z) > gate:
+                    if open_gate[j] or rejected[j] >= max_mask:
+                        open_gate[j] = True
+                    else:
+                        rejected[j] += 1
+                        take = False
+                else:
+                    rejected[j] = 0
+                    open_gate[j] = False
+                if take:
+                    if mj == w:
+                        _sorted_replace(buf[j], mj, ring[j, head[j]], v)
+                        ring[j, head[j]] = v
+                        head[j] = (head[j] + 1) % w
+                    else:
+                        ring[j, (head[j] + mj) % w] = v
+                        _sorted_push(buf[j], mj, v)
+                        m[j] = mj + 1
+            u = z / tail[j]
+            if np.isnan(u):
+                zc[j] = 0.0
+                x[j] = np.nan
+            else:
+                none = False
+                au = abs(u)
+                if au > rmax:
+                    rmax = au
+                c = min(max(u, -cusum_clip), cusum_clip)
+                hi[j] = max(0.0, hi[j] + c - cusum_k)
+                lo[j] = max(0.0, lo[j] - c - cusum_k)
+                zc[j] = min(max(z, -clip), clip)
+                x[j] = zc[j]
+            rec[j, slot] = abs(u)
+            best = np.nan
+            for k in range(n_rec):
+                r = rec[j, k]
+                if not np.isnan(r) and (np.isnan(best) or r > best):
+                    best = r
+            x[p + j] = best
+            cs = max(hi[j], lo[j])
+            x[2 * p + j] = cs
+            if cs > cmax:
+                cmax = cs
+        if none:
+            resid_out[i] = np.nan
+            dist_out[i] = np.nan
+            change_out[i] = np.nan
+            x[3 * p] = np.nan
+            x[3 * p + 1] = np.nan
+        else:
+            s = 0.0
+            for j in range(p):
+                if zc[j] == 0.0:
+                    continue
+                t = 0.0
+                for k in range(p):
+                    t += precision[j, k] * zc[k]
+                s += zc[j] * t
+            d = np.sqrt(max(s, 0.0) / max(p, 1))
+            resid_out[i] = rmax
+            dist_out[i] = d
+            change_out[i] = cmax
+            x[3 * p] = rmax
+            x[3 * p + 1] = d
+        if want_x:
+            for k in range(3 * p + 2):
+                x_out[i, k] = x[k]
+        if trees:
+            if none:
+                prob_out[i] = np.nan
+            else:
+                raw = _tree_sum(x, roots, feature, threshold, left, right, missing_left, leaf, value, base)
+                prob_out[i] = 1.0 / (1.0 + np.exp(-raw))
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def detector_rows(values: np.ndarray, offsets: np.ndarray, window: int, min_periods: int,
+                  scale: np.ndarray, gate: float, max_mask: int, tail: np.ndarray, precision: np.ndarray,
+                  clip: float, cusum_k: float, cusum_clip: float, recent: int, want_x: bool,
+                  roots: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+                  right: np.ndarray, missing_left: np.ndarray, leaf: np.ndarray, value: np.ndarray,
+                  base: float) -> tuple:
+    """Every score of the detectors over every parameter in one causal pass per site.
+
+    Per row and parameter: the gated residual ``z`` of :func:`causal_residuals`, ``u =
+    z / tail``; per row: ``residual`` = largest ``|u|``, ``distance`` = the
+    :func:`robust_distance` of ``z``, ``changepoint`` = largest :func:`cusum_two_sided`
+    of ``u``, and, given trees, the ``supervised`` probability
+    ``1 / (1 + exp(-(base + sum of leaf values)))`` of gradient-boosted trees on the
+    feature row ``[clip(z), recent max |u|, CUSUMs, residual, distance]`` (the
+    :func:`window_max` of ``|u|`` over the last ``recent + 1`` rows). Each score is NaN
+    where every parameter's residual is missing. Equal to computing the pieces one by one
+    (tested), without the intermediate ``(n, p)`` arrays.
+
+    Parameters
+    ----------
+    values
+        ``(n_rows, p)`` float64, rows sorted by group (site); NaN = missing.
+    offsets
+        ``(n_groups + 1,)`` int64 row offsets.
+    window, min_periods, scale, gate, max_mask
+        As :func:`causal_residuals` (``scale`` ``(n_groups, p)``).
+    tail
+        ``(p,)`` divisor of ``z`` giving ``u``.
+    precision, clip
+        As :func:`robust_distance`.
+    cusum_k, cusum_clip
+        As :func:`cusum_two_sided`.
+    recent
+        Rows before the current one in the recent-max feature.
+    want_x
+        Also return the feature rows (else a ``(0, 3p + 2)`` array).
+    roots, feature, threshold, left, right, missing_left, leaf, value, base
+        The trees as flat node arrays (``roots``: first node of each tree; empty: no
+        supervised score): a row goes left when its feature is ``<= threshold`` or, if
+        missing, when ``missing_left``; ``base`` is the raw score before the first tree.
+
+    Returns
+    -------
+    tuple
+        ``(residual, distance, changepoint, supervised, X)``: four ``(n_rows,)`` arrays
+        (``supervised`` NaN without trees) and ``X``.
+    """
+    n, p = values.shape
+    n_groups = offsets.shape[0] - 1
+    resid = np.empty(n)
+    dist = np.empty(n)
+    change = np.empty(n)
+    prob = np.full(n, np.nan)
+    x_out = np.empty((n if want_x else 0, 3 * p + 2))
+    for g in prange(n_groups):
+        _detector_group(values, offsets[g], offsets[g + 1], window, min_periods, scale[g], gate, max_mask,
+                        tail, precision, clip, cusum_k, cusum_clip, recent, want_x, roots, feature,
+                        threshold, left, right, missing_left, leaf, value, base, resid, dist, change,
+                        prob, x_out)
+    return resid, dist, change, prob, x_out
