@@ -385,8 +385,8 @@ class Ridge(Forecaster):
     nearest_lags: ClassVar[int] = 0
 
     def __init__(self, lags: int = 6, lams=(0.01, 0.1, 1.0, 10.0), weeks: int = 4,
-                 max_pairs: int = 2000, max_val: int = 300, folds: int = 3, top: int = 3,
-                 robust: bool = True, l1_steps: int = 2):
+                 max_pairs: int = 1000, max_val: int = 150, folds: int = 3, top: int = 3,
+                 robust: bool = True, l1_steps: int = 1):
         self.lags = lags
         self.robust = robust
         self.l1_steps = l1_steps

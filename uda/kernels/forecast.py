@@ -31,38 +31,6 @@ def forward_fill(Y: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True)
-def _solve_spd(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``A x = b`` for a symmetric positive definite ``A`` by Cholesky."""
-    F = A.shape[0]
-    L = np.zeros((F, F))
-    for j in range(F):
-        s = A[j, j]
-        for k in range(j):
-            s -= L[j, k] * L[j, k]
-        if s <= 1e-300:
-            s = 1e-300
-        L[j, j] = np.sqrt(s)
-        for i in range(j + 1, F):
-            s = A[i, j]
-            for k in range(j):
-                s -= L[i, k] * L[j, k]
-            L[i, j] = s / L[j, j]
-    z = np.empty(F)
-    for i in range(F):
-        s = b[i]
-        for k in range(i):
-            s -= L[i, k] * z[k]
-        z[i] = s / L[i, i]
-    x = np.empty(F)
-    for i in range(F - 1, -1, -1):
-        s = z[i]
-        for k in range(i + 1, F):
-            s -= L[k, i] * x[k]
-        x[i] = s / L[i, i]
-    return x
-
-
 # --------------------------------------------------------------------------- naive models
 
 
@@ -379,6 +347,50 @@ def _target_features(P, i, t, start, tpan, weekend, f) -> bool:
     return True
 
 
+@njit(cache=True, nogil=True)
+def _pairs(P, target, i, h, origins, opan, olag, tpan, weekend, t_lo, t_hi, wcoef_c, delta,
+           X, y, ts, w) -> int:
+    """The pairs of series ``i`` at horizon ``h`` from ``origins`` (ascending) whose target
+    lies in ``[t_lo, t_hi)`` and is observed and whose features are complete: rows
+    ``X[:m]`` (features times the square root of the weight), ``y[:m]`` (target times the
+    same), ``ts[:m]`` (target step) and ``w[:m]`` (weight); returns ``m``. Without weights
+    (``wcoef_c`` empty) every weight is 1; with them ``1 / max(|y - f' wcoef_c|, delta)``.
+    """
+    Fa = 1 + opan.shape[0]
+    F = X.shape[1]
+    m = 0
+    for a in range(origins.shape[0]):
+        o = origins[a]
+        t = o + h - 1
+        if t < t_lo:
+            continue
+        if t >= t_hi:
+            break
+        v = target[i, t]
+        if np.isnan(v):
+            continue
+        f = X[m]
+        if not _origin_features(P, i, o, opan, olag, f):
+            continue
+        if not _target_features(P, i, t, Fa, tpan, weekend, f):
+            continue
+        wt = 1.0
+        if wcoef_c.shape[0]:
+            r = v
+            for u in range(F):
+                r -= wcoef_c[u] * f[u]
+            wt = 1.0 / max(abs(r), delta)
+            sw = np.sqrt(wt)
+            for u in range(F):
+                f[u] *= sw
+            v *= sw
+        y[m] = v
+        ts[m] = t
+        w[m] = wt
+        m += 1
+    return m
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarray,
              tpan: np.ndarray, weekend: np.ndarray, horizons: np.ndarray, edges: np.ndarray,
@@ -392,12 +404,12 @@ def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarr
     Sums over blocks add up, so a fit on any run of blocks is a sum. With ``wcoef``
     ``(n, nh, F)`` every pair is weighted by ``1 / max(|y - f' wcoef|, delta)`` (one step
     of iteratively reweighted least squares towards least absolute deviations) and ``m``
-    holds the sum of the weights.
+    holds the sum of the weights. The sums are matrix products of the pairs' rows.
 
     Returns
     -------
     G : (n, n_horizons, n_blocks, F, F)
-        ``sum w f f'`` (upper triangle filled).
+        ``sum w f f'``.
     b : (n, n_horizons, n_blocks, F)
         ``sum w f y``.
     m : (n, n_horizons, n_blocks)
@@ -406,8 +418,7 @@ def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarr
     n = target.shape[0]
     nh = horizons.shape[0]
     nb = edges.shape[0] - 1
-    Fa = 1 + opan.shape[0]
-    F = Fa + tpan.shape[0] + 1
+    F = 2 + opan.shape[0] + tpan.shape[0]
     G = np.zeros((n, nh, nb, F, F))
     b = np.zeros((n, nh, nb, F))
     m = np.zeros((n, nh, nb))
@@ -415,40 +426,67 @@ def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarr
     t_hi = edges[nb]
     o_start = max(0, t_lo - horizons.max() + 1)
     o_start -= o_start % stride
-    o_end = t_hi - horizons.min() + 1
+    origins = np.arange(o_start, max(o_start, t_hi - horizons.min() + 1), stride)
+    no_w = np.empty(0)
     for i in prange(n):
-        f = np.empty(F)
-        for o in range(o_start, o_end, stride):
-            if not _origin_features(P, i, o, opan, olag, f):
-                continue
-            for c in range(nh):
-                h = horizons[c]
-                t = o + h - 1
-                if t < t_lo or t >= t_hi:
-                    continue
-                y = target[i, t]
-                if np.isnan(y):
-                    continue
-                if not _target_features(P, i, t, Fa, tpan, weekend, f):
-                    continue
-                part = 0
-                while t >= edges[part + 1]:
-                    part += 1
-                w = 1.0
-                if wcoef is not None:
-                    r = y
-                    for u in range(F):
-                        r -= wcoef[i, c, u] * f[u]
-                    w = 1.0 / max(abs(r), delta)
-                Gc = G[i, c, part]
-                bc = b[i, c, part]
-                for u in range(F):
-                    fu = f[u] * w
-                    bc[u] += fu * y
-                    for v in range(u, F):
-                        Gc[u, v] += fu * f[v]
-                m[i, c, part] += w
+        X = np.empty((origins.shape[0], F))
+        y = np.empty(origins.shape[0])
+        ts = np.empty(origins.shape[0], dtype=np.int64)
+        w = np.empty(origins.shape[0])
+        for c in range(nh):
+            wc = wcoef[i, c] if wcoef is not None else no_w
+            k = _pairs(P, target, i, horizons[c], origins, opan, olag, tpan, weekend, t_lo, t_hi,
+                       wc, delta, X, y, ts, w)
+            s = 0
+            for j in range(nb):
+                e = s
+                while e < k and ts[e] < edges[j + 1]:
+                    e += 1
+                if e > s:
+                    Xj = X[s:e]
+                    G[i, c, j] = np.dot(Xj.T, Xj)
+                    b[i, c, j] = np.dot(Xj.T, y[s:e])
+                    m[i, c, j] = w[s:e].sum()
+                s = e
     return G, b, m
+
+
+@njit(cache=True, nogil=True)
+def _solve_into(G, bv, mm, idx, q, prior, lam, A, L, z, out) -> None:
+    """``out[idx[:q]]`` = ridge solution on features ``idx[:q]`` shrunk towards ``prior``
+    (see :func:`lin_solve`), by Cholesky in the preallocated ``A``, ``L``, ``z``."""
+    for a in range(q):
+        ua = idx[a]
+        z[a] = bv[ua] / mm
+        for a2 in range(a, q):
+            A[a, a2] = G[ua, idx[a2]] / mm
+        if ua != 0:
+            A[a, a] += lam
+            z[a] += lam * prior[ua]
+        else:
+            A[a, a] += 1e-9
+    for j in range(q):
+        s = A[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if s <= 1e-300:
+            s = 1e-300
+        L[j, j] = np.sqrt(s)
+        for r in range(j + 1, q):
+            s = A[j, r]
+            for k in range(j):
+                s -= L[r, k] * L[j, k]
+            L[r, j] = s / L[j, j]
+    for r in range(q):
+        s = z[r]
+        for k in range(r):
+            s -= L[r, k] * z[k]
+        z[r] = s / L[r, r]
+    for r in range(q - 1, -1, -1):
+        s = z[r]
+        for k in range(r + 1, q):
+            s -= L[k, r] * out[idx[k]]
+        out[idx[r]] = s / L[r, r]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -475,33 +513,25 @@ def lin_solve(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarray,
     n, nh, F = b.shape
     C = masks.shape[0]
     coef = np.zeros((n, nh, C, F))
+    idx = np.zeros((C, F), dtype=np.int64)
+    qs = np.zeros(C, dtype=np.int64)
+    for k in range(C):
+        for u in range(F):
+            if masks[k, u]:
+                idx[k, qs[k]] = u
+                qs[k] += 1
     for i in prange(n):
+        A = np.empty((F, F))
+        L = np.empty((F, F))
+        z = np.empty(F)
         for c in range(nh):
-            mm = m[i, c]
             for k in range(C):
-                idx = np.flatnonzero(masks[k])
-                if mm == 0.0:
-                    for u in idx:
-                        coef[i, c, k, u] = priors[k, u]
+                if m[i, c] == 0.0:
+                    for a in range(qs[k]):
+                        coef[i, c, k, idx[k, a]] = priors[k, idx[k, a]]
                     continue
-                q = idx.shape[0]
-                A = np.empty((q, q))
-                r = np.empty(q)
-                for a in range(q):
-                    ua = idx[a]
-                    r[a] = b[i, c, ua] / mm
-                    for a2 in range(a, q):
-                        ub = idx[a2]
-                        A[a, a2] = G[i, c, min(ua, ub), max(ua, ub)] / mm
-                        A[a2, a] = A[a, a2]
-                    if ua != 0:
-                        A[a, a] += lams[k]
-                        r[a] += lams[k] * priors[k, ua]
-                    else:
-                        A[a, a] += 1e-9
-                sol = _solve_spd(A, r)
-                for a in range(q):
-                    coef[i, c, k, idx[a]] = sol[a]
+                _solve_into(G[i, c], b[i, c], m[i, c], idx[k], qs[k], priors[k], lams[k], A, L,
+                            z, coef[i, c, k])
     return coef
 
 
@@ -511,7 +541,7 @@ def lin_val_error(P: np.ndarray, target: np.ndarray, coef: np.ndarray, opan: np.
                   horizons: np.ndarray, origins: np.ndarray, t_lo: int,
                   t_hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Sum of absolute errors of every candidate of ``coef`` ``(n, nh, C, F)`` over the pairs
-    of ``origins`` whose target lies in ``[t_lo, t_hi)``.
+    of ``origins`` (ascending) whose target lies in ``[t_lo, t_hi)``.
 
     Returns ``err`` ``(n, nh, C)`` and the number of scored pairs ``(n, nh)`` (targets
     observed, features complete).
@@ -520,31 +550,24 @@ def lin_val_error(P: np.ndarray, target: np.ndarray, coef: np.ndarray, opan: np.
     nh = horizons.shape[0]
     C = coef.shape[2]
     F = coef.shape[3]
-    Fa = 1 + opan.shape[0]
     err = np.zeros((n, nh, C))
     cnt = np.zeros((n, nh))
+    no_w = np.empty(0)
     for i in prange(n):
-        f = np.empty(F)
-        for a in range(origins.shape[0]):
-            o = origins[a]
-            if not _origin_features(P, i, o, opan, olag, f):
+        X = np.empty((origins.shape[0], F))
+        y = np.empty(origins.shape[0])
+        ts = np.empty(origins.shape[0], dtype=np.int64)
+        w = np.empty(origins.shape[0])
+        for c in range(nh):
+            k = _pairs(P, target, i, horizons[c], origins, opan, olag, tpan, weekend, t_lo, t_hi,
+                       no_w, 0.0, X, y, ts, w)
+            cnt[i, c] = k
+            if k == 0:
                 continue
-            for c in range(nh):
-                h = horizons[c]
-                t = o + h - 1
-                if t < t_lo or t >= t_hi:
-                    continue
-                y = target[i, t]
-                if np.isnan(y):
-                    continue
-                if not _target_features(P, i, t, Fa, tpan, weekend, f):
-                    continue
-                cnt[i, c] += 1.0
-                for k in range(C):
-                    s = 0.0
-                    for u in range(F):
-                        s += coef[i, c, k, u] * f[u]
-                    err[i, c, k] += abs(s - y)
+            E = np.dot(X[:k], coef[i, c].T)
+            for r in range(k):
+                for kk in range(C):
+                    err[i, c, kk] += abs(E[r, kk] - y[r])
     return err, cnt
 
 
