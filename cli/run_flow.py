@@ -112,7 +112,7 @@ def _num(x, digits: int = 2) -> str:
               help="Chronological train,validation,test percentages of the time axis.")
 @click.option("--origin-step", type=int, default=1, show_default=True,
               help="Steps between rolling forecast origins in the test period.")
-@click.option("--partitions", type=int, default=4, show_default=True,
+@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
               help="With --engine dask and --wide/--libcity: blocks of series fitted in parallel.")
 @click.option("--block-mb", type=float, default=64, show_default=True,
               help="With --data and a traffic target: MiB of series per block; fitting a block needs "

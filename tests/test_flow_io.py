@@ -267,3 +267,49 @@ def test_sentinels_and_irregular_timestamps_through_the_cli(tmp_path):
     out = json.loads(res.output)
     assert any("read as missing" in n for n in out["notes"]), out["notes"]
     assert any("binned to" in n for n in out["notes"]), out["notes"]
+
+
+# --------------------------------------------------------------------------- hostile cells (issue #16)
+
+
+def test_a_text_cell_in_the_default_libcity_column_is_an_error_not_another_column(tmp_path):
+    src = DATA / "libcity"
+    dst = tmp_path / "lc"
+    shutil.copytree(src, dst)
+    dyna = next(dst.glob("*.dyna"))
+    lines = dyna.read_text().splitlines()
+    head = lines[0].split(",")
+    col = head.index("traffic_flow")
+    row = lines[5].split(",")
+    row[col] = "zzz"
+    lines[5] = ",".join(row)
+    dyna.write_text("\n".join(lines) + "\n")
+    _bad("--libcity", str(dst), "--models", "last", "--horizons", "1",
+         match="column 'traffic_flow' is not numeric (e.g. 'zzz')")
+
+
+def test_a_text_cell_in_a_wide_table_is_quoted(tmp_path):
+    lines = (DATA / "wide_ids.csv").read_text().splitlines()
+    lines[7] = "14.1,oops,26.6,27.1"
+    f = tmp_path / "w.csv"
+    f.write_text("\n".join(lines) + "\n")
+    _bad("--wide", str(f), "--interval", "1h", match="row 7 holds 'oops'")
+
+
+def test_infinite_values_are_missing_and_an_all_infinite_sensor_is_dropped(tmp_path):
+    df = pl.read_csv(DATA / "wide_ids.csv").with_columns(pl.lit(float("inf")).alias("405"))
+    f = tmp_path / "w.csv"
+    df.write_csv(f)
+    res = _run("--wide", str(f), "--interval", "1h", "--models", "last,ha", "--horizons", "1", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["series"] == 4
+    assert any("infinite values read as missing" in n for n in out["notes"]), out["notes"]
+    assert all(v["1"]["mae"] is not None for v in out["models"].values())
+
+
+@pytest.mark.parametrize("parts", ["0", "-3"])
+def test_partitions_below_one_are_refused(parts):
+    res = _run("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--engine", "dask",
+               "--partitions", parts)
+    assert res.exit_code == 2 and "--partitions" in res.output and "Traceback" not in res.output

@@ -17,7 +17,7 @@ import polars as pl
 
 from uda.errors import UserError
 from uda.forecast import Panel, parse_interval
-from uda.io.wide import grid_positions, to_datetime
+from uda.io.wide import first_non_number, grid_positions, to_datetime
 
 REQUIRED = {
     ".geo": ("geo_id",),
@@ -93,6 +93,8 @@ def read_libcity(path: str | os.PathLike, *, column: str | None = None,
     dyna = _read(files[".dyna"], ".dyna")
     where = str(files[".dyna"])
     values = [c for c in dyna.columns if c not in DYNA_KEYS]
+    if column is None and "traffic_flow" in values:
+        column = "traffic_flow"  # the default even when a bad cell made it text: say so below
     if column is None:
         numeric = [c for c in values if dyna[c].dtype.is_numeric()]
         if not numeric:
@@ -103,7 +105,10 @@ def read_libcity(path: str | os.PathLike, *, column: str | None = None,
         msg = f"{where}: missing column {column!r} for --column; value columns are: {', '.join(values) or '(none)'}"
         raise UserError(msg)
     if not dyna[column].dtype.is_numeric():
-        msg = f"{where}: column {column!r} is not numeric; choose a value column with --column"
+        bad = first_non_number(dyna[column])
+        cell = f" (e.g. {bad[1]!r})" if bad else ""
+        msg = (f"{where}: column {column!r} is not numeric{cell}; fix that cell or choose a value "
+               "column with --column")
         raise UserError(msg)
 
     ids = geo["geo_id"].cast(pl.String).to_list()

@@ -114,6 +114,15 @@ def mean_by_step(vals: np.ndarray, pos: np.ndarray, length: int) -> tuple[np.nda
     return out, merged
 
 
+def first_non_number(col: pl.Series) -> tuple[int, str] | None:
+    """Row (0-based, in file order) and text of the first non-empty cell of ``col`` that does
+    not read as a number, if any."""
+    text = col.cast(pl.String)
+    bad = text.is_not_null() & text.str.strip_chars().cast(pl.Float64, strict=False).is_null()
+    hit = bad.arg_true()
+    return (int(hit[0]), str(text[int(hit[0])])) if len(hit) else None
+
+
 def mask_sentinels(vals: np.ndarray, missing: Sequence[float]) -> int:
     """Set values equal to any of ``missing`` to NaN in place; return how many were set."""
     if not len(missing):
@@ -213,11 +222,16 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
            if not df[c].dtype.is_numeric() and df[c].null_count() < df.height]
     if bad:
         col = bad[0]
-        sample = df[col].drop_nulls().head(1).to_list()
-        msg = (f"{where}: column {col!r} is not numeric (e.g. {sample[0]!r}); every column except the "
+        cell = first_non_number(df[col])
+        shown = f" (row {cell[0] + 1} holds {cell[1]!r})" if cell else ""
+        msg = (f"{where}: column {col!r} is not numeric{shown}; every column except the "
                "timestamp must hold one sensor's values")
         raise UserError(msg)
     vals = np.array(df.select(pl.all().cast(pl.Float64)).to_numpy().T, dtype=np.float64)
+    infinite = np.isinf(vals)
+    if infinite.any():
+        vals[infinite] = np.nan
+        notes.append(f"{int(infinite.sum())} infinite values read as missing")
     masked = mask_sentinels(vals, missing)
     if masked:
         shown = ", ".join(f"{m:g}" for m in missing)
