@@ -164,3 +164,19 @@ def test_daily_levels_padded_and_looped_agree_with_median(long_run):
         sel = (key == kk) & (ts // _DAY_MS == dd) & np.isfinite(values[:, j])
         assert lv == np.median(values[sel, j])
     assert got["key"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_a_killed_standardise_leaves_no_litter(drifting, tmp_path):
+    """The temporary folder of a killed standardise (its process gone) goes on the next run."""
+    import shutil
+
+    from uda.tasks.standardise import standardise
+
+    copy = tmp_path / "d"
+    shutil.copytree(drifting, copy)
+    stale = copy / ".clean.tmp-999999999-deadbeef"  # no such process
+    stale.mkdir()
+    (stale / "part.parquet").write_bytes(b"half written")
+    standardise(open_dataset(copy), engine="polars", write=True)
+    assert not stale.exists()
+    assert (copy / "clean" / "manifest.json").is_file()

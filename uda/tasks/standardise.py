@@ -46,7 +46,7 @@ from uda.store import (
     MANIFEST,
     Dataset,
     open_dataset,
-    resolve_inside,
+    remove_stale_temp_folders,
     table_entry,
     write_part,
 )
@@ -124,13 +124,13 @@ def feed_files(ds: Dataset) -> list[FeedFile]:
         for name in sorted(ds.tables):
             if not name.startswith("feed_") or name == "feed_dictionary":
                 continue
-            for f in ds.table(name)["files"]:
+            for f, path in zip(ds.table(name)["files"], ds.files(name), strict=True):
                 key = (f.get("table"), f.get("district"), f.get("version"))
                 if key not in std:
                     msg = f"feed file {f['path']} has no entry in feed_dictionary; regenerate the dataset"
                     raise UserError(msg)
                 s = std[key]
-                out.append(FeedFile(path=resolve_inside(ds.path, f["path"]), rel=f["path"], table=key[0], district=int(key[1]),
+                out.append(FeedFile(path=path, rel=f["path"], table=key[0], district=int(key[1]),
                                     group=f"d{int(key[1]):03d}-{f.get('chunk', '')}", rows=int(f["rows"]),
                                     columns=s["columns"], units=s["units"], id_formats=s["id_formats"],
                                     time_format=s["time_format"]))
@@ -773,6 +773,8 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
     groups = _groups(ctx.files)
     try:
         if tmp is not None:
+            if ds.fs is None:  # what a killed standardise left beside clean/
+                remove_stale_temp_folders(ds.path / CLEAN_DIR)
             tmp.mkdir()
 
         def run_groups(sel: dict[tuple[str, str], list[FeedFile]], factors: dict[str, dict]) -> dict:
