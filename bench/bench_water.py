@@ -128,36 +128,86 @@ def pandas_peer(df, params: tuple[str, ...], guides, window: int) -> object:
     return z, wqi
 
 
-def detection_throughput(block, labels, opts, repeats: int) -> dict:
-    """Rows per second per core: today's signature detectors vs the detectors over every parameter.
+def _previous_detection(block, fitted, opts) -> dict:
+    """The detectors over every parameter as computed before the one-pass kernel (commit b6d0a2c):
+    separate kernels with ``(n, p)`` intermediates, scikit-learn's ``predict_proba``, then flags."""
+    import numpy as np
 
-    One Numba thread and one OpenMP thread, so the figures are per core. The fitted
-    detectors are fitted once on the first half of each site's rows (labels: truth
-    arrivals); detection (residuals, distance, CUSUM, supervised trees, persistence and
-    hysteresis) is timed on the whole table.
+    from uda.water import _flags, detector_features_stepwise
+
+    feats = detector_features_stepwise(block, fitted, opts)
+    scores = {name: feats[name] for name in ("residual", "distance", "changepoint")}
+    prob = fitted.model.predict_proba(feats["X"])[:, 1]
+    prob[np.isnan(feats["residual"])] = np.nan
+    scores["supervised"] = prob
+    return {name: _flags(sc, block.offsets, fitted.thresholds[name], opts) for name, sc in scores.items()}
+
+
+def detection_throughput(block, labels, opts, repeats: int) -> dict:
+    """Rows per second per core of the detectors, old and new, in the same run.
+
+    One Numba thread and one OpenMP thread, so the figures are per core. Fitted once on
+    the first half of each site's rows (labels: truth arrivals); detection is timed on the
+    whole table:
+
+    * ``signature_detectors``: today's zscore/cusum/multivariate on the signature parameters;
+    * ``previous``: the detectors over every parameter as before (separate kernels,
+      scikit-learn ``predict_proba``, 100 trees of 15 leaves);
+    * ``one_pass_same_model``: the one-pass kernel with the compiled tree evaluator on
+      that same 100-tree model (identical scores);
+    * ``one_pass_no_trees``: the one-pass kernel without the supervised detector (so the
+      trees cost the difference);
+    * ``now``: the one-pass kernel with the default model (:class:`uda.water.DetectOptions`).
     """
+    import dataclasses
+
     import numba
     from threadpoolctl import threadpool_limits
 
     from uda.tasks.water import detector_scores, split_train
-    from uda.water import DetectOptions, apply_detectors, fit_detectors
+    from uda.water import DetectOptions, apply_detectors, detector_features, fit_detectors
 
+    now_opts = DetectOptions()
+    old_opts = dataclasses.replace(now_opts, trees=100, learning_rate=0.1, max_leaf_nodes=15, max_depth=None)
+    train = split_train(block.offsets, 0.5)
     before = numba.get_num_threads()
     numba.set_num_threads(1)
+    out: dict = {"rows": block.ts.size, "params_all": len(block.params)}
     try:
         with threadpool_limits(limits=1):
             t = time.perf_counter()
-            fitted = fit_detectors(block, labels, split_train(block.offsets, 0.5), opts.interval_s,
-                                   DetectOptions())
-            fit_s = time.perf_counter() - t
-            old, _ = _time(lambda: detector_scores(block, opts), repeats)
-            new, _ = _time(lambda: apply_detectors(block, fitted, DetectOptions()), repeats)
+            old_fit = fit_detectors(block, labels, train, opts.interval_s, old_opts)
+            out["fit_seconds_previous_model"] = round(time.perf_counter() - t, 3)
+            t = time.perf_counter()
+            now_fit = fit_detectors(block, labels, train, opts.interval_s, now_opts)
+            out["fit_seconds_now"] = round(time.perf_counter() - t, 3)
+            cases = {
+                "signature_detectors": lambda: detector_scores(block, opts),
+                "previous": lambda: _previous_detection(block, old_fit, old_opts),
+                "one_pass_same_model": lambda: apply_detectors(block, old_fit, old_opts),
+                "one_pass_no_trees": lambda: detector_features(block, now_fit, now_opts, want_x=False),
+                "now": lambda: apply_detectors(block, now_fit, now_opts),
+            }
+            for fn in cases.values():  # compile / warm up
+                fn()
+            times: dict[str, list[float]] = {k: [] for k in cases}
+            for _ in range(repeats):  # interleaved, so load changes hit every case alike
+                for name, fn in cases.items():
+                    t = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t)
     finally:
         numba.set_num_threads(before)
     n = block.ts.size
-    return {"rows": n, "params_all": len(block.params), "fit_seconds_1_core": round(fit_s, 3),
-            "signature_detectors_today": {**old, "rows_per_s": round(n / old["median"])},
-            "all_parameter_detectors": {**new, "rows_per_s": round(n / new["median"])}}
+    for name, ts in times.items():
+        st = _stats(ts)
+        out[name] = {**st, "rows_per_s": round(n / st["median"])}
+    out["speedup_now_vs_previous"] = round(out["previous"]["median"] / out["now"]["median"], 2)
+    out["model_previous"] = {"trees": old_opts.trees, "max_leaf_nodes": old_opts.max_leaf_nodes,
+                             "max_depth": old_opts.max_depth, "learning_rate": old_opts.learning_rate}
+    out["model_now"] = {"trees": now_opts.trees, "max_leaf_nodes": now_opts.max_leaf_nodes,
+                        "max_depth": now_opts.max_depth, "learning_rate": now_opts.learning_rate}
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -167,6 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--peer-repeats", type=int, default=1)
     ap.add_argument("--json", default=None, help="Write the results here too")
+    ap.add_argument("--detection-only", action="store_true",
+                    help="Only the per-core detection throughput (skip the task, peer and compile timings)")
     args = ap.parse_args(argv)
 
     import psutil
@@ -192,28 +244,29 @@ def main(argv: list[str] | None = None) -> dict:
                  "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "load_avg_1m": os.getloadavg()[0],
                              "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)}}
-    out["cold_compile"] = cold_compile()
-
-    first = time.perf_counter()
-    ref = run(ds, engine="polars", plot=False)
-    out["first_call_seconds"] = time.perf_counter() - first
-    results = {}
-    for engine in ("polars", "dask"):
-        stats, res = _time(lambda e=engine: run(ds, engine=e, scheduler="threads", plot=False),
-                           args.repeats)
-        results[engine] = stats
-        results[engine]["agrees_with_polars"] = compare_answers(ref.answer, res.answer) == []
-    out["task"] = results
-    out["quality"] = {k: round(v, 4) for k, v in ref.quality.items()}
-
-    df = ds.scan("water").select(["site_id", "ts", *PARAMS]).sort(["site_id", "ts"]).collect()
-    block = block_from_polars(df, PARAMS)
-    guides = load_guidelines()
     opts = WaterOptions()
-    out["kernels"], _ = _time(lambda: kernels_only(block, guides, opts), args.repeats)
-    pdf = df.to_pandas()
-    out["pandas_peer"], _ = _time(lambda: pandas_peer(pdf, PARAMS, guides, opts.window),
-                                  args.peer_repeats)
+    if not args.detection_only:
+        out["cold_compile"] = cold_compile()
+
+        first = time.perf_counter()
+        ref = run(ds, engine="polars", plot=False)
+        out["first_call_seconds"] = time.perf_counter() - first
+        results = {}
+        for engine in ("polars", "dask"):
+            stats, res = _time(lambda e=engine: run(ds, engine=e, scheduler="threads", plot=False),
+                               args.repeats)
+            results[engine] = stats
+            results[engine]["agrees_with_polars"] = compare_answers(ref.answer, res.answer) == []
+        out["task"] = results
+        out["quality"] = {k: round(v, 4) for k, v in ref.quality.items()}
+
+        df = ds.scan("water").select(["site_id", "ts", *PARAMS]).sort(["site_id", "ts"]).collect()
+        block = block_from_polars(df, PARAMS)
+        guides = load_guidelines()
+        out["kernels"], _ = _time(lambda: kernels_only(block, guides, opts), args.repeats)
+        pdf = df.to_pandas()
+        out["pandas_peer"], _ = _time(lambda: pandas_peer(pdf, PARAMS, guides, opts.window),
+                                      args.peer_repeats)
     # detection throughput per core over every column of the table (labels: truth arrivals)
     import polars as pl
 

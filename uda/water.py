@@ -479,6 +479,10 @@ class DetectOptions:
         out-of-fold threshold.
     seed
         Seed of the supervised model.
+    trees, learning_rate, max_leaf_nodes, max_depth
+        The supervised model's gradient-boosted trees: how many, their shrinkage, and
+        their size (``max_depth`` ``None``: limited by ``max_leaf_nodes`` only).
+        Detection cost grows with ``trees`` x depth.
     """
 
     forecast_s: float = 3 * 3600.0
@@ -497,6 +501,10 @@ class DetectOptions:
     tolerance_s: float = 3600.0
     folds: int = 4
     seed: int = 0
+    trees: int = 30
+    learning_rate: float = 0.2
+    max_leaf_nodes: int = 15
+    max_depth: int | None = 4
 
     def window(self, interval_s: float) -> int:
         """Forecast window in samples at sampling step ``interval_s``."""
@@ -733,7 +741,8 @@ def _one_thread():
 def _new_model(opts: DetectOptions):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
+    return HistGradientBoostingClassifier(max_iter=opts.trees, learning_rate=opts.learning_rate,
+                                          max_leaf_nodes=opts.max_leaf_nodes, max_depth=opts.max_depth,
                                           min_samples_leaf=40, l2_regularization=1.0,
                                           early_stopping=False, random_state=opts.seed)
 
