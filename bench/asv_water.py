@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from uda.kernels.detect import alarm_runs, cusum, multivariate_score, rolling_baseline
+from uda.kernels.detect import (
+    alarm_runs,
+    cusum,
+    detector_rows,
+    multivariate_score,
+    rolling_baseline,
+)
 from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
 from uda.synth.water import PARAMETERS
 from uda.water import guideline_arrays, load_guidelines
@@ -76,3 +82,23 @@ class Detectors:
 
     def time_alarm_runs(self, scale, window):
         alarm_runs(self.cs > 5.0, self.b["offsets"], 4)
+
+
+class OnePassDetectors:
+    """The detectors over every parameter in one causal pass (residuals, distance, CUSUM, features), no trees."""
+
+    params = [["small", "medium"], [12, 180]]
+    param_names = ["scale", "window"]
+
+    def setup(self, scale, window):
+        self.b = water_block(scale)
+        p = len(PARAMETERS)
+        n_sites = self.b["offsets"].size - 1
+        self.args = (np.ascontiguousarray(self.b["values"]), self.b["offsets"], window, max(4, window // 4),
+                     np.ones((n_sites, p)), 6.0, 24, np.full(p, 4.0), np.eye(p), 50.0, 0.5, 3.0, 4, False,
+                     np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
+                     np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_), np.zeros(0), 0.0)
+        detector_rows(*self.args)  # compile / load cache
+
+    def time_detector_rows(self, scale, window):
+        detector_rows(*self.args)
