@@ -367,3 +367,25 @@ def test_neighbour_mean_and_error_sums_match_numpy():
         np.testing.assert_allclose(sums[c], [mask.sum(), e.sum(), (e ** 2).sum(),
                                              (e / np.abs(act[mask])).sum()], rtol=1e-12)
 
+
+
+def test_lin_solve_mean_averages_the_chosen_candidates_of_each_set():
+    rng = np.random.default_rng(5)
+    S, n, nh, F = 2, 3, 2, 4
+    X = rng.normal(size=(S, n, nh, 50, F))
+    X[..., 0] = 1.0
+    y = rng.normal(size=(S, n, nh, 50))
+    G = np.einsum("snhpf,snhpg->snhfg", X, X)
+    b = np.einsum("snhpf,snhp->snhf", X, y)
+    m = np.full((S, n, nh), 50.0)
+    m[1, 2, 1] = 0.0  # no pairs: the prior
+    masks = np.array([[True, True, False, True], [True, True, True, True]] * S)
+    priors = np.tile(np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]]), (S, 1))
+    lams = np.array([0.1, 1.0] * S)
+    choice = rng.integers(0, 2 * S, (n, nh, 3))
+    got = K.lin_solve_mean(G, b, m, masks, priors, lams, choice)
+    alone = [K.lin_solve(G[s], b[s], m[s], masks[:2], priors[:2], lams[:2]) for s in range(S)]
+    for i in range(n):
+        for c in range(nh):
+            want = np.mean([alone[k // 2][i, c, k % 2] for k in choice[i, c]], axis=0)
+            np.testing.assert_allclose(got[i, c], want, rtol=1e-10, atol=1e-12)

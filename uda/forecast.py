@@ -385,7 +385,7 @@ class Ridge(Forecaster):
     nearest_lags: ClassVar[int] = 0
 
     def __init__(self, lags: int = 6, lams=(0.01, 0.1, 1.0, 10.0), weeks: int = 4,
-                 max_pairs: int = 1000, max_val: int = 150, folds: int = 3, top: int = 3,
+                 max_pairs: int = 600, max_val: int = 150, folds: int = 3, top: int = 3,
                  robust: bool = True, l1_steps: int = 1):
         self.lags = lags
         self.robust = robust
@@ -521,15 +521,19 @@ class Ridge(Forecaster):
         # than the single best when candidates differ by noise), refitted on [0, val_end)
         ranked = np.argsort(err, axis=2, kind="stable")[:, :, :self.top]
         self.choice = np.where(cnt[:, :, None] > 0, ranked, default)
-        coef = self._solve(sums, masks, priors, lams, slice(None))
-        self.coef = np.take_along_axis(coef, self.choice[:, :, :, None], axis=2).mean(axis=2)
-        for _ in range(self.l1_steps if self.robust else 0):
-            # further reweighting steps; they change only the robust candidates chosen
-            sums[1] = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges[[0, -1]], stride,
-                                 self.coef)
-            coef = self._solve(sums[:1], masks, priors, lams, slice(None))
-            coef = np.concatenate([coef, self._solve(sums[1:], masks, priors, lams, slice(None))], axis=2)
-            self.coef = np.take_along_axis(coef, self.choice[:, :, :, None], axis=2).mean(axis=2)
+        whole = [tuple(x.sum(axis=2) for x in part) for part in sums]
+        allm, allp, alll = (np.concatenate([x] * len(sums)) for x in (masks, priors, lams))
+        self.coef = K.lin_solve_mean(*(np.stack(x) for x in zip(*whole, strict=True)),
+                                     allm, allp, alll, self.choice)
+        robust = np.flatnonzero((self.choice >= len(lams)).any(axis=(1, 2)))
+        for _ in range(self.l1_steps if robust.size else 0):
+            # further reweighting steps of the series whose chosen candidates include robust ones
+            G, b, m = K.lin_gram(np.ascontiguousarray(P[:, robust]), Z[robust], *spec, cal.weekend,
+                                 self.horizons, edges[[0, -1]], stride, self.coef[robust])
+            whole[1][0][robust], whole[1][1][robust], whole[1][2][robust] = G[:, :, 0], b[:, :, 0], m[:, :, 0]
+            self.coef[robust] = K.lin_solve_mean(
+                *(np.stack(x)[:, robust] for x in zip(*whole, strict=True)), allm, allp, alll,
+                self.choice[robust])
         return self
 
     @staticmethod

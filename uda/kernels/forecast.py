@@ -536,6 +536,46 @@ def lin_solve(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarray,
 
 
 @njit(cache=True, nogil=True, parallel=True)
+def lin_solve_mean(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarray,
+                   priors: np.ndarray, lams: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """Mean of the :func:`lin_solve` solutions of the candidates in ``choice`` only.
+
+    ``G``, ``b``, ``m`` stack ``S`` sets of sums (``(S, n, nh, F, F)``, ``(S, n, nh, F)``,
+    ``(S, n, nh)``); candidate ``k`` of ``masks``/``priors``/``lams`` (``S * C`` of them)
+    is fitted on set ``k // C``. ``choice`` is ``(n, nh, top)``. Returns ``(n, nh, F)``.
+    """
+    S, n, nh, F = b.shape
+    C = masks.shape[0] // S
+    top = choice.shape[2]
+    out = np.zeros((n, nh, F))
+    for i in prange(n):
+        A = np.empty((F, F))
+        L = np.empty((F, F))
+        z = np.empty(F)
+        idx = np.empty(F, dtype=np.int64)
+        sol = np.empty(F)
+        for c in range(nh):
+            for a in range(top):
+                k = choice[i, c, a]
+                s = k // C
+                q = 0
+                for u in range(F):
+                    if masks[k, u]:
+                        idx[q] = u
+                        q += 1
+                sol[:] = 0.0
+                if m[s, i, c] == 0.0:
+                    for r in range(q):
+                        sol[idx[r]] = priors[k, idx[r]]
+                else:
+                    _solve_into(G[s, i, c], b[s, i, c], m[s, i, c], idx, q, priors[k], lams[k],
+                                A, L, z, sol)
+                for u in range(F):
+                    out[i, c, u] += sol[u] / top
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
 def lin_val_error(P: np.ndarray, target: np.ndarray, coef: np.ndarray, opan: np.ndarray,
                   olag: np.ndarray, tpan: np.ndarray, weekend: np.ndarray,
                   horizons: np.ndarray, origins: np.ndarray, t_lo: int,
