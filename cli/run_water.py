@@ -164,6 +164,9 @@ def water(data_dir, table_file, time_col, label_col, site_col, columns, train_fr
         raise UserError(msg)
     options = {"period": period}
     if min_event_size is not None:
+        if not (min_event_size >= 0 and math.isfinite(min_event_size)):
+            msg = f"--min-event-size must be a finite number >= 0; got {min_event_size}"
+            raise UserError(msg)
         options["min_event_size"] = min_event_size
     if data_dir is not None:
         for name, val in (("--time-col", time_col), ("--label-col", label_col), ("--site-col", site_col),

@@ -270,3 +270,33 @@ def test_reader_finds_long_format_sites(tmp_path):
     assert t.site_col == "siteID" and t.time_col == "datetime" and not t.has_labels
     assert t.frame["site_id"].unique().to_list() == [0, 1]
     assert any("ignored non-numeric columns: siteName" in w for w in t.warnings)
+
+
+# --------------------------------------------------------------------------- hostile options (issue #16)
+
+
+@pytest.mark.parametrize(("cells", "match"), [
+    (["2024-01-01 00:00", "not a time", "2024-01-01 00:02"], "cannot read 'not a time' (row 2)"),
+    (["1", "2", "3"], "not times"),
+])
+def test_unparseable_time_column_is_one_line(tmp_path, cells, match):
+    f = tmp_path / "t.csv"
+    f.write_text("ts,ph,turb\n" + "".join(f"{c},7.{k},1\n" for k, c in enumerate(cells)))
+    res = CliRunner().invoke(cli, ["run", "water", "--table", str(f), "--time-col", "ts"])
+    assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output, res.output
+
+
+def test_inverted_or_infinite_guidelines_and_nan_event_size_are_refused(tmp_path):
+    from uda.errors import UserError
+    from uda.water import load_guidelines
+
+    g = tmp_path / "g.json"
+    g.write_text('{"ph": {"lower": 9, "upper": 6}}')
+    with pytest.raises(UserError, match="lower 9 >= upper 6"):
+        load_guidelines(g)
+    g.write_text('{"ph": {"lower": Infinity}}')
+    with pytest.raises(UserError, match="finite number"):
+        load_guidelines(g)
+    for bad in ("nan", "-1", "inf"):
+        res = CliRunner().invoke(cli, ["run", "water", "--data", str(tmp_path), "--min-event-size", bad])
+        assert res.exit_code == 2 and "--min-event-size must be" in res.output, res.output

@@ -111,8 +111,16 @@ def load_guidelines(path: str | os.PathLike | None = None) -> dict[str, Guidelin
             if val is not None and not isinstance(val, int | float):
                 msg = f"--guidelines {p}: {name}.{key} must be a number or null, got {val!r}"
                 raise UserError(msg)
+            if val is not None and not math.isfinite(val):
+                msg = f"--guidelines {p}: {name}.{key} must be a finite number or null, got {val!r}"
+                raise UserError(msg)
             clean[key] = math.nan if val is None else float(val)
-        guides[name] = replace(guides[name], **clean, source=f"{p.name} (user file)")
+        g = replace(guides[name], **clean, source=f"{p.name} (user file)")
+        if g.lower == g.lower and g.upper == g.upper and g.lower >= g.upper:
+            msg = (f"--guidelines {p}: {name} has lower {g.lower:g} >= upper {g.upper:g}; "
+                   "the lower limit must be below the upper one")
+            raise UserError(msg)
+        guides[name] = g
     return guides
 
 
