@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
 
+from uda.cli.output import json_safe
+
 SOURCES = "--data DIR, --wide FILE, --libcity DIR or --long FILE"
-
-
-def _clean(obj):
-    """JSON-safe copy: NaN/inf become null, NumPy scalars plain numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _missing(text: str | None) -> tuple[float, ...]:
@@ -222,7 +210,7 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
     res = {"subject": subject, "reference": reference, "comparison": rows}
     if rows is not None:
         res["verdicts"] = {v: sum(r["verdict"] == v for r in rows) for v in ("ok", "low", "high", "n/a")}
-    res = _clean(res)
+    res = json_safe(res)
     if out is not None:
         from pathlib import Path
 

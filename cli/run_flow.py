@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
 
+from uda.cli.output import json_safe
 from uda.engines import SCHEDULER_HELP
-
-
-def _clean(obj):
-    """JSON-safe copy: NaN/inf become null, NumPy scalars plain numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -173,7 +160,7 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
                              horizons=horizons, split=split, origin_step=origin_step,
                              partitions=partitions)
         res["source"] = str(wide_file or libcity_path)
-    res = _clean(res)
+    res = json_safe(res)
     if out is not None:
         from uda.store import output_location
 
