@@ -1,0 +1,54 @@
+"""Time fit + predict of one forecaster on a generated dataset's traffic panel (rolling origins).
+
+Run it with ``PYTHONPATH`` pointing at two trees (e.g. a worktree of an older commit and
+this one), alternately, to compare models across commits in one session::
+
+    PYTHONPATH=/tmp/uda-old python bench/flow_model_time.py DATA --model ridge --repeats 3
+    PYTHONPATH=.            python bench/flow_model_time.py DATA --model ridge --repeats 3
+
+Prints one JSON line: the times of every repeat (the first includes any compilation not
+yet cached) and the MAE per horizon over the test part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    from uda import forecast as F
+    from uda.store import open_dataset
+    from uda.tasks.flow import traffic_panel_polars
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data")
+    ap.add_argument("--model", default="ridge")
+    ap.add_argument("--series", type=int, default=0, help="first N sensors only (0: all)")
+    ap.add_argument("--horizons", default="1,3,6,12")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    _, Y, t0 = traffic_panel_polars(open_dataset(args.data), column="flow")
+    Y = np.ascontiguousarray(Y[:args.series] if args.series else Y)
+    start = np.datetime64(int(t0), "ms").astype("datetime64[s]")
+    panel = F.Panel(Y, [str(i) for i in range(Y.shape[0])], start, 300)
+    panel, proto = F.prepare(panel, horizons=args.horizons)
+    ctx = F.make_context(panel, proto, [args.model])
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        model = F.MODELS[args.model]().fit(panel.values, ctx, train_end=proto.train_end,
+                                           val_end=proto.val_end, horizons=proto.horizons)
+        pred = model.predict(panel.values, ctx, proto.origins, proto.horizons)
+        times.append(time.perf_counter() - t)
+    sums = F.K.error_sums(np.where(np.isnan(pred), 0.0, pred), panel.values, proto.origins,
+                          proto.horizons)
+    print(json.dumps({"model": args.model, "series": int(Y.shape[0]), "times_s": times,
+                      "mae": (sums[:, 1] / sums[:, 0]).round(3).tolist()}))
+
+
+if __name__ == "__main__":
+    main()
