@@ -103,7 +103,7 @@ def _num(x, digits: int = 2) -> str:
               help="With --engine dask and --wide/--libcity: blocks of series fitted in parallel.")
 @click.option("--block-mb", type=float, default=64, show_default=True,
               help="With --data and a traffic target: MiB of series per block; fitting a block needs "
-                   "about ten times this, so lower it under a tight memory limit.")
+                   "about twenty times this, so lower it under a tight memory limit.")
 @click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file (or fsspec URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missing_text, irregular,
