@@ -286,30 +286,62 @@ def test_lin_gram_and_solve_match_numpy(weighted):
                     assert np.all(coef[i, c, k, ~masks[k]] == 0)
 
 
-def test_lin_predict_and_validation_error_match_dot_products():
+def test_lin_predict_matches_dot_products():
     Z, P, opan, olag, tpan, cal = _lin_setup(seed=3)
     T = Z.shape[1]
     horizons = np.array([1, 4], dtype=np.int64)
     F = 1 + len(opan) + len(tpan) + 1
-    coef = np.random.default_rng(2).normal(size=(3, 2, 2, F))
+    coef = np.random.default_rng(2).normal(size=(3, 2, F))
     origins = np.arange(2 * SEASON, T - 3, dtype=np.int64)
-    lo, hi = 6 * SEASON, 8 * SEASON
-    err, cnt = K.lin_val_error(P, Z, coef, opan, olag, tpan, cal.weekend, horizons, origins, lo, hi)
-    pred = K.lin_predict(P, np.ascontiguousarray(coef[:, :, 1]), opan, olag, tpan, cal.weekend,
-                         horizons, origins)
+    pred = K.lin_predict(P, coef, opan, olag, tpan, cal.weekend, horizons, origins)
     for i in range(3):
         for c, h in enumerate(horizons):
-            A, y = _lin_ref_pairs(P[:, i], Z[i], opan, olag, tpan, cal.weekend, origins, h, lo, hi)
-            assert cnt[i, c] == len(y)
-            for k in range(2):
-                assert err[i, c, k] == pytest.approx(np.abs(A @ coef[i, c, k] - y).sum(), rel=1e-10)
             for a, o in enumerate(origins):
                 t = o + h - 1
                 f = np.r_[1.0, P[opan, i, o - olag], P[tpan, i, t], float(cal.weekend[t])]
                 if np.isnan(f).any():
                     assert np.isnan(pred[i, a, c])
                 else:
-                    assert pred[i, a, c] == pytest.approx(f @ coef[i, c, 1], rel=1e-10, abs=1e-12)
+                    assert pred[i, a, c] == pytest.approx(f @ coef[i, c], rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("two_sets", [False, True])
+def test_lin_cv_error_is_solve_then_score_per_fold(two_sets):
+    Z, P, opan, olag, tpan, cal = _lin_setup(seed=3)
+    T = Z.shape[1]
+    horizons = np.array([1, 4], dtype=np.int64)
+    F = 1 + len(opan) + len(tpan) + 1
+    edges = np.array([0, 4 * SEASON, 6 * SEASON, 8 * SEASON, T], dtype=np.int64)
+    G0, b0, m0 = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges)
+    wcoef = np.random.default_rng(1).normal(0, 0.3, (3, 2, F))
+    G1, b1, m1 = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef)
+    if not two_sets:
+        G1, b1, m1 = G0, b0, m0
+    masks = np.array([np.ones(F, bool), np.r_[True, True, False, False, False, True, True, True]])
+    priors = np.zeros((2, F))
+    priors[0, 1] = 1.0
+    lams = np.array([0.5, 0.01])
+    sets = [(G0, b0, m0), (G1, b1, m1)] if two_sets else [(G0, b0, m0)]
+    allm, allp, alll = (np.concatenate([x] * len(sets)) for x in (masks, priors, lams))
+    max_val = 5
+    err, cnt = K.lin_cv_error(P, Z, G0, b0, m0, G1, b1, m1, allm, allp, alll, 2, opan, olag, tpan,
+                              cal.weekend, horizons, edges, max_val)
+    want = np.zeros_like(err)
+    want_cnt = np.zeros_like(cnt)
+    for j in range(1, len(edges) - 1):
+        coef = np.concatenate([K.lin_solve(G[:, :, :j].sum(axis=2), b[:, :, :j].sum(axis=2),
+                                           m[:, :, :j].sum(axis=2), masks, priors, lams)
+                               for G, b, m in sets], axis=2)
+        lo, hi = edges[j], edges[j + 1]
+        origins = np.arange(max(0, lo - 4 + 1), hi, max(1, (hi - lo) // max_val))
+        for i in range(3):
+            for c, h in enumerate(horizons):
+                A, y = _lin_ref_pairs(P[:, i], Z[i], opan, olag, tpan, cal.weekend, origins, h, lo, hi)
+                want_cnt[i, c] += len(y)
+                if len(y):
+                    want[i, c] += np.abs(A @ coef[i, c].T - y[:, None]).sum(axis=0)
+    np.testing.assert_array_equal(cnt, want_cnt)
+    np.testing.assert_allclose(err, want, rtol=1e-9, atol=1e-9)
 
 
 def test_lin_solve_without_pairs_returns_the_prior():

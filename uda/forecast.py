@@ -505,18 +505,10 @@ class Ridge(Forecaster):
                                 priors[[default]], lams[[default]])[:, :, 0]
             sums.append(K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride, pilot))
         self.families = self.families * len(sums)
-        err = np.zeros((Y.shape[0], len(self.horizons), len(self.families)))
-        cnt = np.zeros((Y.shape[0], len(self.horizons)))
-        hmax = int(self.horizons.max())
-        for j in range(1, len(edges) - 1):
-            coef = self._solve(sums, masks, priors, lams, slice(0, j))
-            lo, hi = int(edges[j]), int(edges[j + 1])
-            vstride = max(1, (hi - lo) // self.max_val)
-            e, c = K.lin_val_error(P, Z, coef, *spec, cal.weekend, self.horizons,
-                                   np.arange(max(0, lo - hmax + 1), hi, vstride, dtype=np.int64),
-                                   lo, hi)
-            err += e
-            cnt += c
+        G1, b1, m1 = sums[-1]
+        err, cnt = K.lin_cv_error(P, Z, *sums[0], G1, b1, m1,
+                                  *(np.concatenate([x] * len(sums)) for x in (masks, priors, lams)),
+                                  len(lams), *spec, cal.weekend, self.horizons, edges, self.max_val)
         # the `top` best candidates by cross-validated MAE, averaged (less winner's curse
         # than the single best when candidates differ by noise), refitted on [0, val_end)
         ranked = np.argsort(err, axis=2, kind="stable")[:, :, :self.top]
@@ -535,13 +527,6 @@ class Ridge(Forecaster):
                 *(np.stack(x)[:, robust] for x in zip(*whole, strict=True)), allm, allp, alll,
                 self.choice[robust])
         return self
-
-    @staticmethod
-    def _solve(sums, masks, priors, lams, blocks: slice) -> np.ndarray:
-        """Coefficients ``(n, nh, C * len(sums), F)`` of every candidate fitted on ``blocks``."""
-        return np.concatenate([K.lin_solve(G[:, :, blocks].sum(axis=2), b[:, :, blocks].sum(axis=2),
-                                           m[:, :, blocks].sum(axis=2), masks, priors, lams)
-                               for G, b, m in sums], axis=2)
 
     def chosen(self) -> dict[str, int]:
         """How often each family of candidates is among those chosen (series x horizon x top)."""

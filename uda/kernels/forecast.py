@@ -576,38 +576,94 @@ def lin_solve_mean(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarra
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def lin_val_error(P: np.ndarray, target: np.ndarray, coef: np.ndarray, opan: np.ndarray,
-                  olag: np.ndarray, tpan: np.ndarray, weekend: np.ndarray,
-                  horizons: np.ndarray, origins: np.ndarray, t_lo: int,
-                  t_hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of absolute errors of every candidate of ``coef`` ``(n, nh, C, F)`` over the pairs
-    of ``origins`` (ascending) whose target lies in ``[t_lo, t_hi)``.
+def lin_cv_error(P: np.ndarray, target: np.ndarray, G0: np.ndarray, b0: np.ndarray,
+                 m0: np.ndarray, G1: np.ndarray, b1: np.ndarray, m1: np.ndarray,
+                 masks: np.ndarray, priors: np.ndarray, lams: np.ndarray, per_set: int,
+                 opan: np.ndarray, olag: np.ndarray, tpan: np.ndarray, weekend: np.ndarray,
+                 horizons: np.ndarray, edges: np.ndarray,
+                 max_val: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blocked cross-validation of every candidate, fitted and scored in one pass.
 
-    Returns ``err`` ``(n, nh, C)`` and the number of scored pairs ``(n, nh)`` (targets
-    observed, features complete).
+    Fold ``j`` (``1 <= j < len(edges) - 1``) holds the targets in ``[edges[j], edges[j+1])``
+    and is predicted by the fit on blocks ``0 .. j-1`` of :func:`lin_gram` sums: candidate
+    ``k`` of ``masks``/``priors``/``lams`` is solved as :func:`lin_solve` does, on the sums
+    ``(G0, b0, m0)`` for ``k < per_set`` and ``(G1, b1, m1)`` for the others (with
+    ``per_set == len(masks)`` the second set is not used). At
+    most about ``max_val`` origins per fold are scored (a stride beyond that). Equals
+    :func:`lin_solve` followed by scoring each fold's pairs, without building the
+    coefficient array of every candidate.
+
+    Returns ``err`` ``(n, nh, K)`` (sums of absolute errors) and ``cnt`` ``(n, nh)``.
     """
     n = target.shape[0]
     nh = horizons.shape[0]
-    C = coef.shape[2]
-    F = coef.shape[3]
-    err = np.zeros((n, nh, C))
+    nb = edges.shape[0] - 1
+    F = b0.shape[3]
+    K = masks.shape[0]
+    C = per_set
+    hmax = horizons.max()
+    idx = np.zeros((K, F), dtype=np.int64)
+    qs = np.zeros(K, dtype=np.int64)
+    for k in range(K):
+        for u in range(F):
+            if masks[k, u]:
+                idx[k, qs[k]] = u
+                qs[k] += 1
+    err = np.zeros((n, nh, K))
     cnt = np.zeros((n, nh))
+    longest = 0
+    for j in range(1, nb):
+        longest = max(longest, edges[j + 1] - max(0, edges[j] - hmax + 1))
     no_w = np.empty(0)
     for i in prange(n):
-        X = np.empty((origins.shape[0], F))
-        y = np.empty(origins.shape[0])
-        ts = np.empty(origins.shape[0], dtype=np.int64)
-        w = np.empty(origins.shape[0])
+        A = np.empty((F, F))
+        L = np.empty((F, F))
+        z = np.empty(F)
+        sol = np.empty(F)
+        B = np.empty((F, K))
+        Gc = np.empty((2, F, F))
+        bc = np.empty((2, F))
+        mc = np.empty(2)
+        X = np.empty((longest, F))
+        y = np.empty(longest)
+        ts = np.empty(longest, dtype=np.int64)
+        w = np.empty(longest)
         for c in range(nh):
-            k = _pairs(P, target, i, horizons[c], origins, opan, olag, tpan, weekend, t_lo, t_hi,
-                       no_w, 0.0, X, y, ts, w)
-            cnt[i, c] = k
-            if k == 0:
-                continue
-            E = np.dot(X[:k], coef[i, c].T)
-            for r in range(k):
-                for kk in range(C):
-                    err[i, c, kk] += abs(E[r, kk] - y[r])
+            Gc[:] = 0.0
+            bc[:] = 0.0
+            mc[:] = 0.0
+            for j in range(1, nb):
+                Gc[0] += G0[i, c, j - 1]
+                bc[0] += b0[i, c, j - 1]
+                mc[0] += m0[i, c, j - 1]
+                if C < K:
+                    Gc[1] += G1[i, c, j - 1]
+                    bc[1] += b1[i, c, j - 1]
+                    mc[1] += m1[i, c, j - 1]
+                lo = edges[j]
+                hi = edges[j + 1]
+                stride = max(1, (hi - lo) // max_val)
+                origins = np.arange(max(0, lo - hmax + 1), hi, stride)
+                k = _pairs(P, target, i, horizons[c], origins, opan, olag, tpan, weekend, lo, hi,
+                           no_w, 0.0, X, y, ts, w)
+                cnt[i, c] += k
+                if k == 0:
+                    continue
+                for kk in range(K):
+                    s = kk // C
+                    sol[:] = 0.0
+                    if mc[s] == 0.0:
+                        for r in range(qs[kk]):
+                            sol[idx[kk, r]] = priors[kk, idx[kk, r]]
+                    else:
+                        _solve_into(Gc[s], bc[s], mc[s], idx[kk], qs[kk], priors[kk], lams[kk],
+                                    A, L, z, sol)
+                    for u in range(F):
+                        B[u, kk] = sol[u]
+                E = np.dot(X[:k], B)
+                for r in range(k):
+                    for kk in range(K):
+                        err[i, c, kk] += abs(E[r, kk] - y[r])
     return err, cnt
 
 
