@@ -505,27 +505,25 @@ class Ridge(Forecaster):
                                 priors[[default]], lams[[default]])[:, :, 0]
             sums.append(K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges, stride, pilot))
         self.families = self.families * len(sums)
-        G1, b1, m1 = sums[-1]
-        err, cnt = K.lin_cv_error(P, Z, *sums[0], G1, b1, m1,
-                                  *(np.concatenate([x] * len(sums)) for x in (masks, priors, lams)),
-                                  len(lams), *spec, cal.weekend, self.horizons, edges, self.max_val)
+        allm, allp, alll = (np.concatenate([x] * len(sums)) for x in (masks, priors, lams))
+        err, cnt = K.lin_cv_error(P, Z, *sums[0], *sums[-1], allm, allp, alll, len(lams), *spec,
+                                  cal.weekend, self.horizons, edges, self.max_val)
         # the `top` best candidates by cross-validated MAE, averaged (less winner's curse
         # than the single best when candidates differ by noise), refitted on [0, val_end)
         ranked = np.argsort(err, axis=2, kind="stable")[:, :, :self.top]
         self.choice = np.where(cnt[:, :, None] > 0, ranked, default)
-        whole = [tuple(x.sum(axis=2) for x in part) for part in sums]
-        allm, allp, alll = (np.concatenate([x] * len(sums)) for x in (masks, priors, lams))
-        self.coef = K.lin_solve_mean(*(np.stack(x) for x in zip(*whole, strict=True)),
-                                     allm, allp, alll, self.choice)
+        G, b, m = (np.stack(x) for x in zip(*[[a.sum(axis=2) for a in part] for part in sums],
+                                            strict=True))
+        self.coef = K.lin_solve_mean(G, b, m, allm, allp, alll, self.choice)
         robust = np.flatnonzero((self.choice >= len(lams)).any(axis=(1, 2)))
+        rows = slice(None) if robust.size == Y.shape[0] else robust
         for _ in range(self.l1_steps if robust.size else 0):
-            # further reweighting steps of the series whose chosen candidates include robust ones
-            G, b, m = K.lin_gram(np.ascontiguousarray(P[:, robust]), Z[robust], *spec, cal.weekend,
-                                 self.horizons, edges[[0, -1]], stride, self.coef[robust])
-            whole[1][0][robust], whole[1][1][robust], whole[1][2][robust] = G[:, :, 0], b[:, :, 0], m[:, :, 0]
-            self.coef[robust] = K.lin_solve_mean(
-                *(np.stack(x)[:, robust] for x in zip(*whole, strict=True)), allm, allp, alll,
-                self.choice[robust])
+            # further reweighting of the series whose chosen candidates include robust ones
+            Gw, bw, mw = K.lin_gram(np.ascontiguousarray(P[:, rows]), Z[rows], *spec, cal.weekend,
+                                    self.horizons, edges[[0, -1]], stride, self.coef[rows])
+            G[1][rows], b[1][rows], m[1][rows] = Gw[:, :, 0], bw[:, :, 0], mw[:, :, 0]
+            self.coef[rows] = K.lin_solve_mean(G[:, rows], b[:, rows], m[:, rows], allm, allp,
+                                               alll, self.choice[rows])
         return self
 
     def chosen(self) -> dict[str, int]:
