@@ -55,6 +55,7 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
 
     from rich.console import Console
 
+    from uda.cli.output import wide_console
     from uda.cli.progress import progress_bar
     from uda.engines import check_engine
     from uda.harness.report import write_report
@@ -77,7 +78,7 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
     if as_json:
         click.echo(json.dumps(results))
         return
-    console = Console()
+    console = wide_console()
     console.print(summary_table(results, title=f"uda bench {results['suite'].get('name', '')} "
                                                 f"({results['run_id']})"))
     console.print(f"results: {path}", markup=False, highlight=False)

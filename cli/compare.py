@@ -44,9 +44,10 @@ def compare(baseline: str, candidate: str, threshold: float, metric: str, confid
     if as_json:
         click.echo(json.dumps(out))
     else:
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
+
+        from uda.cli.output import wide_console
 
         tab = Table(title=f"{metric}: B/A ratio of medians, {confidence:.0%} CI, threshold {threshold:.0%}")
         for col in ("case", "A median", "B median", "ratio", "CI", "verdict"):
@@ -58,7 +59,7 @@ def compare(baseline: str, candidate: str, threshold: float, metric: str, confid
             verdict = r["verdict"]
             style = "bold red" if verdict in ("regression", "failed") else ("green" if verdict in ("improvement", "fixed") else "")
             tab.add_row(escape(r["id"]), *med, ratio, ci, f"[{style}]{verdict}[/]" if style else verdict)
-        console = Console()
+        console = wide_console()
         console.print(tab)
         if not out["same_machine"]:
             console.print("note: the two runs come from different machines", markup=False)

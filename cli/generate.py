@@ -74,12 +74,13 @@ def generate(scale_name: str, seed: int, out: str | None, workers: int | None, c
         click.echo(json.dumps({"out": str(out), "seconds": manifest["run"]["seconds"], "params": manifest["params"],
                                "tables": summary}))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from uda.cli.output import wide_console
 
     tab = Table(title=f"{out} ({scale.name}, seed {seed}, {manifest['run']['seconds']:.1f} s)")
     for col in ("table", "rows", "MB", "files"):
         tab.add_column(col, justify="left" if col == "table" else "right")
     for name, t in summary.items():
         tab.add_row(name, f"{t['rows']:,}", f"{t['bytes'] / 1e6:,.2f}", str(t["files"]))
-    Console().print(tab)
+    wide_console().print(tab)

@@ -19,9 +19,10 @@ def info(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(facts))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from uda.cli.output import wide_console
 
     tab = Table(title=f"uda {__version__}", show_header=False)
     tab.add_column("fact")
@@ -33,4 +34,4 @@ def info(as_json: bool) -> None:
     tab.add_row("git commit", escape(f"{facts['git']['commit']}{' (dirty)' if facts['git']['dirty'] else ''}"))
     for name, version in facts["packages"].items():
         tab.add_row(name, escape(str(version or "not installed")))
-    Console().print(tab)
+    wide_console().print(tab)

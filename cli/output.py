@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def json_safe(obj: Any) -> Any:
@@ -17,3 +21,15 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+#: Width of tables when the output is not a terminal (rich would otherwise assume 80
+#: columns and cut every cell to "…").
+PIPE_WIDTH = 160
+
+
+def wide_console() -> Console:
+    """A rich console for stdout: the terminal's width, or :data:`PIPE_WIDTH` when piped."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)

@@ -220,10 +220,11 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
     if as_json:
         click.echo(json.dumps(res))
         return
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     console.print(_table(subject, reference, rows, wide=console.width >= 110))
     console.print(f"subject:   {escape(_describe(subject))}")
     if reference is not None:

@@ -51,9 +51,10 @@ def regress(base: str | None, head: str, threshold: float, kernels: str, repo: s
     if as_json:
         click.echo(json.dumps(res.to_dict()))
     else:
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
+
+        from uda.cli.output import wide_console
 
         tab = Table(title=f"instructions per kernel call, {res.base[:12]} → {res.head[:12]}, "
                           f"threshold +{threshold:.0%}")
@@ -65,7 +66,7 @@ def regress(base: str | None, head: str, threshold: float, kernels: str, repo: s
             style = {"slower": "bold red", "broken": "bold red", "faster": "green"}.get(k.status, "")
             verdict = escape(k.status + (f": {k.detail}" if k.detail else ""))
             tab.add_row(escape(k.kernel), *counts, change, f"[{style}]{verdict}[/]" if style else verdict)
-        console = Console()
+        console = wide_console()
         console.print(tab)
         bad = [k.kernel for k in res.kernels if k.status in ("slower", "broken")]
         console.print(f"REGRESSION in {', '.join(bad)}" if bad else "no regression", markup=False)

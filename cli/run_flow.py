@@ -169,10 +169,11 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
     if as_json:
         click.echo(json.dumps(res))
         return
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     console.print(_table(res))
     for note in res["notes"]:
         console.print(f"note: {escape(note)}")

@@ -70,13 +70,12 @@ def plot_profile(prof, rep: dict[str, Any], path: Path, *, max_groups: int = 8) 
 
 
 def _print(rep: dict[str, Any], top: int) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 180)
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     t = rep.get("time")
     head = f"{rep['rows']:,} rows, {len(rep['columns'])} columns, {rep['duplicate_rows']:,} exact duplicate rows"
     if "key" in rep:

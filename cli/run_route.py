@@ -134,9 +134,9 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     if as_json:
         click.echo(json.dumps({"network": str(tntp_dir), "out": out, **summary}))
         return
-    from rich.console import Console
+    from uda.cli.output import wide_console
 
-    console = Console()
+    console = wide_console()
     console.print(_assignment_table(f"assignment on {tntp_dir}", summary))
     console.print(_congested_table(summary))
     if out is not None:
@@ -156,10 +156,11 @@ def _run_city(data_dir, *, out, as_json, **options) -> None:
         click.echo(json.dumps({"dataset": str(data_dir), "engine": res.engine, "out": out, "quality": res.quality,
                                "rows_in": res.rows_in, "bytes_in": res.bytes_in, **res.summary}))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     s = res.summary
     console.print(_assignment_table(f"route on {data_dir} ({res.engine})", s))
     console.print(_congested_table(s))

@@ -33,11 +33,12 @@ def standardise(data: str, engine: str, scheduler: str | None, repair: bool, no_
     if as_json:
         click.echo(json.dumps(rep))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     tab = Table(title=escape(f"standardise {data} ({engine}, {rep['seconds']:.2f} s)"))
     for col in ("table", "district", "collected", "valid", "standardised", "integrated"):
         tab.add_column(col, justify="left" if col == "table" else "right")

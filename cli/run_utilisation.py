@@ -77,11 +77,12 @@ def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_
     if as_json:
         click.echo(json.dumps(s))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     tab = Table(title=escape(f"utilisation funnel: {data} (defects {s['defects']}, {engine})"))
     tab.add_column("district")
     tab.add_column("table")

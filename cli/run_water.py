@@ -19,11 +19,12 @@ def _fmt(v, spec: str = ".3f") -> str:
 
 
 def _print_human(summary: dict) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     for w in summary.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     best = summary.get("best_detector") or "multivariate"

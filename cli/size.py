@@ -40,9 +40,10 @@ def size(sensors: int, days: float, interval: str, deadline: str, stations, wate
     if as_json:
         click.echo(json.dumps(out))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from uda.cli.output import wide_console
 
     city = out["city"]
     tab = Table(title=f"{sensors:,} sensors every {city['interval_s']:g} s over {days:g} days, "
@@ -62,7 +63,7 @@ def size(sensors: int, days: float, interval: str, deadline: str, stations, wate
                     f"{e['cpu_s']:,.1f}", str(e["cores"]), f"{e['peak_rss_bytes'] / 2**30:,.2f}",
                     f"{pct(h, 'wall_s')} / {pct(h, 'peak_rss_bytes')}",
                     escape(", ".join(str(s) for s in e["scales"])))
-    console = Console()
+    console = wide_console()
     console.print(tab)
     st = out["storage"]
     console.print(f"storage: {st['total_bytes_per_day'] / 1e9:,.3f} GB per day, "
