@@ -140,18 +140,24 @@ def standardise(Y: np.ndarray, train_end: int) -> tuple[np.ndarray, np.ndarray]:
     return mu, sd
 
 
+def standardised(Y: np.ndarray, train_end: int) -> np.ndarray:
+    """``Y`` scaled by its training mean and standard deviation (see :func:`standardise`)."""
+    mu, sd = standardise(Y, train_end)
+    return (Y - mu[:, None]) / sd[:, None]
+
+
 def neighbour_signal(Y: np.ndarray, train_end: int, indptr: np.ndarray,
                      indices: np.ndarray) -> np.ndarray:
     """Mean of the neighbours' standardised values per series and step."""
-    mu, sd = standardise(Y, train_end)
-    return K.neighbour_mean((Y - mu[:, None]) / sd[:, None], indptr.astype(np.int64),
-                           indices.astype(np.int64))
+    return _neighbour_mean(standardised(Y, train_end), indptr, indices)
 
 
-def _deviations(Y: np.ndarray, train_end: int, cal: Calendar | None) -> np.ndarray:
-    """Standardised values minus their day-type profile (raw standardised without a calendar)."""
-    mu, sd = standardise(Y, train_end)
-    Z = (Y - mu[:, None]) / sd[:, None]
+def _neighbour_mean(Z: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    return K.neighbour_mean(Z, indptr.astype(np.int64), indices.astype(np.int64))
+
+
+def _deviations(Z: np.ndarray, cal: Calendar | None) -> np.ndarray:
+    """Standardised values ``Z`` minus their day-type profile (``Z`` itself without a calendar)."""
     if cal is None:
         return Z
     return Z - K.profile_matrix(Z, cal.weekend[:Z.shape[1]], cal.season, 4)
@@ -166,7 +172,7 @@ def correlation_neighbours(Y: np.ndarray, train_end: int, *, k: int = 4,
     daily cycle).
     """
     n = Y.shape[0]
-    Z = np.nan_to_num(_deviations(Y, train_end, calendar)[:, :train_end])
+    Z = np.nan_to_num(_deviations(standardised(Y, train_end), calendar)[:, :train_end])
     C = (Z @ Z.T) / max(train_end, 1)
     np.fill_diagonal(C, -np.inf)
     k = min(k, n - 1)
@@ -176,19 +182,18 @@ def correlation_neighbours(Y: np.ndarray, train_end: int, *, k: int = 4,
     return np.arange(0, n * k + 1, k, dtype=np.int64), idx.ravel().astype(np.int64)
 
 
-def nearest_neighbours(Y: np.ndarray, train_end: int, indptr: np.ndarray, indices: np.ndarray,
+def nearest_neighbours(Z: np.ndarray, train_end: int, indptr: np.ndarray, indices: np.ndarray,
                        cal: Calendar, *, k: int = 4) -> np.ndarray:
-    """Standardised series of each series' ``k`` neighbours (of the CSR adjacency) whose
-    deviations from their profiles correlate most with its own over the training part.
+    """Standardised series (of ``Z``, standardised values) of each series' ``k`` neighbours
+    (of the CSR adjacency) whose deviations from their profiles correlate most with its own
+    over the training part.
 
     Returns ``(n, k, T)``; NaN where a series has fewer than ``k`` neighbours.
     """
-    n, T = Y.shape
-    mu, sd = standardise(Y, train_end)
-    Z = (Y - mu[:, None]) / sd[:, None]
+    n, T = Z.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
     cols = np.asarray(indices, dtype=np.int64)
-    D = _deviations(Y, train_end, cal)
+    D = _deviations(Z, cal)
     corr = K.pair_correlation(D, rows, cols, train_end) if len(rows) else np.empty(0)
     out = np.full((n, k, T), np.nan)
     for i in range(n):
@@ -486,7 +491,7 @@ class Ridge(Forecaster):
         cal = ctx.calendar
         self.mu, self.sd = standardise(Y, train_end)
         self.horizons = np.asarray(horizons, dtype=np.int64)
-        Z = (Y - self.mu[:, None]) / self.sd[:, None]
+        Z = self._scaled(Y)
         P, spec = self._panels(Z, ctx)
         masks, priors, lams, self.families = self._candidates(spec)
         stride = max(1, val_end // self.max_pairs)
@@ -526,6 +531,10 @@ class Ridge(Forecaster):
                                                alll, self.choice[rows])
         return self
 
+    def _scaled(self, Y: np.ndarray) -> np.ndarray:
+        """``Y`` on the scale the model was fitted in (training mean and standard deviation)."""
+        return (Y - self.mu[:, None]) / self.sd[:, None]
+
     def chosen(self) -> dict[str, int]:
         """How often each family of candidates is among those chosen (series x horizon x top)."""
         fam = np.asarray(self.families)[self.choice]
@@ -536,8 +545,7 @@ class Ridge(Forecaster):
         cal = ctx.calendar
         horizons = np.asarray(horizons, dtype=np.int64)
         pos = [int(np.flatnonzero(self.horizons == h)[0]) for h in horizons]
-        Z = (Y - self.mu[:, None]) / self.sd[:, None]
-        P, spec = self._panels(Z, ctx)
+        P, spec = self._panels(self._scaled(Y), ctx)
         out = K.lin_predict(P, np.ascontiguousarray(self.coef[:, pos]), *spec, cal.weekend,
                             horizons, np.asarray(origins, dtype=np.int64))
         return out * self.sd[:, None, None] + self.mu[:, None, None]
@@ -768,8 +776,9 @@ CORRELATION_NOTE = ("no adjacency given: neighbours are the 4 series whose devia
 def neighbour_context(Y: np.ndarray, train_end: int, indptr: np.ndarray, indices: np.ndarray,
                       cal: Calendar) -> Context:
     """Context with the neighbours' mean signal and the nearest neighbours' series."""
-    return Context(cal, neighbour_signal(Y, train_end, indptr, indices),
-                   nearest_neighbours(Y, train_end, indptr, indices, cal))
+    Z = standardised(Y, train_end)  # once for both signals
+    return Context(cal, _neighbour_mean(Z, indptr, indices),
+                   nearest_neighbours(Z, train_end, indptr, indices, cal))
 
 
 def evaluate(panel: Panel, *, models: list[str] | str = "last,ha,ridge",

@@ -452,9 +452,28 @@ def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarr
 
 
 @njit(cache=True, nogil=True)
+def _mask_index(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate, the indices of its features (``idx[k, :qs[k]]``) from ``masks`` ``(C, F)``."""
+    C, F = masks.shape
+    idx = np.zeros((C, F), dtype=np.int64)
+    qs = np.zeros(C, dtype=np.int64)
+    for k in range(C):
+        for u in range(F):
+            if masks[k, u]:
+                idx[k, qs[k]] = u
+                qs[k] += 1
+    return idx, qs
+
+
+@njit(cache=True, nogil=True)
 def _solve_into(G, bv, mm, idx, q, prior, lam, A, L, z, out) -> None:
     """``out[idx[:q]]`` = ridge solution on features ``idx[:q]`` shrunk towards ``prior``
-    (see :func:`lin_solve`), by Cholesky in the preallocated ``A``, ``L``, ``z``."""
+    (see :func:`lin_solve`; the prior itself when there are no pairs, ``mm == 0``), by
+    Cholesky in the preallocated ``A``, ``L``, ``z``."""
+    if mm == 0.0:
+        for a in range(q):
+            out[idx[a]] = prior[idx[a]]
+        return
     for a in range(q):
         ua = idx[a]
         z[a] = bv[ua] / mm
@@ -513,23 +532,13 @@ def lin_solve(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarray,
     n, nh, F = b.shape
     C = masks.shape[0]
     coef = np.zeros((n, nh, C, F))
-    idx = np.zeros((C, F), dtype=np.int64)
-    qs = np.zeros(C, dtype=np.int64)
-    for k in range(C):
-        for u in range(F):
-            if masks[k, u]:
-                idx[k, qs[k]] = u
-                qs[k] += 1
+    idx, qs = _mask_index(masks)
     for i in prange(n):
         A = np.empty((F, F))
         L = np.empty((F, F))
         z = np.empty(F)
         for c in range(nh):
             for k in range(C):
-                if m[i, c] == 0.0:
-                    for a in range(qs[k]):
-                        coef[i, c, k, idx[k, a]] = priors[k, idx[k, a]]
-                    continue
                 _solve_into(G[i, c], b[i, c], m[i, c], idx[k], qs[k], priors[k], lams[k], A, L,
                             z, coef[i, c, k])
     return coef
@@ -548,28 +557,19 @@ def lin_solve_mean(G: np.ndarray, b: np.ndarray, m: np.ndarray, masks: np.ndarra
     C = masks.shape[0] // S
     top = choice.shape[2]
     out = np.zeros((n, nh, F))
+    idx, qs = _mask_index(masks)
     for i in prange(n):
         A = np.empty((F, F))
         L = np.empty((F, F))
         z = np.empty(F)
-        idx = np.empty(F, dtype=np.int64)
         sol = np.empty(F)
         for c in range(nh):
             for a in range(top):
                 k = choice[i, c, a]
                 s = k // C
-                q = 0
-                for u in range(F):
-                    if masks[k, u]:
-                        idx[q] = u
-                        q += 1
                 sol[:] = 0.0
-                if m[s, i, c] == 0.0:
-                    for r in range(q):
-                        sol[idx[r]] = priors[k, idx[r]]
-                else:
-                    _solve_into(G[s, i, c], b[s, i, c], m[s, i, c], idx, q, priors[k], lams[k],
-                                A, L, z, sol)
+                _solve_into(G[s, i, c], b[s, i, c], m[s, i, c], idx[k], qs[k], priors[k], lams[k],
+                            A, L, z, sol)
                 for u in range(F):
                     out[i, c, u] += sol[u] / top
     return out
@@ -602,13 +602,7 @@ def lin_cv_error(P: np.ndarray, target: np.ndarray, G0: np.ndarray, b0: np.ndarr
     K = masks.shape[0]
     C = per_set
     hmax = horizons.max()
-    idx = np.zeros((K, F), dtype=np.int64)
-    qs = np.zeros(K, dtype=np.int64)
-    for k in range(K):
-        for u in range(F):
-            if masks[k, u]:
-                idx[k, qs[k]] = u
-                qs[k] += 1
+    idx, qs = _mask_index(masks)
     err = np.zeros((n, nh, K))
     cnt = np.zeros((n, nh))
     longest = 0
@@ -652,12 +646,8 @@ def lin_cv_error(P: np.ndarray, target: np.ndarray, G0: np.ndarray, b0: np.ndarr
                 for kk in range(K):
                     s = kk // C
                     sol[:] = 0.0
-                    if mc[s] == 0.0:
-                        for r in range(qs[kk]):
-                            sol[idx[kk, r]] = priors[kk, idx[kk, r]]
-                    else:
-                        _solve_into(Gc[s], bc[s], mc[s], idx[kk], qs[kk], priors[kk], lams[kk],
-                                    A, L, z, sol)
+                    _solve_into(Gc[s], bc[s], mc[s], idx[kk], qs[kk], priors[kk], lams[kk], A, L,
+                                z, sol)
                     for u in range(F):
                         B[u, kk] = sol[u]
                 E = np.dot(X[:k], B)
