@@ -459,6 +459,21 @@ def _residual_series(x, window, min_periods, scale, gate, max_mask, out):
                 m += 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _distance(v, precision) -> float:
+    """``sqrt(v' precision v / p)`` skipping zero entries of ``v`` (missing residuals)."""
+    p = v.shape[0]
+    s = 0.0
+    for j in range(p):
+        if v[j] == 0.0:
+            continue
+        t = 0.0
+        for k in range(p):
+            t += precision[j, k] * v[k]
+        s += v[j] * t
+    return np.sqrt(max(s, 0.0) / max(p, 1))
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def causal_residuals(values: np.ndarray, offsets: np.ndarray, window: int, min_periods: int,
                      scale: np.ndarray, gate: float, max_mask: int) -> np.ndarray:
@@ -532,15 +547,7 @@ def robust_distance(z: np.ndarray, precision: np.ndarray, clip: float) -> np.nda
         for j in range(p):
             x = z[i, j]
             v[j] = 0.0 if np.isnan(x) else min(max(x, -clip), clip)
-        s = 0.0
-        for j in range(p):
-            if v[j] == 0.0:
-                continue
-            t = 0.0
-            for k in range(p):
-                t += precision[j, k] * v[k]
-            s += v[j] * t
-        out[i] = np.sqrt(max(s, 0.0) / max(p, 1))
+        out[i] = _distance(v, precision)
     return out
 
 
@@ -731,15 +738,7 @@ def _detector_group(values, a, b, window, min_periods, scale, gate, max_mask, ta
             x[3 * p] = np.nan
             x[3 * p + 1] = np.nan
         else:
-            s = 0.0
-            for j in range(p):
-                if zc[j] == 0.0:
-                    continue
-                t = 0.0
-                for k in range(p):
-                    t += precision[j, k] * zc[k]
-                s += zc[j] * t
-            d = np.sqrt(max(s, 0.0) / max(p, 1))
+            d = _distance(zc, precision)
             resid_out[i] = rmax
             dist_out[i] = d
             change_out[i] = cmax
