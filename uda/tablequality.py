@@ -160,6 +160,18 @@ def format_duration(us: int | None) -> str | None:
     return f"{us}us"
 
 
+def _read_toml(p: Path, what: str) -> dict[str, Any]:
+    """The TOML document in ``p`` (a ``what`` file: schema or needs); one-line errors."""
+    try:
+        return tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        msg = f"{what} file {str(p)!r} does not exist"
+        raise UserError(msg) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{what} {str(p)!r} is not valid TOML: {exc}"
+        raise UserError(msg) from None
+
+
 def load_schema(path: str | os.PathLike) -> Schema:
     """Read a schema TOML file (``tomllib``; nothing is evaluated).
 
@@ -183,14 +195,7 @@ def load_schema(path: str | os.PathLike) -> Schema:
         parameter = "nitrate_mgl"  # a parameter of uda's contract: its range applies if none is given
     """
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        msg = f"schema file {str(p)!r} does not exist"
-        raise UserError(msg) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        msg = f"schema {str(p)!r} is not valid TOML: {exc}"
-        raise UserError(msg) from None
+    doc = _read_toml(p, "schema")
     unknown = set(doc) - {"table", "columns"}
     if unknown:
         msg = f"schema {str(p)!r}: unknown sections {sorted(unknown)}; use [table] and [columns.NAME]"
@@ -592,14 +597,7 @@ def load_needs(path: str | os.PathLike) -> Needs:
         nitrate = [0, 100]
     """
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        msg = f"needs file {str(p)!r} does not exist"
-        raise UserError(msg) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        msg = f"needs {str(p)!r} is not valid TOML: {exc}"
-        raise UserError(msg) from None
+    doc = _read_toml(p, "needs")
     if set(doc) - {"columns", "ranges", "step", "key"}:
         msg = f"needs {str(p)!r}: unknown keys {sorted(set(doc) - {'columns', 'ranges', 'step', 'key'})}"
         raise UserError(msg)
