@@ -1,4 +1,4 @@
-"""Helpers for what commands print: JSON-safe copies of results."""
+"""Helpers shared by the commands: option values, JSON-safe results, wide tables."""
 
 from __future__ import annotations
 
@@ -33,3 +33,16 @@ def wide_console() -> Console:
     from rich.console import Console
 
     return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+
+
+def numbers(text: str | None, option: str) -> tuple[float, ...]:
+    """Comma-separated numbers of ``option`` (e.g. ``--missing -1,9999``); ``()`` if not given."""
+    from uda.errors import UserError
+
+    if not text:
+        return ()
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        msg = f"cannot read {option} {text!r}; give comma-separated numbers like -1,9999"
+        raise UserError(msg) from None

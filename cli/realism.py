@@ -6,21 +6,9 @@ import json
 
 import click
 
-from uda.cli.output import json_safe
+from uda.cli.output import json_safe, numbers
 
 SOURCES = "--data DIR, --wide FILE, --libcity DIR or --long FILE"
-
-
-def _missing(text: str | None) -> tuple[float, ...]:
-    from uda.errors import UserError
-
-    if not text:
-        return ()
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        msg = f"cannot read --missing {text!r}; give numbers like -1 or -1,9999"
-        raise UserError(msg) from None
 
 
 def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, start, time_col,
@@ -202,7 +190,7 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
         raise UserError(msg)
     reference = load_reference(ref) if ref is not None else None
     panel, default_name = _panel(data_dir, target, wide_file, libcity_path, long_files, interval, start,
-                                 time_col, id_col, value_col, column, _missing(missing_text), irregular)
+                                 time_col, id_col, value_col, column, numbers(missing_text, "--missing"), irregular)
     if resample is not None:
         panel = coarsen(panel, parse_interval(resample))
     subject = signature(panel, name=name or default_name, neighbours=neighbours, per_series=per_series)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from uda.cli.output import json_safe
+from uda.cli.output import json_safe, numbers
 from uda.engines import SCHEDULER_HELP
 
 
@@ -22,18 +22,6 @@ def _split(text: str) -> tuple[float, float, float]:
         raise UserError(msg)
     total = sum(parts)
     return (parts[0] / total, parts[1] / total, parts[2] / total)
-
-
-def _numbers(text: str | None, option: str) -> tuple[float, ...]:
-    from uda.errors import UserError
-
-    if text is None:
-        return ()
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        msg = f"cannot read {option} {text!r}; give comma-separated numbers like -1,9999"
-        raise UserError(msg) from None
 
 
 def _table(res: dict):
@@ -147,7 +135,7 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
                 msg = "--wide needs --interval (the step length, e.g. 5min)"
                 raise UserError(msg)
             panel = read_wide(wide_file, interval=interval, start=start, time_column=time_column,
-                              missing=_numbers(missing_text, "--missing"), irregular=irregular)
+                              missing=numbers(missing_text, "--missing"), irregular=irregular)
             if adjacency is not None:
                 from uda.io.adjacency import read_adjacency
 
