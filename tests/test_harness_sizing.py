@@ -150,3 +150,17 @@ def test_datasets_with_department_feeds_map_to_families():
                      "water": {"rows": 10, "bytes": 50}}}
     assert _family_rows(ds) == {"traffic": 1000, "taps": 100, "water": 10}
     assert _family_bytes_per_row(ds) == {"traffic": 4.0, "taps": 10.0, "water": 5.0}
+
+
+def test_curves_for_the_report(tmp_path):
+    from uda.harness.results import load_results
+    from uda.harness.sizing import curves
+
+    cs = curves([load_results(_sweep(tmp_path))])
+    assert {(c.task, c.metric) for c in cs} == {(t, m) for t in ("flow", "water") for m in ("wall_s", "peak_bytes")}
+    mem = next(c for c in cs if c.task == "flow" and c.metric == "peak_bytes")
+    assert [v for _, v in mem.points] == pytest.approx([2e8 + 300.0 * r for r, _ in mem.points])
+    x = np.array([r for r, _ in mem.points])
+    assert mem.predict(x) == pytest.approx(2e8 + 300.0 * x, rel=1e-6)
+    rows, measured, predicted = mem.heldout
+    assert rows == max(x) and predicted == pytest.approx(measured, rel=1e-6)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,19 +110,31 @@ def _results_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
+def _load_all(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """The results objects in ``paths``: files in a folder that are not uda results are
+    skipped; a file named explicitly must be one."""
+    out = []
+    for f in _results_files(paths):
+        try:
+            out.append(load_results(f))
+        except UserError:
+            if f in map(Path, paths):
+                raise
+    return out
+
+
 def collect_points(paths: list[str | Path]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Measured points per ``(task, engine label)`` from results files (newest run wins per case).
 
     Files in a folder that are not uda results are skipped; a file named explicitly must be one.
     """
+    return points_of(_load_all(paths))
+
+
+def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Measured points per ``(task, engine label)`` from loaded results objects (newest run wins per case)."""
     latest: dict[str, tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
-    for f in _results_files(paths):
-        try:
-            res = load_results(f)
-        except UserError:
-            if f in map(Path, paths):
-                raise
-            continue
+    for res in results:
         for c in res["cases"]:
             s = c.get("summary")
             if c["status"] != "ok" or not s or not c.get("rows_in"):
@@ -176,6 +189,63 @@ def held_out_error(pts: list[dict[str, Any]], *, time_model: str = "affine") -> 
         pred = fit(top)
         measured = float(np.mean([p[m] for p in test]))
         out[m] = {"predicted": pred, "measured": measured, "relative_error": pred / measured - 1}
+    return out
+
+
+@dataclass
+class Curve:
+    """One fitted sizing curve, for drawing the fit through a scaling plot.
+
+    Attributes
+    ----------
+    task, engine
+        Task (with its options, ``flow[k=v]``) and engine label (``dask-threads``).
+    metric
+        ``"wall_s"`` (warm median wall time) or ``"peak_bytes"`` (peak RSS of the process tree).
+    points
+        Measured ``(rows_in, value)`` pairs, smallest input first.
+    predict
+        The fitted model as a function of input rows (vectorised over a NumPy array).
+    heldout
+        ``(rows, measured, predicted)`` of the largest measured size when the model is
+        refitted without it, or ``None`` when too few sizes were measured to hold one out.
+    """
+
+    task: str
+    engine: str
+    metric: str
+    points: list[tuple[float, float]]
+    predict: Callable[[np.ndarray], np.ndarray]
+    heldout: tuple[float, float, float] | None
+
+
+_CURVE_METRICS = {"wall_s": "wall_s", "peak_bytes": "peak_rss_bytes"}
+
+
+def curves(results: list[dict[str, Any]]) -> list[Curve]:
+    """Sizing fits of wall time and peak memory against input rows, per task and engine.
+
+    Parameters
+    ----------
+    results
+        Results objects as :func:`uda.harness.results.load_results` returns them.
+
+    Returns
+    -------
+    list of Curve
+        Two curves (``wall_s``, ``peak_bytes``) per task and engine with measured points.
+    """
+    out = []
+    for (task, eng), pts in sorted(points_of(results).items()):
+        fits = _fit_all(pts)
+        held = held_out_error(pts)
+        top = pts[-1]["rows_in"]
+        for metric, key in _CURVE_METRICS.items():
+            fit = fits[key]
+            out.append(Curve(task=task, engine=eng, metric=metric,
+                             points=[(p["rows_in"], float(p[key])) for p in pts],
+                             predict=lambda x, f=fit: np.asarray(f(np.asarray(x, dtype=float)), dtype=float),
+                             heldout=(top, held[key]["measured"], held[key]["predicted"]) if held else None))
     return out
 
 
