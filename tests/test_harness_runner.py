@@ -182,7 +182,8 @@ def test_builtin_suites_expand():
     assert {c.engine for c in default if c.task != "generate"} <= {"polars", "dask"}
     sweep = expand_suite(load_suite("sweep"))
     assert {c.scale.partition(":")[0] for c in sweep} == {"tiny", "small", "medium"}
-    assert {c.scale for c in sweep if c.task == "flow"} == {"tiny", "small", MID_SCALE, "medium"}
+    assert {c.scale for c in sweep if c.task == "flow"} == {"tiny", "small", MID_SCALE}
+    assert {c.scale for c in expand_suite(load_suite("validate")) if c.task == "flow"} == {"medium"}
     assert all(c.cold == "cached" for c in sweep)
 
 

@@ -1,4 +1,4 @@
-"""``uda size``: fits on measured sweeps, held-out error, city mapping and bad input."""
+"""``uda size``: design models fitted on synthetic sweeps, held-out error, cores, checks and bad input."""
 
 from __future__ import annotations
 
@@ -10,105 +10,207 @@ from click.testing import CliRunner
 
 from uda.cli.main import cli
 from uda.errors import UserError
-from uda.harness.results import SCHEMA, SCHEMA_VERSION
-from uda.harness.sizing import fit_affine, fit_power, parse_duration, size
+from uda.harness import sizing
+from uda.harness.results import SCHEMA, SCHEMA_VERSION, load_results
+from uda.harness.sizing import (
+    TERMS,
+    dataset_sizes,
+    fit_terms,
+    parse_duration,
+    size,
+    street_grid,
+    units_for,
+)
 
-SCALES = {"tiny": 20, "small": 200, "mid": 600, "medium": 2000}  # sensors; 7 days at 5 min
+# (sensors, days, districts) per scale; the mid scale has its own days like the real sweep
+SCALES = {"tiny": (24, 7, 4), "small": (200, 14, 6), "mid": (600, 21, 8)}
+# exact laws in the models' own terms: time = fixed + per row + per series; memory by task design
+TIME = {"flow": {"fixed": 0.8, "rows": 2e-6, "series": 1e-3}, "utilisation": {"fixed": 0.8, "rows": 2e-6}}
+MEMORY = {"flow": {"fixed": 2e8, "block in flight": 160.0, "series": 4e4},
+          "utilisation": {"fixed": 3e8, "group in flight": 120.0, "sensor-days": 500.0}}
 
 
-def _ds(scale: str, sensors: int) -> dict:
-    rows = {"traffic": sensors * 7 * 288, "taps": sensors // 2 * 7 * 300, "water": sensors // 4 * 7 * 96}
-    return {"scale": scale, "params": {"sensors": sensors, "days": 7, "stations": sensors // 2,
-                                       "water_sites": sensors // 4, "water_interval_s": 900},
-            "tables": {t: {"rows": r, "bytes": r * 4} for t, r in rows.items()}}
+def _ds(scale: str, sensors: int, days: int, districts: int) -> dict:
+    grid = street_grid(sensors)
+    rows = {"traffic": sensors * days * 288, "taps": sensors // 2 * days * 300,
+            "water": max(2, sensors // 8) * days * 96}
+    tables = {t: {"rows": r, "bytes": r * 4} for t, r in rows.items()}
+    tables.update(sensors={"rows": sensors, "bytes": 10}, links={"rows": int(grid["links"]), "bytes": 10},
+                  zones={"rows": int(grid["zones"]), "bytes": 10}, districts={"rows": districts, "bytes": 10})
+    return {"scale": scale, "params": {"sensors": sensors, "days": days, "stations": sensors // 2,
+                                       "water_sites": max(2, sensors // 8), "water_interval_s": 900,
+                                       "districts": districts},
+            "tables": tables}
 
 
-def _sweep(tmp_path, scales=SCALES) -> str:
+def _law(terms: dict[str, float], sizes: dict[str, float]) -> float:
+    return sum(c * TERMS[n].size(sizes) for n, c in terms.items())
+
+
+def _case(task: str, engine: str, scale: str, ds: dict, *, scheduler=None, cores=None, slow=1.0) -> dict:
+    sizes = dataset_sizes(ds)
+    sizes["rows"] = float(ds["tables"]["traffic"]["rows"])
+    sizes["iterations"] = 1.0
+    wall = _law(TIME[task], sizes) * slow
+    mem = _law(MEMORY[task], sizes)
+    warm = [{"wall_s": wall, "cpu_s": 1.5 * wall, "peak_rss_bytes": mem}] * 2
+    eng = engine if scheduler is None else f"{engine}-{scheduler}"
+    cid = f"{task}/{eng}/{scale}" + (f"/cores={cores}" if cores else "")
+    return {"id": cid, "task": task, "engine": engine, "scheduler": scheduler, "scale": scale,
+            "dataset": f"{scale}-seed1", "options": {}, "status": "ok", "rows_in": int(sizes["rows"]),
+            "limits": {"cores": cores}, "cold": warm[0], "warm": warm,
+            "summary": {"wall_s_median": wall, "cpu_s_median": 1.5 * wall, "peak_rss_bytes": mem, "n_warm": 2}}
+
+
+def _write(tmp_path, name: str, scales=SCALES, *, efficiency=False, tasks=("flow", "utilisation")) -> str:
     cases, datasets = [], {}
-    for scale, sensors in scales.items():
-        ds = _ds(scale, sensors)
+    for scale, (sensors, days, districts) in scales.items():
+        ds = _ds(scale, sensors, days, districts)
         datasets[f"{scale}-seed1"] = ds
-        traffic = ds["tables"]["traffic"]["rows"]
-        water = ds["tables"]["water"]["rows"]
-        for task, rows in (("flow", traffic + 500), ("water", water + 50)):
-            wall = 2e-6 * rows**1.1
-            mem = 2e8 + 300.0 * rows
-            warm = [{"wall_s": wall, "cpu_s": 1.5 * wall, "peak_rss_bytes": mem}] * 3
-            cases.append({"id": f"{task}/polars/{scale}", "task": task, "engine": "polars",
-                          "scheduler": None, "scale": scale, "dataset": f"{scale}-seed1", "options": {},
-                          "status": "ok", "rows_in": rows, "cold": warm[0], "warm": warm,
-                          "summary": {"wall_s_median": wall, "cpu_s_median": 1.5 * wall,
-                                      "peak_rss_bytes": mem, "n_warm": 3}})
-    res = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "sweep",
+        for task in tasks:
+            cases.append(_case(task, "polars", scale, ds))
+            cases.append(_case(task, "dask", scale, ds, scheduler="threads"))
+    if efficiency:
+        small = datasets["small-seed1"]
+        for task in tasks:  # one core 1.6x slower (p = 0.75); LocalCluster 1 -> 2 workers 1.5x faster
+            cases.append(_case(task, "polars", "small", small, cores=1, slow=1.6))
+            cases.append(_case(task, "dask", "small", small, scheduler="threads", cores=1, slow=1.6))
+            cases.append(_case(task, "dask", "small", small, scheduler="local:1", slow=1.5))
+            cases.append(_case(task, "dask", "small", small, scheduler="local:2", slow=1.0))
+    res = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": name,
            "created_utc": "2026-11-21T07:00:00+00:00", "machine": {"cpu_model": "x", "cpu_affinity": 2},
            "datasets": datasets, "cases": cases}
-    p = tmp_path / "sweep.json"
+    p = tmp_path / f"{name}.json"
     p.write_text(json.dumps(res))
     return str(p)
 
 
-def test_fits_recover_exact_laws():
-    x = np.array([1e3, 1e4, 1e5])
-    p = fit_power(x, 3.0 * x**0.8)
-    assert p.b == pytest.approx(0.8) and p.a == pytest.approx(3.0)
-    a = fit_affine(x, 5.0 + 2.0 * x)
-    assert a.a == pytest.approx(5.0) and a.b == pytest.approx(2.0)
+def test_fit_terms_recovers_an_exact_law_and_drops_terms_that_do_not_vary():
+    sizes = [{"rows": r, "sensors": s} for r, s in ((1e3, 10), (5e4, 40), (2e5, 300), (9e5, 500))]
+    y = np.array([0.8 + 2e-6 * s["rows"] + 1e-3 * s["sensors"] for s in sizes])
+    m = fit_terms(("fixed", "rows", "series"), sizes, y)
+    assert m.coef == pytest.approx([0.8, 2e-6, 1e-3], rel=1e-6)
+    assert m.dominant({"rows": 1e9, "sensors": 10})[0] == "rows"
+    flat = [dict(s, sensors=7) for s in sizes]
+    m = fit_terms(("fixed", "rows", "series"), flat, np.array([0.8 + 2e-6 * s["rows"] for s in flat]))
+    assert m.coef[2] == 0 and m.coef[:2] == pytest.approx([0.8, 2e-6], rel=1e-6)
 
 
-def test_size_predicts_from_a_sweep(tmp_path):
-    out = size(sensors=4000, days=14, interval_s=300, deadline_s=3600, results=[_sweep(tmp_path)],
-               time_model="power")
-    by_task = {e["task"]: e for e in out["estimates"]}
-    flow, water = by_task["flow"], by_task["water"]
-    assert flow["family"] == "traffic" and water["family"] == "water"
-    # the input grows with the traffic table: 4000 x 14 x 288 vs 2000 x 7 x 288
-    assert flow["rows_in"] == pytest.approx((2000 * 7 * 288 + 500) * 4)
-    assert flow["wall_s"] == pytest.approx(2e-6 * flow["rows_in"] ** 1.1, rel=1e-6)
-    assert flow["peak_rss_bytes"] == pytest.approx(2e8 + 300 * flow["rows_in"], rel=1e-6)
-    assert flow["cores"] == max(1, int(np.ceil(flow["cpu_s"] / 3600)))
+def test_generator_formulas_match_the_generated_city():
+    from uda.generate import DEFAULT_CHUNK_ROWS
+    from uda.scales import PRESETS
+    from uda.tasks import flow
+
+    assert sizing.CHUNK_ROWS == DEFAULT_CHUNK_ROWS
+    assert sizing.FLOW_BLOCK_VALUES == flow.DEFAULT_BLOCK_MB * 2**20 // 8 and sizing.FLOW_MIN_BLOCKS == flow.MIN_BLOCKS
+    for name, n_links, n_zones in (("tiny", 224, 16), ("small", 528, 16)):  # the generated datasets' tables
+        g = street_grid(PRESETS[name].sensors)
+        assert (g["nodes"], g["links"], g["zones"]) == (PRESETS[name].grid_side ** 2, n_links, n_zones)
+    assert sizing.traffic_files(20_000, 180) == 527  # large: 38 sensors of 180 days per file
+
+
+def test_streaming_memory_is_not_proportional_to_rows(tmp_path):
+    path = _write(tmp_path, "sweep")
+    out = size(sensors=20_000, days=180, interval_s=300, deadline_s=3600, results=[path])
+    est = {(e["task"], e["engine"]): e for e in out["estimates"]}
+    util = est[("utilisation", "polars")]
+    # the city's own sizes: 20,000 sensors x 180 days, groups capped at the chunk size
+    assert util["sizes"]["traffic_rows"] == 20_000 * 180 * 288
+    assert util["peak_rss_bytes"] == pytest.approx(_law(MEMORY["utilisation"], util["sizes"]), rel=1e-6)
+    assert util["peak_rss_bytes_dominant"]["term"] == "sensor-days"
+    flow = est[("flow", "polars")]
+    assert flow["peak_rss_bytes"] == pytest.approx(_law(MEMORY["flow"], flow["sizes"]), rel=1e-6)
+    assert flow["wall_s"] == pytest.approx(_law(TIME["flow"], flow["sizes"]), rel=1e-6)
+    assert flow["wall_s_dominant"]["term"] == "rows"
+    # the same sweep fitted as a + b * rows predicts far more memory for the big city
+    rows = size(sensors=20_000, days=180, interval_s=300, deadline_s=3600, results=[path], model="rows")
+    big = {(e["task"], e["engine"]): e for e in rows["estimates"]}[("flow", "polars")]
+    assert big["peak_rss_bytes"] > 5 * flow["peak_rss_bytes"]
+    assert any("unverified" in n and "flow on polars" in n for n in out["notes"])
     held = flow["held_out"]
-    assert held["held_out_scale"] == "medium" and held["fitted_on"] == ["tiny", "small", "mid"]
-    assert abs(held["wall_s"]["relative_error"]) < 1e-6
-    assert abs(held["peak_rss_bytes"]["relative_error"]) < 1e-6
-    st = out["storage"]
-    assert st["bytes_per_day"]["traffic"] == pytest.approx(4000 * 288 * 4)
-    assert st["total_bytes"] == pytest.approx(st["total_bytes_per_day"] * 14)
+    assert held["held_out_scale"] == "mid" and held["fitted_on"] == ["tiny", "small"]
+    # two sizes fit the fixed and the first term only (the per-series term is left out)
+    assert 0 < abs(held["peak_rss_bytes"]["relative_error"]) < 0.05
 
 
-def test_affine_time_model_states_its_held_out_error(tmp_path):
-    out = size(sensors=4000, days=14, interval_s=300, deadline_s=3600, results=[_sweep(tmp_path)])
-    flow = next(e for e in out["estimates"] if e["task"] == "flow")
-    assert flow["fits"]["wall_s"]["model"] == "affine"
-    held = flow["held_out"]["wall_s"]
-    # time grows as rows**1.1: a straight line through the smaller scales underestimates
-    assert -0.3 < held["relative_error"] < 0
-    assert held["predicted"] == pytest.approx(flow["held_out"]["wall_s"]["measured"] * (1 + held["relative_error"]))
-
-
-def test_held_out_scale_is_strictly_the_largest_input(tmp_path):
-    path = _sweep(tmp_path, {"tiny": 20, "small": 200, "medium": 2000})
-    res = json.loads(open(path).read())
-    dup = [dict(c, id=c["id"].replace("medium", "copy"), scale="copy") for c in res["cases"]
-           if c["scale"] == "medium"]
-    res["cases"] += dup
-    open(path, "w").write(json.dumps(res))
-    out = size(sensors=100, days=7, interval_s=300, deadline_s=60, results=[path])
-    held = out["estimates"][0]["held_out"]
-    assert held["fitted_on"] == ["tiny", "small"] and held["held_out_scale"] in ("medium, copy", "copy, medium")
-
-
-def test_two_scales_fit_but_have_no_held_out_error(tmp_path):
-    path = _sweep(tmp_path, {"tiny": 20, "small": 200})
+def test_two_scales_fit_but_say_what_to_run_for_a_held_out_check(tmp_path):
+    path = _write(tmp_path, "two", {k: SCALES[k] for k in ("tiny", "small")})
     out = size(sensors=100, days=7, interval_s=300, deadline_s=60, results=[path])
     assert all(e["held_out"] is None for e in out["estimates"])
+    assert any("no held-out check" in n and "uda bench --suite sweep" in n for n in out["notes"])
+    assert any("perfect scaling" in n for n in out["notes"])
+
+
+def test_cores_and_cluster_come_from_measured_efficiency(tmp_path):
+    path = _write(tmp_path, "eff", efficiency=True)
+    out = size(sensors=4000, days=30, interval_s=300, deadline_s=60, results=[path])
+    eff = out["efficiency"]["flow/polars"]
+    assert eff["speedup"] == pytest.approx(1.6) and eff["parallel_fraction"] == pytest.approx(0.75)
+    e = next(e for e in out["estimates"] if e["task"] == "flow" and e["engine"] == "polars")
+    assert e["cores_basis"] == "measured"
+    wall_1 = e["wall_s"] / (0.25 + 0.75 / 2)
+    assert e["cores"] == units_for(wall_1, 0.75, 60)
+    d = next(e for e in out["estimates"] if e["task"] == "flow" and e["engine"] == "dask-threads")
+    cl = d["cluster"]
+    p = out["efficiency"]["flow/dask-local"]["parallel_fraction"]
+    assert p == pytest.approx(2 * (1 - 1 / 1.5))
+    assert cl is None or cl["workers"] == units_for(d["wall_s"] * 1.5, p, 60)
+    # one-core and cluster cases measure efficiency; they are not fitted as engines of their own
+    assert {x["engine"] for x in out["estimates"]} == {"polars", "dask-threads"}
+
+
+@pytest.mark.parametrize(("wall_1", "p", "deadline", "n"), [
+    (50, 0.9, 60, 1), (100, 1.0, 60, 2), (100, 0.9, 60, 2), (100, 0.9, 50, 3), (1000, 0.9, 60, None), (100, 0.0, 60, None)])
+def test_units_for_follows_amdahl(wall_1, p, deadline, n):
+    assert units_for(wall_1, p, deadline) == n
+    if n:
+        assert wall_1 * ((1 - p) + p / n) <= deadline + 1e-9
+
+
+def test_check_predicts_a_scale_the_fit_never_saw(tmp_path):
+    fit = _write(tmp_path, "sweep")
+    medium = _write(tmp_path, "validate", {"medium": (2000, 30, 12)})
+    out = sizing.check(results=[fit, medium], against=[medium])  # medium is taken out of the fit
+    assert {r["scale"] for r in out["rows"]} == {"medium"}
+    assert all(r["fitted_on"] == ["tiny", "small", "mid"] for r in out["rows"])
+    assert out["worst_factor"]["peak_rss_bytes"] == pytest.approx(1.0, rel=1e-6)
+    assert out["worst_factor"]["wall_s"] == pytest.approx(1.0, rel=1e-6)
+    res = CliRunner().invoke(cli, ["size", "--results", fit, "--check", medium])
+    assert res.exit_code == 0, res.output
+    assert "dask-threads" in res.output and "…" not in res.output and "worst factor: wall 1.00" in res.output
+
+
+def test_size_table_is_whole_when_piped(tmp_path):
+    res = CliRunner().invoke(cli, ["size", "--sensors", "20000", "--days", "180", "--results",
+                                   _write(tmp_path, "eff", efficiency=True)])
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    assert "utilisation" in res.output and "dask-threads" in res.output and "sensor-days" in res.output
+    assert "efficiency flow/polars at small: speed-up 1.60" in res.output
+    assert "unverified" in res.output
 
 
 def test_size_command_json(tmp_path):
     res = CliRunner().invoke(cli, ["size", "--sensors", "4000", "--days", "14", "--interval", "5min",
-                                   "--deadline", "1h", "--results", _sweep(tmp_path), "--json"])
+                                   "--deadline", "1h", "--results", _write(tmp_path, "s"), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert {e["task"] for e in out["estimates"]} == {"flow", "water"}
+    assert {e["task"] for e in out["estimates"]} == {"flow", "utilisation"}
+
+
+def test_curves_for_the_report(tmp_path):
+    from uda.harness.sizing import curves
+
+    cs = curves([load_results(_write(tmp_path, "s"))])
+    assert {(c.task, c.metric) for c in cs} == {(t, m) for t in ("flow", "utilisation")
+                                                for m in ("wall_s", "peak_bytes")}
+    mem = next(c for c in cs if c.task == "flow" and c.engine == "polars" and c.metric == "peak_bytes")
+    x = np.array([r for r, _ in mem.points])
+    assert mem.predict(x) == pytest.approx([v for _, v in mem.points], rel=1e-6)
+    between = mem.predict(np.array([np.sqrt(x[0] * x[1])]))
+    assert mem.points[0][1] < between[0] < mem.points[1][1]
+    rows, measured, predicted = mem.heldout
+    assert rows == max(x) and measured == mem.points[-1][1] and predicted == pytest.approx(measured, rel=0.05)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("5min", 300), ("15 min", 900), ("1h", 3600),
@@ -120,25 +222,34 @@ def test_parse_duration(text, seconds):
 @pytest.mark.parametrize(("args", "message"), [
     (["--sensors", "0", "--days", "1"], "must both be positive"),
     (["--sensors", "10", "--days", "-3"], "must both be positive"),
+    (["--sensors", "10", "--days", "nan"], "must both be positive"),
     (["--sensors", "10", "--days", "1", "--interval", "fast"], "is not a duration"),
     (["--sensors", "10", "--days", "1", "--interval", "2d"], "longer than a day"),
     (["--sensors", "10", "--days", "1", "--deadline", "0min"], "must be longer than zero"),
     (["--sensors", "10", "--days", "1", "--stations", "0"], "--stations 0 must be positive"),
+    (["--days", "1"], "give --sensors N and --days D"),
 ])
 def test_impossible_size_parameters_exit_2(tmp_path, args, message):
-    res = CliRunner().invoke(cli, ["size", *args, "--results", _sweep(tmp_path)])
+    res = CliRunner().invoke(cli, ["size", *args, "--results", _write(tmp_path, "s")])
     assert res.exit_code == 2, res.output
     assert message in res.output and len(res.output.strip().splitlines()) == 1
 
 
-def test_size_without_measurements_exit_2(tmp_path):
-    res = CliRunner().invoke(cli, ["size", "--sensors", "10", "--days", "1", "--results", str(tmp_path)])
-    assert res.exit_code == 2 and "run a scale sweep first" in res.output
-    res = CliRunner().invoke(cli, ["size", "--sensors", "10", "--days", "1", "--results",
-                                   str(tmp_path / "nope")])
+def test_missing_or_too_few_results_say_what_to_run(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["size", "--sensors", "10", "--days", "1", "--results", str(tmp_path)])
+    assert res.exit_code == 2 and "uda bench --suite sweep" in res.output
+    res = runner.invoke(cli, ["size", "--sensors", "10", "--days", "1", "--results", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "does not exist" in res.output
-    with pytest.raises(UserError):
-        size(sensors=1, days=1, interval_s=300, deadline_s=1, results=[str(tmp_path)])
+    one = _write(tmp_path, "one", {"tiny": SCALES["tiny"]})
+    res = runner.invoke(cli, ["size", "--sensors", "10", "--days", "1", "--results", one])
+    assert res.exit_code == 2 and "one size per task (tiny)" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    water = _write(tmp_path, "water", {"medium": (2000, 30, 12)}, tasks=("flow",))
+    water_path = tmp_path / "water.json"
+    water_path.write_text(water_path.read_text().replace('"flow', '"water'))
+    with pytest.raises(UserError, match="no case of"):
+        sizing.check(results=[_write(tmp_path, "fit")], against=[water])
 
 
 def test_datasets_with_department_feeds_map_to_families():
@@ -152,15 +263,14 @@ def test_datasets_with_department_feeds_map_to_families():
     assert _family_bytes_per_row(ds) == {"traffic": 4.0, "taps": 10.0, "water": 5.0}
 
 
-def test_curves_for_the_report(tmp_path):
-    from uda.harness.results import load_results
-    from uda.harness.sizing import curves
+def test_suites_measure_one_and_two_cores_and_workers():
+    from uda.harness.runner import expand_suite, load_suite
 
-    cs = curves([load_results(_sweep(tmp_path))])
-    assert {(c.task, c.metric) for c in cs} == {(t, m) for t in ("flow", "water") for m in ("wall_s", "peak_bytes")}
-    mem = next(c for c in cs if c.task == "flow" and c.metric == "peak_bytes")
-    assert [v for _, v in mem.points] == pytest.approx([2e8 + 300.0 * r for r, _ in mem.points])
-    x = np.array([r for r, _ in mem.points])
-    assert mem.predict(x) == pytest.approx(2e8 + 300.0 * x, rel=1e-6)
-    rows, measured, predicted = mem.heldout
-    assert rows == max(x) and predicted == pytest.approx(measured, rel=1e-6)
+    cases = expand_suite(load_suite("sweep"))
+    flow = {c.id: c for c in cases if c.task == "flow"}
+    assert flow["flow/polars/small/cores=1"].cores == 1
+    assert {"flow/dask-local:1/small", "flow/dask-local:2/small", "flow/dask-threads/small/cores=1"} <= set(flow)
+    assert not any(c.scale.startswith("medium") and ":" not in c.scale for c in cases)  # medium is held out
+    bad = {"source": "s", "cases": [{"task": "route", "scales": ["tiny"], "cores": 0}]}
+    with pytest.raises(UserError, match="cores must be a whole number > 0"):
+        expand_suite(bad)

@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "cold": "cached",       # "cached": reuse Numba's on-disk cache; "compile": fresh cache per case
     "rtol": 1e-6,
     "atol": 1e-9,
+    "cores": None,          # None: every core this process may use; N: the case runs on N cores
 }
 ENTRY_KEYS = {"task", "target", "engines", "schedulers", "scales", "options", "dataset", "data",
               *DEFAULTS}
@@ -79,6 +80,7 @@ class Case:
     cold: str
     rtol: float
     atol: float
+    cores: int | None = None
 
     def check_key(self) -> str:
         """Cases with equal keys must give the same answer."""
@@ -157,7 +159,8 @@ def _show(value: Any) -> str:
 
 #: Numeric settings: (whole number, zero allowed).
 _NUMBERS = {"repeats": (True, True), "warmup": (True, True), "timeout_s": (False, False),
-            "memory_mb": (False, False), "rtol": (False, True), "atol": (False, True)}
+            "memory_mb": (False, False), "rtol": (False, True), "atol": (False, True),
+            "cores": (True, False)}
 #: ``uda generate`` options a scale may override, and how each value is checked.
 SCALE_OVERRIDES = ("sensors", "days", "stations", "lines", "cards", "water-sites", "districts", "start",
                    "defects", "workers", "chunk-rows")
@@ -344,7 +347,8 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
                 scheds = [check_scheduler(str(x)) for x in schedulers or entry_scheds or ["threads"]]
             for sched in scheds:
                 for scale in e_scales:
-                    cid = _case_id(task, engine, sched, scale, options, settings["cold"])
+                    cores = None if settings["cores"] is None else int(settings["cores"])
+                    cid = _case_id(task, engine, sched, scale, options, settings["cold"], cores)
                     if cid in seen:
                         continue
                     seen.add(cid)
@@ -356,7 +360,7 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
                                       timeout_s=float(settings["timeout_s"]),
                                       memory_mb=float(settings["memory_mb"]),
                                       cold=settings["cold"], rtol=float(settings["rtol"]),
-                                      atol=float(settings["atol"])))
+                                      atol=float(settings["atol"]), cores=cores))
     if not cases:
         msg = f"{src}: no case left after filtering (--task/--engine/--scale); check the names"
         raise UserError(msg)
@@ -384,13 +388,15 @@ def check_scheduler(scheduler: str) -> str:
 
 
 def _case_id(task: str, engine: str, scheduler: str | None, scale: str | None,
-             options: dict[str, Any], cold: str) -> str:
+             options: dict[str, Any], cold: str, cores: int | None = None) -> str:
     eng = engine if scheduler is None else f"{engine}-{scheduler}"
     parts = [task, eng, scale or "-"]
     if options:
         parts.append(",".join(f"{k}={options[k]}" for k in sorted(options)))
     if cold == "compile":
         parts.append("compile")
+    if cores is not None:
+        parts.append(f"cores={cores}")
     return "/".join(parts)
 
 
@@ -518,6 +524,9 @@ def child_main(argv: list[str] | None = None) -> int:
     """Entry point of a case's process: ``child_main([spec.json, events.jsonl])``."""
     spec_path, events_path = argv or sys.argv[1:3]
     spec = json.loads(Path(spec_path).read_text())
+    if spec.get("cores") and hasattr(os, "sched_setaffinity"):
+        # before the task's imports: Dask worker processes inherit the affinity
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:int(spec["cores"])])
     sys.path[:0] = spec.get("pythonpath", [])
     work = Path(spec_path).parent
     cluster = None
@@ -597,6 +606,11 @@ def _run_child(case: Case, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     spec_path.write_text(json.dumps(spec, default=str))
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = "0"
+    if case.cores is not None:
+        # thread pools sized to the cores (Polars, Numba, BLAS read these when they start)
+        for var in ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS"):
+            env[var] = str(case.cores)
     if case.cold == "compile":
         cache = work / "numba-cache"
         cache.mkdir()
@@ -834,7 +848,7 @@ def run_suite(suite: dict[str, Any], *, out_dir: str | os.PathLike | None = "res
                 "options": case.options,
                 "limits": {"timeout_s": case.timeout_s, "memory_mb": case.memory_mb,
                            "repeats": case.repeats, "warmup": case.warmup, "cold": case.cold,
-                           "rtol": case.rtol, "atol": case.atol},
+                           "rtol": case.rtol, "atol": case.atol, "cores": case.cores},
                 "_check_key": case.check_key(),
             }
             ds_path = None
@@ -867,7 +881,8 @@ def run_suite(suite: dict[str, Any], *, out_dir: str | os.PathLike | None = "res
                     "dataset": str(ds_path) if ds_path else None, "options": case.options,
                     "warmup": case.warmup, "repeats": case.repeats, "rtol": case.rtol,
                     "atol": case.atol, "pythonpath": pythonpath, "scale": case.scale,
-                    "seed": seed, "pass_scale": not case.needs_data and case.scale is not None}
+                    "seed": seed, "pass_scale": not case.needs_data and case.scale is not None,
+                    "cores": case.cores}
             record.update(_run_child(case, spec, work))
             if record["status"] == "ok":
                 answer = _load_answer(work / "answer.npz")

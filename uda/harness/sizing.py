@@ -1,18 +1,29 @@
-"""Sizing: fit time and memory against data size from measured sweeps, predict for a real city.
+"""Sizing: models of time and memory that follow each task's design, fitted on measured sweeps.
 
-For every task and engine, the ``ok`` cases of one or more results files give points
-``(rows_in, warm median wall s, median CPU s, peak RSS)`` at several scales. Time, CPU and
-memory are fitted with an affine model ``y = a + b * rows`` (a fixed cost plus a cost per
-row; non-negative least squares); a power law ``t = a * rows**b`` on log-log axes is the
-alternative for time. The error is stated on held-out data: the models are refitted
-without the largest measured scale and their prediction for that scale is compared with
-the measurement.
+A task's cost is the sum of a few **terms**, each a size of the city or its data that
+the task's code really depends on, times a coefficient fitted on measurements:
 
-A user's city (N sensors at interval I over D days, optionally stations and water sites)
-is mapped to each task's input rows through the sensor table the task mostly reads
-(traffic, taps, water, or all three together; the one whose row count is nearest the
-task's ``rows_in`` at the largest measured scale), scaled from that dataset to the user's
-city.
+* time = fixed cost + cost per input row (+ per series, or per assignment iteration on
+  the network for route);
+* memory = fixed + the block (or group) of rows in flight + the structures that grow
+  with the city (per link, per zone pair, per sensor-day), because the tasks stream:
+  their memory is not proportional to the rows.
+
+:data:`DESIGNS` lists the terms per task; ``docs/harness.md`` says why. The coefficients are
+non-negative least squares over the measured scales of one task and engine (warm median
+wall time, CPU time, peak RSS of the process tree). The error is stated on held-out data:
+the model is refitted without the largest measured scale and its prediction for that
+scale is compared with the measurement.
+
+The sizes of a measured scale come from its dataset description in the results (rows per
+table, nodes, links, zones, districts, files); those of a user's city (N sensors at
+interval I over D days, optionally stations and water sites) from the generator's
+formulas (street grid, zones, file chunks) and, for the rows a task reads, from the
+measured dataset scaled to the city.
+
+Cores come from measurement: the sweep runs every task on one and on two cores, and on a
+LocalCluster of one and of two workers; the speed-up gives the parallel fraction
+(Amdahl), from which the cores or workers that meet a deadline follow.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +45,18 @@ _UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins
           "d": 86400, "day": 86400, "days": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
 FAMILIES = ("traffic", "taps", "water")
+METRICS = ("wall_s", "cpu_s", "peak_rss_bytes")
+#: Predictions further than this factor beyond the largest measured input are flagged.
+EXTRAPOLATION_WARN = 10.0
+
+#: Rows per generated file chunk (``uda.generate.DEFAULT_CHUNK_ROWS``): traffic files hold
+#: whole sensors, at most this many rows; the feed groups of standardise and utilisation too.
+CHUNK_ROWS = 2_000_000
+#: Flow's blocks: at most ``DEFAULT_BLOCK_MB`` MiB of float64 series, at least ``MIN_BLOCKS``
+#: blocks when there are that many files (``uda.tasks.flow``).
+FLOW_BLOCK_VALUES = 64 * 2**20 // 8
+FLOW_MIN_BLOCKS = 8
+SLOTS_PER_DAY = 288
 
 
 def parse_duration(text: str, *, option: str) -> float:
@@ -52,50 +75,179 @@ def parse_duration(text: str, *, option: str) -> float:
     return seconds
 
 
-@dataclass
-class Fit:
-    """A fitted model ``y(rows)``: ``power`` (``a * rows**b``) or ``affine`` (``a + b * rows``)."""
+# ---------------------------------------------------------------- sizes and terms
 
+def street_grid(sensors: float) -> dict[str, float]:
+    """Nodes, links and zones of the generated city with ``sensors`` sensors (``uda.city``)."""
+    side = max(8, math.ceil(math.sqrt(0.65 * sensors)))
+    return {"nodes": float(side * side), "links": float(4 * side * (side - 1)),
+            "zones": float(max(4, side // 3) ** 2)}
+
+
+def traffic_files(sensors: float, days: float) -> float:
+    """Traffic files the generator writes: whole sensors, at most :data:`CHUNK_ROWS` rows each."""
+    per = max(1, CHUNK_ROWS // max(1, int(days * SLOTS_PER_DAY)))
+    return float(math.ceil(sensors / per))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of a model: a size the task's cost grows with.
+
+    ``kind`` is ``fixed``, ``data`` (grows with all the rows), ``block`` (the rows in flight,
+    bounded by a block or group) or ``structure`` (grows with the city: links, zones,
+    sensors); a cluster splits ``block`` terms over workers.
+    """
+
+    name: str
     kind: str
-    a: float
-    b: float
+    size: Callable[[dict[str, float]], float]
+
+
+def _flow_block(s: dict[str, float]) -> float:
+    return min(FLOW_BLOCK_VALUES, s["traffic_rows"] / min(FLOW_MIN_BLOCKS, max(1.0, s["files"])))
+
+
+def _group(s: dict[str, float]) -> float:
+    return min(CHUNK_ROWS, s["traffic_rows"] / max(1.0, s["districts"]))
+
+
+FIXED = Term("fixed", "fixed", lambda s: 1.0)
+ROWS = Term("rows", "data", lambda s: s["rows"])
+TERMS = {
+    "fixed": FIXED,
+    "rows": ROWS,
+    "series": Term("series", "structure", lambda s: s["sensors"]),
+    "iterations x zones x links": Term("iterations x zones x links", "structure",
+                                       lambda s: s["iterations"] * s["zones"] * s["links"]),
+    "file in flight": Term("file in flight", "block", lambda s: s["traffic_rows"] / max(1.0, s["files"])),
+    "links": Term("links", "structure", lambda s: s["links"]),
+    "zone pairs": Term("zone pairs", "structure", lambda s: s["zones"] ** 2),
+    "block in flight": Term("block in flight", "block", _flow_block),
+    "group in flight": Term("group in flight", "block", _group),
+    "sensor-days": Term("sensor-days", "structure", lambda s: s["sensors"] * s["days"]),
+}
+
+
+@dataclass(frozen=True)
+class Design:
+    """The terms of a task's time and memory models (see ``docs/harness.md``)."""
+
+    time: tuple[str, ...]
+    memory: tuple[str, ...]
+
+
+#: Per task: what its time and its memory grow with.
+DESIGNS: dict[str, Design] = {
+    # sensor readings are reduced per link and slot while read (per row), then user
+    # equilibrium runs all-or-nothing assignments from every zone on the network
+    # (per iteration x zones x links); memory: the traffic file being reduced, link x slot
+    # arrays, zone x zone demand and skims
+    "route": Design(time=("fixed", "rows", "iterations x zones x links"),
+                    memory=("fixed", "file in flight", "links", "zone pairs")),
+    # every row is read and turned into series (per row); each series is fitted on at
+    # most 600 origins (per series); memory: the blocks of series being fitted
+    "flow": Design(time=("fixed", "rows", "series"), memory=("fixed", "block in flight", "series")),
+    # the water table is small and held whole
+    "water": Design(time=("fixed", "rows"), memory=("fixed", "rows")),
+    # feed groups are standardised and reduced in flight; the received-interval bitmap and
+    # the drift levels grow with sensors x days
+    "utilisation": Design(time=("fixed", "rows"), memory=("fixed", "group in flight", "sensor-days")),
+    "standardise": Design(time=("fixed", "rows"), memory=("fixed", "group in flight", "sensor-days")),
+}
+#: Tasks without a design (custom targets): fixed plus per row for both.
+GENERIC = Design(time=("fixed", "rows"), memory=("fixed", "rows"))
+#: ``--model rows``: the plain ``a + b * rows`` for everything (for comparison).
+ROWS_ONLY = GENERIC
+
+
+def design(task: str, model: str = "design") -> Design:
+    """The design of ``task`` (its name without options), or the generic one."""
+    if model == "rows":
+        return ROWS_ONLY
+    return DESIGNS.get(task.split("[")[0], GENERIC)
+
+
+def dataset_sizes(ds: dict[str, Any]) -> dict[str, float]:
+    """Sizes of a measured dataset from its description in a results file."""
+    tables = ds.get("tables", {})
+    p = ds.get("params", {})
+    rows = _family_rows(ds)
+
+    def count(name: str, default: float) -> float:
+        n = (tables.get(name) or {}).get("rows")
+        return float(n) if n else float(default)
+
+    sensors = count("sensors", p.get("sensors") or 1)
+    days = float(p.get("days") or 1)
+    grid = street_grid(p.get("sensors") or sensors)
+    return {
+        "sensors": sensors, "days": days,
+        "traffic_rows": rows["traffic"] or sensors * days * SLOTS_PER_DAY,
+        "taps_rows": rows["taps"], "water_rows": rows["water"],
+        "stations": count("stations", p.get("stations") or 1),
+        "water_sites": count("water_sites", p.get("water_sites") or 1),
+        "districts": count("districts", p.get("districts") or 1),
+        "links": count("links", grid["links"]), "zones": count("zones", grid["zones"]),
+        "nodes": count("nodes", grid["nodes"]),
+        "files": traffic_files(p.get("sensors") or sensors, days),
+    }
+
+
+def _features(names: tuple[str, ...], sizes: list[dict[str, float]]) -> np.ndarray:
+    return np.array([[TERMS[n].size(s) for n in names] for s in sizes], dtype=float)
+
+
+@dataclass
+class Model:
+    """A fitted sum of terms: ``y = sum(coef[i] * term_i(sizes))``."""
+
+    terms: tuple[str, ...]
+    coef: np.ndarray
     points: int
 
-    def __call__(self, rows: float) -> float:
-        if self.kind == "power":
-            return self.a * rows**self.b
-        return self.a + self.b * rows
+    def parts(self, sizes: dict[str, float]) -> dict[str, float]:
+        """Each term's contribution at ``sizes``."""
+        return {n: float(c * TERMS[n].size(sizes)) for n, c in zip(self.terms, self.coef, strict=True)}
+
+    def __call__(self, sizes: dict[str, float]) -> float:
+        return sum(self.parts(sizes).values())
+
+    def dominant(self, sizes: dict[str, float]) -> tuple[str, float]:
+        """The largest term at ``sizes`` and its share of the total."""
+        parts = self.parts(sizes)
+        total = sum(parts.values())
+        name = max(parts, key=parts.get)
+        return name, (parts[name] / total if total > 0 else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.kind, "a": self.a, "b": self.b, "points": self.points}
+        return {"terms": dict(zip(self.terms, map(float, self.coef), strict=True)), "points": self.points}
 
 
-def fit_power(x: np.ndarray, y: np.ndarray) -> Fit:
-    """Least-squares power law on log-log axes (exponent 1 through the point for one point)."""
-    lx, ly = np.log(x), np.log(y)
-    if np.unique(x).size < 2:
-        b = 1.0
-    else:
-        b = float(np.polyfit(lx, ly, 1)[0])
-    a = float(np.exp(np.mean(ly - b * lx)))
-    return Fit("power", a, b, int(x.size))
+def fit_terms(names: tuple[str, ...], sizes: list[dict[str, float]], y: np.ndarray) -> Model:
+    """Non-negative least squares of ``y`` on the terms, in relative error.
+
+    Each equation is divided by its measurement, so a 1 s case and a 100 s case weigh the
+    same (sizing is judged by ratios). Terms that do not vary over the points, beyond the
+    fixed one, are dropped (their cost cannot be told from the fixed cost); with fewer
+    distinct points than terms, the later terms are dropped first.
+    """
+    from scipy.optimize import nnls
+
+    x = _features(names, sizes)
+    keep = [i for i, n in enumerate(names) if n == "fixed" or np.ptp(x[:, i]) > 1e-9 * max(1.0, np.max(x[:, i]))]
+    distinct = len({tuple(np.round(r, 6)) for r in x[:, keep]})
+    keep = keep[:max(1, distinct)]
+    xs = x[:, keep]
+    scale = np.maximum(np.max(np.abs(xs), axis=0), 1e-300)
+    w = 1.0 / np.maximum(np.abs(y), 1e-12)
+    c, _ = nnls(xs / scale * w[:, None], y * w)
+    coef = np.zeros(len(names))
+    coef[keep] = c / scale
+    return Model(tuple(names), coef, len(y))
 
 
-def fit_affine(x: np.ndarray, y: np.ndarray) -> Fit:
-    """Least-squares ``a + b * x`` with ``a, b >= 0`` (proportional for one point)."""
-    if np.unique(x).size < 2:
-        return Fit("affine", 0.0, float(np.mean(y / x)), int(x.size))
-    b, a = np.polyfit(x, y, 1)
-    if b < 0:
-        a, b = float(np.mean(y)), 0.0
-    elif a < 0:
-        a, b = 0.0, float(np.sum(x * y) / np.sum(x * x))
-    return Fit("affine", float(a), float(b), int(x.size))
-
-
-FITTERS = {"power": fit_power, "affine": fit_affine}
-TIME_MODELS = tuple(FITTERS)
-
+# ---------------------------------------------------------------- reading results
 
 def _results_files(paths: list[str | Path]) -> list[Path]:
     files: list[Path] = []
@@ -124,15 +276,23 @@ def _load_all(paths: list[str | Path]) -> list[dict[str, Any]]:
 
 
 def collect_points(paths: list[str | Path]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Measured points per ``(task, engine label)`` from results files (newest run wins per case).
-
-    Files in a folder that are not uda results are skipped; a file named explicitly must be one.
-    """
+    """Measured points per ``(task, engine label)`` from results files (newest run wins per case)."""
     return points_of(_load_all(paths))
 
 
+def _engine_label(c: dict[str, Any]) -> str:
+    eng = c["engine"] if not c.get("scheduler") else f"{c['engine']}-{c['scheduler']}"
+    cores = (c.get("limits") or {}).get("cores")
+    return eng if cores is None else f"{eng}@{cores}"
+
+
 def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Measured points per ``(task, engine label)`` from loaded results objects (newest run wins per case)."""
+    """Measured points per ``(task, engine label)`` from loaded results objects (newest run wins per case).
+
+    The engine label is ``polars``, ``dask-threads``, ``dask-local:2``…, with ``@N`` for a
+    case limited to N cores. Each point holds the scale, input rows, warm medians, the
+    dataset's sizes and the machine's CPU and cores.
+    """
     latest: dict[str, tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
     for res in results:
         for c in res["cases"]:
@@ -151,27 +311,35 @@ def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[
     for _created, c, ds, machine in latest.values():
         if c["task"] == "generate":
             continue
-        eng = c["engine"] if not c.get("scheduler") else f"{c['engine']}-{c['scheduler']}"
         opts = ",".join(f"{k}={v}" for k, v in sorted((c.get("options") or {}).items()))
-        key = (c["task"] if not opts else f"{c['task']}[{opts}]", eng)
+        key = (c["task"] if not opts else f"{c['task']}[{opts}]", _engine_label(c))
         s = c["summary"]
+        sizes = dataset_sizes(ds) if ds.get("tables") else {}
+        sizes["rows"] = float(c["rows_in"])
+        sizes["iterations"] = float((c.get("quality") or {}).get("iterations") or 1.0)
         points.setdefault(key, []).append({
             "scale": c.get("scale"), "rows_in": float(c["rows_in"]), "wall_s": s["wall_s_median"],
             "cpu_s": s["cpu_s_median"], "peak_rss_bytes": float(s["peak_rss_bytes"]), "dataset": ds,
-            "machine": machine,
+            "sizes": sizes, "machine": machine, "cores": (c.get("limits") or {}).get("cores"),
         })
     for pts in points.values():
         pts.sort(key=lambda p: p["rows_in"])
     return points
 
 
-def _fit_all(pts: list[dict[str, Any]], time_model: str = "affine") -> dict[str, Fit]:
-    x = np.array([p["rows_in"] for p in pts])
-    kinds = {"wall_s": time_model, "cpu_s": time_model, "peak_rss_bytes": "affine"}
-    return {m: FITTERS[k](x, np.array([max(p[m], 1e-9) for p in pts])) for m, k in kinds.items()}
+def _complete(pts: list[dict[str, Any]]) -> bool:
+    return all({"traffic_rows", "links", "zones"} <= set(p["sizes"]) for p in pts)
 
 
-def held_out_error(pts: list[dict[str, Any]], *, time_model: str = "affine") -> dict[str, Any] | None:
+def fit_models(pts: list[dict[str, Any]], task: str, model: str = "design") -> dict[str, Model]:
+    """Models of wall time, CPU time and peak memory for one task and engine."""
+    d = design(task, model) if _complete(pts) else ROWS_ONLY
+    sizes = [p["sizes"] for p in pts]
+    return {m: fit_terms(d.time if m != "peak_rss_bytes" else d.memory, sizes,
+                         np.array([max(p[m], 1e-9) for p in pts])) for m in METRICS}
+
+
+def held_out_error(pts: list[dict[str, Any]], task: str = "", model: str = "design") -> dict[str, Any] | None:
     """Refit without the largest size and compare the prediction for it with the measurement.
 
     Needs at least two distinct smaller sizes to fit; else ``None``. Points at the largest
@@ -182,15 +350,17 @@ def held_out_error(pts: list[dict[str, Any]], *, time_model: str = "affine") -> 
     test = [p for p in pts if p["rows_in"] == top]
     if len({p["rows_in"] for p in train}) < 2:
         return None
-    fits = _fit_all(train, time_model)
+    fits = fit_models(train, task, model)
     out: dict[str, Any] = {"held_out_scale": ", ".join(str(p["scale"]) for p in test),
-                           "fitted_on": [p["scale"] for p in train]}
+                           "fitted_on": [p["scale"] for p in train], "rows": top}
     for m, fit in fits.items():
-        pred = fit(top)
+        pred = float(np.mean([fit(p["sizes"]) for p in test]))
         measured = float(np.mean([p[m] for p in test]))
         out[m] = {"predicted": pred, "measured": measured, "relative_error": pred / measured - 1}
     return out
 
+
+# ---------------------------------------------------------------- curves for the report
 
 @dataclass
 class Curve:
@@ -205,7 +375,9 @@ class Curve:
     points
         Measured ``(rows_in, value)`` pairs, smallest input first.
     predict
-        The fitted model as a function of input rows (vectorised over a NumPy array).
+        The fitted model as a function of input rows (vectorised over a NumPy array); the
+        other sizes (sensors, links, …) are interpolated between the measured scales on
+        log axes and extrapolated beyond them.
     heldout
         ``(rows, measured, predicted)`` of the largest measured size when the model is
         refitted without it, or ``None`` when too few sizes were measured to hold one out.
@@ -222,6 +394,27 @@ class Curve:
 _CURVE_METRICS = {"wall_s": "wall_s", "peak_bytes": "peak_rss_bytes"}
 
 
+def _sizes_along(pts: list[dict[str, Any]], rows: float) -> dict[str, float]:
+    """Sizes at ``rows`` input rows, interpolated log-log between the measured points."""
+    by_rows: dict[float, dict[str, float]] = {}
+    for p in pts:
+        by_rows.setdefault(p["rows_in"], p["sizes"])
+    xs = np.log(np.array(sorted(by_rows)))
+    keys = set.intersection(*(set(s) for s in by_rows.values()))
+    out = {}
+    lx = math.log(max(rows, 1.0))
+    for k in keys:
+        ys = np.log(np.maximum([by_rows[r][k] for r in sorted(by_rows)], 1e-12))
+        if xs.size == 1:
+            out[k] = float(np.exp(ys[0]) * rows / math.exp(xs[0])) if k.endswith("rows") else float(np.exp(ys[0]))
+            continue
+        i = 0 if lx <= xs[0] else (xs.size - 2 if lx >= xs[-1] else int(np.searchsorted(xs, lx)) - 1)
+        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) if xs[i + 1] > xs[i] else 0.0
+        out[k] = float(np.exp(ys[i] + slope * (lx - xs[i])))
+    out["rows"] = float(rows)
+    return out
+
+
 def curves(results: list[dict[str, Any]]) -> list[Curve]:
     """Sizing fits of wall time and peak memory against input rows, per task and engine.
 
@@ -233,21 +426,30 @@ def curves(results: list[dict[str, Any]]) -> list[Curve]:
     Returns
     -------
     list of Curve
-        Two curves (``wall_s``, ``peak_bytes``) per task and engine with measured points.
+        Two curves (``wall_s``, ``peak_bytes``) per task and engine measured at two or more
+        input sizes (one-core and efficiency cases are left out).
     """
     out = []
     for (task, eng), pts in sorted(points_of(results).items()):
-        fits = _fit_all(pts)
-        held = held_out_error(pts)
-        top = pts[-1]["rows_in"]
+        if len({p["rows_in"] for p in pts}) < 2:
+            continue
+        fits = fit_models(pts, task)
+        held = held_out_error(pts, task)
+
+        def predict(x: np.ndarray, fit: Model, pts: list[dict[str, Any]] = pts) -> np.ndarray:
+            arr = np.asarray(x, dtype=float)
+            return np.array([fit(_sizes_along(pts, float(r))) for r in arr.ravel()]).reshape(arr.shape)
+
         for metric, key in _CURVE_METRICS.items():
-            fit = fits[key]
             out.append(Curve(task=task, engine=eng, metric=metric,
                              points=[(p["rows_in"], float(p[key])) for p in pts],
-                             predict=lambda x, f=fit: np.asarray(f(np.asarray(x, dtype=float)), dtype=float),
-                             heldout=(top, held[key]["measured"], held[key]["predicted"]) if held else None))
+                             predict=lambda x, f=fits[key], pr=predict: pr(x, f),
+                             heldout=(held["rows"], held[key]["measured"], held[key]["predicted"])
+                             if held else None))
     return out
 
+
+# ---------------------------------------------------------------- the user's city
 
 def _family_tables(ds: dict[str, Any], family: str) -> list[dict[str, Any]]:
     """Manifest entries holding a family's rows: the canonical table, else its truth copy,
@@ -294,39 +496,118 @@ def city_rows(ds: dict[str, Any], *, sensors: int, days: float, interval_s: floa
     }
 
 
-def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
-         results: list[str | Path], stations: int | None = None, water_sites: int | None = None,
-         tasks: list[str] | None = None, engines: list[str] | None = None,
-         time_model: str = "affine") -> dict[str, Any]:
-    """Predict cores, memory and storage for a city from measured scale sweeps.
+def _districts(sensors: float) -> float:
+    """Districts of a city of ``sensors``: the presets' count, interpolated on log axes."""
+    from uda.scales import PRESETS
 
-    Parameters
-    ----------
-    sensors, days, interval_s
-        Traffic sensors, days of data to process, and the sensors' reporting interval.
-    deadline_s
-        Time within which the ``days`` of data must be processed.
-    results
-        Results files or folders holding scale sweeps (``uda bench --suite sweep``).
-    stations, water_sites
-        Transit stations and water sites (default: in proportion to the sensors).
-    tasks, engines
-        Keep only these tasks / engine labels.
-    time_model
-        ``"affine"`` (fixed cost plus a cost per row; the default) or ``"power"`` (power
-        law on log-log axes) for wall and CPU time. Memory is always affine.
+    xs = np.log([p.sensors for p in PRESETS.values()])
+    ys = np.log([p.districts for p in PRESETS.values()])
+    lx = math.log(sensors)
+    if lx >= xs[-1]:
+        return float(np.exp(ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (lx - xs[-1])))
+    return float(np.exp(np.interp(lx, xs, ys)))
 
-    Returns
-    -------
-    dict
-        ``{"city": {...}, "storage": {...}, "estimates": [...]}`` with, per task and
-        engine: predicted input rows, wall time on the measured machine, CPU seconds,
-        cores needed to meet the deadline (CPU seconds / deadline, assuming the work
-        spreads over cores and workers), peak memory, the fits and their held-out error.
+
+def city_sizes(largest: dict[str, Any], *, sensors: int, days: float, interval_s: float,
+               stations: int | None, water_sites: int | None) -> tuple[dict[str, float], str | None]:
+    """Sizes of the user's city for a task measured at ``largest`` (its largest point).
+
+    The task's input rows are scaled from the measured dataset through the sensor table it
+    mostly reads (the family whose row count is nearest its ``rows_in``); the network,
+    files and districts follow the generator's formulas.
     """
-    if time_model not in FITTERS:
-        msg = f"unknown time model {time_model!r}; choose one of: {', '.join(FITTERS)}"
-        raise UserError(msg)
+    ds = largest["dataset"]
+    fam_rows = _family_rows(ds)
+    fam_rows["all"] = sum(fam_rows.values())
+    family = min((f for f in fam_rows if fam_rows[f] > 0),
+                 key=lambda f: abs(math.log(largest["rows_in"] / fam_rows[f])), default=None)
+    user = city_rows(ds, sensors=sensors, days=days, interval_s=interval_s, stations=stations,
+                     water_sites=water_sites)
+    user["all"] = sum(user.values())
+    sizes = dict(street_grid(sensors))
+    traffic_days = days * 300 / interval_s  # rows per sensor in 5-minute days (files hold whole sensors)
+    sizes.update(
+        sensors=float(sensors), days=float(days), traffic_rows=user["traffic"], taps_rows=user["taps"],
+        water_rows=user["water"], districts=_districts(sensors),
+        stations=float(stations) if stations is not None else largest["sizes"].get("stations", 1.0),
+        water_sites=float(water_sites) if water_sites is not None else largest["sizes"].get("water_sites", 1.0),
+        files=traffic_files(sensors, traffic_days),
+        iterations=largest["sizes"].get("iterations", 1.0),
+        rows=largest["rows_in"] * user[family] / fam_rows[family] if family else largest["rows_in"],
+    )
+    return sizes, family
+
+
+# ---------------------------------------------------------------- parallel efficiency
+
+@dataclass
+class Efficiency:
+    """Measured speed-up from one to two cores (or workers) and the parallel fraction it implies."""
+
+    form: str                  # "cores" (threads on one machine) or "workers" (a LocalCluster)
+    scale: str | None
+    wall_1: float
+    wall_2: float
+    ratio_to_base: float = 1.0  # wall on one worker / the engine's wall on the measured machine
+    memory_2: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def speedup(self) -> float:
+        return self.wall_1 / self.wall_2
+
+    @property
+    def parallel_fraction(self) -> float:
+        """Amdahl's p from the two-way speed-up S: ``1/S = (1 - p) + p/2``, within [0, 1]."""
+        return float(min(1.0, max(0.0, 2.0 * (1.0 - 1.0 / self.speedup))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": self.form, "scale": self.scale, "wall_1_s": self.wall_1, "wall_2_s": self.wall_2,
+                "speedup": self.speedup, "efficiency": self.speedup / 2,
+                "parallel_fraction": self.parallel_fraction}
+
+
+def units_for(wall_1: float, p: float, deadline_s: float, *, limit: int = 4096) -> int | None:
+    """Fewest units (cores or workers) n with ``wall_1 * ((1 - p) + p / n) <= deadline`` (Amdahl);
+    ``None`` when even ``limit`` units miss it (the serial part alone is too long)."""
+    if wall_1 <= deadline_s:
+        return 1
+    room = deadline_s / wall_1 - (1.0 - p)
+    if room <= 0 or p <= 0:
+        return None
+    n = math.ceil(p / room - 1e-9)
+    return n if n <= limit else None
+
+
+def efficiencies(points: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[tuple[str, str], Efficiency]:
+    """Per ``(task, engine label)``: the one-core vs two-core speed-up at the same scale, and for
+    ``dask`` the LocalCluster of one vs two workers (label ``dask-local``)."""
+    out: dict[tuple[str, str], Efficiency] = {}
+    for (task, eng), pts in points.items():
+        if "@" not in eng or eng.split("@")[1] != "1":
+            continue
+        base = eng.split("@")[0]
+        for p1 in pts:
+            p2 = next((p for p in points.get((task, base), []) if p["scale"] == p1["scale"]), None)
+            if p2 is not None:
+                out[(task, base)] = Efficiency("cores", p1["scale"], p1["wall_s"], p2["wall_s"])
+    for (task, eng), pts in points.items():
+        if eng != "dask-local:1":
+            continue
+        for p1 in pts:
+            p2 = next((p for p in points.get((task, "dask-local:2"), []) if p["scale"] == p1["scale"]), None)
+            base = next((p for p in points.get((task, "dask-threads"), []) if p["scale"] == p1["scale"]), None)
+            if p2 is not None:
+                out[(task, "dask-local")] = Efficiency(
+                    "workers", p1["scale"], p1["wall_s"], p2["wall_s"],
+                    ratio_to_base=p1["wall_s"] / base["wall_s"] if base else 1.0, memory_2=p2["peak_rss_bytes"])
+    return out
+
+
+# ---------------------------------------------------------------- the answer
+
+def _check_city(sensors: int, days: float, interval_s: float, stations: int | None,
+                water_sites: int | None) -> None:
     if not (math.isfinite(days) and days > 0 and sensors > 0):
         msg = f"--sensors {sensors} and --days {days} must both be positive finite numbers"
         raise UserError(msg)
@@ -340,52 +621,112 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
         if value is not None and value <= 0:
             msg = f"{name} {value} must be positive"
             raise UserError(msg)
-    points = collect_points(results)
+
+
+def _select(points: dict[tuple[str, str], list[dict[str, Any]]], tasks: list[str] | None,
+            engines: list[str] | None) -> dict[tuple[str, str], list[dict[str, Any]]]:
     if tasks:
         points = {k: v for k, v in points.items() if k[0].split("[")[0] in tasks}
     if engines:
-        points = {k: v for k, v in points.items() if k[1] in engines or k[1].split("-")[0] in engines}
+        points = {k: v for k, v in points.items()
+                  if k[1].split("@")[0] in engines or k[1].split("-")[0] in engines}
+    return points
+
+
+SWEEP_HINT = "run the scale sweep: `uda bench --suite sweep` (about 20 min on 2 cores)"
+
+
+def _scaling_series(points: dict[tuple[str, str], list[dict[str, Any]]], where: str
+                    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The series measured at two or more sizes (one-core and cluster cases measure efficiency)."""
     if not points:
-        where = ", ".join(map(str, results))
-        msg = f"no measured ok cases in {where}; run a scale sweep first with `uda bench --suite sweep`"
+        msg = f"no measured ok cases in {where}; {SWEEP_HINT}"
         raise UserError(msg)
+    series = {k: v for k, v in points.items() if "@" not in k[1] and len({p["rows_in"] for p in v}) >= 2}
+    if not series:
+        scales = sorted({str(p["scale"]) for v in points.values() for p in v})
+        msg = (f"the results in {where} hold one size per task ({', '.join(scales)}); a fit needs two and "
+               f"a held-out check three: {SWEEP_HINT}")
+        raise UserError(msg)
+    return series
+
+
+def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
+         results: list[str | Path], stations: int | None = None, water_sites: int | None = None,
+         tasks: list[str] | None = None, engines: list[str] | None = None,
+         model: str = "design") -> dict[str, Any]:
+    """Predict time, cores, memory and storage for a city from measured scale sweeps.
+
+    Parameters
+    ----------
+    sensors, days, interval_s
+        Traffic sensors, days of data to process, and the sensors' reporting interval.
+    deadline_s
+        Time within which the ``days`` of data must be processed.
+    results
+        Results files or folders holding scale sweeps (``uda bench --suite sweep``).
+    stations, water_sites
+        Transit stations and water sites (default: in proportion to the sensors).
+    tasks, engines
+        Keep only these tasks / engine labels.
+    model
+        ``"design"`` (the terms of :data:`DESIGNS`; the default) or ``"rows"`` (fixed plus
+        per row for time and memory alike, for comparison).
+
+    Returns
+    -------
+    dict
+        ``{"city", "storage", "estimates", "notes"}``; per task and engine: the city's
+        sizes, predicted wall time on the measured machine, CPU seconds, peak memory, the
+        dominant term of each, the fits and their held-out error, the extrapolation
+        factor, the measured parallel efficiency and the cores (or Dask workers and their
+        memory) that meet the deadline.
+    """
+    if model not in ("design", "rows"):
+        msg = f"unknown model {model!r}; choose design or rows"
+        raise UserError(msg)
+    _check_city(sensors, days, interval_s, stations, water_sites)
+    where = ", ".join(map(str, results))
+    points = _select(collect_points(results), tasks, engines)
+    series = _scaling_series(points, where)
+    eff = efficiencies(points)
     estimates = []
+    notes: list[str] = []
     storage_ds = None
-    for (task, eng), pts in sorted(points.items()):
+    for (task, eng), pts in sorted(series.items()):
         largest = pts[-1]
         ds = largest["dataset"]
+        fits = fit_models(pts, task, model)
+        est: dict[str, Any] = {"task": task, "engine": eng, "scales": [p["scale"] for p in pts],
+                               "rows_measured": [p["rows_in"] for p in pts],
+                               "fits": {m: f.to_dict() for m, f in fits.items()},
+                               "held_out": held_out_error(pts, task, model),
+                               "measured_on": largest["machine"], "rows_in": None}
         if ds.get("tables"):
             if storage_ds is None or (ds.get("tables", {}).get("traffic") and
                                       not storage_ds.get("tables", {}).get("traffic")):
                 storage_ds = ds  # prefer canonical tables (no defects) for storage
-            fam_rows = _family_rows(ds)
-            fam_rows["all"] = sum(fam_rows.values())
-            family = min((f for f in fam_rows if fam_rows[f] > 0),
-                         key=lambda f: abs(math.log(largest["rows_in"] / fam_rows[f])), default=None)
-            user = city_rows(ds, sensors=sensors, days=days, interval_s=interval_s,
-                             stations=stations, water_sites=water_sites)
-            user["all"] = sum(user.values())
-            rows = largest["rows_in"] * user[family] / fam_rows[family] if family else None
-        else:
-            family, rows = None, None
-        fits = _fit_all(pts, time_model)
-        est: dict[str, Any] = {"task": task, "engine": eng, "family": family,
-                               "scales": [p["scale"] for p in pts],
-                               "rows_measured": [p["rows_in"] for p in pts],
-                               "fits": {m: f.to_dict() for m, f in fits.items()},
-                               "held_out": held_out_error(pts, time_model=time_model),
-                               "rows_in": rows,
-                               "measured_on": largest["machine"]}
-        if rows is not None:
-            wall, cpu, mem = (fits[m](rows) for m in ("wall_s", "cpu_s", "peak_rss_bytes"))
-            est.update(wall_s=wall, cpu_s=cpu, peak_rss_bytes=mem,
-                       cores=max(1, math.ceil(cpu / deadline_s)),
-                       meets_deadline_as_measured=wall <= deadline_s,
-                       extrapolation=rows / largest["rows_in"])
+            sizes, family = city_sizes(largest, sensors=sensors, days=days, interval_s=interval_s,
+                                       stations=stations, water_sites=water_sites)
+            est.update(family=family, sizes=sizes, rows_in=sizes["rows"],
+                       extrapolation=sizes["rows"] / largest["rows_in"])
+            for m, fit in fits.items():
+                est[m] = fit(sizes)
+                name, share = fit.dominant(sizes)
+                est[f"{m}_dominant"] = {"term": name, "share": share}
+            est.update(_cores(task, eng, est, fits, sizes, eff, deadline_s, largest["machine"].get("cores")))
+            if est["extrapolation"] > EXTRAPOLATION_WARN:
+                notes.append(f"{task} on {eng}: {est['extrapolation']:,.0f}x the largest measured input "
+                             f"({largest['scale']}); beyond {EXTRAPOLATION_WARN:g}x the prediction is unverified")
         estimates.append(est)
     if storage_ds is None:
         msg = "the results hold no dataset description (rows per table); re-run `uda bench` on generated datasets"
         raise UserError(msg)
+    if all(e["held_out"] is None for e in estimates):
+        notes.append(f"no held-out check: every task was measured at fewer than three sizes; {SWEEP_HINT}")
+    if not eff:
+        notes.append("cores assume perfect scaling (CPU s / deadline): the results hold no one-core or "
+                     f"LocalCluster cases; {SWEEP_HINT}")
     user = city_rows(storage_ds, sensors=sensors, days=days, interval_s=interval_s,
                      stations=stations, water_sites=water_sites)
     bpr = _family_bytes_per_row(storage_ds)
@@ -394,8 +735,85 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
         "city": {"sensors": sensors, "days": days, "interval_s": interval_s, "deadline_s": deadline_s,
                  "stations": stations, "water_sites": water_sites,
                  "rows": {f: user[f] for f in FAMILIES}},
+        "model": model,
         "storage": {"bytes_per_day": per_day, "total_bytes_per_day": sum(per_day.values()),
                     "total_bytes": sum(per_day.values()) * days,
                     "bytes_per_row": bpr, "format": "Parquet, zstd level 1"},
         "estimates": estimates,
+        "efficiency": {f"{t}/{e}": v.to_dict() for (t, e), v in sorted(eff.items())},
+        "notes": notes,
     }
+
+
+def _cores(task: str, eng: str, est: dict[str, Any], fits: dict[str, Model], sizes: dict[str, float],
+           eff: dict[tuple[str, str], Efficiency], deadline_s: float, machine_cores: int | None
+           ) -> dict[str, Any]:
+    """Cores on one machine (threads) and the Dask cluster form that meet the deadline."""
+    out: dict[str, Any] = {"meets_deadline_as_measured": est["wall_s"] <= deadline_s}
+    e = eff.get((task, eng))
+    m_cores = machine_cores or 2
+    if e is not None:
+        p = e.parallel_fraction
+        wall_1 = est["wall_s"] / ((1 - p) + p / m_cores)
+        out.update(cores=units_for(wall_1, p, deadline_s), cores_basis="measured",
+                   parallel_fraction=p, wall_1_core_s=wall_1)
+    else:
+        out.update(cores=max(1, math.ceil(est["cpu_s"] / deadline_s)), cores_basis="cpu/deadline")
+    c = eff.get((task, "dask-local"))
+    if eng == "dask-threads" and c is not None:
+        p = c.parallel_fraction
+        wall_1 = est["wall_s"] * c.ratio_to_base
+        n = units_for(wall_1, p, deadline_s)
+        if n is not None:
+            fit = fits["peak_rss_bytes"]
+            parts = fit.parts(sizes)
+            # a single-threaded worker holds one block in flight (the threads held two), an
+            # n-th of the data that is held whole, and the structures and fixed cost in full
+            per = sum(v / 2 if TERMS[k].kind == "block" else v / n if TERMS[k].kind == "data" else v
+                      for k, v in parts.items())
+            out["cluster"] = {"workers": n, "memory_per_worker_bytes": per, "parallel_fraction": p}
+        else:
+            out["cluster"] = None
+    return out
+
+
+# ---------------------------------------------------------------- validation on unseen data
+
+def check(*, results: list[str | Path], against: list[str | Path], tasks: list[str] | None = None,
+          engines: list[str] | None = None, model: str = "design") -> dict[str, Any]:
+    """Predict every measured case of ``against`` from a fit on ``results`` alone.
+
+    The cases of ``against`` are taken out of the fit (their ids are excluded), so the check
+    is on data the models never saw. Sizes come from the checked case's own dataset.
+
+    Returns
+    -------
+    dict
+        ``{"rows": [{task, engine, scale, rows, fitted_on, wall/peak measured, predicted,
+        ratio predicted/measured}], "worst_ratio": {...}}``.
+    """
+    test_res = _load_all(against)
+    test_ids = {c["id"] for r in test_res for c in r["cases"]}
+    fit_res = [dict(r, cases=[c for c in r["cases"] if c["id"] not in test_ids]) for r in _load_all(results)]
+    train = _select(points_of(fit_res), tasks, engines)
+    where = ", ".join(map(str, results))
+    series = _scaling_series(train, where)
+    rows = []
+    for key, tpts in sorted(_select(points_of(test_res), tasks, engines).items()):
+        pts = series.get(key)
+        if not pts:
+            continue
+        fits = fit_models(pts, key[0], model)
+        for p in tpts:
+            row = {"task": key[0], "engine": key[1], "scale": p["scale"], "rows": p["rows_in"],
+                   "fitted_on": [q["scale"] for q in pts],
+                   "extrapolation": p["rows_in"] / pts[-1]["rows_in"]}
+            for m in METRICS:
+                pred = fits[m](p["sizes"])
+                row[m] = {"measured": p[m], "predicted": pred, "ratio": pred / p[m]}
+            rows.append(row)
+    if not rows:
+        msg = f"no case of {', '.join(map(str, against))} has a fitted task and engine in {where}"
+        raise UserError(msg)
+    worst = {m: max(max(r[m]["ratio"], 1 / r[m]["ratio"]) for r in rows) for m in METRICS}
+    return {"rows": rows, "worst_factor": worst, "model": model}

@@ -64,36 +64,68 @@ def default_suite() -> dict[str, Any]:
             "cases": cases}
 
 
-#: Scales of the sizing sweep: presets plus a mid scale between small and medium in every
-#: dimension (sensors, days, stations, cards, water sites).
+#: Scales of the sizing sweep: two presets plus a mid scale between small and medium in every
+#: dimension (sensors, days, stations, cards, water sites). ``medium`` is left out: it is the
+#: scale the ``validate`` suite measures to check the sweep's predictions on data it never saw.
 MID_SCALE = "medium:sensors=600,days=21,stations=70,cards=60000,water-sites=40"
-SWEEP_SCALES = ["tiny", "small", MID_SCALE, "medium"]
+SWEEP_SCALES = ["tiny", "small", MID_SCALE]
+#: Tasks the sizing sweep and its validation measure (standardise is sized like utilisation,
+#: whose first step it is).
+SWEEP_TASKS = ("route", "flow", "water", "utilisation")
+#: Scale at which the sweep measures parallel efficiency (1 and 2 cores; 1 and 2 workers).
+EFFICIENCY_SCALE = "small"
+
+
+def _with_suffix(task: str, scales: list[str]) -> list[str]:
+    """The scales with the task's dataset overrides of the default plan (``defects=realistic``)."""
+    suffix = DEFAULT_PLAN.get(task, {"scales": ["tiny"]})["scales"][0].partition(":")[2]
+    return [s if not suffix else f"{s}{',' if ':' in s else ':'}{suffix}" for s in scales]
 
 
 def sweep_suite() -> dict[str, Any]:
-    """The scale sweep behind ``uda size``: every available task on both engines at four sizes.
+    """The scale sweep behind ``uda size``: route, flow, water and utilisation at three sizes.
 
-    ``uda size`` fits time and memory on all but the largest scale and states its error
-    on the largest. Takes tens of minutes on 2 cores (medium has about 17 M traffic rows).
+    Every task runs on Polars and Dask (threads) at ``tiny``, ``small`` and the mid scale;
+    at ``small`` it also runs on one core (Polars and Dask threads) and on a LocalCluster
+    of one and of two single-threaded workers, which gives the parallel efficiency that
+    ``uda size`` turns into cores and a cluster form.
     """
     cases = []
-    for task in TASKS:
+    for task in SWEEP_TASKS:
         if not _task_available(task):
             continue
-        plan = DEFAULT_PLAN.get(task, {"scales": ["tiny"]})
-        suffix = plan["scales"][0].partition(":")[2]
-        scales = [s if not suffix else f"{s}{',' if ':' in s else ':'}{suffix}" for s in SWEEP_SCALES]
-        cases.append({"task": task, "engines": ["polars", "dask"], "scales": scales,
-                      "options": plan.get("options", {})})
+        options = DEFAULT_PLAN.get(task, {}).get("options", {})
+        cases.append({"task": task, "engines": ["polars", "dask"], "scales": _with_suffix(task, SWEEP_SCALES),
+                      "options": options})
+        eff = _with_suffix(task, [EFFICIENCY_SCALE])
+        cases.append({"task": task, "engines": ["polars", "dask"], "scales": eff, "options": options,
+                      "cores": 1})
+        cases.append({"task": task, "engines": ["dask"], "schedulers": ["local:1", "local:2"], "scales": eff,
+                      "options": options})
     if not cases:
         msg = "the sweep suite is empty: this uda has no task module yet"
         raise UserError(msg)
     return {"name": "sweep", "description": "scale sweep for uda size", "seed": 1, "repeats": 2,
-            "warmup": 0, "timeout_s": 1800, "cold": "cached", "cases": cases}
+            "warmup": 0, "timeout_s": 900, "cold": "cached", "cases": cases}
+
+
+def validate_suite() -> dict[str, Any]:
+    """The sweep's tasks at ``medium``, a scale the sweep leaves out: ``uda size --check`` compares
+    what the sweep predicts for these cases with what they measured."""
+    cases = []
+    for task in SWEEP_TASKS:
+        if _task_available(task):
+            cases.append({"task": task, "engines": ["polars", "dask"], "scales": _with_suffix(task, ["medium"]),
+                          "options": DEFAULT_PLAN.get(task, {}).get("options", {})})
+    if not cases:
+        msg = "the validate suite is empty: this uda has no task module yet"
+        raise UserError(msg)
+    return {"name": "validate", "description": "medium, to check the sweep's predictions", "seed": 1,
+            "repeats": 2, "warmup": 0, "timeout_s": 1800, "cold": "cached", "cases": cases}
 
 
 #: Built-in suites by name.
-BUILTIN = {"default": default_suite, "sweep": sweep_suite}
+BUILTIN = {"default": default_suite, "sweep": sweep_suite, "validate": validate_suite}
 
 
 def generate(data: None, *, engine: str = "uda", scheduler: str | None = None,
