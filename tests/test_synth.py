@@ -308,3 +308,74 @@ def test_weekday_ridership_exceeds_weekend(ds):
     wd = per_day.filter(pl.col("wd") <= 5)["len"].mean()
     we = per_day.filter(pl.col("wd") > 5)["len"].mean()
     assert wd > 1.5 * we
+
+
+# ---- missing records in the department feeds: isolated, outages, whole days (issue 13)
+
+
+def _missing(units: np.ndarray, days: int, rate: float = 0.03, interval_s: int = 300):
+    from uda.synth import feeds
+
+    per = days * 86400 // interval_s
+    ukeys = feeds._unit_keys(11, "traffic", units)
+    pos = np.tile(np.arange(per, dtype=np.int64), units.size)
+    counts = np.full(units.size, per)
+    day = pos * interval_s // 86400
+    return feeds._missing_records(rate, np.repeat(ukeys, counts), ukeys, pos, counts, day, interval_s, days), per
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    s, e = np.flatnonzero(x == 1), np.flatnonzero(x == -1)
+    return s, e - s
+
+
+def test_missing_records_come_as_isolated_records_outages_and_whole_days():
+    units = np.arange(400)
+    miss, per = _missing(units, 14)
+    by_unit = miss.reshape(units.size, per)
+    assert 0.022 <= miss.mean() <= 0.032  # the rate, less the overlaps
+    starts, lengths = zip(*(_runs(m) for m in by_unit), strict=True)
+    lengths = np.concatenate(lengths)
+    starts = np.concatenate(starts)
+    # isolated records are the most frequent kind of gap; an iid generator would stop here
+    assert (lengths == 1).mean() > 0.5
+    # outages of tens of minutes to hours (3 to 144 records), median near 25 min
+    outage = lengths[(lengths >= 3) & (lengths < 288)]
+    assert outage.size > 100 and 4 <= np.median(outage) <= 8 and outage.max() >= 12
+    # whole days down start at midnight; SCATS: 24 % of detectors lose a day in 31 days (1.2 % a day)
+    whole = lengths >= 288
+    assert (starts[whole] % 288 == 0).mean() > 0.9
+    share_units = (by_unit.reshape(units.size, 14, 288).all(axis=2).any(axis=1)).mean()
+    assert 0.05 <= share_units <= 0.25
+    # no rate, no missing records
+    assert not _missing(units[:5], 3, rate=0.0)[0].any()
+
+
+def test_missing_records_do_not_depend_on_chunking():
+    units = np.arange(60)
+    whole, _ = _missing(units, 5)
+    parts = np.concatenate([_missing(units[:17], 5)[0], _missing(units[17:], 5)[0]])
+    assert np.array_equal(whole, parts)
+
+
+def test_missing_run_lengths_match_a_loop():
+    from uda.synth.feeds import _run_lengths
+
+    rng = np.random.default_rng(3)
+    m = rng.random(500) < 0.4
+    first = np.array([0, 100, 101, 350])
+    ref = np.zeros(500)
+    bounds = np.r_[first, 500]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        i = a
+        while i < b:
+            if m[i]:
+                j = i
+                while j < b and m[j]:
+                    j += 1
+                ref[i:j] = j - i
+                i = j
+            else:
+                i += 1
+    assert np.array_equal(_run_lengths(m, first), ref)

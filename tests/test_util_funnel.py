@@ -100,8 +100,16 @@ def test_measured_rates_match_injected_rates(profiled):
     """Each defect type's measured rate is within a stated tolerance of the profile's rate."""
     run_standardise(profiled)
     q = {t: measure(profiled, t)["overall"] for t in ("traffic", "taps", "water")}
+    ds = open_dataset(profiled)
+    lost = ds.scan("defects").filter(pl.col("type") == "missing").group_by("table").len().collect()
+    lost = dict(zip(lost["table"], lost["len"], strict=True))
     for t in ("traffic", "water"):
-        assert abs((1 - q[t]["completeness_interval"]) - RATES["missing"]) < 0.006, t
+        # missing records come in runs (outages, whole days down: issue 13), so on 4 days the share
+        # lost varies around the rate (tests/test_synth.py checks the rate on a long period);
+        # completeness measures exactly what was lost
+        injected = lost[t] / ds.manifest["tables"][f"true_{t}"]["rows"]
+        assert abs((1 - q[t]["completeness_interval"]) - injected) < 0.002, t
+        assert 0.4 * RATES["missing"] < injected < 1.6 * RATES["missing"], t
         assert abs((1 - q[t]["accuracy_range"]) - RATES["spike"]) < 0.003, t
         # overlapping runs and idle (zero-flow) roads make the measured stuck share a little lower
         assert abs((1 - q[t]["accuracy_stuck"]) - RATES["stuck"]) < 0.006, t

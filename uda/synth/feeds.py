@@ -33,6 +33,16 @@ LOCAL_UTC_OFFSET_S = 3600
 LATE_AFTER_S = 3600
 #: A drifting sensor's rows count as drifted where the bias reaches this fraction.
 DRIFT_MIN = 0.10
+#: Missing records (issue 13): shares of the ``missing`` rate lost as isolated records, in
+#: outages of minutes to hours and in whole calendar days (see docs/datasets.md).
+MISSING_SPLIT = (0.15, 0.25, 0.60)
+#: Outages: log-normal duration (median, σ of the log), clipped to [min, max].
+OUTAGE_MEDIAN_MIN = 25.0
+OUTAGE_SIGMA = 0.6
+OUTAGE_MIN_MIN = 15.0
+OUTAGE_MAX_H = 12.0
+#: Whole days down: the probability that such an outage goes on for another day.
+DAYS_DOWN_CONTINUE = 0.5
 #: Defect types, in the order they are applied.
 DEFECT_TYPES = ("drift", "stuck", "spike", "missing", "duplicate", "clock_skew", "late", "bad_reference",
                 "unknown_unit")
@@ -44,7 +54,8 @@ TABLE_DEFECTS = {
 }
 #: What a rate means, per defect type.
 RATE_MEANING = {
-    "missing": "share of expected records never delivered",
+    "missing": ("share of expected records never delivered: isolated records, outages of minutes to hours, "
+                "whole days down"),
     "duplicate": "share of delivered records delivered twice",
     "late": f"share of records arriving more than {LATE_AFTER_S} s after measurement",
     "spike": "share of records with one value replaced by a physically impossible one",
@@ -304,6 +315,8 @@ _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _UNIT_LANES = np.uint64(1 << 52)
+_DAY_COUNTERS = np.uint64(1 << 51)  # counters of per-(unit, day) draws
+_DAYS_BEFORE = 40  # days before the start on which a whole-days outage may begin (0.5**40: none longer)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -372,6 +385,77 @@ class _Truth:
         })
 
 
+def _missing_records(rate: float, rkeys: np.ndarray, ukeys: np.ndarray, pos: np.ndarray, counts: np.ndarray,
+                     day: np.ndarray, interval_s: int, days: int) -> np.ndarray:
+    """Rows never delivered: ``rate`` of the records, split by :data:`MISSING_SPLIT`.
+
+    Rows are whole units in time order (``counts`` rows per unit, ``pos`` the record's
+    position in its series, ``day`` its day from the start). Isolated records go missing
+    independently; an outage starts at a record with a probability set so that outages
+    cover their share, lasts a log-normal time (median :data:`OUTAGE_MEDIAN_MIN`,
+    σ :data:`OUTAGE_SIGMA`, :data:`OUTAGE_MIN_MIN` min to :data:`OUTAGE_MAX_H` h) and stops
+    at the end of the unit's series; a unit goes down for whole calendar days from a day
+    with a probability per unit-day, for 1 + Geometric(:data:`DAYS_DOWN_CONTINUE`) days.
+    Every draw is keyed by (unit, position) or (unit, day), so the result does not depend
+    on chunking.
+    """
+    n = pos.size
+    if rate <= 0.0 or n == 0:
+        return np.zeros(n, bool)
+    iso, hours, whole = (rate * f for f in MISSING_SPLIT)
+    missing = _uniform(rkeys, pos, 4) < iso
+    # outages of minutes to hours
+    mean_min = min(OUTAGE_MEDIAN_MIN * np.exp(OUTAGE_SIGMA ** 2 / 2), OUTAGE_MAX_H * 60.0)
+    mean_rec = max(1.0, mean_min * 60.0 / interval_s)
+    starts = np.flatnonzero(_uniform(rkeys, pos, 10) < hours / mean_rec)
+    if starts.size:
+        u1, u2 = _uniform(rkeys[starts], pos[starts], 11), _uniform(rkeys[starts], pos[starts], 12)
+        z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+        minutes = np.clip(OUTAGE_MEDIAN_MIN * np.exp(OUTAGE_SIGMA * z), OUTAGE_MIN_MIN, OUTAGE_MAX_H * 60.0)
+        length = np.maximum(1, np.round(minutes * 60.0 / interval_s)).astype(np.int64)
+        unit_end = np.repeat(np.cumsum(counts), counts)[starts]
+        edges = np.zeros(n + 1, np.int64)
+        np.add.at(edges, starts, 1)
+        np.add.at(edges, np.minimum(starts + length, unit_end), -1)
+        missing |= np.cumsum(edges[:-1]) > 0
+    # whole days down; episodes may begin up to _DAYS_BEFORE days before the start, so that
+    # the share of days down is the same on every day of the period
+    if days > 0:
+        n_units = ukeys.size
+        span = days + _DAYS_BEFORE
+        dk = np.repeat(ukeys, span)
+        dc = np.tile(np.arange(span, dtype=np.uint64), n_units) + _DAY_COUNTERS
+        begin = _uniform(dk, dc, 0) < whole * (1.0 - DAYS_DOWN_CONTINUE)
+        if begin.any():
+            at = np.flatnonzero(begin)
+            cont = np.log(_uniform(dk[at], dc[at], 1)) / np.log(DAYS_DOWN_CONTINUE)
+            first_day = at % span - _DAYS_BEFORE
+            last = first_day + 1 + np.floor(cont).astype(np.int64)
+            seen = last > 0
+            unit = at[seen] // span
+            edges = np.zeros((n_units, days + 1), np.int64)
+            np.add.at(edges, (unit, np.maximum(first_day[seen], 0)), 1)
+            np.add.at(edges, (unit, np.minimum(last[seen], days)), -1)
+            down = np.cumsum(edges[:, :-1], axis=1) > 0
+            row_unit = np.repeat(np.arange(n_units), counts)
+            missing |= down[row_unit, np.clip(day, 0, days - 1)]
+    return missing
+
+
+def _run_lengths(missing: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per row, the length of the run of missing rows it belongs to (runs stop at unit starts)."""
+    out = np.zeros(missing.size)
+    if not missing.any():
+        return out
+    prev = np.zeros(missing.size, bool)
+    prev[1:] = missing[:-1]
+    prev[first] = False
+    start = missing & ~prev
+    run = np.cumsum(start) - 1
+    out[missing] = np.bincount(run[missing])[run[missing]]
+    return out
+
+
 def _series_defects(tab: pa.Table, spec: TableSpec, profile: DefectProfile, *, seed: int, start_ms: int,
                     days: int, district_of) -> tuple[dict[str, np.ndarray], _Truth]:
     """Apply value and record defects to a canonical interval table (rows grouped by unit, in time order)."""
@@ -430,9 +514,11 @@ def _series_defects(tab: pa.Table, spec: TableSpec, profile: DefectProfile, *, s
         vals[v] = np.where(sel, np.where(u < 0.5, hi + width * (1.0 + 4.0 * u), lo - width * (0.5 + 2.0 * u)),
                            vals[v])
 
-    # missing records
-    keep = _uniform(rkeys, pos, 4) >= r["missing"]
-    truth.add("missing", ~keep, key, ts)
+    # missing records: isolated ones, outages of minutes to hours, whole days down
+    missing = _missing_records(r["missing"], rkeys, ukeys, pos, counts, (ts - start_ms) // 86_400_000,
+                               spec.interval_s, days)
+    keep = ~missing
+    truth.add("missing", missing, key, ts, _run_lengths(missing, first))
     truth.add("drift", keep & drift_rows, key, ts, drift_bias)
     truth.add("stuck", keep & stuck, key, ts)
     truth.add("spike", keep & spike, key, ts)
