@@ -24,8 +24,10 @@ from uda.tasks.standardise import (
     _is_sorted,
     daily_levels,
     detect_group,
+    parse_partition,
     parse_polars,
 )
+from uda.tasks.standardise import _concat as concat_parts
 from uda.tasks.standardise import standardise as standardise_all
 from uda.tasks.utilisation import DETECTORS, GroupReducer, score
 
@@ -51,6 +53,39 @@ def test_is_sorted_is_lexsort_identity(rows):
     cols = [np.array([r[j] for r in rows], dtype=bool if j == 0 else np.int64) for j in range(4)]
     order = np.lexsort(tuple(reversed(cols)))
     assert _is_sorted(*cols) == bool((order == np.arange(len(rows))).all())
+
+
+def _same_parse(a: dict, b: dict) -> bool:
+    keys = ("key", "ref", "ts", "received", "values", "raw", "direction", "syntax_ok", "unit_ok", "conform")
+    return all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") and a[k].dtype == b[k].dtype
+               for k in keys) and a["findings"] == b["findings"]
+
+
+def test_dask_partitions_parse_as_polars_files(drifting):
+    """Each feed file read by Dask (Arrow-backed pandas partitions, one per row group) parses to
+    the arrays Polars gives for the whole file, also when a text column arrives dictionary-encoded."""
+    import dask
+    import dask.dataframe as dd
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    ctx = _context(open_dataset(drifting))
+    formats = set()
+    for ff in ctx.files:
+        ref = parse_polars(ff)
+        ddf = dd.read_parquet(str(ff.path), split_row_groups=True, dtype_backend="pyarrow")
+        parts = [parse_partition(ff, p) for p in dask.compute(*ddf.to_delayed(), scheduler="sync")]
+        assert _same_parse(ref, concat_parts(parts) | {"findings": parts[0]["findings"]}), ff.rel
+        t = pq.read_table(ff.path)
+        text = [f.name for f in t.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        if text:
+            coded = pq.read_table(ff.path, read_dictionary=text).to_pandas(types_mapper=pd.ArrowDtype)
+            assert isinstance(coded[text[0]].dtype, pd.ArrowDtype)
+            assert pa.types.is_dictionary(coded[text[0]].dtype.pyarrow_dtype)
+            assert _same_parse(ref, parse_partition(ff, coded)), ff.rel
+        formats.add(ff.time_format)
+        assert ref["syntax_ok"].any()
+    assert {"native", "epoch_s", "dmy_local", "iso_utc"} <= formats  # text, number and native times covered
 
 
 def test_daily_levels_are_medians_per_key_and_day(drifting):

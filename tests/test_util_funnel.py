@@ -258,6 +258,9 @@ def test_bad_feeds_are_findings_not_crashes(realistic, tmp_path):
     assert s["quality"]["water"]["overall"]["accuracy_syntactic"] < 1.0
     human = CliRunner().invoke(cli, ["run", "standardise", "--data", str(data)])
     assert human.exit_code == 0 and "furlong" in human.output
+    a = run_standardise(data, engine="polars", write=False)
+    b = run_standardise(data, engine="dask", scheduler="threads", write=False)
+    assert compare_answers(a.answer, b.answer) == [] and a.summary["findings"] == b.summary["findings"]
 
 
 @pytest.mark.parametrize(("content", "needle"), [

@@ -18,8 +18,10 @@ never span chunks), every row gets flags:
 Rows that are valid (no syntax, range, duplicate or stuck flag), standardised (no unit flag)
 and integrated (no reference flag) go to ``clean/<table>``; all others to
 ``clean/<table>_rejects`` with their flags. ``--repair`` shifts skewed clocks back onto the
-grid and divides drifted values by the estimated drift. Both engines run the same detectors
-on the same parsed arrays; only reading and parsing differ, and the outputs are identical.
+grid and divides drifted values by the estimated drift. Both engines parse with the same
+Polars kernels (:func:`parse_frame`) and run the same detectors; only reading and scheduling
+differ (Polars: a file per thread; Dask: Arrow-backed partitions as tasks), and the outputs
+are identical.
 """
 
 from __future__ import annotations
@@ -67,12 +69,9 @@ FLAGS = ("flag_syntax", "flag_unit", "flag_range", "flag_duplicate", "flag_stuck
 #: A run of at least this many identical readings (including the first) is a stuck sensor.
 STUCK_MIN = 3
 _DAY_MS = 86_400_000
-_PARSE_FORMATS = {
-    "polars": {"iso_offset": "%Y-%m-%dT%H:%M:%S%z", "iso_offset_ms": "%Y-%m-%dT%H:%M:%S%.3f%z",
-               "iso_utc": "%Y-%m-%dT%H:%M:%SZ", "dmy_local": "%d/%m/%Y %H:%M"},
-    "pandas": {"iso_offset": "%Y-%m-%dT%H:%M:%S%z", "iso_offset_ms": "%Y-%m-%dT%H:%M:%S.%f%z",
-               "iso_utc": "%Y-%m-%dT%H:%M:%SZ", "dmy_local": "%d/%m/%Y %H:%M"},
-}
+#: Polars ``str.to_datetime`` format of each text timestamp standard.
+_PARSE_FORMATS = {"iso_offset": "%Y-%m-%dT%H:%M:%S%z", "iso_offset_ms": "%Y-%m-%dT%H:%M:%S%.3f%z",
+                  "iso_utc": "%Y-%m-%dT%H:%M:%SZ", "dmy_local": "%d/%m/%Y %H:%M"}
 _UTC_FORMATS = ("iso_offset", "iso_offset_ms", "iso_utc", "epoch_s", "epoch_ms")
 
 
@@ -165,7 +164,7 @@ def _findings_for(ff: FeedFile, names: list[str]) -> tuple[list[dict[str, str]],
             findings.append({"file": ff.rel, "kind": "unknown_unit", "role": role,
                              "message": f"unit {unit!r} of {ff.columns.get(role)!r} ({role}) is unknown"})
             bad.add(role)
-    if ff.time_format not in ("native", *_PARSE_FORMATS["polars"], "epoch_s", "epoch_ms"):
+    if ff.time_format not in ("native", *_PARSE_FORMATS, "epoch_s", "epoch_ms"):
         findings.append({"file": ff.rel, "kind": "unknown_time_format", "role": "ts",
                          "message": f"timestamp format {ff.time_format!r} is unknown"})
         bad.add("ts")
@@ -177,10 +176,32 @@ def _prefix(fmt: str) -> str:
 
 
 def parse_polars(ff: FeedFile) -> dict[str, Any]:
-    """Read and parse one feed file with Polars into NumPy arrays (see :func:`_parsed`)."""
+    """Read one feed file with Polars and parse it (:func:`parse_frame`)."""
     import polars as pl
 
-    df = pl.read_parquet(ff.path)
+    return parse_frame(ff, pl.read_parquet(ff.path))
+
+
+def parse_partition(ff: FeedFile, df: Any) -> dict[str, Any]:
+    """Parse one Dask partition of a feed file (a pandas frame with Arrow-backed columns).
+
+    The partition is handed to :func:`parse_frame` as Arrow (no copy for Arrow-backed
+    columns), so both engines parse with the same vectorised kernels, which release the
+    GIL; pandas' string parsing runs element by element in Python and holds it.
+    """
+    import polars as pl
+
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    for i, fld in enumerate(t.schema):  # as the Parquet reader gives them to Polars: plain values
+        if pa.types.is_dictionary(fld.type):
+            t = t.set_column(i, fld.name, t.column(i).cast(fld.type.value_type))
+    return parse_frame(ff, pl.from_arrow(t))
+
+
+def parse_frame(ff: FeedFile, df: Any) -> dict[str, Any]:
+    """Parse one feed frame (a Polars DataFrame of the file's columns) into NumPy arrays (see :func:`_parsed`)."""
+    import polars as pl
+
     findings, bad = _findings_for(ff, df.columns)
     n = df.height
 
@@ -215,7 +236,7 @@ def parse_polars(ff: FeedFile) -> dict[str, Any]:
             if s.dtype != pl.String:
                 out = pl.Series([None] * n, dtype=pl.Int64)
             else:
-                t = s.str.to_datetime(_PARSE_FORMATS["polars"][fmt], strict=False, time_unit="ms")
+                t = s.str.to_datetime(_PARSE_FORMATS[fmt], strict=False, time_unit="ms")
                 if t.dtype.time_zone is not None:
                     t = t.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
                 out = t.cast(pl.Int64)
@@ -230,74 +251,6 @@ def parse_polars(ff: FeedFile) -> dict[str, Any]:
         if col not in df.columns:
             return np.full(n, np.nan)
         return df[col].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
-
-    return _parsed(ff, n, findings, bad, ids, times, numbers)
-
-
-def parse_pandas(ff: FeedFile, df) -> dict[str, Any]:
-    """Parse one feed partition (a pandas frame read by Dask) into NumPy arrays, as :func:`parse_polars`."""
-    import pandas as pd
-
-    findings, bad = _findings_for(ff, list(df.columns))
-    n = len(df)
-
-    def ids(role: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        col = ff.columns.get(role)
-        if role in bad or col is None:
-            return np.full(n, -1, np.int64), np.zeros(n, bool), np.zeros(n, bool)
-        s = df[col]
-        fmt = ff.id_formats.get(role, "{}")
-        if pd.api.types.is_integer_dtype(s.dtype):
-            ok = s.notna().to_numpy()
-            v = s.fillna(-1).to_numpy().astype(np.int64)
-            conform = ok & (fmt == "{}")
-        else:
-            st = s.astype("string")
-            digits = st.str.extract(r"(\d+)$", expand=False)
-            num = pd.to_numeric(digits, errors="coerce")
-            ok = num.notna().to_numpy()
-            v = num.fillna(-1).to_numpy().astype(np.int64)
-            conform = st.str.startswith(_prefix(fmt)).fillna(False).to_numpy().astype(bool) & ok
-        return v, ok, conform
-
-    def times() -> tuple[np.ndarray, np.ndarray]:
-        col = ff.columns.get("ts")
-        if "ts" in bad or col is None:
-            return np.zeros(n, np.int64), np.zeros(n, bool)
-        s = df[col]
-        fmt = ff.time_format
-        if fmt == "native":
-            if pd.api.types.is_datetime64_any_dtype(s.dtype):
-                t = s.astype("datetime64[ms]")
-                ok = t.notna().to_numpy()
-                v = t.to_numpy().astype("datetime64[ms]").astype(np.int64)
-            else:
-                ok = np.zeros(n, bool)
-                v = np.zeros(n, np.int64)
-        elif fmt in ("epoch_s", "epoch_ms"):
-            num = pd.to_numeric(s, errors="coerce")
-            ok = num.notna().to_numpy()
-            v = num.fillna(0).to_numpy().astype(np.int64) * (1000 if fmt == "epoch_s" else 1)
-        else:
-            if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
-                ok, v = np.zeros(n, bool), np.zeros(n, np.int64)
-            else:
-                t = pd.to_datetime(s, format=_PARSE_FORMATS["pandas"][fmt], errors="coerce",
-                                   utc=fmt != "dmy_local")
-                if fmt != "dmy_local":
-                    t = t.dt.tz_localize(None)
-                ok = t.notna().to_numpy()
-                v = t.astype("datetime64[ms]").to_numpy().astype("datetime64[ms]").astype(np.int64)
-        v = np.where(ok, v, 0)
-        if fmt in _UTC_FORMATS:
-            v = v + LOCAL_UTC_OFFSET_S * 1000
-        return v, ok
-
-    def numbers(role: str) -> np.ndarray:
-        col = ff.columns.get(role)
-        if col not in df.columns:
-            return np.full(n, np.nan)
-        return pd.to_numeric(df[col], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
     return _parsed(ff, n, findings, bad, ids, times, numbers)
 
@@ -372,7 +325,7 @@ def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | Non
     Parameters
     ----------
     parts
-        Parsed files of the group (from :func:`parse_polars` or :func:`parse_pandas`).
+        Parsed files of the group (from :func:`parse_polars` or :func:`parse_partition`).
     table
         ``"traffic"``, ``"taps"`` or ``"water"``.
     district
@@ -624,7 +577,7 @@ def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, distri
     Parameters
     ----------
     parts
-        Parsed files of the group (from :func:`parse_polars` or :func:`parse_pandas`).
+        Parsed files of the group (from :func:`parse_polars` or :func:`parse_partition`).
     table, gname
         Table and group name (``clean/<table>/<gname>.parquet``).
     district, lookup, period
@@ -695,8 +648,8 @@ def _map_dask(ctx: _Ctx, groups: dict[tuple[str, str], list[FeedFile]], **kw: An
     for (table, gname), files in groups.items():
         parts = []
         for ff in files:
-            ddf = dd.read_parquet(str(ff.path), split_row_groups=False)
-            parts += [dask.delayed(parse_pandas)(ff, p) for p in ddf.to_delayed()]
+            ddf = dd.read_parquet(str(ff.path), split_row_groups=False, dtype_backend="pyarrow")
+            parts += [dask.delayed(parse_partition)(ff, p) for p in ddf.to_delayed()]
         jobs.append(dask.delayed(process_group)(parts, table, gname, district=files[0].district,
                                                 lookup=ctx.lookups[table], period=ctx.period, start_ms=ctx.start_ms,
                                                 factors=factors.get(table, {}), **kw))
