@@ -12,11 +12,10 @@ def summary_table(results: dict, *, title: str):
     from rich.markup import escape
     from rich.table import Table
 
-    from uda.harness.report import case_rows
+    from uda.harness.report import SUMMARY_COLUMNS, case_rows
 
     tab = Table(title=escape(title))
-    cols = ["task", "engine", "scale", "status", "cold s", "warm s", "min–max",
-            "peak MiB", "rows/s", "quality1"]
+    cols = SUMMARY_COLUMNS
     for col in cols:
         tab.add_column(col.rstrip("1"), justify="left" if col in ("task", "engine", "scale", "status", "quality1") else "right")
     for row in case_rows(results):
@@ -43,8 +42,11 @@ def summary_table(results: dict, *, title: str):
               help="Warm repeats per case, replacing the suite's.")
 @click.option("--no-report", is_flag=True, help="Do not write the Markdown/HTML report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results object as JSON (nothing else on stdout).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv"]), default="table",
+              show_default=True, help="How the summary is printed: rich tables (never cut when piped), Markdown, "
+                                      "or CSV (one row per case; the paths then go to stderr).")
 def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_report: bool,
-          as_json: bool) -> None:
+          as_json: bool, fmt: str) -> None:
     """Run a suite of task x engine x scale cases, each in its own process with limits.
 
     Every case reports wall, CPU and peak memory of its process tree, cold (first
@@ -55,7 +57,6 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
 
     from rich.console import Console
 
-    from uda.cli.output import wide_console
     from uda.cli.progress import progress_bar
     from uda.engines import check_engine
     from uda.harness.report import write_report
@@ -78,9 +79,24 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
     if as_json:
         click.echo(json.dumps(results))
         return
-    console = wide_console()
-    console.print(summary_table(results, title=f"uda bench {results['suite'].get('name', '')} "
-                                                f"({results['run_id']})"))
-    console.print(f"results: {path}", markup=False, highlight=False)
-    if paths:
-        console.print(f"report:  {paths['markdown']}  {paths.get('html', '')}", markup=False, highlight=False)
+    files = [f"results: {path}"] + ([f"report:  {paths['markdown']}  {paths.get('html', '')}".rstrip()]
+                                    if paths else [])
+    if fmt == "csv":
+        from uda.harness.report import cases_csv
+
+        click.echo(cases_csv(results), nl=False)
+        for line in files:
+            click.echo(line, err=True)
+        return
+    from uda.cli.report import full_console, print_tables
+    from uda.harness.report import SUMMARY_COLUMNS, case_rows, headline_table
+
+    title = f"uda bench {results['suite'].get('name', '')} ({results['run_id']})"
+    if fmt == "markdown":
+        rows = [[r[c] for c in SUMMARY_COLUMNS] for r in case_rows(results)]
+        print_tables([(title, [c.rstrip("1") for c in SUMMARY_COLUMNS], rows), headline_table(results)], fmt)
+    else:
+        full_console().print(summary_table(results, title=title))
+        print_tables([headline_table(results)], fmt)
+    for line in files:
+        click.echo(line)
