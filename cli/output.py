@@ -35,6 +35,13 @@ def wide_console() -> Console:
     return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
+def missing_codes(text: str | None) -> tuple[float, ...] | None:
+    """``--missing``: None when not given (the reader detects codes), ``()`` for ``none``."""
+    if text is None:
+        return None
+    return () if text.strip().lower() == "none" else numbers(text, "--missing")
+
+
 def numbers(text: str | None, option: str) -> tuple[float, ...]:
     """Comma-separated numbers of ``option`` (e.g. ``--missing -1,9999``); ``()`` if not given."""
     from uda.errors import UserError

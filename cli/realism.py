@@ -6,7 +6,7 @@ import json
 
 import click
 
-from uda.cli.output import json_safe, numbers
+from uda.cli.output import json_safe, missing_codes
 
 SOURCES = "--data DIR, --wide FILE, --libcity DIR or --long FILE"
 
@@ -144,7 +144,8 @@ def _table(subject: dict, reference: dict | None, rows: list[dict] | None, *, wi
               help="With --long: value column [default: the only numeric one].")
 @click.option("--column", default=None, help="With --libcity: .dyna value column.")
 @click.option("--missing", "missing_text", default=None,
-              help="With --wide/--long: values read as missing, comma-separated (e.g. -1).")
+              help="With --wide/--long: values read as missing, comma-separated (e.g. -1), or 'none'. "
+                   "Default: detected as for uda run flow, each noted.")
 @click.option("--irregular", is_flag=True,
               help="With --wide/--long: bin timestamps to the --interval grid (mean per step) "
                    "instead of requiring them on it.")
@@ -190,7 +191,7 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
         raise UserError(msg)
     reference = load_reference(ref) if ref is not None else None
     panel, default_name = _panel(data_dir, target, wide_file, libcity_path, long_files, interval, start,
-                                 time_col, id_col, value_col, column, numbers(missing_text, "--missing"), irregular)
+                                 time_col, id_col, value_col, column, missing_codes(missing_text), irregular)
     if resample is not None:
         panel = coarsen(panel, parse_interval(resample))
     subject = signature(panel, name=name or default_name, neighbours=neighbours, per_series=per_series)

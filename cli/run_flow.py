@@ -6,7 +6,7 @@ import json
 
 import click
 
-from uda.cli.output import json_safe, numbers
+from uda.cli.output import json_safe, missing_codes
 from uda.engines import SCHEDULER_HELP
 
 
@@ -64,7 +64,9 @@ def _num(x, digits: int = 2) -> str:
 @click.option("--time-column", default=None,
               help="With --wide: name of the timestamp column [default: auto-detect timestamp/time/date/ts].")
 @click.option("--missing", "missing_text", default=None,
-              help="With --wide: comma-separated sentinel values that mean missing, e.g. -1.")
+              help="With --wide: comma-separated values that mean missing, e.g. -1, or 'none'. "
+                   "Default: detected (negative codes such as -1 in a non-negative table, 9999-style "
+                   "codes, zeros that break in from typical values), each noted in the result.")
 @click.option("--irregular", is_flag=True,
               help="With --wide: bin off-grid or repeated timestamps to the --interval grid (mean per step).")
 @click.option("--adjacency", type=click.Path(), default=None,
@@ -135,7 +137,7 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
                 msg = "--wide needs --interval (the step length, e.g. 5min)"
                 raise UserError(msg)
             panel = read_wide(wide_file, interval=interval, start=start, time_column=time_column,
-                              missing=numbers(missing_text, "--missing"), irregular=irregular)
+                              missing=missing_codes(missing_text), irregular=irregular)
             if adjacency is not None:
                 from uda.io.adjacency import read_adjacency
 

@@ -269,6 +269,51 @@ def test_sentinels_and_irregular_timestamps_through_the_cli(tmp_path):
     assert any("binned to" in n for n in out["notes"]), out["notes"]
 
 
+def _speeds_and_counts(seed=1, days=6):
+    """A speed-like series with a daily dip and a count-like series that is 0 at night."""
+    rng = np.random.default_rng(seed)
+    T = days * 288
+    slot = np.arange(T) % 288
+    speed = 60 - 25 * np.exp(-((slot - 100) / 12.0) ** 2) + rng.normal(0, 2, T)
+    count = np.maximum(0, np.round(40 * np.sin(np.pi * (slot - 60) / 200).clip(0) ** 2 + rng.normal(0, 1.5, T)))
+    return rng, speed, count
+
+
+def test_missing_codes_are_detected_and_noted(tmp_path):
+    from uda.io.wide import detect_missing_codes
+
+    rng, speed, count = _speeds_and_counts()
+    assert detect_missing_codes([speed, count]) == []  # night zeros of counts are values
+    down = speed.copy()
+    for s in rng.integers(0, speed.size - 40, 25):
+        down[s:s + rng.integers(1, 30)] = 0.0  # a detector reporting 0 while it is down
+    found = detect_missing_codes([down, down[::-1]])
+    assert [c for c, _ in found] == [0.0]
+    assert detect_missing_codes([down[:200]]) == []  # too few runs to tell
+    coded = count.copy()
+    coded[::50] = -1
+    coded[7] = 9999
+    assert [c for c, _ in detect_missing_codes([coded])] == [-1.0, 9999.0]
+    temps = speed - 70  # genuine negative values: -1 among them is a value
+    temps[::50] = -1
+    assert detect_missing_codes([temps]) == []
+
+    f = tmp_path / "w.csv"
+    pl.DataFrame({"a": down, "b": down[::-1], "c": coded}).write_csv(f)
+    p = read_wide(f, interval="5min")
+    assert np.isnan(p.values[0][down == 0]).all() and np.isnan(p.values[2][coded == -1]).all()
+    assert any("detected" in n and "--missing none" in n for n in p.notes), p.notes
+    kept = read_wide(f, interval="5min", missing=())
+    assert (kept.values[0] == 0).sum() == (down == 0).sum() and not kept.notes
+    only = read_wide(f, interval="5min", missing=(-1,))  # declared codes only, no detection
+    assert (only.values[0] == 0).sum() == (down == 0).sum()
+    res = _run("--wide", str(f), "--interval", "5min", "--missing", "none", "--models", "last",
+               "--horizons", "1", "--json")
+    assert res.exit_code == 0, res.output
+    assert not any("read as missing" in n for n in json.loads(res.output)["notes"])
+    _bad("--wide", str(f), "--interval", "5min", "--missing", "zero", match="cannot read --missing")
+
+
 # --------------------------------------------------------------------------- hostile cells (issue #16)
 
 

@@ -36,8 +36,9 @@ def test_wide_missing_sentinel(tmp_path):
     w = read_wide(p, interval="1h", missing=(-1,))
     np.testing.assert_array_equal(np.isnan(w.values), [[0, 0, 1, 0], [1, 0, 0, 1]])
     assert any("3 values equal to -1 read as missing" in n for n in w.notes)
-    # default unchanged: -1 is a value
-    assert np.nanmin(read_wide(p, interval="1h").values) == -1
+    # by default -1 is detected as a code (no other negative value); missing=() keeps it
+    assert np.isnan(read_wide(p, interval="1h").values).sum() == 3
+    assert np.nanmin(read_wide(p, interval="1h", missing=()).values) == -1
     w2 = read_wide(p, interval="1h", missing=(-1, 5))
     assert np.isnan(w2.values).sum() == 4
 

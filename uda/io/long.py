@@ -18,9 +18,9 @@ from uda.errors import UserError
 from uda.forecast import Panel, parse_interval, season_check
 from uda.io.wide import (
     TIME_NAMES,
+    apply_missing,
     bin_to_grid,
     grid_positions,
-    mask_sentinels,
     mean_by_step,
     read_table,
     to_datetime,
@@ -55,7 +55,7 @@ def _infer_interval(times: np.ndarray, series: np.ndarray, where: str) -> int:
 
 def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
               time_column: str | None = None, id_column: str | None = None,
-              value_column: str | None = None, missing: Sequence[float] = (),
+              value_column: str | None = None, missing: Sequence[float] | None = None,
               irregular: bool = False) -> Panel:
     """Read a long table (CSV or Parquet) as a :class:`~uda.forecast.Panel`.
 
@@ -75,7 +75,8 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
     value_column
         Column of values; by default the only numeric column besides time and id.
     missing
-        Sentinel values read as missing.
+        Sentinel values read as missing; ``None`` detects them (see
+        :func:`uda.io.wide.detect_missing_codes`), ``()`` reads none.
     irregular
         Bin times to the grid (floor to the interval from midnight, mean of the values in a
         step, NaN for empty steps) instead of requiring them on it; repeated times are then
@@ -131,9 +132,8 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
         interval_s = interval if isinstance(interval, int) else parse_interval(interval)
     vals = df[vcol].cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
     notes: list[str] = []
-    masked = mask_sentinels(vals, missing)
-    if masked:
-        notes.append(f"{masked} values equal to {', '.join(f'{m:g}' for m in missing)} read as missing")
+    order = np.lexsort((times, rows))
+    apply_missing(vals, missing, np.split(vals[order], np.flatnonzero(np.diff(rows[order])) + 1), notes)
 
     if irregular:
         pos, length, t0 = bin_to_grid(times, interval_s)

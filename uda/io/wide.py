@@ -132,6 +132,75 @@ def mask_sentinels(vals: np.ndarray, missing: Sequence[float]) -> int:
     return int(hit.sum())
 
 
+#: Negative values read as missing-value codes when a table has no other negative value.
+NEGATIVE_CODES = (-1.0, -9.0, -99.0, -999.0, -9999.0, -99999.0)
+#: Large values read as missing-value codes when they exceed twice every other value.
+LARGE_CODES = (999.0, 9999.0, 99999.0, 999999.0)
+#: Zeros are a missing-value code when at least this share of the values are zero, in at
+#: least ZERO_RUNS runs, and the values around the runs are typical: in the median series
+#: with zero runs, the median value next to a run is at least ZERO_JUMP of the series' median (a detector that stops reports 0 in the middle of
+#: normal traffic; real zeros, e.g. counts at night, are approached through small values).
+ZERO_SHARE, ZERO_RUNS, ZERO_JUMP = 0.001, 10, 0.6
+
+
+def detect_missing_codes(series: Sequence[np.ndarray]) -> list[tuple[float, str]]:
+    """Values that mark missing data in ``series`` (each one sensor's values in time order).
+
+    Returns ``(code, why)`` pairs: a negative code (-1, -999, ...) in a table with no
+    other negative value, a large code (9999, ...) above twice every other value, and 0
+    when zeros break in from typical values (see :data:`ZERO_JUMP`).
+    """
+    x = np.concatenate([np.asarray(v, dtype=np.float64) for v in series]) if len(series) else np.empty(0)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return []
+    found: list[tuple[float, str]] = []
+    negatives = np.unique(x[x < 0])
+    if negatives.size and np.isin(negatives, NEGATIVE_CODES).all():
+        found += [(float(c), "a negative code in a table without other negative values") for c in negatives]
+    codes = np.isin(x, LARGE_CODES)
+    if codes.any():
+        top = x[~codes].max(initial=0.0)
+        found += [(float(c), f"above twice every other value (largest {top:g})")
+                  for c in np.unique(x[codes]) if c > 2 * max(top, 0.0)]
+    zeros = int((x == 0).sum())
+    if zeros >= ZERO_SHARE * x.size:
+        flank, runs = [], 0
+        for v in series:
+            v = np.asarray(v, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            typical = np.median(np.abs(v[v != 0])) if (v != 0).any() else 0.0
+            if typical == 0:
+                continue
+            d = np.diff(np.concatenate([[0], (v == 0).astype(np.int8), [0]]))
+            starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+            runs += starts.size
+            around = np.concatenate([v[starts[starts > 0] - 1], v[ends[ends < v.size]]])
+            if around.size:
+                flank.append(float(np.median(np.abs(around))) / typical)
+        # the median over the series with zero runs of their median neighbouring value
+        ratio = float(np.median(flank)) if flank and runs >= ZERO_RUNS else 0.0
+        if ratio >= ZERO_JUMP:
+            found.append((0.0, f"zeros break in from typical values ({runs} runs; the values "
+                               f"next to them are {ratio:.0%} of the series' median)"))
+    return found
+
+
+def apply_missing(vals: np.ndarray, missing: Sequence[float] | None, series: Sequence[np.ndarray],
+                  notes: list[str]) -> None:
+    """Set the missing-value codes in ``vals`` to NaN in place and note how many: ``missing``
+    if given, else those :func:`detect_missing_codes` finds in ``series`` (the same values,
+    one sensor per item, in time order), with why and how to keep them."""
+    found = detect_missing_codes(series) if missing is None else []
+    codes = list(missing) if missing is not None else [code for code, _ in found]
+    masked = mask_sentinels(vals, codes)
+    if masked:
+        shown = ", ".join(f"{m:g}" for m in codes)
+        why = "; ".join(f"{code:g}: {text}" for code, text in found)
+        notes.append(f"{masked} values equal to {shown} read as missing"
+                     + (f" (detected — {why}; pass --missing none to keep them as values)" if why else ""))
+
+
 def find_time_column(df: pl.DataFrame, time_column: str | None = None, *, where: str) -> str | None:
     """The timestamp column of a wide table, or None if it has none.
 
@@ -156,7 +225,7 @@ def find_time_column(df: pl.DataFrame, time_column: str | None = None, *, where:
 
 
 def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None = None,
-              time_column: str | None = None, missing: Sequence[float] = (),
+              time_column: str | None = None, missing: Sequence[float] | None = None,
               irregular: bool = False) -> Panel:
     """Read a wide table as a :class:`~uda.forecast.Panel`.
 
@@ -174,7 +243,8 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
         timestamp/time/datetime/date/ts, or a first text column whose values all read as
         timestamps (a pandas index written by ``to_csv``) is used if present.
     missing
-        Sentinel values read as missing (e.g. ``(-1,)`` for counts that mark gaps with -1).
+        Sentinel values read as missing (e.g. ``(-1,)`` for counts that mark gaps with -1);
+        ``None`` detects them (:func:`detect_missing_codes`, each noted), ``()`` reads none.
     irregular
         Bin timestamps to the grid instead of requiring them on it: each is floored to a
         multiple of ``interval`` (from midnight), the values in one step are averaged and
@@ -232,10 +302,7 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
     if infinite.any():
         vals[infinite] = np.nan
         notes.append(f"{int(infinite.sum())} infinite values read as missing")
-    masked = mask_sentinels(vals, missing)
-    if masked:
-        shown = ", ".join(f"{m:g}" for m in missing)
-        notes.append(f"{masked} values equal to {shown} read as missing")
+    apply_missing(vals, missing, vals, notes)
     if irregular and tcol is not None:
         Y, merged = mean_by_step(vals, pos, length)
         empty_steps = length - np.unique(pos).size
