@@ -55,9 +55,15 @@ RTOL = 1e-9
 
 
 def _set_threads(n: int) -> None:
-    """Thread pools of Polars, Numba, BLAS and Dask's default to ``n`` (before they are imported)."""
-    for var in ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
+    """Thread pools of Polars, Numba and BLAS to ``n``: by environment before they are imported
+    (as a script), else Numba's at run time (Polars keeps the pool it started with)."""
+    if "polars" not in sys.modules and "numba" not in sys.modules:
+        for var in ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(n)
+    else:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 # --------------------------------------------------------------------------- datasets
@@ -309,7 +315,7 @@ class Duck:
 # --------------------------------------------------------------------------- uda side
 
 
-def _uda_utilisation(ds: Any, engine: str) -> dict[str, Any]:
+def _uda_utilisation(ds: Any, engine: str, threads: int = 2) -> dict[str, Any]:
     """uda's reduction of every standardised group (``GroupReducer``, as ``utilisation.run``
     calls it, without the quality scan) and its detector scores (``utilisation.score``)."""
     import numpy as np
@@ -342,14 +348,14 @@ def _uda_utilisation(ds: Any, engine: str) -> dict[str, Any]:
     if engine == "polars":  # as standardise's Polars engine: a thread per group
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), threads))) as pool:
             outs = list(pool.map(lambda j: one(*j), jobs))
     else:
         import dask
 
         from uda.engines import dask_scheduler
 
-        with dask_scheduler("threads"):
+        with dask_scheduler("threads"), dask.config.set(num_workers=threads):
             outs = dask.compute(*[dask.delayed(one)(*j) for j in jobs])
     reduced = {(t, n): o for (t, n, _, _), o in zip(jobs, outs, strict=True)}
     _, by_table = score(reduced, ds.scan("defects") if ds.has("defects") else None, city_keys=city_keys,
@@ -491,14 +497,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from uda.tasks.flow import traffic_panel_dask, traffic_panel_polars
     from uda.tasks.route import sensor_slots_dask, sensor_slots_polars
 
-    dask.config.set(num_workers=args.threads)
     tag = f"{args.scale}-s{args.seed}"
     duck = Duck(args.threads)
     results: dict[str, Any] = {}
 
     def dask_run(fn: Callable[[], Any]) -> Callable[[], Any]:
         def inner() -> Any:
-            with dask_scheduler("threads"):
+            with dask_scheduler("threads"), dask.config.set(num_workers=args.threads):
                 return fn()
         return inner
 
@@ -556,9 +561,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         d = duck.utilisation(dsd)
         bad = _same_dict(report_counts, d["counts"])
         counts_check = "equal to the standardise report" if bad is None else f"differ: {bad}"
-        m = {"uda polars": lambda: _uda_utilisation(dsd, "polars")}
+        m = {"uda polars": lambda: _uda_utilisation(dsd, "polars", args.threads)}
         if not args.no_dask:
-            m["uda dask"] = lambda: _uda_utilisation(dsd, "dask")
+            m["uda dask"] = lambda: _uda_utilisation(dsd, "dask", args.threads)
         m["duckdb"] = lambda: {k: v for k, v in duck.utilisation(dsd).items() if k != "counts"}
         results["utilisation"] = {"rows": rows, "funnel_counts_check": counts_check,
                                   **run_stage("utilisation", m, _same_dict, repeats=args.repeats,
