@@ -60,7 +60,8 @@ def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, star
     if libcity_path is not None:
         from uda.io.libcity import read_libcity
 
-        return read_libcity(libcity_path, column=column, interval=interval), Path(libcity_path).stem
+        return (read_libcity(libcity_path, column=column, interval=interval, missing=missing),
+                Path(libcity_path).stem)
     from uda.io.long import read_long, stack_panels
 
     panels = [read_long(f, interval=interval, time_column=time_col, id_column=id_col,
@@ -144,7 +145,7 @@ def _table(subject: dict, reference: dict | None, rows: list[dict] | None, *, wi
               help="With --long: value column [default: the only numeric one].")
 @click.option("--column", default=None, help="With --libcity: .dyna value column.")
 @click.option("--missing", "missing_text", default=None,
-              help="With --wide/--long: values read as missing, comma-separated (e.g. -1), or 'none'. "
+              help="With --wide/--long/--libcity: values read as missing, comma-separated (e.g. -1), or 'none'. "
                    "Default: detected as for uda run flow, each noted.")
 @click.option("--irregular", is_flag=True,
               help="With --wide/--long: bin timestamps to the --interval grid (mean per step) "

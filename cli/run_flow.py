@@ -64,7 +64,7 @@ def _num(x, digits: int = 2) -> str:
 @click.option("--time-column", default=None,
               help="With --wide: name of the timestamp column [default: auto-detect timestamp/time/date/ts].")
 @click.option("--missing", "missing_text", default=None,
-              help="With --wide: comma-separated values that mean missing, e.g. -1, or 'none'. "
+              help="With --wide or --libcity: comma-separated values that mean missing, e.g. -1, or 'none'. "
                    "Default: detected (negative codes such as -1 in a non-negative table, 9999-style "
                    "codes, zeros that break in from typical values), each noted in the result.")
 @click.option("--irregular", is_flag=True,
@@ -114,10 +114,13 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
         msg = "give exactly one input: --data DIR, --wide FILE or --libcity DIR"
         raise UserError(msg)
     split = _split(split_text)
-    wide_only = {"--missing": missing_text, "--irregular": irregular or None, "--adjacency": adjacency}
+    wide_only = {"--irregular": irregular or None, "--adjacency": adjacency}
     given = [k for k, v in wide_only.items() if v is not None]
     if given and wide_file is None:
         msg = f"{', '.join(given)} only applies to --wide tables"
+        raise UserError(msg)
+    if missing_text is not None and data_dir is not None:
+        msg = "--missing only applies to --wide and --libcity inputs (a dataset's gaps are already missing)"
         raise UserError(msg)
     if data_dir is not None:
         from uda.cli.progress import progress_bar
@@ -145,7 +148,8 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
         else:
             from uda.io.libcity import read_libcity
 
-            panel = read_libcity(libcity_path, column=column, interval=interval)
+            panel = read_libcity(libcity_path, column=column, interval=interval,
+                                 missing=missing_codes(missing_text))
         res = evaluate_panel(panel, engine=engine, scheduler=scheduler, models=models,
                              horizons=horizons, split=split, origin_step=origin_step,
                              partitions=partitions)

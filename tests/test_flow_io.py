@@ -163,11 +163,13 @@ def test_libcity_reads_series_and_adjacency():
     assert nbrs == {0: [1], 1: [0, 2], 2: [1]}  # both directions, self-relation dropped
     speed = read_libcity(DATA / "libcity" / "TOY.dyna", column="traffic_speed")
     assert speed.values[0, 0] == pytest.approx(57.2)
+    coded = read_libcity(DATA / "libcity" / "TOY.dyna", column="traffic_speed", missing=(57.2,))
+    assert np.isnan(coded.values[0, 0]) and any("57.2 read as missing" in n for n in coded.notes)
 
 
 def test_cli_libcity_json():
     res = _run("--libcity", str(DATA / "libcity"), "--models", "ha,ridge,ridge_sp", "--horizons", "1,2",
-               "--json")
+               "--missing", "none", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["series"] == 3 and set(out["models"]) == {"ha", "ridge", "ridge_sp"}
@@ -248,7 +250,7 @@ def test_bad_adjacency_is_a_one_line_error(tmp_path, text, match):
 def test_missing_adjacency_file_and_wide_only_options():
     _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--adjacency", "/nonexistent/a.csv",
          match="does not exist")
-    _bad("--libcity", str(DATA / "libcity"), "--missing", "-1", match="only applies to --wide")
+    _bad("--data", str(DATA), "--missing", "-1", match="--missing only applies to --wide and --libcity")
     _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--missing", "minus one",
          match="cannot read --missing")
 

@@ -10,6 +10,7 @@ Format (LibCity documentation, "atomic files"): ``.geo`` lists entities
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import polars as pl
 
 from uda.errors import UserError
 from uda.forecast import Panel, parse_interval
-from uda.io.wide import first_non_number, grid_positions, to_datetime
+from uda.io.wide import apply_missing, first_non_number, grid_positions, to_datetime
 
 REQUIRED = {
     ".geo": ("geo_id",),
@@ -69,7 +70,7 @@ def _read(path: Path, ext: str) -> pl.DataFrame:
 
 
 def read_libcity(path: str | os.PathLike, *, column: str | None = None,
-                 interval: str | int | None = None) -> Panel:
+                 interval: str | int | None = None, missing: Sequence[float] | None = None) -> Panel:
     """Read a LibCity dataset as a :class:`~uda.forecast.Panel`.
 
     Parameters
@@ -81,6 +82,10 @@ def read_libcity(path: str | os.PathLike, *, column: str | None = None,
         first numeric value column).
     interval
         Step length; by default the most common gap between consecutive times.
+    missing
+        Values read as missing; ``None`` detects them (see
+        :func:`uda.io.wide.detect_missing_codes`; METR-LA writes a missing speed as 0),
+        ``()`` reads none.
 
     Returns
     -------
@@ -149,10 +154,11 @@ def read_libcity(path: str | os.PathLike, *, column: str | None = None,
         raise UserError(msg)
     Y = np.full((len(ids), length), np.nan)
     Y[rows, step] = dyna[column].cast(pl.Float64).to_numpy()
-    notes = []
+    notes: list[str] = []
     filled = len(ids) * length - len(key)
     if filled:
         notes.append(f"{filled} (entity, time) values absent from {files['.dyna'].name} set to NaN")
+    apply_missing(Y, missing, Y, notes)
     indptr = indices = None
     if files[".rel"] is not None:
         rel = _read(files[".rel"], ".rel")
