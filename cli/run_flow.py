@@ -1,4 +1,4 @@
-"""``uda run flow``: score forecasters on a dataset, a wide table or LibCity files."""
+"""``uda run flow``: score forecasters on a dataset, a wide or long table, or LibCity files."""
 
 from __future__ import annotations
 
@@ -57,18 +57,23 @@ def _num(x, digits: int = 2) -> str:
               help="Wide CSV/Parquet table: one column per sensor, one row per time step.")
 @click.option("--libcity", "libcity_path", type=click.Path(), default=None,
               help="LibCity dataset folder (or file) with .geo, .dyna and optionally .rel files.")
+@click.option("--long", "long_files", type=click.Path(), multiple=True,
+              help="Long CSV/Parquet table: a time column, an optional id column, a value column. "
+                   "Repeat to stack several files (e.g. NAB series) on one grid.")
 @click.option("--interval", default=None,
-              help="Step length of --wide (required) or --libcity (default: inferred), e.g. 5min.")
+              help="Step length of --wide (required), --libcity or --long (default: inferred), e.g. 5min.")
 @click.option("--start", default=None,
               help="With --wide and no timestamp column: time of the first row [default: 2024-01-01T00:00, a Monday].")
-@click.option("--time-column", default=None,
-              help="With --wide: name of the timestamp column [default: auto-detect timestamp/time/date/ts].")
+@click.option("--time-column", "--time-col", "time_column", default=None,
+              help="With --wide/--long: name of the timestamp column [default: auto-detect timestamp/time/date/ts].")
+@click.option("--id-col", default=None, help="With --long: column naming the series [default: one series].")
+@click.option("--value-col", default=None, help="With --long: value column [default: the only numeric one].")
 @click.option("--missing", "missing_text", default=None,
-              help="With --wide or --libcity: comma-separated values that mean missing, e.g. -1, or 'none'. "
+              help="With --wide, --long or --libcity: comma-separated values that mean missing, e.g. -1, or 'none'. "
                    "Default: detected (negative codes such as -1 in a non-negative table, 9999-style "
                    "codes, zeros that break in from typical values), each noted in the result.")
 @click.option("--irregular", is_flag=True,
-              help="With --wide: bin off-grid or repeated timestamps to the --interval grid (mean per step).")
+              help="With --wide/--long: bin off-grid or repeated timestamps to the --interval grid (mean per step).")
 @click.option("--adjacency", type=click.Path(), default=None,
               help="With --wide: square 0/1 or weight matrix CSV without header, one row and column per "
                    "sensor in the table's column order; neighbours of the spatial models.")
@@ -96,7 +101,8 @@ def _num(x, digits: int = 2) -> str:
                    "about twenty times this, so lower it under a tight memory limit.")
 @click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file (or fsspec URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
-def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missing_text, irregular,
+def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_column, id_col, value_col,
+         missing_text, irregular,
          adjacency, column, target, engine, scheduler, models, horizons, split_text, origin_step,
          partitions, block_mb, out, as_json) -> None:
     """Score flow forecasters with a rolling-origin protocol.
@@ -109,19 +115,20 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
     """
     from uda.errors import UserError
 
-    sources = [s for s in (data_dir, wide_file, libcity_path) if s is not None]
+    sources = [s for s in (data_dir, wide_file, libcity_path, long_files or None) if s is not None]
     if len(sources) != 1:
-        msg = "give exactly one input: --data DIR, --wide FILE or --libcity DIR"
+        msg = "give exactly one input: --data DIR, --wide FILE, --long FILE or --libcity DIR"
         raise UserError(msg)
     split = _split(split_text)
-    wide_only = {"--irregular": irregular or None, "--adjacency": adjacency}
-    given = [k for k, v in wide_only.items() if v is not None]
-    if given and wide_file is None:
-        msg = f"{', '.join(given)} only applies to --wide tables"
-        raise UserError(msg)
-    if missing_text is not None and data_dir is not None:
-        msg = "--missing only applies to --wide and --libcity inputs (a dataset's gaps are already missing)"
-        raise UserError(msg)
+    checks = [({"--adjacency": adjacency}, wide_file, "--wide tables"),
+              ({"--irregular": irregular or None}, wide_file or long_files, "--wide and --long tables"),
+              ({"--id-col": id_col, "--value-col": value_col}, long_files, "--long tables"),
+              ({"--missing": missing_text}, not data_dir, "--wide, --long and --libcity inputs")]
+    for options, allowed, what in checks:
+        given = [k for k, v in options.items() if v is not None]
+        if given and not allowed:
+            msg = f"{', '.join(given)} only applies to {what}"
+            raise UserError(msg)
     if data_dir is not None:
         from uda.cli.progress import progress_bar
         from uda.tasks.flow import run
@@ -145,6 +152,12 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
                 from uda.io.adjacency import read_adjacency
 
                 panel.indptr, panel.indices = read_adjacency(adjacency, len(panel.ids))
+        elif long_files:
+            from uda.io.long import read_long, stack_panels
+
+            panel = stack_panels([read_long(f, interval=interval, time_column=time_column, id_column=id_col,
+                                            value_column=value_col, missing=missing_codes(missing_text),
+                                            irregular=irregular) for f in long_files])
         else:
             from uda.io.libcity import read_libcity
 
@@ -153,7 +166,7 @@ def flow(data_dir, wide_file, libcity_path, interval, start, time_column, missin
         res = evaluate_panel(panel, engine=engine, scheduler=scheduler, models=models,
                              horizons=horizons, split=split, origin_step=origin_step,
                              partitions=partitions)
-        res["source"] = str(wide_file or libcity_path)
+        res["source"] = str(wide_file or libcity_path or ", ".join(long_files))
     res = json_safe(res)
     if out is not None:
         from uda.store import output_location

@@ -250,7 +250,7 @@ def test_bad_adjacency_is_a_one_line_error(tmp_path, text, match):
 def test_missing_adjacency_file_and_wide_only_options():
     _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--adjacency", "/nonexistent/a.csv",
          match="does not exist")
-    _bad("--data", str(DATA), "--missing", "-1", match="--missing only applies to --wide and --libcity")
+    _bad("--data", str(DATA), "--missing", "-1", match="--missing only applies to --wide, --long and --libcity")
     _bad("--wide", str(DATA / "wide_ids.csv"), "--interval", "1h", "--missing", "minus one",
          match="cannot read --missing")
 
@@ -314,6 +314,48 @@ def test_missing_codes_are_detected_and_noted(tmp_path):
     assert res.exit_code == 0, res.output
     assert not any("read as missing" in n for n in json.loads(res.output)["notes"])
     _bad("--wide", str(f), "--interval", "5min", "--missing", "zero", match="cannot read --missing")
+
+
+def test_long_tables_through_the_cli(tmp_path):
+    """A long table of several sensors (the shape of the raw Melbourne or SCATS exports), and
+    a NAB series with irregular timestamps, scored like a wide table; long-only options are
+    refused elsewhere."""
+    p = read_wide(DATA / "wide_ts.csv", interval="1h")
+    t = p.start + np.arange(p.values.shape[1]) * np.timedelta64(3600, "s")
+    long = pl.concat([pl.DataFrame({"Date Time": t.astype("datetime64[ms]"), "Sensor": sid, "Count": row})
+                      for sid, row in zip(p.ids, p.values, strict=True)]).sample(fraction=1.0, shuffle=True, seed=1)
+    f = tmp_path / "long.csv"
+    long.write_csv(f)
+    args = ["--models", "last,ha,ridge", "--horizons", "1,2", "--json"]
+    wide = _run("--wide", str(DATA / "wide_ts.csv"), "--interval", "1h", *args)
+    res = _run("--long", str(f), "--id-col", "Sensor", "--value-col", "Count", *args)  # "Date Time" found
+    assert wide.exit_code == 0 and res.exit_code == 0, res.output
+    a, b = json.loads(wide.output), json.loads(res.output)
+    assert b["series"] == a["series"]
+    for m in ("last", "ha", "ridge"):
+        for h in ("1", "2"):
+            assert b["models"][m][h]["mae"] == pytest.approx(a["models"][m][h]["mae"], rel=1e-9)
+    nab = _run("--long", str(DATA / "nab_speed_6005.csv"), "--interval", "5min", "--irregular",
+               "--models", "last,ha", "--horizons", "3", "--json")
+    assert nab.exit_code == 0, nab.output
+    assert any("binned to" in n for n in json.loads(nab.output)["notes"])
+    _bad("--wide", str(DATA / "wide_ts.csv"), "--interval", "1h", "--id-col", "x", match="--id-col only applies to --long")
+    _bad("--long", str(f), "--adjacency", str(f), match="--adjacency only applies to --wide")
+    _bad("--long", str(f), "--wide", str(f), match="give exactly one input")
+    _bad("--long", str(f), "--id-col", "nope", match="nope")
+
+
+def test_time_columns_with_odd_names_and_utc_offsets_read_as_local_time(tmp_path):
+    from uda.io.long import read_long
+
+    f = tmp_path / "w.csv"
+    f.write_text("Sensor 1,Time Stamp (local),TravelTime_2\n"
+                 + "".join(f"{i},2024-03-0{1 + i // 24}T{i % 24:02d}:00:00+10:00,{2 * i}\n" for i in range(72)))
+    p = read_wide(f, interval="1h")
+    assert p.ids == ["Sensor 1", "TravelTime_2"]  # a numeric column named ...Time is a sensor
+    assert p.start == np.datetime64("2024-03-01T00:00:00")  # wall-clock time, offset dropped
+    q = read_long(f, value_column="TravelTime_2")
+    assert q.start == p.start and q.interval_s == 3600
 
 
 # --------------------------------------------------------------------------- hostile cells (issue #16)

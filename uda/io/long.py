@@ -23,6 +23,7 @@ from uda.io.wide import (
     grid_positions,
     mean_by_step,
     read_table,
+    time_columns,
     to_datetime,
 )
 
@@ -96,12 +97,10 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
     if time_column is not None:
         tcol = _column(df, time_column, "--time-col", where)
     else:
-        cands = [c for c in df.columns
-                 if c.strip().lower() in TIME_NAMES or df[c].dtype == pl.Date
-                 or isinstance(df[c].dtype, pl.Datetime)]
+        cands = time_columns(df)
         if not cands:
-            msg = (f"{where}: no time column (none is named {'/'.join(TIME_NAMES)} or has a date type); "
-                   "name it with --time-col")
+            msg = (f"{where}: no time column (none is named {'/'.join(TIME_NAMES)}, has a date type, or "
+                   "has 'date' or 'time' in its name and timestamps in every cell); name it with --time-col")
             raise UserError(msg)
         tcol = cands[0]
     icol = _column(df, id_column, "--id-col", where) if id_column is not None else None

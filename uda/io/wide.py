@@ -36,13 +36,39 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
     raise UserError(msg)
 
 
+def _local_text(col: pl.Series) -> pl.Series:
+    """Timestamp text without a trailing ``Z`` or UTC offset: the local wall-clock time, which
+    is what time of day and weekends are read from."""
+    return col.str.strip_chars().str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
+
+
+def _reads_as_time(col: pl.Series) -> bool:
+    """True if ``col`` is temporal, or text whose every non-empty cell reads as a timestamp."""
+    if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
+        return True
+    if col.dtype != pl.String or col.null_count() == len(col):
+        return False
+    return _local_text(col).str.to_datetime(time_unit="ms", strict=False).null_count() == col.null_count()
+
+
+def time_columns(df: pl.DataFrame) -> list[str]:
+    """Columns that can be the time axis, best first: named timestamp/time/datetime/date/ts
+    (any case), then temporal ones, then text columns whose name holds "date" or "time"
+    (``Date Time``, ``Date_Time``, ``timestamp_utc``) and whose cells all read as timestamps."""
+    named = [c for c in df.columns if c.strip().lower() in TIME_NAMES]
+    typed = [c for c in df.columns if c not in named and (df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime))]
+    hinted = [c for c in df.columns if c not in named and c not in typed and df[c].dtype == pl.String
+              and ("date" in c.lower() or "time" in c.lower()) and _reads_as_time(df[c])]
+    return named + typed + hinted
+
+
 def to_datetime(col: pl.Series, *, where: str) -> np.ndarray:
     """A column of timestamps (temporal or text) as ``datetime64[s]`` values."""
     if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
         s = col.cast(pl.Datetime("ms"))
     elif col.dtype == pl.String:
         try:
-            s = col.str.strip_chars().str.replace(r"Z$", "").str.to_datetime(time_unit="ms", strict=True)
+            s = _local_text(col).str.to_datetime(time_unit="ms", strict=True)
         except pl.exceptions.PolarsError:
             msg = f"{where}: cannot read timestamps in column {col.name!r}; write them like 2024-01-01 00:05:00"
             raise UserError(msg) from None
@@ -204,23 +230,20 @@ def apply_missing(vals: np.ndarray, missing: Sequence[float] | None, series: Seq
 def find_time_column(df: pl.DataFrame, time_column: str | None = None, *, where: str) -> str | None:
     """The timestamp column of a wide table, or None if it has none.
 
-    ``time_column`` if given (it must exist); else a temporal column, one named
-    timestamp/time/datetime/date/ts, or a first text column whose values all read as
-    timestamps (a pandas index written by ``to_csv``).
+    ``time_column`` if given (it must exist); else the first of :func:`time_columns`, or a
+    first text column whose values all read as timestamps (a pandas index written by
+    ``to_csv``).
     """
     if time_column is not None:
         if time_column not in df.columns:
             msg = f"{where}: no column {time_column!r} for --time-column (columns: {', '.join(df.columns[:8])} ...)"
             raise UserError(msg)
         return time_column
-    for c in df.columns:
-        if c.strip().lower() in TIME_NAMES or df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime):
-            return c
-    if df.width and df[df.columns[0]].dtype == pl.String:
-        # an unnamed index column of timestamps, as pandas' to_csv writes it
-        first = df[df.columns[0]].str.strip_chars().str.replace(r"Z$", "")
-        if first.str.to_datetime(time_unit="ms", strict=False).null_count() == first.null_count() < df.height:
-            return df.columns[0]
+    found = time_columns(df)
+    if found:
+        return found[0]
+    if df.width and _reads_as_time(df[df.columns[0]]):
+        return df.columns[0]  # an unnamed index column of timestamps, as pandas' to_csv writes it
     return None
 
 
