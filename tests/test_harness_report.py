@@ -276,3 +276,24 @@ def test_report_refuses_three_files(tmp_path):
 
 def test_md_escape_keeps_table_cells_intact():
     assert md_escape("a|b\nc") == "a\\|b c"
+
+
+def test_bench_summary_is_whole_as_csv_and_markdown(tmp_path):
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    suite = tmp_path / "one.toml"
+    long_option = "n" * 120
+    suite.write_text(f'name = "one"\npythonpath = ["{here}"]\nrepeats = 2\ncold = "cached"\n'
+                     '[[cases]]\ntask = "ok"\ntarget = "test_harness_runner:case_ok"\ndata = false\n'
+                     f'options = {{ n = 50, {long_option} = 1 }}\n')
+    runner = CliRunner()
+    got = runner.invoke(cli, ["bench", "--suite", str(suite), "--out", str(tmp_path / "r"), "--no-report",
+                              "--format", "csv"])
+    assert got.exit_code == 0, got.output
+    (row,) = list(csv.DictReader(io.StringIO(got.stdout)))
+    assert row["status"] == "ok" and long_option in row["case"] and float(row["time_vs_best"]) == 1.0
+    got = runner.invoke(cli, ["bench", "--suite", str(suite), "--out", str(tmp_path / "r"), "--no-report",
+                              "--format", "markdown"])
+    assert got.exit_code == 0, got.output
+    assert f"| ok\\[n=50,{long_option}=1\\] | – |" in got.output  # the headline, whole

@@ -76,17 +76,31 @@ def _is_compile(case: dict[str, Any]) -> bool:
     return (case.get("limits") or {}).get("cold") == "compile"
 
 
+def _compact(v: float) -> str:
+    """A tick label: ``20k``, ``1.5M``, ``0.25``."""
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.3g}"
+
+
 def _log_axes(ax, xs: list[float], ys: list[float]) -> None:
-    """Log axes; minor tick labels only where an axis spans less than a factor of 3."""
+    """Log axes with compact labels; on an axis spanning less than a factor of 3 the minor
+    ticks at 2 and 5 times a power of ten are labelled too (no other, so labels never overlap)."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.set_xscale("log")
     ax.set_yscale("log")
+    major = FuncFormatter(lambda v, _pos: _compact(v))
+
+    def minor(v: float, _pos: int) -> str:
+        mantissa = round(v / 10 ** math.floor(math.log10(v)), 6) if v > 0 else 0
+        return _compact(v) if mantissa in (2.0, 5.0) else ""
+
     for axis, vals in ((ax.xaxis, xs), (ax.yaxis, ys)):
-        fmt = FuncFormatter(lambda v, _pos: f"{v:.3g}")
-        axis.set_major_formatter(fmt)
+        axis.set_major_formatter(major)
         wide = bool(vals) and max(vals) / min(vals) >= 3
-        axis.set_minor_formatter(NullFormatter() if wide else fmt)
+        axis.set_minor_formatter(NullFormatter() if wide else FuncFormatter(minor))
 
 
 def _fmt_s(x: float | None) -> str:
@@ -972,10 +986,10 @@ def compare_tables(cmp: dict[str, Any]) -> list[Table]:
     return out
 
 
-def markdown_table(table: Table) -> list[str]:
+def markdown_table(table: Table, *, caption: bool = True) -> list[str]:
     """A text table as Markdown lines (strings from data escaped)."""
     title, cols, rows = table
-    lines = [f"**{md_escape(title)}**", "", "| " + " | ".join(md_escape(c) or " " for c in cols) + " |",
+    lines = ([f"**{md_escape(title)}**", ""] if caption else []) + ["| " + " | ".join(md_escape(c) or " " for c in cols) + " |",
              "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(md_escape(x) for x in r) + " |" for r in rows]
     return [*lines, ""]
@@ -1080,7 +1094,7 @@ def render_markdown(results: dict[str, Any], plots: list[tuple[str, str, str]]) 
     lines = [f"# uda benchmark report: {md_escape(results.get('suite', {}).get('name', ''))}", "",
              md_escape(_intro(results)), ""]
     tables = report_tables(results)
-    lines += ["## Headline", ""] + markdown_table(tables[0]) + [_HEADLINE_NOTE, ""]
+    lines += ["## Headline", ""] + markdown_table(tables[0], caption=False) + [_HEADLINE_NOTE, ""]
     if len(tables) > 1:
         lines += ["## Relative to the best engine", "",
                   "Each cell is the engine's warm median (or peak memory) over the best engine's for that task and "
@@ -1125,11 +1139,11 @@ figure{margin:1.5em 0}figcaption{font-style:italic;font-size:13px}img{max-width:
 .regression,.failed{color:#c62828;font-weight:bold}.improvement,.fixed{color:#1a7f37;font-weight:bold}"""
 
 
-def _html_table(table: Table, *, num_from: int = 99) -> str:
+def _html_table(table: Table, *, num_from: int = 99, caption: bool = True) -> str:
     e = html.escape
     NUM = ' class="num"'  # noqa: N806
     title, cols, rows = table
-    parts = [f"<table><caption>{e(title)}</caption><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
+    parts = [(f"<table><caption>{e(title)}</caption>" if caption else "<table>") + "<tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
     for r in rows:
         parts.append("<tr>" + "".join(f"<td{NUM if i >= num_from else ''}>{e(x)}</td>"
                                       for i, x in enumerate(r)) + "</tr>")
@@ -1184,7 +1198,7 @@ def _html_page(title: str, body: list[str]) -> str:
 def render_html(results: dict[str, Any], plots: list[tuple[str, str, bytes]]) -> str:
     """A self-contained HTML page: every string from data escaped, PNGs embedded as data URIs."""
     e = html.escape
-    body = [f"<p>{e(_intro(results))}</p>", "<h2>Headline</h2>", _html_table(headline_table(results)),
+    body = [f"<p>{e(_intro(results))}</p>", "<h2>Headline</h2>", _html_table(headline_table(results), caption=False),
             f"<p class=\"note\">{e(_HEADLINE_NOTE.replace('*', ''))}</p>"]
     rels = [relative_table(results, m) for m in ("wall_s", "peak_rss_bytes")]
     rels = [r for r in rels if r["rows"] and any(g["ratio"] for g in r["geomean"].values())]
@@ -1298,7 +1312,7 @@ def render_compare_html(cmp: dict[str, Any], plots: list[tuple[str, str, bytes]]
     body += [_html_compare_table(cmp, m) for m in COMPARE_METRICS]
     body += _html_figures(plots)
     for label, t in zip(("A", "B"), headlines, strict=True):
-        body.append(f"<h2>Headline of {label}</h2>" + _html_table(t))
+        body.append(f"<h2>Headline of {label}</h2>" + _html_table(t, caption=False))
     return _html_page("uda report: two runs side by side", body)
 
 
