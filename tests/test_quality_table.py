@@ -17,6 +17,8 @@ from uda.kernels import quality as qk
 from uda.tablequality import (
     HashCounter,
     HashSet,
+    IntCodes,
+    RunCounter,
     infer_schema,
     load_schema,
     profile_table,
@@ -237,3 +239,162 @@ def test_timeline_kernel_against_reference():
         d = np.diff(tg)
         assert n_ok[gi] == tg.size and ooo[gi] == (d < 0).sum() and dups[gi] == (d == 0).sum()
         assert t_min[gi] == tg.min() and t_max[gi] == tg.max() and max_step[gi] == d.max()
+
+
+def test_int_codes_first_appearance_against_python():
+    rng = np.random.default_rng(3)
+    vals = np.repeat(rng.integers(-(2**40), 2**40, 3000), rng.integers(1, 4, 3000))  # runs, negatives, > 32 bits
+    vals = np.concatenate([vals, rng.permutation(vals)]).astype(np.int64)
+    valid = rng.random(vals.size) > 0.05
+    codes = IntCodes(capacity=16)  # grows several times
+    got, fresh = [], []
+    for lo in range(0, vals.size, 1000):
+        c, f = codes.code(vals[lo:lo + 1000], valid[lo:lo + 1000], len(fresh))
+        got.append(c)
+        fresh += f
+    ref: dict[int, int] = {}
+    want = []
+    for v, ok in zip(vals.tolist(), valid.tolist(), strict=True):
+        if ok and v not in ref:
+            ref[v] = len(ref)
+        want.append(ref[v] if ok else -1)
+    assert np.concatenate(got).tolist() == want and fresh == list(ref)
+
+
+def test_run_counter_against_python():
+    rng = np.random.default_rng(4)
+    rc = RunCounter(min_pending=50)  # sums by key many times
+    want = Counter()
+    for _ in range(40):
+        k = np.sort(rng.integers(0, 200, 120)).astype(np.int64)
+        a = rng.integers(1, 5, 120).astype(np.int64)
+        m = rng.random(120) < 0.7
+        rc.add(k, m, a)
+        for kk, aa, mm in zip(k.tolist(), a.tolist(), m.tolist(), strict=True):
+            want[kk] += aa if mm else 0
+    got = dict(zip(*[x.tolist() for x in rc.items()], strict=True))
+    assert got == {k: v for k, v in want.items() if v}
+
+
+def test_timeline_runs_equal_timeline_block():
+    """The hash-free timeline kernel gives the same state, steps and duplicate pairs as timeline_block."""
+    rng = np.random.default_rng(5)
+    n, G = 3000, 4
+    g = np.sort(rng.integers(0, G, n)).astype(np.int64)
+    g[rng.integers(0, n, 200)] = rng.integers(0, G, 200)  # some interleaving
+    t = np.cumsum(rng.choice([0, 900, 900, 900, 1800, -450, 3600 * 5], n)).astype(np.int64) * 1_000_000
+    ok = rng.random(n) > 0.03
+    h = rng.integers(0, 2**63, n).astype(np.uint64)
+    h[rng.integers(0, n, 300)] = h[rng.integers(0, n, 300)]  # exact duplicate rows
+    state = lambda: [np.full(G, np.iinfo(np.int64).min), np.zeros(G, np.uint64)] + [  # noqa: E731
+        np.zeros(G, np.int64) for _ in range(6)]
+    a, b = state(), state()
+    a[3][:] = b[3][:] = np.iinfo(np.int64).max  # t_min
+    a[4][:] = b[4][:] = np.iinfo(np.int64).min  # t_max
+    ref_pairs, ref_steps = [], Counter()
+    got_pairs, got_steps = [], Counter()
+    for lo in range(0, n, 700):  # blocks: state carried across them
+        sl = slice(lo, lo + 700)
+        m = g[sl].size
+        keys, pairs = np.empty(m, np.int64), np.empty(2 * m, np.uint64)
+        k = qk.timeline_block(g[sl], t[sl], ok[sl], h[sl], *a[:2], a[2], a[3], a[4], a[5], a[6], a[7], keys, pairs)
+        ref_pairs += pairs[: 2 * k].tolist()
+        ref_steps.update(keys[keys >= 0].tolist())
+        first_idx = np.full(G, -1, np.int64)
+        out = [np.empty(m, np.int64) for _ in range(4)] + [np.empty(m, np.int64), np.empty(m, np.uint64),
+                                                           np.empty(m, np.int64), np.empty(m, np.uint64)]
+        ns, nb, npairs = qk.timeline_runs(g[sl], t[sl], ok[sl], b[0], b[1], first_idx, b[2], b[3], b[4], b[5],
+                                          b[6], b[7], 0, 9, *out)
+        for key, c in zip(out[0][:ns].tolist(), out[1][:ns].tolist(), strict=True):
+            got_steps[key] += c
+        pf, ph, pr, pb = out[4][:npairs], out[5][:npairs].copy(), out[6][:npairs], out[7][:npairs]
+        ph[pf >= 0] = h[sl][pf[pf >= 0]]
+        pp = np.empty(2 * npairs, np.uint64)
+        qk.dup_pairs(pb, ph, h[sl][pr], pp)
+        got_pairs += pp.tolist()
+        touched = first_idx >= 0
+        b[1][touched] = h[sl][first_idx[touched]]
+        assert out[3][:nb].sum() == ok[sl].sum()  # every parsed row in one (group, hour) bin
+    for x, y in zip(a, b, strict=True):
+        assert x.tolist() == y.tolist()
+    assert got_pairs == ref_pairs and got_steps == ref_steps and len(ref_pairs) > 0
+
+
+def _column_reference(v, g, lo, hi, cands, stuck_min, G):
+    """Plain-Python counts of column_block (nulls, candidate hits, invalid, stuck rows and runs, extremes)."""
+    out = {k: [0] * G for k in ("nulls", "invalid", "stuck_rows", "stuck_runs", "null_run_max")}
+    cand = [[0] * len(cands) for _ in range(G)]
+    last, run, nrun = [None] * G, [0] * G, [0] * G
+    ext = [np.inf, -np.inf]
+    for x, gi in zip(v.tolist(), g.tolist(), strict=True):
+        if x != x:
+            out["nulls"][gi] += 1
+            nrun[gi] += 1
+            out["null_run_max"][gi] = max(out["null_run_max"][gi], nrun[gi])
+            run[gi], last[gi] = 0, None
+            continue
+        nrun[gi] = 0
+        if x in cands:
+            cand[gi][cands.index(x)] += 1
+            run[gi], last[gi] = 0, None
+            continue
+        ext = [min(ext[0], x), max(ext[1], x)]
+        out["invalid"][gi] += not lo <= x <= hi
+        if x == last[gi] and x != 0.0:
+            run[gi] += 1
+            if run[gi] == stuck_min - 1:
+                out["stuck_rows"][gi] += run[gi]
+                out["stuck_runs"][gi] += 1
+            elif run[gi] > stuck_min - 1:
+                out["stuck_rows"][gi] += 1
+        else:
+            run[gi] = 0
+        last[gi] = x
+    return out, cand, ext
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_kernel_against_reference(dtype):
+    from uda.kernels.sketches import hll_add, qs_add, qs_new
+
+    rng = np.random.default_rng(6)
+    n, G = 5000, 3
+    g = np.sort(rng.integers(0, G, n)).astype(np.int64)
+    v = rng.integers(0, 6, n).astype(float)
+    v[rng.random(n) < 0.1] = np.nan
+    v[rng.random(n) < 0.05] = -999.0
+    v[rng.random(n) < 0.02] = 9999.0
+    v[1000:1020] = 3.0  # a stuck run
+    v = v.astype(dtype)
+    cands = [-1.0, -999.0, 9999.0]
+    z = lambda: np.zeros(G, np.int64)  # noqa: E731
+    st = {k: z() for k in ("nulls", "invalid", "stuck_rows", "stuck_runs", "run_len", "null_run", "null_run_max")}
+    cand = np.zeros((G, 3), np.int64)
+    ext, qs, reg, hit = np.array([np.inf, -np.inf]), qs_new(), np.zeros(1 << 12, np.uint8), np.empty(n, np.int8)
+    last = np.full(G, np.nan)
+    for lo in range(0, n, 1700):  # state carried across blocks
+        sl = slice(lo, lo + 1700)
+        qk.column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), 6, True, st["nulls"], cand, st["invalid"],
+                        st["stuck_rows"], st["stuck_runs"], last, st["run_len"], st["null_run"],
+                        st["null_run_max"], ext, qs, reg, hit[sl])
+    ref, ref_cand, ref_ext = _column_reference(v.astype(float), g, 0.0, 4.0, cands, 6, G)
+    for k in ref:
+        assert st[k].tolist() == ref[k], k
+    assert cand.tolist() == ref_cand and ext.tolist() == ref_ext
+    plain = v[~np.isnan(v) & ~np.isin(v, cands)].astype(np.float64)
+    want_qs = qs_new()
+    qs_add(want_qs, plain)
+    want_reg = np.zeros(1 << 12, np.uint8)
+    hll_add(want_reg, (v[~np.isnan(v)].astype(np.float64) + 0.0).view(np.int64))
+    assert qs.tolist() == want_qs.tolist() and reg.tolist() == want_reg.tolist()
+    assert hit.tolist() == [1 if x != x else (2 + cands.index(x) if x in cands else 0) for x in v.astype(float).tolist()]
+
+
+def test_hll_keys_equal_hll_add():
+    from uda.kernels.sketches import hll_add
+
+    keys = np.random.default_rng(7).integers(-(2**62), 2**62, 50_000)
+    a, b = np.zeros(1 << 12, np.uint8), np.zeros(1 << 12, np.uint8)
+    hll_add(a, keys)
+    qk.hll_keys(b, keys)
+    assert a.tolist() == b.tolist()

@@ -49,7 +49,6 @@ from uda.kernels import quality as qk
 from uda.kernels.sketches import (
     HLL_P,
     QS_ALPHA,
-    hll_add,
     hll_error,
     hll_estimate,
     qs_new,
@@ -531,6 +530,84 @@ class HashCounter:
         return self.table[self.used].view(np.int64), self.counts[self.used]
 
 
+class RunCounter:
+    """Exact counts per int64 key, fed in runs: runs are kept as they come and summed by key (a Polars
+    group-by) when they outnumber twice the distinct keys of the last sum, so memory stays within a
+    small multiple of the distinct keys. Cheaper than :class:`HashCounter` for many keys arriving in
+    runs (the (group, hour) bins of the plot)."""
+
+    def __init__(self, min_pending: int = 1 << 21) -> None:
+        self.keys: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.pending = 0
+        self.distinct = 0
+        self.min_pending = min_pending
+
+    def add(self, keys: np.ndarray, mask: np.ndarray | None, amounts: np.ndarray) -> None:
+        """Add ``amounts[i]`` to ``keys[i]`` (where ``mask[i]``; None: everywhere)."""
+        if mask is not None:
+            keys, amounts = keys[mask], amounts[mask]
+        if keys.size == 0:
+            return
+        self.keys.append(np.array(keys, np.int64))
+        self.counts.append(np.array(amounts, np.int64))
+        self.pending += keys.size
+        if self.pending > max(self.min_pending, 2 * self.distinct):
+            self._sum()
+
+    def _sum(self) -> None:
+        if len(self.keys) <= 1 and self.pending == self.distinct:
+            return
+        df = (pl.DataFrame({"k": np.concatenate(self.keys), "c": np.concatenate(self.counts)})
+              .group_by("k").agg(pl.col("c").sum()))
+        self.keys, self.counts = [df["k"].to_numpy()], [df["c"].to_numpy()]
+        self.pending = self.distinct = df.height
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys (int64) and counts."""
+        if not self.keys:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._sum()
+        return self.keys[0], self.counts[0]
+
+
+class IntCodes:
+    """Dense codes of integer values in order of first appearance (an open-addressing map in Numba)."""
+
+    def __init__(self, capacity: int = 1 << 10) -> None:
+        self.table = np.zeros(capacity, np.int64)
+        self.used = np.zeros(capacity, bool)
+        self.codes = np.zeros(capacity, np.int64)
+        self.n = 0
+
+    def _grow(self) -> None:
+        keys, codes = self.table[self.used], self.codes[self.used]
+        cap = 2 * self.table.size
+        self.table = np.zeros(cap, np.int64)
+        self.used = np.zeros(cap, bool)
+        self.codes = np.zeros(cap, np.int64)
+        out = np.empty(keys.size, np.int64)
+        new = np.empty(keys.size, np.int64)
+        qk.code_block(keys, np.zeros(0, bool), self.table, self.used, self.codes, 0, 0, out, new)
+        self.codes[self.used] = codes[self.codes[self.used]]  # distinct keys got codes 0, 1, ...: give back theirs
+
+    def code(self, vals: np.ndarray, valid: np.ndarray, first: int) -> tuple[np.ndarray, list[int]]:
+        """Codes of ``vals`` (-1 where not ``valid``; ``valid`` empty: all are) and the new values, in code
+        order; new values get codes ``first``, ``first + 1``, ..."""
+        out = np.empty(vals.size, np.int64)
+        new_vals = np.empty(vals.size, np.int64)
+        fresh: list[int] = []
+        start = 0
+        while True:
+            n_new, start = qk.code_block(vals, valid, self.table, self.used, self.codes, first + len(fresh),
+                                         start, out, new_vals)
+            fresh += new_vals[:n_new].tolist()
+            self.n += n_new
+            if start >= vals.size:
+                return out, fresh
+            self._grow()
+
+
 def _hll_new() -> np.ndarray:
     return np.zeros(1 << HLL_P, np.uint8)
 
@@ -652,7 +729,7 @@ class TableProfiler:
         self.G.add("t_max", np.int64, np.iinfo(np.int64).min)
         self.G.add("first_hash", np.uint64)
         self.steps = HashCounter()
-        self.bins = HashCounter()  # (group, hour, column, hit) -> cells; column = ncol for rows
+        self.bins = RunCounter()  # (group, hour, column, hit) -> cells; column = ncol for rows
         self.pair_set = HashSet()
         self.dup_rows_timed = 0
         self.row_set = HashSet()  # rows without a parsed time (or all rows without a time column)
@@ -683,7 +760,9 @@ class TableProfiler:
         self.funnel = np.zeros(4, np.int64)
         self.usable_set = HashSet() if needs and needs.key else None
         self.first_t: int | None = None
-        self._pool = ThreadPoolExecutor(max_workers=min(len(self.num), os.cpu_count() or 1) or 1)
+        self._int_codes: IntCodes | None = None
+        self._pending: tuple | None = None
+        self._pool = ThreadPoolExecutor(max_workers=min(len(self.num) + 1, os.cpu_count() or 1))
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -703,129 +782,231 @@ class TableProfiler:
 
     def _groups(self, df: pl.DataFrame) -> np.ndarray:
         if self.group_col is None:
-            self.G.ensure(1)
             self.group_codes.setdefault(None, 0)
             return np.zeros(df.height, np.int64)
         s = df[self.group_col]
+        if s.dtype.is_integer() and s.dtype != pl.UInt64:  # codes in Numba, in order of first appearance
+            return self._int_groups(s)
         for v in s.unique().to_list():
             if v not in self.group_codes:
                 self.group_codes[v] = len(self.group_codes)
-        if len(self.group_codes) >= 1 << 20:
-            msg = f"--group-col {self.group_col!r} has over {1 << 20} distinct values; group by a coarser column"
-            raise UserError(msg)
-        self.G.ensure(len(self.group_codes))
         known = [k for k in self.group_codes if k is not None]
         codes = s.replace_strict(known, [self.group_codes[k] for k in known], default=None, return_dtype=pl.Int64)
         if None in self.group_codes:
             codes = codes.fill_null(self.group_codes[None])
         return codes.to_numpy()
 
-    def add(self, typed: pl.DataFrame, raw_null: dict[str, np.ndarray], t_us: np.ndarray | None,
+    def _check_groups(self) -> None:
+        """Fail on too many groups; grow the per-group arrays (no kernel may be running)."""
+        if len(self.group_codes) >= 1 << 20:
+            msg = f"--group-col {self.group_col!r} has over {1 << 20} distinct values; group by a coarser column"
+            raise UserError(msg)
+        self.G.ensure(len(self.group_codes))
+
+    def _int_groups(self, s: pl.Series) -> np.ndarray:
+        """Codes of an integer group column; new values are also added to the column's distinct-count sketch."""
+        if self._int_codes is None:
+            self._int_codes = IntCodes()
+        has_null = s.null_count() > 0
+        vals = (s.fill_null(0) if has_null else s).to_numpy()
+        valid = s.is_not_null().to_numpy() if has_null else np.zeros(0, bool)
+        codes, fresh = self._int_codes.code(vals, valid, len(self.group_codes))  # the codes are the group codes
+        for v in fresh:
+            self.group_codes[v] = len(self.group_codes)
+        if has_null:
+            if None not in self.group_codes:
+                self.group_codes[None] = len(self.group_codes)
+            codes[codes < 0] = self.group_codes[None]
+        if fresh:  # the distinct-count sketch of the group column: each value once is enough
+            st = self.text.get(self.group_col)
+            if st is not None:
+                qk.hll_keys(st.registers, pl.Series(fresh, dtype=s.dtype).hash(seed=3).to_numpy().view(np.int64))
+        return codes
+
+    def add(self, typed: pl.DataFrame, raw_null: dict[str, np.ndarray | None], t_us: np.ndarray | None,
             t_ok: np.ndarray | None) -> None:
-        """Add one batch: ``typed`` columns (cast to their types), where each raw cell was null, the parsed time."""
+        """Add one batch: ``typed`` columns (cast to their types), where each raw cell was null (CSV; None
+        for Parquet), the parsed time (µs) and where it parsed."""
         n = typed.height
         g = self._groups(typed)
+        self._drain()  # the previous batch's column kernels ran while this batch was read and coded
+        self._check_groups()
         self.rows += n
-        self.G["rows"][: self.G.size] += np.bincount(g, minlength=self.G.size)[: self.G.size]
+        G = self.G
+        G["rows"][: G.size] += np.bincount(g, minlength=G.size)[: G.size]
         ncol = len(self.names)
         futures = [self._pool.submit(self._column, typed[name], g) for name in self.num]
-        rowhash = typed.hash_rows(seed=7).to_numpy()
-        hour = np.full(n, -1, np.int64)
+        hll_t = None
+        rows_hashed: dict[str, np.ndarray] = {}
+
+        def rowhash(idx: np.ndarray | None = None) -> np.ndarray:
+            """Whole-row hashes (of the rows ``idx``); only rows that can repeat an earlier row are hashed."""
+            if idx is None:
+                if "all" not in rows_hashed:
+                    rows_hashed["all"] = typed.hash_rows(seed=7).to_numpy()
+                return rows_hashed["all"]
+            if "all" in rows_hashed:
+                return rows_hashed["all"][idx]
+            return typed[idx].hash_rows(seed=7).to_numpy() if idx.size else np.zeros(0, np.uint64)
+
+        base = None
         if t_us is not None:
             ok = t_ok
+            all_ok = bool(ok.all())
+            tst = self.text[self.time_col]
+            hll_t = self._pool.submit(qk.hll_keys, tst.registers, t_us if all_ok else t_us[ok])
             raw_t_null = raw_null[self.time_col]
-            self.G["t_null"][:] += np.bincount(g[raw_t_null], minlength=self.G.size)
-            self.G["t_bad"][:] += np.bincount(g[~ok & ~raw_t_null], minlength=self.G.size)
-            step_keys = np.empty(n, np.int64)
-            pairs = np.empty(2 * n, np.uint64)
-            G = self.G
-            n_pairs = qk.timeline_block(g, t_us, ok, rowhash, G["last_t"], G["first_hash"], G["n_ok"], G["t_min"],
-                                        G["t_max"], G["out_of_order"], G["dups"], G["max_step"], step_keys, pairs)
-            self.steps.add(step_keys, step_keys >= 0, np.ones(n, np.int64))
-            if n_pairs:
-                seen = self.pair_set.add(pairs[: 2 * n_pairs])
-                self.dup_rows_timed += int(seen[1::2].sum())
-            if not ok.all():
-                self.dup_rows_untimed += int(self.row_set.add(rowhash[~ok]).sum())
+            if raw_t_null.any():
+                G["t_null"][:] += np.bincount(g[raw_t_null], minlength=G.size)
+                tst.arr("nulls")[:] += np.bincount(g[raw_t_null], minlength=G.size)
+            if not all_ok:
+                bad_t = ~ok & ~raw_t_null
+                if bad_t.any():
+                    G["t_bad"][:] += np.bincount(g[bad_t], minlength=G.size)
+                    tst.arr("unparseable")[:] += np.bincount(g[bad_t], minlength=G.size)
             if self.first_t is None and ok.any():
                 self.first_t = int(t_us[ok].min())
-            hour = np.where(ok, t_us // _HOUR_US - (self.first_t or 0) // _HOUR_US + (1 << 22), -1)
-            hour = np.clip(hour, -1, (1 << 23) - 1)
-            base = (g << 43) | (np.maximum(hour, 0) << 20)
-            self.bins.add(base | (ncol << 5), ok, np.ones(n, np.int64))
+            hour0 = (self.first_t or 0) // _HOUR_US
+            first_idx = np.full(G.size, -1, np.int64)
+            step_keys, step_counts = np.empty(n, np.int64), np.empty(n, np.int64)
+            bin_keys, bin_counts = np.empty(n, np.int64), np.empty(n, np.int64)
+            pair_first, pair_row = np.empty(n, np.int64), np.empty(n, np.int64)
+            pair_hash, pair_base = np.empty(n, np.uint64), np.empty(n, np.uint64)
+            n_steps, n_bins, n_pairs = qk.timeline_runs(
+                g, t_us, ok, G["last_t"], G["first_hash"], first_idx, G["n_ok"], G["t_min"], G["t_max"],
+                G["out_of_order"], G["dups"], G["max_step"], hour0, ncol, step_keys, step_counts, bin_keys,
+                bin_counts, pair_first, pair_hash, pair_row, pair_base)
+            self.steps.add(step_keys[:n_steps], np.ones(n_steps, bool), step_counts[:n_steps])
+            self.bins.add(bin_keys[:n_bins], None, bin_counts[:n_bins])
+            touched = np.flatnonzero(first_idx >= 0)
+            pf, pr = pair_first[:n_pairs], pair_row[:n_pairs]
+            need = np.unique(np.concatenate([first_idx[touched], pf[pf >= 0], pr]))
+            h_need = rowhash(need)
+            if n_pairs:
+                hf = pair_hash[:n_pairs].copy()
+                inside = pf >= 0
+                hf[inside] = h_need[np.searchsorted(need, pf[inside])]
+                pairs = np.empty(2 * n_pairs, np.uint64)
+                qk.dup_pairs(pair_base[:n_pairs], hf, h_need[np.searchsorted(need, pr)], pairs)
+                seen = self.pair_set.add(pairs)
+                self.dup_rows_timed += int(seen[1::2].sum())
+            G["first_hash"][touched] = h_need[np.searchsorted(need, first_idx[touched])]
+            if not all_ok:
+                bad_rows = np.flatnonzero(~ok)
+                self.dup_rows_untimed += int(self.row_set.add(rowhash(bad_rows)).sum())
+
+                def base_of():
+                    hour = np.where(ok, t_us // _HOUR_US - hour0 + (1 << 22), -1)
+                    hour = np.clip(hour, -1, (1 << 23) - 1)
+                    return (g << 43) | (np.maximum(hour, 0) << 20)
+            else:
+                def base_of():
+                    hour = np.clip(t_us // _HOUR_US - hour0 + (1 << 22), 0, (1 << 23) - 1)
+                    return (g << 43) | (hour << 20)
+            base = base_of
         else:
-            self.dup_rows_untimed += int(self.row_set.add(rowhash).sum())
-            base = None
+            self.dup_rows_untimed += int(self.row_set.add(rowhash()).sum())
         if self.key_set is not None:
             khash = typed.select(self.schema.key).hash_rows(seed=11).to_numpy()
             self.key_dups += int(self.key_set.add(khash).sum())
         elif self.key_by_time and t_ok is not None and not t_ok.all():
-            kh = typed.select(self.schema.key).hash_rows(seed=11).to_numpy()[~t_ok]
+            kh = typed.select(self.schema.key).filter(pl.Series(~t_ok)).hash_rows(seed=11).to_numpy()
             self.key_set_untimed = getattr(self, "key_set_untimed", HashSet())
             self.key_dups += int(self.key_set_untimed.add(kh).sum())
-        ones = np.ones(n, np.int64)
-        for name, (v, hit) in zip(self.num, [f.result() for f in futures], strict=True):
-            st = self.num[name]
-            if raw_null.get(name) is not None:  # CSV: a cell that was there but did not parse
-                bad = ~raw_null[name] & np.isnan(v)
-                if bad.any():
-                    k = np.bincount(g[bad], minlength=self.G.size)
-                    st.arr("unparseable")[:] += k
-                    st.arr("nulls")[:] -= k  # the kernel saw NaN: unparseable, not null
-            spec = self.schema.columns.get(name)
-            if spec is not None and spec.allowed is not None:
-                notin = ~np.isnan(v) & ~np.isin(v, np.array(spec.allowed, np.float64))
-                st.arr("not_allowed")[:] += np.bincount(g[notin], minlength=self.G.size)
-            if base is not None and (hit > 0).any():
-                j = self.col_index[name]
-                self.bins.add(base | (j << 5) | hit.astype(np.int64), (hit > 0) & t_ok, ones)
+        base_arr = None
         for name, st in self.text.items():
             if name == self.time_col:
-                st.arr("nulls")[:] += np.bincount(g[raw_null[name]], minlength=self.G.size)
-                st.arr("unparseable")[:] += np.bincount(g[~t_ok & ~raw_null[name]], minlength=self.G.size)
-                hll_add(st.registers, t_us[t_ok])
                 continue
             s = typed[name]
-            isnull = s.is_null().to_numpy()
-            if s.dtype.is_float():
-                isnull |= s.is_nan().fill_null(False).to_numpy()
-            st.arr("nulls")[:] += np.bincount(g[isnull], minlength=self.G.size)
-            bad = ~raw_null[name] & isnull if raw_null.get(name) is not None else None
-            if bad is not None and bad.any():
-                st.arr("unparseable")[:] += np.bincount(g[bad], minlength=self.G.size)
-            if s.len() - s.null_count():
-                hll_add(st.registers, s.drop_nulls().hash(seed=3).to_numpy().view(np.int64))
-            hitcode = np.zeros(n, np.int64)
-            hitcode[isnull] = 1
+            n_null = s.null_count()
+            nan = s.dtype.is_float() and bool(s.is_nan().any())
+            isnull = None
+            if n_null or nan:
+                isnull = s.is_null().to_numpy()
+                if nan:
+                    isnull |= s.is_nan().fill_null(False).to_numpy()
+                st.arr("nulls")[:] += np.bincount(g[isnull], minlength=G.size)
+            rn = raw_null.get(name)
+            if rn is not None and isnull is not None:
+                bad = ~rn & isnull
+                if bad.any():
+                    st.arr("unparseable")[:] += np.bincount(g[bad], minlength=G.size)
+            if not (name == self.group_col and self._int_codes is not None) and n - n_null:
+                qk.hll_keys(st.registers, s.drop_nulls().hash(seed=3).to_numpy().view(np.int64))
+            hitcode = None
+            if isnull is not None:
+                hitcode = np.zeros(n, np.int64)
+                hitcode[isnull] = 1
             if s.dtype == pl.String:
                 for cl, k in _classify(s).items():
                     st.classes[cl] += k
                 for ti, tok in enumerate(st.tokens):
                     m = (s == tok).fill_null(False).to_numpy()
                     if m.any():
-                        st.arr("tok")[:, ti] += np.bincount(g[m], minlength=self.G.size)
+                        st.arr("tok")[:, ti] += np.bincount(g[m], minlength=G.size)
+                        if hitcode is None:
+                            hitcode = np.zeros(n, np.int64)
                         hitcode[m] = 2 + ti
             spec = self.schema.columns.get(name)
             if spec is not None and spec.allowed is not None:
                 notin = (~s.is_in([type(a)(a) for a in spec.allowed]).fill_null(True) & ~s.is_null()).to_numpy()
-                st.arr("not_allowed")[:] += np.bincount(g[notin], minlength=self.G.size)
-            if base is not None:
+                st.arr("not_allowed")[:] += np.bincount(g[notin], minlength=G.size)
+            if base is not None and hitcode is not None:
+                base_arr = base() if base_arr is None else base_arr
                 j = self.col_index[name]
-                self.bins.add(base | (j << 5) | np.minimum(hitcode, 31), (hitcode > 0) & t_ok, ones)
-        if self.needs is not None:
+                m = (hitcode > 0) & t_ok
+                self.bins.add((base_arr | (j << 5) | np.minimum(hitcode, 31))[m], None, np.ones(int(m.sum()), np.int64))
+        self._pending = (futures, hll_t, g, t_ok, base, base_arr, raw_null)
+        if self.needs is not None:  # the funnel reads the sentinels detected so far, this batch included
+            self._drain()
             self._funnel(typed, g, t_us, t_ok)
 
-    def _column(self, s: pl.Series, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run the column kernel on one numeric column of a batch (in a worker thread: it releases the GIL)."""
+    def _drain(self) -> None:
+        """Wait for the last batch's column kernels and add what they found (CSV unparseable cells,
+        values not allowed, the plot bins of nulls and sentinels)."""
+        if self._pending is None:
+            return
+        futures, hll_t, g, t_ok, base, base_arr, raw_null = self._pending
+        self._pending = None
+        results = [f.result() for f in futures]
+        if hll_t is not None:
+            hll_t.result()
+        G = self.G
+        for name, (v, hit, n_hit) in zip(self.num, results, strict=True):
+            st = self.num[name]
+            if raw_null.get(name) is not None:  # CSV: a cell that was there but did not parse
+                bad = ~raw_null[name] & np.isnan(v)
+                if bad.any():
+                    k = np.bincount(g[bad], minlength=G.size)
+                    st.arr("unparseable")[:] += k
+                    st.arr("nulls")[:] -= k  # the kernel saw NaN: unparseable, not null
+            spec = self.schema.columns.get(name)
+            if spec is not None and spec.allowed is not None:
+                v64 = v.astype(np.float64)
+                notin = ~np.isnan(v64) & ~np.isin(v64, np.array(spec.allowed, np.float64))
+                st.arr("not_allowed")[:] += np.bincount(g[notin], minlength=G.size)
+            if base is not None and n_hit:
+                base_arr = base() if base_arr is None else base_arr
+                j = self.col_index[name]
+                m = (hit > 0) & t_ok
+                self.bins.add((base_arr | (j << 5) | hit.astype(np.int64))[m], None, np.ones(int(m.sum()), np.int64))
+
+    def _column(self, s: pl.Series, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Run the column kernel on one numeric column of a batch (in a worker thread: it releases the GIL):
+        the values as read by the kernel, what each row hit (see :func:`uda.kernels.quality.column_block`)
+        and how many rows hit something."""
         st = self.num[s.name]
-        v = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if s.dtype != pl.Float64 or s.null_count() else s.to_numpy()
+        if s.dtype in (pl.Float32, pl.Float64):  # the kernel reads float32 as is (widening is exact)
+            v = s.fill_null(np.nan).to_numpy() if s.null_count() else s.to_numpy()
+        else:
+            v = s.cast(pl.Float64).fill_null(np.nan).to_numpy()
         hit = np.empty(v.size, np.int8)
         lo, hi, _ = self.ranges[s.name]
         qk.column_block(v, g, lo, hi, st.cands, self.schema.stuck_min, self.schema.stuck_ignore_zero,
                         st.arr("nulls"), st.arr("cand"), st.arr("invalid"), st.arr("stuck_rows"),
                         st.arr("stuck_runs"), st.arr("last_v"), st.arr("run_len"), st.arr("null_run"),
                         st.arr("null_run_max"), st.ext, st.qs, st.registers, hit)
-        return v, hit
+        return v, hit, int(np.count_nonzero(hit))
 
     def _funnel(self, typed: pl.DataFrame, g: np.ndarray, t_us: np.ndarray | None, t_ok: np.ndarray | None) -> None:
         nd = self.needs
@@ -877,6 +1058,7 @@ class TableProfiler:
 
     def resort_timeline(self, batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """Recompute the timeline from batches of (group code, time µs, row hash) sorted by (group, time)."""
+        self._drain()
         G = self.G
         for k in ("n_ok", "out_of_order", "dups", "max_step"):
             G[k][:] = 0
@@ -918,42 +1100,58 @@ class TableProfiler:
         names = self._group_names()
         G = self.G
         declared = self.schema.step_us
-        tot = {"gaps": 0, "missing_steps": 0, "irregular_steps": 0}
-        longest = 0
+        # per group at once: the step (declared, else the most frequent positive difference, the
+        # smallest of equals), then per (group, difference) key whether it is a gap, its missing steps
+        has = np.bincount(gk, minlength=n_g)[:n_g] > 0
+        if declared is not None:
+            step_g = np.full(n_g, declared, np.int64)
+        else:
+            step_g = np.zeros(n_g, np.int64)
+            if keys.size:
+                order = np.lexsort((dk, -counts, gk))
+                gs = gk[order]
+                firsts = order[np.r_[True, gs[1:] != gs[:-1]]]
+                step_g[gk[firsts]] = dk[firsts]
+        step_k = step_g[gk]
+        gap = 2 * dk >= 3 * step_k
+        gaps_g, missing_g, irregular_g = (np.zeros(n_g, np.int64) for _ in range(3))
+        np.add.at(gaps_g, gk[gap], counts[gap])
+        np.add.at(missing_g, gk[gap], counts[gap] * (np.floor(dk[gap] / step_k[gap] + 0.5).astype(np.int64) - 1))
+        irr = dk % step_k != 0
+        np.add.at(irregular_g, gk[irr], counts[irr])
+        any_gap = np.bincount(gk[gap], minlength=n_g)[:n_g] > 0
+        long_g = np.where(any_gap, G["max_step"][:n_g], 0)
+        has_step = has if declared is None else np.ones(n_g, bool)
+        cols = {k: v.tolist() for k, v in (
+            ("rows", G["rows"][:n_g]), ("n_ok", G["n_ok"][:n_g]), ("t_null", G["t_null"][:n_g]),
+            ("t_bad", G["t_bad"][:n_g]), ("t_min", G["t_min"][:n_g]), ("t_max", G["t_max"][:n_g]),
+            ("step", step_g), ("has_step", has_step), ("gaps", gaps_g), ("missing", missing_g),
+            ("irregular", irregular_g), ("long", long_g), ("dups", G["dups"][:n_g]),
+            ("ooo", (out_of_order_file if out_of_order_file is not None else G["out_of_order"])[:n_g]))}
+        iso: dict[int, str] = {}
+        fmt: dict[int | None, str | None] = {}
         for gi in range(n_g):
-            sel = gk == gi
-            d, c = dk[sel], counts[sel]
-            if declared is not None:
-                step = declared
-            elif d.size:
-                order = np.lexsort((d, -c))
-                step = int(d[order[0]])
-            else:
-                step = None
-            if step is not None and d.size:
-                gap = 2 * d >= 3 * step
-                gaps = int(c[gap].sum())
-                missing = int((c[gap] * (np.floor(d[gap] / step + 0.5).astype(np.int64) - 1)).sum())
-                irregular = int(c[d % step != 0].sum())
-                long_gap = int(G["max_step"][gi]) if gap.any() else 0
-            else:
-                gaps = missing = irregular = long_gap = 0
-            n_ok = int(G["n_ok"][gi])
+            step = cols["step"][gi] if cols["has_step"][gi] else None
+            n_ok = cols["n_ok"][gi]
+            long_gap = cols["long"][gi]
+            t0, t1 = cols["t_min"][gi], cols["t_max"][gi]
+            if n_ok:
+                iso[t0] = iso[t0] if t0 in iso else _iso(t0)
+                iso[t1] = iso[t1] if t1 in iso else _iso(t1)
+            fmt[step] = fmt[step] if step in fmt else format_duration(step)
             per[names[gi]] = {
-                "rows": int(G["rows"][gi]), "parsed": n_ok, "nulls": int(G["t_null"][gi]),
-                "unparseable": int(G["t_bad"][gi]),
-                "first": _iso(G["t_min"][gi]) if n_ok else None, "last": _iso(G["t_max"][gi]) if n_ok else None,
-                "step": format_duration(step), "step_s": None if step is None else step / 1e6,
-                "gaps": gaps, "longest_gap": human_duration(long_gap) if long_gap else None,
-                "longest_gap_s": long_gap / 1e6, "missing_steps": missing, "irregular_steps": irregular,
-                "duplicates": int(G["dups"][gi]),
-                "out_of_order": int(out_of_order_file[gi]) if out_of_order_file is not None else int(
-                    G["out_of_order"][gi]),
+                "rows": cols["rows"][gi], "parsed": n_ok, "nulls": cols["t_null"][gi],
+                "unparseable": cols["t_bad"][gi],
+                "first": iso[t0] if n_ok else None, "last": iso[t1] if n_ok else None,
+                "step": fmt[step], "step_s": None if step is None else step / 1e6,
+                "gaps": cols["gaps"][gi], "longest_gap": human_duration(long_gap) if long_gap else None,
+                "longest_gap_s": long_gap / 1e6, "missing_steps": cols["missing"][gi],
+                "irregular_steps": cols["irregular"][gi], "duplicates": cols["dups"][gi],
+                "out_of_order": cols["ooo"][gi],
             }
-            tot["gaps"] += gaps
-            tot["missing_steps"] += missing
-            tot["irregular_steps"] += irregular
-            longest = max(longest, long_gap)
+        tot = {"gaps": int(gaps_g.sum()), "missing_steps": int(missing_g.sum()),
+               "irregular_steps": int(irregular_g.sum())}
+        longest = int(long_g.max(initial=0))
         steps = {v["step_s"] for v in per.values() if v["step_s"]}
         one = steps.pop() if len(steps) == 1 else None
         whole = {
@@ -1054,6 +1252,7 @@ class TableProfiler:
 
     def report(self, *, out_of_order_file: np.ndarray | None = None) -> dict[str, Any]:
         """The profile as a JSON-ready dict (see docs/utilisation.md for the fields)."""
+        self._drain()
         n_g = len(self.group_codes)
         cols: dict[str, Any] = {}
         for name in self.names:
@@ -1279,13 +1478,31 @@ def _plan(source: Source, schema: Schema, *, time_col: str | None, key: list[str
     return _Plan(source, names, types, schema, csv, casts)
 
 
+def _engine_batches(frame: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Batches of at most ``batch_rows`` rows: the streaming engine's own (sliced when larger; small
+    ones, as CSV gives, put together), not re-cut to an exact size (that costs a copy of each)."""
+    buf: list[pl.DataFrame] = []
+    size = 0
+    for raw in frame.collect_batches():
+        for off in range(0, raw.height, batch_rows):
+            part = raw.slice(off, batch_rows) if raw.height > batch_rows else raw
+            if size + part.height > batch_rows and buf:
+                yield pl.concat(buf) if len(buf) > 1 else buf[0]
+                buf, size = [], 0
+            buf.append(part)
+            size += part.height
+            if size >= batch_rows // 2:
+                yield pl.concat(buf) if len(buf) > 1 else buf[0]
+                buf, size = [], 0
+    if buf:
+        yield pl.concat(buf) if len(buf) > 1 else buf[0]
+
+
 def _batches(plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, np.ndarray | None],
                                                                 np.ndarray | None, np.ndarray | None]]:
     """Typed batches, raw-null masks (CSV), parsed times (µs) and where they parsed."""
     tc = plan.schema.time_col
-    for raw in plan.source.frame.collect_batches(chunk_size=batch_rows):
-        if raw.height == 0:
-            continue
+    for raw in _engine_batches(plan.source.frame, batch_rows):
         typed = raw.with_columns(plan.casts) if plan.casts else raw
         raw_null: dict[str, np.ndarray | None] = {n: (raw[n].is_null().to_numpy() if plan.csv else None)
                                                   for n in plan.names}
@@ -1296,9 +1513,13 @@ def _batches(plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[
                 traw = traw.cast(pl.Float64, strict=False)
             parsed = _parse_time(traw, plan.schema.time_format, plan.schema.time_unit)
             typed = typed.with_columns(parsed.alias(tc))
-            t_ok = parsed.is_not_null().to_numpy()
-            t_us = parsed.to_physical().fill_null(0).to_numpy()
-            raw_null[tc] = traw.is_null().to_numpy()
+            if parsed.null_count():
+                t_ok = parsed.is_not_null().to_numpy()
+                t_us = parsed.to_physical().fill_null(0).to_numpy()
+            else:  # the usual case: no conversion of masks
+                t_ok = np.ones(raw.height, bool)
+                t_us = parsed.to_physical().to_numpy()
+            raw_null[tc] = traw.is_null().to_numpy() if traw.null_count() else np.zeros(raw.height, bool)
         yield typed, raw_null, t_us, t_ok
 
 
@@ -1342,6 +1563,7 @@ def profile_table(path: str, *, schema: str | os.PathLike | None = None, time_co
             done += typed.height
             if progress is not None:
                 progress(done, source.rows_hint)
+        prof._drain()
         ooo = None
         n_g = len(prof.group_codes)
         if plan.schema.time_col is not None and prof.G["out_of_order"][:n_g].any():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from uda.kernels.rng import mix64
 from uda.kernels.sketches import qs_bucket
@@ -36,12 +37,7 @@ def is_sorted(key: np.ndarray, ts: np.ndarray) -> bool:
 def _hll_add_one(registers: np.ndarray, d: int, key: np.int64, p: int) -> None:
     h = mix64(np.uint64(key) ^ _SALT)
     idx = np.int64(h >> np.uint64(64 - p))
-    w = h << np.uint64(p)
-    rank = 1
-    top = np.uint64(1) << np.uint64(63)
-    while rank <= 64 - p and (w & top) == np.uint64(0):
-        w = w << np.uint64(1)
-        rank += 1
+    rank = min(np.int64(leading_zeros(h << np.uint64(p))) + 1, 64 - p + 1)  # 1 + leading zeros of the rest
     if rank > registers[d, idx]:
         registers[d, idx] = rank
 
@@ -372,7 +368,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
 
     Parameters
     ----------
-    v : float64 (n,)
+    v : float64 or float32 (n,)
         Values, NaN where null.
     g : int64 (n,)
         Group code of each row.
@@ -400,31 +396,45 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
     bits = tmp.view(np.uint32)
     f64 = np.empty(1, np.float64)
     u64 = f64.view(np.uint64)
-    s64 = np.empty(1, np.float64)
-    su64 = s64.view(np.uint64)
     m = registers.shape[0]
     p = 0
     while (1 << p) < m:
         p += 1
     n_c = cands.shape[0]
+    pos_min = np.inf  # no candidate in [0, pos_min): most values skip the candidate loop
+    for c in range(n_c):
+        if cands[c] >= 0 and cands[c] < pos_min:
+            pos_min = cands[c]
+    # the state of the current group lives in locals (rows come grouped), written back on a change
+    cur = np.int64(-1)
+    k_nulls = k_null_run = k_null_max = k_run = k_invalid = k_stuck = k_runs = np.int64(0)
+    k_last = np.nan
+    e_lo, e_hi = ext[0], ext[1]
     for i in range(v.shape[0]):
         gi = g[i]
+        if gi != cur:
+            if cur >= 0:
+                nulls[cur], null_run[cur], null_run_max[cur], run_len[cur] = k_nulls, k_null_run, k_null_max, k_run
+                invalid[cur], stuck_rows[cur], stuck_runs[cur], last_v[cur] = k_invalid, k_stuck, k_runs, k_last
+            cur = gi
+            k_nulls, k_null_run, k_null_max, k_run = nulls[gi], null_run[gi], null_run_max[gi], run_len[gi]
+            k_invalid, k_stuck, k_runs, k_last = invalid[gi], stuck_rows[gi], stuck_runs[gi], last_v[gi]
         x = v[i]
         if np.isnan(x):
-            nulls[gi] += 1
-            null_run[gi] += 1
-            if null_run[gi] > null_run_max[gi]:
-                null_run_max[gi] = null_run[gi]
-            run_len[gi] = 0
-            last_v[gi] = np.nan
+            k_nulls += 1
+            k_null_run += 1
+            if k_null_run > k_null_max:
+                k_null_max = k_null_run
+            k_run = 0
+            k_last = np.nan
             hit[i] = 1
             continue
-        null_run[gi] = 0
-        if not (x == last_v[gi]):  # a repeat adds nothing to the distinct count
+        k_null_run = 0
+        if not (x == k_last):  # a repeat adds nothing to the distinct count
             f64[0] = x + 0.0  # -0.0 -> 0.0
-            _hll_1d(registers, u64[0], p, s64, su64)
+            _hll_1d(registers, u64[0], p)
         c_hit = -1
-        if x == np.floor(x):  # candidates are whole numbers
+        if x == np.floor(x) and not (x >= 0 and x < pos_min):  # candidates are whole numbers
             for c in range(n_c):
                 if x == cands[c]:
                     c_hit = c
@@ -432,42 +442,232 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
         if c_hit >= 0:
             cand_counts[gi, c_hit] += 1
             hit[i] = 2 + c_hit
-            run_len[gi] = 0
-            last_v[gi] = np.nan
+            k_run = 0
+            k_last = np.nan
             continue
         hit[i] = 0
-        if x < ext[0]:
-            ext[0] = x
-        if x > ext[1]:
-            ext[1] = x
+        if x < e_lo:
+            e_lo = x
+        if x > e_hi:
+            e_hi = x
         if x < lo or x > hi:
-            invalid[gi] += 1
+            k_invalid += 1
         qs[qs_bucket(x, tmp, bits)] += 1
-        if x == last_v[gi] and not (ignore_zero and x == 0.0):
-            run_len[gi] += 1
-            if run_len[gi] == stuck_min - 1:
-                stuck_rows[gi] += run_len[gi]
-                stuck_runs[gi] += 1
-            elif run_len[gi] > stuck_min - 1:
-                stuck_rows[gi] += 1
+        if x == k_last and not (ignore_zero and x == 0.0):
+            k_run += 1
+            if k_run == stuck_min - 1:
+                k_stuck += k_run
+                k_runs += 1
+            elif k_run > stuck_min - 1:
+                k_stuck += 1
         else:
-            run_len[gi] = 0
-        last_v[gi] = x
+            k_run = 0
+        k_last = x
+    if cur >= 0:
+        nulls[cur], null_run[cur], null_run_max[cur], run_len[cur] = k_nulls, k_null_run, k_null_max, k_run
+        invalid[cur], stuck_rows[cur], stuck_runs[cur], last_v[cur] = k_invalid, k_stuck, k_runs, k_last
+    ext[0], ext[1] = e_lo, e_hi
 
 
 @njit(inline="always", cache=True)
-def _hll_1d(registers: np.ndarray, key: np.uint64, p: int, f64: np.ndarray, u64: np.ndarray) -> None:
+def _hll_1d(registers: np.ndarray, key: np.uint64, p: int) -> None:
     """HyperLogLog update: index from the top ``p`` bits of the hash, rank from the other ``64 - p``
-    bits (1 + their leading zeros), read off the exponent of their float64 value (exact below
-    2**53) instead of a bit loop. ``f64``/``u64`` are a one-element scratch array and its view."""
+    bits (1 + their leading zeros, one count-leading-zeros instruction)."""
     h = mix64(key ^ _SALT)
     idx = np.int64(h >> np.uint64(64 - p))
-    low = h & ((np.uint64(1) << np.uint64(64 - p)) - np.uint64(1))
-    if low == np.uint64(0):
-        rank = 64 - p + 1
-    else:
-        f64[0] = np.float64(low)
-        bitlen = np.int64((u64[0] >> np.uint64(52)) & np.uint64(0x7FF)) - 1022
-        rank = 64 - p - bitlen + 1
+    rank = min(np.int64(leading_zeros(h << np.uint64(p))) + 1, 64 - p + 1)
     if rank > registers[idx]:
         registers[idx] = rank
+
+
+@njit(cache=True, nogil=True)
+def hll_keys(registers: np.ndarray, keys: np.ndarray) -> None:
+    """Add integer ``keys`` to HyperLogLog ``registers`` in place: the same registers as
+    :func:`uda.kernels.sketches.hll_add`, with a count-leading-zeros instead of a bit loop."""
+    m = registers.shape[0]
+    p = 0
+    while (1 << p) < m:
+        p += 1
+    for i in range(keys.shape[0]):
+        _hll_1d(registers, np.uint64(np.int64(keys[i])), p)
+
+
+@njit(cache=True, nogil=True)
+def code_block(vals, valid, table, used, codes, n_known, start, out, new_vals):
+    """Dense codes of integer values (a group column) from an open-addressing map value -> code, in place.
+
+    Parameters
+    ----------
+    vals : int (n,)
+        Values (any integer dtype up to int64).
+    valid : bool (n,) or (0,)
+        Where the value is not null (empty: all are); null rows get code -1.
+    table : int64 (m,), ``m`` a power of two; used : bool (m,); codes : int64 (m,)
+        The map. Filled at most half: the kernel stops before passing that load.
+    n_known : int
+        Codes given so far; a new value gets the next code, in order of first appearance.
+    start : int
+        First row to code (to resume after the caller grew the map).
+    out : int64 (n,)
+        Output: the code of each row.
+    new_vals : int64 (n,)
+        Output: the new values, in the order their codes were given.
+
+    Returns
+    -------
+    (int, int)
+        Number of new values, and the row where coding stopped (``n`` when done; less when the
+        map reached half full: grow it and call again from there).
+    """
+    n = vals.shape[0]
+    mask = np.int64(table.shape[0] - 1)
+    limit = table.shape[0] // 2
+    all_valid = valid.shape[0] != n
+    n_new = 0
+    have = False
+    prev_v = np.int64(0)
+    prev_c = np.int64(-1)
+    for i in range(start, n):
+        if not all_valid and not valid[i]:
+            out[i] = -1
+            continue
+        v = np.int64(vals[i])
+        if have and v == prev_v:  # runs of one group cost one comparison
+            out[i] = prev_c
+            continue
+        s = _slot(np.uint64(v), mask)
+        while used[s] and table[s] != v:
+            s = (s + 1) & mask
+        if not used[s]:
+            if n_known + n_new + 1 > limit:
+                return n_new, i
+            used[s] = True
+            table[s] = v
+            codes[s] = n_known + n_new
+            new_vals[n_new] = v
+            n_new += 1
+        prev_v = v
+        prev_c = codes[s]
+        have = True
+        out[i] = prev_c
+    return n_new, n
+
+
+@njit(cache=True, nogil=True)
+def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, out_of_order, dups, max_step,
+                  hour_base, bin_col, step_keys, step_counts, bin_keys, bin_counts, pair_first, pair_hash,
+                  pair_row, pair_base):
+    """The time column of one block, in file order, per group, without row hashes; state updated in place.
+
+    The same timeline as :func:`timeline_block`, but the whole-row hashes are only needed for the
+    few rows at a repeated time, so this kernel names rows instead of hashing them: the caller
+    hashes those rows and forms the pairs with :func:`dup_pairs`. Steps and the rows per hour
+    come out run-length encoded (rows arrive grouped, so there are few runs).
+
+    Parameters
+    ----------
+    g, t, ok
+        As :func:`timeline_block`.
+    last_t, first_hash, n_ok, t_min, t_max, out_of_order, dups, max_step : (G,)
+        As :func:`timeline_block`; ``first_hash`` is read (the first row at the group's time came
+        in an earlier block) but not written: see ``first_idx``.
+    first_idx : int64 (G,)
+        In: -1. Out: the row of this block that is the first at its group's last time (-1 if
+        none): the caller sets ``first_hash`` from its hash.
+    hour_base : int
+        ``first_time // hour`` of the table: hour bins are keyed relative to it.
+    bin_col : int
+        Column number written in the row bins' keys (the number of columns).
+    step_keys, step_counts : int64 (n,)
+        Output: runs of packed ``(group, step)`` keys (:data:`STEP_BITS`) and their lengths.
+    bin_keys, bin_counts : int64 (n,)
+        Output: runs of ``(group, hour, bin_col)`` keys of parsed rows and their lengths.
+    pair_first, pair_row : int64 (n,); pair_hash : uint64 (n,); pair_base : uint64 (n,)
+        Output, per row at its group's previous time: the first row at that time (a row of this
+        block, or -1 with its hash in ``pair_hash``), this row, and the hash of (group, time).
+
+    Returns
+    -------
+    (int, int, int)
+        Number of step runs, bin runs and pairs written.
+    """
+    cap = np.int64(1 << (STEP_BITS - 1))
+    hour_us = np.int64(3_600_000_000)
+    n_steps = 0
+    n_bins = 0
+    n_pairs = 0
+    run_k = np.int64(-1)
+    run_n = np.int64(0)
+    bin_k = np.int64(-1)
+    bin_n = np.int64(0)
+    for i in range(g.shape[0]):
+        if not ok[i]:
+            continue
+        gi = g[i]
+        ti = t[i]
+        hour = ti // hour_us - hour_base + (1 << 22)
+        hour = min(max(hour, 0), (1 << 23) - 1)
+        bk = (gi << 43) | (hour << 20) | (bin_col << 5)
+        if bk == bin_k:
+            bin_n += 1
+        else:
+            if bin_n:
+                bin_keys[n_bins] = bin_k
+                bin_counts[n_bins] = bin_n
+                n_bins += 1
+            bin_k = bk
+            bin_n = 1
+        if n_ok[gi] == 0:
+            t_min[gi] = ti
+            t_max[gi] = ti
+            first_idx[gi] = i
+        else:
+            d = ti - last_t[gi]
+            if d < 0:
+                out_of_order[gi] += 1
+                first_idx[gi] = i
+            elif d == 0:
+                dups[gi] += 1
+                pair_base[n_pairs] = mix64(np.uint64(gi) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(ti))
+                pair_first[n_pairs] = first_idx[gi]
+                pair_hash[n_pairs] = first_hash[gi]
+                pair_row[n_pairs] = i
+                n_pairs += 1
+            else:
+                sk = (gi << STEP_BITS) | (d if d < cap else cap | min(d // 1000, cap - 1))
+                if sk == run_k:
+                    run_n += 1
+                else:
+                    if run_n:
+                        step_keys[n_steps] = run_k
+                        step_counts[n_steps] = run_n
+                        n_steps += 1
+                    run_k = sk
+                    run_n = 1
+                if d > max_step[gi]:
+                    max_step[gi] = d
+                first_idx[gi] = i
+            if ti < t_min[gi]:
+                t_min[gi] = ti
+            if ti > t_max[gi]:
+                t_max[gi] = ti
+        last_t[gi] = ti
+        n_ok[gi] += 1
+    if run_n:
+        step_keys[n_steps] = run_k
+        step_counts[n_steps] = run_n
+        n_steps += 1
+    if bin_n:
+        bin_keys[n_bins] = bin_k
+        bin_counts[n_bins] = bin_n
+        n_bins += 1
+    return n_steps, n_bins, n_pairs
+
+
+@njit(cache=True, nogil=True)
+def dup_pairs(pair_base, first_hash, row_hash, out):
+    """The keys of :func:`timeline_block`'s pairs from :func:`timeline_runs`' output and the row hashes:
+    ``out[2k]`` from the first row at the time, ``out[2k + 1]`` from the repeating row."""
+    for k in range(pair_base.shape[0]):
+        out[2 * k] = mix64(pair_base[k] ^ first_hash[k])
+        out[2 * k + 1] = mix64(pair_base[k] ^ row_hash[k])
