@@ -592,6 +592,15 @@ def _cell_title(cell: dict[str, Any], metric: str) -> str:
     return f"{_fmt_s(v)} s warm median of {n}{spread}"
 
 
+def _change_colour(ratio: float | None) -> str:
+    """Background of a B/A cell: white at 1, red as B gets slower (full at 2×), green as it gets faster."""
+    if not ratio:
+        return "#eeeeee"
+    f = min(1.0, abs(math.log(ratio)) / math.log(2.0))
+    hue = 0 if ratio > 1 else 120
+    return f"hsl({hue}, 65%, {97 - 27 * f:.0f}%)"
+
+
 def _cell_colour(ratio: float | None) -> str:
     """Background colour of a relative cell: green at 1, through yellow to red at :data:`RED_AT`."""
     if ratio is None:
@@ -872,9 +881,17 @@ def _plot_ratios(cmp: dict[str, Any]):
                 ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=col, linewidth=2)
             ax.plot([r["ratio"]], [i], marker="o", color=col, markersize=4)
         ax.axvline(1.0, color="0.3", linewidth=0.8)
-        ax.set_xscale("log")
+        xs = [v for r in cmp["metrics"][metric] for v in (r["ratio"], r.get("ci_low"), r.get("ci_high")) if v]
+        if xs and max(xs) / min(xs) >= 3:
+            ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}×"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_title(f"{_METRIC_TITLE[metric].split(',')[0]}: B/A", fontsize=10)
-        ax.set_xlabel("ratio B/A (log; bar: confidence interval)", fontsize=8)
+        ax.set_xlabel("ratio B/A (bar: confidence interval)", fontsize=8)
         ax.tick_params(labelsize=7, which="both")
         ax.grid(True, axis="x", which="both", alpha=0.3)
     axes[0].set_yticks(y, [_plain(i) for i in ids], fontsize=7)
@@ -1295,8 +1312,7 @@ def _html_compare_table(cmp: dict[str, Any], metric: str) -> str:
     parts = [f"<table><caption>{e(_METRIC_TITLE[metric])}: B/A, {cmp['confidence']:.0%} confidence interval"
              "</caption><tr>" + "".join(f"<th>{e(c)}</th>" for c in COMPARE_COLUMNS) + "</tr>"]
     for raw, r in zip(cmp["metrics"][metric], compare_rows(cmp, metric), strict=True):
-        ratio = raw["ratio"]
-        colour = _cell_colour(max(ratio, 1 / ratio)) if ratio else "#eeeeee"
+        colour = _change_colour(raw["ratio"])
         parts.append(f"<tr><td>{e(r['case'])}</td><td class=\"num\">{e(r['A'])}</td><td class=\"num\">{e(r['B'])}"
                      f"</td><td class=\"rel\" style=\"background:{colour}\">{e(r['B/A'])}</td><td class=\"num\">"
                      f"{e(r['CI'])}</td><td class=\"{e(raw['verdict'])}\">{e(r['verdict'])}</td></tr>")
@@ -1329,7 +1345,7 @@ def write_comparison(a: dict[str, Any], b: dict[str, Any], *, out_dir: str | Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig = _plot_ratios(cmp)
-    plots = [] if fig is None else [("ratios", "B/A per case with its confidence interval (log axis); red: "
+    plots = [] if fig is None else [("ratios", "B/A per case with its confidence interval; red: "
                                                "regression, green: improvement", _png(fig))]
     paths: dict[str, Path] = {}
     md_plots = []
