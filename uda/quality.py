@@ -136,12 +136,15 @@ def arrays_polars(df, table: str) -> dict[str, np.ndarray]:
     def numeric(s, fill):
         return (s.fill_null(fill) if s.null_count() else s).to_numpy()
 
-    cols = [numeric(df[v], np.nan) for v in c["values"]]
-    vals = np.column_stack(cols) if cols else np.zeros((n, 0), np.float32)
+    # one (n, k) array straight from Polars, column-major (one copy; the kernel reads either layout)
+    vals = (df.select(pl.col(v).fill_null(np.nan) if df[v].null_count() else pl.col(v) for v in c["values"])
+            .to_numpy() if c["values"] else np.zeros((n, 0), np.float32))
     if vals.dtype.kind != "f":
         vals = vals.astype(np.float64)
+    if not (vals.flags.c_contiguous or vals.flags.f_contiguous):
+        vals = np.ascontiguousarray(vals)
     key_np = numeric(key, 0)
-    return {"key": key_np, "ts": numeric(ts, 0), "ok": ok, "values": np.ascontiguousarray(vals),
+    return {"key": key_np, "ts": numeric(ts, 0), "ok": ok, "values": vals,
             "ref": key_np if c["ref"] == c["key"] else numeric(df[c["ref"]], -1),
             "latency": (df[c["latency"]].cast(pl.Float64).fill_null(np.nan).to_numpy() * 1000.0
                         if c["latency"] else np.zeros(0)),
