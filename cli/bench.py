@@ -94,7 +94,7 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
     title = f"uda bench {results['suite'].get('name', '')} ({results['run_id']})"
     if fmt == "markdown":
         rows = [[r[c] for c in SUMMARY_COLUMNS] for r in case_rows(results)]
-        print_tables([(title, [c.rstrip("1") for c in SUMMARY_COLUMNS], rows), headline_table(results)], fmt)
+        print_tables([(title, [c.rstrip("1") for c in SUMMARY_COLUMNS], rows, []), headline_table(results)], fmt)
     else:
         full_console().print(summary_table(results, title=title))
         print_tables([headline_table(results)], fmt)

@@ -25,7 +25,7 @@ def full_console() -> Console:
     return Console(width=None if sys.stdout.isatty() else UNLIMITED, soft_wrap=not sys.stdout.isatty())
 
 
-def print_tables(tables: list[tuple[str, list[str], list[list[str]]]], fmt: str) -> None:
+def print_tables(tables: list[tuple[str, list[str], list[list[str]], list[str]]], fmt: str) -> None:
     """Print text tables as rich tables (full width when piped) or as Markdown."""
     if fmt == "markdown":
         from uda.harness.report import markdown_table
@@ -36,8 +36,9 @@ def print_tables(tables: list[tuple[str, list[str], list[list[str]]]], fmt: str)
     from rich.table import Table
 
     console = full_console()
-    for title, cols, rows in tables:
-        tab = Table(title=escape(title), title_justify="left")
+    for title, cols, rows, notes in tables:
+        tab = Table(title=escape(title), title_justify="left", caption=escape("\n".join(notes)) or None,
+                    caption_justify="left")
         for col in cols:
             tab.add_column(escape(col), overflow="fold")
         for r in rows:

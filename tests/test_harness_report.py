@@ -66,7 +66,7 @@ def _results(run_id="r1", dask_slow=1.3) -> dict:
 class _StrictHTML(HTMLParser):
     """Collects elements and checks nesting; raises on a close tag that does not match."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

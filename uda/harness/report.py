@@ -84,23 +84,28 @@ def _compact(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _log_axes(ax, xs: list[float], ys: list[float]) -> None:
-    """Log axes with compact labels; on an axis spanning less than a factor of 3 the minor
-    ticks at 2 and 5 times a power of ten are labelled too (no other, so labels never overlap)."""
+def _log_axes(ax) -> None:
+    """Log axes with compact labels, call after plotting. An axis whose limits span less than
+    a factor of 3 labels every minor tick; a wider one showing fewer than two powers of ten
+    labels the minor ticks at 2 and 5 times a power of ten; a wider one, none (labels never crowd)."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.set_xscale("log")
     ax.set_yscale("log")
     major = FuncFormatter(lambda v, _pos: _compact(v))
 
-    def minor(v: float, _pos: int) -> str:
+    def some(v: float, _pos: int) -> str:
         mantissa = round(v / 10 ** math.floor(math.log10(v)), 6) if v > 0 else 0
         return _compact(v) if mantissa in (2.0, 5.0) else ""
 
-    for axis, vals in ((ax.xaxis, xs), (ax.yaxis, ys)):
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
         axis.set_major_formatter(major)
-        wide = bool(vals) and max(vals) / min(vals) >= 3
-        axis.set_minor_formatter(NullFormatter() if wide else FuncFormatter(minor))
+        lo, hi = min(lo, hi), max(lo, hi)
+        if lo <= 0 or hi / lo < 3:
+            axis.set_minor_formatter(major)
+            continue
+        powers = math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) + 1
+        axis.set_minor_formatter(NullFormatter() if powers >= 2 else FuncFormatter(some))
 
 
 def _fmt_s(x: float | None) -> str:
@@ -129,7 +134,7 @@ def _fmt_rows(x: float | None) -> str:
         return "–"
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= div:
-            return f"{x / div:.3g} {unit}"
+            return f"{x / div:.3g}{unit}"
     return f"{x:.0f}"
 
 
@@ -456,8 +461,7 @@ def _agreement(cases: list[dict[str, Any]]) -> tuple[str, bool | None]:
     checks = [(c.get("answer_check") or {}) for c in cases if c["status"] == "ok"]
     unchecked = [ch for ch in checks if ch.get("status") == "unchecked"]
     if unchecked:
-        reason = str(unchecked[0].get("reason") or "no reason given").split(" (")[0]
-        return f"not checked: {reason}", None
+        return "not checked", None
     if sum(ch.get("status") == "agrees" for ch in checks) >= 1:
         return "agree", True
     failed = [c for c in cases if c["status"] != "ok"]
@@ -500,29 +504,32 @@ def headline(results: dict[str, Any], *, confidence: float = 0.95) -> list[dict[
         text, values = quality_headline(ref["task"], ref.get("quality") or {}) if ref else ("–", {})
         row.update(quality=text, quality_values=values)
         row["agreement"], row["agree"] = _agreement(cases)
+        row["unchecked_reason"] = next((str(ch.get("reason") or "no reason given") for c in cases
+                                        if c["status"] == "ok" and (ch := c.get("answer_check") or {}).get("status")
+                                        == "unchecked"), None) if row["agreement"] == "not checked" else None
         out.append(row)
     return out
 
 
 def speed_text(row: dict[str, Any]) -> str:
-    """``polars (0.27 s), 1.9× faster than dask-threads (CI 1.5–2.4)`` for a headline row."""
+    """``polars 0.27 s, 1.9× faster than dask-threads (CI 1.5–2.4)`` for a headline row; ``≈`` when
+    the interval holds 1 (the difference is within the noise of the repeats)."""
     if row["fastest"] is None:
         return "no case passed" if row["failed"] else "not timed"
-    first = f"{row['fastest']} ({_fmt_s(row['times'][row['fastest']])} s"
+    first = f"{row['fastest']} {_fmt_s(row['times'][row['fastest']])} s"
     if row["runner_up"] is None:
-        return f"{first}; only engine timed)"
+        return f"{first} (only engine timed)"
     r = row["ratio"]
-    if row["distinct"] is False:
-        return (f"{first}) ≈ {row['runner_up']}: {r:.2f}×, but its CI {row['ci'][0]:.2f}–{row['ci'][1]:.2f} "
-                "holds 1 (within the noise)")
     ci = f"CI {row['ci'][0]:.2f}–{row['ci'][1]:.2f}" if row["ci"] else "no CI: too few repeats"
-    return f"{first}), {r:.2f}× faster than {row['runner_up']} ({ci})"
+    if row["distinct"] is False:
+        return f"{first} ≈ {row['runner_up']} ({r:.2f}×, {ci})"
+    return f"{first}, {r:.2f}× faster than {row['runner_up']} ({ci})"
 
 
 # ---------------------------------------------------------------- relative table
 
 #: Ratio at which a relative-table cell is fully red (log colour scale from 1 = green).
-RED_AT = 10.0
+RED_AT = 4.0
 
 
 def relative_table(results: dict[str, Any], metric: str = "wall_s") -> dict[str, Any]:
@@ -755,8 +762,6 @@ def _plot_scaling(results: dict[str, Any], value: Callable[[dict[str, Any]], flo
             y = value(c)
             if y:
                 engines.setdefault(engine_name(c), []).append((float(c["rows_in"]), y))
-        allx = [p[0] for pts in engines.values() for p in pts]
-        ally = [p[1] for pts in engines.values() for p in pts]
         drew_fit = drew_held = False
         for i, (eng, pts) in enumerate(sorted(engines.items())):
             pts.sort()
@@ -771,7 +776,6 @@ def _plot_scaling(results: dict[str, Any], value: Callable[[dict[str, Any]], flo
             ok = np.isfinite(pred) & (pred > 0)
             if ok.any():
                 ax.plot(grid[ok], pred[ok], linestyle="--", color=col, linewidth=1, alpha=0.8)
-                ally += list(pred[ok])
                 drew_fit = True
             if fit.heldout is not None:
                 rows, measured, predicted = fit.heldout
@@ -783,14 +787,13 @@ def _plot_scaling(results: dict[str, Any], value: Callable[[dict[str, Any]], flo
                     err = predicted / measured - 1 if measured else float("nan")
                     ax.annotate(f"{err:+.0%}".replace("-", "−"), (rows, predicted / scale), fontsize=7,
                                 xytext=(4, -3), textcoords="offset points", color=col)
-                    ally.append(predicted / scale)
                     drew_held = True
         if drew_fit:
             ax.plot([], [], linestyle="--", color="0.4", label="sizing fit")
         if drew_held:
             ax.plot([], [], marker="x", color="0.4", linestyle="none", mew=2,
                     label="held-out prediction")
-        _log_axes(ax, allx, ally)
+        _log_axes(ax)
         ax.set_title(_plain(task), fontsize=10)
         ax.set_xlabel("rows in (log)", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
@@ -830,32 +833,60 @@ def _plot_cold_warm(results: dict[str, Any]):
     return fig
 
 
+def headline_value(task: str, quality: dict[str, float]) -> tuple[str, float] | None:
+    """The one number of :func:`quality_headline` (for plots): name and value."""
+    text, values = quality_headline(task, quality)
+    if "flow_skill" in values:
+        sk = values["flow_skill"]
+        return "MAE skill, best learnt over best naive", sk["skill"]
+    if "f1" in values:
+        return "best detector F1", values["f1"]
+    if "relative_gap" in values:
+        return "relative gap", values["relative_gap"]
+    shares = [(k, v) for k, v in values.items() if k.endswith("_share")]
+    if shares:
+        return shares[0]
+    first = next(iter(quality.items()), None) if text != "–" else None
+    return first
+
+
 def _plot_quality(results: dict[str, Any]):
+    """Per task, the headline answer quality against warm time, one point per engine and scale."""
     tasks = _by_task([c for c in _ok_cases(results) if c.get("quality") and not _is_compile(c)
-                      and c["summary"].get("wall_s_median")])
+                      and c["summary"].get("wall_s_median") and headline_value(c["task"], c["quality"])])
     if not tasks:
         return None
+    from matplotlib.ticker import FuncFormatter
+
     fig, axes = _fig(len(tasks))
     for ax, (task, cases) in zip(axes, sorted(tasks.items()), strict=True):
-        metric = next(iter(cases[0]["quality"]))
+        label = headline_value(cases[0]["task"], cases[0]["quality"])[0]
         engines: dict[str, list[tuple[float, float, str]]] = {}
         for c in cases:
-            if metric in c["quality"]:
+            name, value = headline_value(c["task"], c["quality"])
+            if name == label:
                 engines.setdefault(engine_name(c), []).append(
-                    (c["summary"]["wall_s_median"], c["quality"][metric],
-                     (c.get("scale") or "").partition(":")[0]))
+                    (c["summary"]["wall_s_median"], value, _fmt_rows(c.get("rows_in")) + " rows"
+                     if c.get("rows_in") else (c.get("scale") or "")))
+        seen: set[str] = set()
         for eng, pts in sorted(engines.items()):
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=25, label=_plain(eng))
-            for x, y, scale in pts:
-                ax.annotate(_plain(scale), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            for x, y, tag in pts:
+                if tag not in seen:  # once per size: the engines' answers agree, so their points share y
+                    seen.add(tag)
+                    ax.annotate(_plain(tag, 20), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.legend(fontsize=7)
         ax.set_xscale("log")
+        lo, hi = ax.get_xlim()
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _compact(v)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: _compact(v)) if hi / lo < 3
+                                     else FuncFormatter(lambda v, _pos: ""))
         ax.set_title(_plain(task), fontsize=10)
         ax.set_xlabel("warm median time, s (log)", fontsize=8)
-        ax.set_ylabel(_plain(metric), fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_ylabel(_plain(label), fontsize=8)
+        ax.tick_params(labelsize=7, which="both")
         ax.grid(True, alpha=0.3)
-    fig.suptitle("Answer quality against time", fontsize=11)
+    fig.suptitle("Answer quality (as in the headline) against time", fontsize=11)
     return fig
 
 
@@ -934,7 +965,7 @@ def make_plots(results: dict[str, Any]) -> list[tuple[str, str, bytes]]:
         ("cold", "Cold (first call in a fresh process; '(compile)': Numba compiling from scratch) "
                  "against warm median time",
          lambda: _plot_cold_warm(results)),
-        ("quality", "Answer quality against warm time (first quality metric of each task)",
+        ("quality", "The headline's answer quality of each task against warm median time, per engine and size",
          lambda: _plot_quality(results)),
     ]
     out = []
@@ -948,7 +979,8 @@ def make_plots(results: dict[str, Any]) -> list[tuple[str, str, bytes]]:
 
 # ---------------------------------------------------------------- tables as strings
 
-Table = tuple[str, list[str], list[list[str]]]
+#: A text table: title, columns, rows of strings, and notes printed under it.
+Table = tuple[str, list[str], list[list[str]], list[str]]
 _METRIC_WORD = {"wall_s": "time", "peak_rss_bytes": "peak memory"}
 
 
@@ -965,10 +997,17 @@ def _rel_cell(cell: dict[str, Any] | None, metric: str) -> str:
 
 def headline_table(results: dict[str, Any]) -> Table:
     """The headline as a text table."""
-    rows = [[r["task"], r["scale"], _fmt_rows(r["rows_in"]), speed_text(r), r["quality"], r["agreement"]]
-            for r in headline(results)]
+    rows, reasons = [], []
+    for r in headline(results):
+        agreement = r["agreement"]
+        if r.get("unchecked_reason"):
+            if r["unchecked_reason"] not in reasons:
+                reasons.append(r["unchecked_reason"])
+            agreement += f" [{reasons.index(r['unchecked_reason']) + 1}]"
+        rows.append([r["task"], r["scale"], _fmt_rows(r["rows_in"]), speed_text(r), r["quality"], agreement])
+    notes = [f"[{i}] not checked: {why}" for i, why in enumerate(reasons, 1)]
     return ("Headline", ["task", "scale", "rows in", "fastest engine (warm median)", "answer quality",
-                         "engines"], rows)
+                         "engines"], rows, notes)
 
 
 def relative_text_table(rel: dict[str, Any]) -> Table:
@@ -980,7 +1019,7 @@ def relative_text_table(rel: dict[str, Any]) -> Table:
         f"{g['ratio']:.2f}× (of {g['n']})" if g["ratio"] else "–" for g in rel["geomean"].values()])
     best = "fastest" if metric == "wall_s" else "lowest"
     return (f"{_METRIC_WORD[metric].capitalize()} relative to the {best} engine (1.00× = {best})",
-            ["task", "scale", *rel["engines"]], rows)
+            ["task", "scale", *rel["engines"]], rows, [])
 
 
 def report_tables(results: dict[str, Any]) -> list[Table]:
@@ -995,20 +1034,22 @@ def report_tables(results: dict[str, Any]) -> list[Table]:
 
 def compare_tables(cmp: dict[str, Any]) -> list[Table]:
     """The two runs' facts and the B/A comparison per metric, as text tables."""
-    out: list[Table] = [("Runs", ["", "A", "B"], [list(r) for r in _compare_fact_rows(cmp)])]
+    out: list[Table] = [("Runs", ["", "A", "B"], [list(r) for r in _compare_fact_rows(cmp)], [])]
     for metric in COMPARE_METRICS:
         rows = [[r[c] for c in COMPARE_COLUMNS] for r in compare_rows(cmp, metric)]
         out.append((f"{_METRIC_TITLE[metric]}: B/A, {cmp['confidence']:.0%} confidence interval",
-                    COMPARE_COLUMNS, rows))
+                    COMPARE_COLUMNS, rows, []))
     return out
 
 
 def markdown_table(table: Table, *, caption: bool = True) -> list[str]:
     """A text table as Markdown lines (strings from data escaped)."""
-    title, cols, rows = table
+    title, cols, rows, notes = table
     lines = ([f"**{md_escape(title)}**", ""] if caption else []) + ["| " + " | ".join(md_escape(c) or " " for c in cols) + " |",
              "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(md_escape(x) for x in r) + " |" for r in rows]
+    if notes:
+        lines += [""] + [md_escape(n) + "  " for n in notes]
     return [*lines, ""]
 
 
@@ -1099,7 +1140,8 @@ def _intro(results: dict[str, Any]) -> str:
 
 
 _HEADLINE_NOTE = ("*Fastest engine*: lowest warm median; \"by how much\" is the next engine's median over it, with "
-                  "the bootstrap confidence interval of `uda compare` (within the noise when it holds 1). *Answer "
+                  "the bootstrap confidence interval of `uda compare`; ≈ when the interval holds 1 (the difference "
+                  "is within the noise of the repeats). *Answer "
                   "quality*: flow, the best learnt forecaster's MAE skill over the best naive one (last value, "
                   "seasonal naive, historical average); water, the best detector's F1; route, the relative gap; "
                   "utilisation, the share of collected rows used; standardise, the integrated share. *Engines*: "
@@ -1150,21 +1192,28 @@ table{border-collapse:collapse;margin:.6em 0 1em;font-size:13px}td,th{border:1px
 vertical-align:top}th{background:#f3f3f3;text-align:left}td.num{text-align:right;white-space:nowrap}
 .ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}.note{font-size:13px;color:#555;max-width:75em}
 td.rel{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums;min-width:6em;cursor:help}
-td.best{font-weight:bold}tr.geo td{border-top:2px solid #888;font-weight:bold}
+td.best{font-weight:bold}table.relative td:nth-child(2){max-width:24em}tr.geo td{border-top:2px solid #888;font-weight:bold}
 caption{text-align:left;font-weight:bold;padding:.3em 0}
 figure{margin:1.5em 0}figcaption{font-style:italic;font-size:13px}img{max-width:100%;height:auto}
 .regression,.failed{color:#c62828;font-weight:bold}.improvement,.fixed{color:#1a7f37;font-weight:bold}"""
 
 
+def _wbr(text: str) -> str:
+    """Escaped text with line-break opportunities after ``,`` ``/`` ``:`` (long scale names and case ids)."""
+    return html.escape(text).replace(",", ",<wbr>").replace("/", "/<wbr>").replace(":", ":<wbr>")
+
+
 def _html_table(table: Table, *, num_from: int = 99, caption: bool = True) -> str:
     e = html.escape
     NUM = ' class="num"'  # noqa: N806
-    title, cols, rows = table
-    parts = [(f"<table><caption>{e(title)}</caption>" if caption else "<table>") + "<tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
+    title, cols, rows, notes = table
+    parts = [(f"<table><caption>{e(title)}</caption>" if caption else "<table>") + "<tr>"
+             + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
     for r in rows:
-        parts.append("<tr>" + "".join(f"<td{NUM if i >= num_from else ''}>{e(x)}</td>"
+        parts.append("<tr>" + "".join(f"<td{NUM if i >= num_from else ''}>{_wbr(x)}</td>"
                                       for i, x in enumerate(r)) + "</tr>")
     parts.append("</table>")
+    parts += [f"<p class=\"note\">{e(n)}</p>" for n in notes]
     return "".join(parts)
 
 
@@ -1187,7 +1236,7 @@ def _html_relative(rel: dict[str, Any]) -> str:
             tds.append(f"<td class=\"{cls}\" style=\"background:{_cell_colour(cell['ratio'])}\" "
                        f"title=\"{e(_cell_title(cell, metric))}\">{e(_cell_text(cell))}</td>")
         rows_in = f" ({_fmt_rows(r['rows_in'])} rows)" if r["rows_in"] else ""
-        parts.append(f"<tr><td>{e(r['task'])}</td><td>{e(r['scale'] + rows_in)}</td>{''.join(tds)}</tr>")
+        parts.append(f"<tr><td>{_wbr(r['task'])}</td><td>{_wbr(r['scale'] + rows_in)}</td>{''.join(tds)}</tr>")
     geo = "".join(
         f"<td class=\"rel\" style=\"background:{_cell_colour(g['ratio'])}\" title=\"geometric mean over "
         f"{g['n']} rows\">{(format(g['ratio'], '.2f') + '×') if g['ratio'] else '–'}</td>"
@@ -1236,7 +1285,7 @@ def render_html(results: dict[str, Any], plots: list[tuple[str, str, bytes]]) ->
                 cls = " class=\"ok\"" if row[c] == "ok" else " class=\"bad\""
             elif c not in ("task", "engine", "scale", "quality"):
                 cls = " class=\"num\""
-            cells.append(f"<td{cls}>{e(row[c])}</td>")
+            cells.append(f"<td{cls}>{_wbr(row[c])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     body.append("</table>")
     fails = _failures(results)
@@ -1301,7 +1350,7 @@ def render_compare_markdown(cmp: dict[str, Any], plots: list[tuple[str, str, str
     for t in tables:
         lines += markdown_table(t)
     for label, t in zip(("A", "B"), headlines, strict=True):
-        lines += markdown_table((f"Headline of {label}", t[1], t[2]))
+        lines += markdown_table((f"Headline of {label}", *t[1:]))
     for _name, caption, rel in plots:
         lines += [f"![{md_escape(caption)}]({rel})", "", f"*{md_escape(caption)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
