@@ -297,3 +297,5 @@ def test_bench_summary_is_whole_as_csv_and_markdown(tmp_path):
                               "--format", "markdown"])
     assert got.exit_code == 0, got.output
     assert f"| ok\\[n=50,{long_option}=1\\] | – |" in got.output  # the headline, whole
+    got = runner.invoke(cli, ["bench", "--suite", str(suite), "--out", str(tmp_path / "r"), "--no-report"])
+    assert got.exit_code == 0 and f"ok[n=50,{long_option}=1]" in got.output and "…" not in got.output
