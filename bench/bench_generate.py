@@ -12,6 +12,16 @@ Measures, in one run on this machine:
   reported apart from the steady state.
 
 Run: ``python bench/bench_generate.py --scale medium --repeats 5``
+
+``--cli`` times the command as users run it instead: the whole ``uda generate --scale S``
+(all tables, a fresh ``--out`` each time, process start and imports included) as a
+subprocess, ``--repeats`` times, reporting wall time, CPU time of the process (user +
+system, from ``getrusage``), %CPU and traffic and total rows per wall second. With
+``--baseline DIR`` (a source tree of another uda version with ``uda/`` and ``cli/``,
+e.g. ``git archive HEAD~1 | tar -x -C DIR``) its command runs alternately with this one,
+so both see the same load, and the checksums of both datasets are compared.
+
+Run: ``python bench/bench_generate.py --cli --scale medium --repeats 5 [--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -19,8 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,13 +65,106 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
+#: Runs ``uda`` from the source tree given as the first argument (its ``uda/`` and ``cli/``).
+_DRIVER = """
+import importlib.util, sys
+root = sys.argv[1]
+sys.path.insert(0, root)
+import uda
+spec = importlib.util.spec_from_file_location("uda.cli", root + "/cli/__init__.py",
+                                              submodule_search_locations=[root + "/cli"])
+mod = importlib.util.module_from_spec(spec)
+sys.modules["uda.cli"] = mod
+spec.loader.exec_module(mod)
+from uda.cli.main import main
+sys.argv = ["uda", *sys.argv[2:]]
+main()
+"""
+
+
+def _run_cli(cmd: list[str], out: Path) -> dict:
+    """Run one ``uda generate`` command; wall, CPU (user + system of the child) and its JSON."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run([*cmd, "--out", str(out), "--json"], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"wall": wall, "cpu": cpu, "summary": json.loads(proc.stdout)}
+
+
+def _cli_stats(runs: list[dict]) -> dict:
+    walls = [r["wall"] for r in runs]
+    cpus = [r["cpu"] for r in runs]
+    tables = runs[0]["summary"]["tables"]
+    traffic_rows = tables.get("traffic", {}).get("rows", 0)
+    all_rows = sum(t["rows"] for t in tables.values())
+    med = statistics.median(walls)
+    return {"wall_s": walls, "median_s": med, "min_s": min(walls), "max_s": max(walls),
+            "cpu_s_median": statistics.median(cpus), "cpu_percent": [100 * c / w for c, w in zip(cpus, walls, strict=True)],
+            "traffic_rows": traffic_rows, "all_rows": all_rows,
+            "traffic_rows_per_s": traffic_rows / med,
+            "traffic_rows_per_s_range": [traffic_rows / max(walls), traffic_rows / min(walls)],
+            "all_rows_per_s": all_rows / med,
+            "bytes": {k: t["bytes"] for k, t in tables.items()},
+            "checksums": {k: t["checksum"] for k, t in tables.items()}}
+
+
+def cli_main(args: argparse.Namespace) -> None:
+    """Time ``uda generate --scale S`` as users run it (see the module docstring)."""
+    tmp = Path(tempfile.mkdtemp(prefix="uda-bench-cli-"))
+    here = [shutil.which("uda") or "uda", "generate", "--scale", args.scale, "--seed", "1"]
+    variants = {"current": here}
+    if args.baseline:
+        variants["baseline"] = [sys.executable, "-c", _DRIVER, str(Path(args.baseline).resolve()),
+                                "generate", "--scale", args.scale, "--seed", "1"]
+    runs: dict[str, list[dict]] = {k: [] for k in variants}
+    try:
+        for name, cmd in variants.items():  # warm-up: Numba cache, page cache
+            _run_cli(cmd, tmp / f"warm-{name}")
+        for i in range(args.repeats):
+            for name, cmd in variants.items():
+                runs[name].append(_run_cli(cmd, tmp / f"{name}-{i}"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = {"scale": args.scale, "repeats": args.repeats, "cpus": os.cpu_count(),
+              "load_avg_1m_at_end": os.getloadavg()[0], **{k: _cli_stats(v) for k, v in runs.items()}}
+    if args.baseline:
+        result["same_checksums"] = result["current"]["checksums"] == result["baseline"]["checksums"]
+        result["baseline_over_current_wall"] = result["baseline"]["median_s"] / result["current"]["median_s"]
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"uda generate --scale {args.scale} (all tables, fresh --out), {args.repeats} repeats, "
+          f"{os.cpu_count()} cores, load average {result['load_avg_1m_at_end']:.1f} at the end")
+    for name in runs:
+        s = result[name]
+        lo, hi = s["traffic_rows_per_s_range"]
+        pc = sorted(s["cpu_percent"])
+        print(f"  {name:9s} wall {s['median_s']:6.2f} s [{s['min_s']:.2f}-{s['max_s']:.2f}]  "
+              f"CPU {s['cpu_s_median']:5.2f} s  %CPU {statistics.median(pc):4.0f} [{pc[0]:.0f}-{pc[-1]:.0f}]  "
+              f"traffic {s['traffic_rows_per_s'] / 1e6:5.2f} M rows/s [{lo / 1e6:.2f}-{hi / 1e6:.2f}]  "
+              f"all tables {s['all_rows_per_s'] / 1e6:5.2f} M rows/s")
+    if args.baseline:
+        print(f"  baseline / current wall (medians) {result['baseline_over_current_wall']:.2f}; "
+              f"same checksums: {result['same_checksums']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="medium")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cli", action="store_true", help="time the whole `uda generate` command as users run it")
+    ap.add_argument("--baseline", default=None, help="with --cli: source tree of another uda to run alternately")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.cli:
+        cli_main(args)
+        return
     scale = resolve_scale(args.scale)
     rows = scale.traffic_rows
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +19,10 @@ import pyarrow.parquet as pq
 from uda import __version__
 from uda.city import City, _nearest, build_city, rng_for
 from uda.errors import UserError
+from uda.kernels.checksum import table_hash_sum
 from uda.kernels.rng import stream_key
 from uda.scales import TRAFFIC_INTERVAL_S, WATER_INTERVAL_S, Scale
-from uda.store import DatasetWriter, FilePart, write_part
+from uda.store import PARQUET_OPTIONS, DatasetWriter, FilePart, write_part
 from uda.synth import feeds, passenger, traffic, water
 from uda.synth.weather import weather
 
@@ -29,18 +32,32 @@ GENERATOR_VERSION = 1
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that shape generated data."""
-    import numba
-    import polars
+    """Versions of Python and the packages that shape generated data.
 
+    Polars is named from its installed metadata: generating does not import it (0.2–0.5 s).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numba
+
+    try:
+        pl_version = version("polars")
+    except PackageNotFoundError:  # pragma: no cover - polars is a dependency
+        pl_version = "not installed"
     return {"uda": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "pyarrow": pa.__version__, "polars": polars.__version__}
+            "numba": numba.__version__, "pyarrow": pa.__version__, "polars": pl_version}
 
 
 class _Plan:
     """Model inputs shared by all chunks (small: city tables, weather, incidents, events)."""
 
-    def __init__(self, city: City, seed: int):
+    def __init__(self, city: City, seed: int, *, defer: bool = False):
+        """The traffic model inputs, and the passenger and water ones unless ``defer``.
+
+        With ``defer`` the caller runs :meth:`prepare_passenger` and :meth:`prepare_water`
+        itself (each draws from its own seeded streams, so the order does not matter), for
+        example while traffic chunks are being generated.
+        """
         sc = city.scale
         self.city = city
         self.seed = seed
@@ -53,7 +70,14 @@ class _Plan:
         self.incidents = traffic.incidents(rng_for(seed, "incidents"), sc.sensors, sc.days)
         self._traffic_state(city, seed)
         self.profiles = traffic.profiles()
-        # transit riders
+        self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
+        if not defer:
+            self.prepare_passenger()
+            self.prepare_water()
+
+    def prepare_passenger(self) -> None:
+        """Cards, the station demand field and transit events (smart-card taps)."""
+        city, seed, sc = self.city, self.seed, self.city.scale
         zones = city.tables["zones"]
         st = city.tables["stations"]
         near = _nearest(zones["x"].to_numpy(), zones["y"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy())
@@ -63,8 +87,10 @@ class _Plan:
         self.cards = passenger.cards(rng_for(seed, "cards"), sc.cards, pop, jobs, city.station_tt)
         self.taps_field = passenger.station_field(stream_key(seed, "taps-field"), n_st, sc.days)
         self.transit_events = passenger.events(rng_for(seed, "transit-events"), sc.days, self.weekday, n_st, jobs)
-        self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
-        # water sites, quality events, dosing changes and probe faults
+
+    def prepare_water(self) -> None:
+        """Water sites, quality events, dosing changes and probe faults."""
+        city, seed = self.city, self.seed
         self.water_plan = water.WaterPlan(city, seed, self.weather["rain_mm"], self.weather["temp_anomaly_c"],
                                           self.start_doy, self.keys["water"])
 
@@ -254,6 +280,46 @@ def _run_with_feeds(plan: _Plan, root, kind: str, a: int, b: int, args: dict[str
             ("trips", write_part(root, f"truth/trips/part-{a:05d}.parquet", trips, meta=meta))]
 
 
+#: Parquet encodings of the generated tables beyond ``store.PARQUET_OPTIONS``: dictionary
+#: pages only for columns with few distinct values, timestamps and card ids delta-encoded.
+#: The content (and so every checksum) is what the default encodings hold; the files are
+#: smaller and cost less CPU to write (docs/performance.md, Generation).
+_DELTA = "DELTA_BINARY_PACKED"
+ENCODINGS: dict[str, dict[str, Any]] = {
+    "traffic": {"use_dictionary": ["sensor_id", "flow", "speed", "occupancy"], "column_encoding": {"ts": _DELTA}},
+    "taps": {"use_dictionary": ["station_id", "direction"], "column_encoding": {"card_id": _DELTA, "ts": _DELTA}},
+    "trips": {"use_dictionary": ["origin", "dest"],
+              "column_encoding": {"card_id": _DELTA, "t_in": _DELTA, "t_out": _DELTA}},
+}
+
+
+def write_generated(root: Path, rel: str, table: pa.Table, name: str, *,
+                    meta: dict[str, Any] | None = None) -> FilePart:
+    """Write ``table`` to ``root/rel`` with the encodings of table ``name`` and describe it.
+
+    As :func:`uda.store.write_part`, except that the file is encoded in memory and its
+    SHA-256 taken from those bytes before they are written, so the file is not read back.
+    """
+    dest = root / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS, **ENCODINGS.get(name, {}))
+    buf = sink.getvalue()
+    digest = hashlib.sha256(buf).hexdigest()
+    with open(dest, "wb") as f:
+        f.write(buf)
+    return FilePart(path=rel, rows=table.num_rows, bytes=buf.size, sha256=digest, hash_sum=table_hash_sum(table),
+                    meta=dict(meta or {}))
+
+
+def _alternate(*lists: list) -> list:
+    """Items of ``lists`` taken in turn (a, b, c, a, b, c, ...) until all are used."""
+    out = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out += [x[i] for x in lists if i < len(x)]
+    return out
+
+
 def chunk_ranges(n: int, per_chunk: int) -> list[tuple[int, int]]:
     """Split ``range(n)`` into consecutive ``(start, stop)`` ranges of ``per_chunk``."""
     per_chunk = max(1, per_chunk)
@@ -314,29 +380,29 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
     t0 = time.perf_counter()
     with DatasetWriter(out, force=force) as w:
         city = build_city(scale, seed)
-        plan = _Plan(city, seed)
-        for name, tab in city.tables.items():
-            w.write_table(name, f"city/{name}.parquet", tab)
-        for name, tab in plan.truth_tables().items():
-            w.write_table(name, f"truth/{name}.parquet", tab)
+        plan = _Plan(city, seed, defer=True)
         feed_args = _feed_setup(city, profile, seed, tables) if profile.active else None
-        if feed_args is not None:
-            w.write_table("feed_dictionary", "raw/feed_dictionary.parquet",
-                          feeds.dictionary_table(feed_args["standards"]))
 
-        jobs: list[tuple[str, Any, int]] = []
+        by_kind: dict[str, list[tuple[str, Any, int]]] = {"traffic": [], "passenger": [], "water": []}
         if "traffic" in tables:
             per = max(1, chunk_rows // (scale.days * traffic.SLOTS))
-            jobs += [("traffic", r, (r[1] - r[0]) * scale.days * traffic.SLOTS) for r in chunk_ranges(scale.sensors, per)]
+            by_kind["traffic"] = [("traffic", r, (r[1] - r[0]) * scale.days * traffic.SLOTS)
+                                  for r in chunk_ranges(scale.sensors, per)]
         if "passenger" in tables:
             est_per_day = max(1, int(scale.cards * 2.4))
-            jobs += [("passenger", r, (r[1] - r[0]) * est_per_day) for r in chunk_ranges(scale.days, chunk_rows // est_per_day)]
+            by_kind["passenger"] = [("passenger", r, (r[1] - r[0]) * est_per_day)
+                                    for r in chunk_ranges(scale.days, chunk_rows // est_per_day)]
         if "water" in tables:
             n_sites = city.tables["water_sites"].num_rows
             per = max(1, chunk_rows // (scale.days * water.SLOTS))
-            jobs += [("water", r, (r[1] - r[0]) * scale.days * water.SLOTS) for r in chunk_ranges(n_sites, per)]
+            by_kind["water"] = [("water", r, (r[1] - r[0]) * scale.days * water.SLOTS)
+                                for r in chunk_ranges(n_sites, per)]
+        # traffic needs only the road model, so its first chunks start at once; the rest of
+        # the jobs alternate kinds, so that the Python-heavy passenger chunks run beside
+        # traffic kernels that release the GIL rather than beside each other
+        first, rest = by_kind["traffic"][:workers], by_kind["traffic"][workers:]
+        jobs = first + _alternate(rest, by_kind["passenger"], by_kind["water"])
         total = sum(j[2] for j in jobs)
-        done = 0
 
         def run(job: tuple[str, Any, int]) -> list[tuple[str, FilePart]]:
             kind, (a, b), _ = job
@@ -344,34 +410,54 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
                 return _run_with_feeds(plan, w.root, kind, a, b, feed_args)
             if kind == "traffic":
                 tab = plan.traffic_chunk(a, b)
-                return [("traffic", write_part(w.root, f"raw/traffic/part-{a:07d}.parquet", tab,
-                                               meta={"sensor_min": a, "sensor_max": b - 1}))]
+                return [("traffic", write_generated(w.root, f"raw/traffic/part-{a:07d}.parquet", tab, "traffic",
+                                                    meta={"sensor_min": a, "sensor_max": b - 1}))]
             if kind == "water":
                 tab = plan.water_chunk(a, b)
-                return [("water", write_part(w.root, f"raw/water/part-{a:07d}.parquet", tab,
-                                             meta={"site_min": a, "site_max": b - 1}))]
+                return [("water", write_generated(w.root, f"raw/water/part-{a:07d}.parquet", tab, "water",
+                                                  meta={"site_min": a, "site_max": b - 1}))]
             taps, trips = plan.passenger_chunk(a, b)
             meta = {"day_min": a, "day_max": b - 1}
-            return [("taps", write_part(w.root, f"raw/taps/part-{a:05d}.parquet", taps, meta=meta)),
-                    ("trips", write_part(w.root, f"truth/trips/part-{a:05d}.parquet", trips, meta=meta))]
+            return [("taps", write_generated(w.root, f"raw/taps/part-{a:05d}.parquet", taps, "taps", meta=meta)),
+                    ("trips", write_generated(w.root, f"truth/trips/part-{a:05d}.parquet", trips, "trips",
+                                              meta=meta))]
 
         parts: dict[str, list[FilePart]] = {}
-        schemas: dict[str, pa.Schema] = {}
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for job, result in zip(jobs, pool.map(run, jobs), strict=True):
-                for name, part in result:
-                    parts.setdefault(name, []).append(part)
+            futures = [pool.submit(run, j) for j in first]
+            # meanwhile, on this thread: the passenger and water inputs, then their jobs
+            plan.prepare_passenger()
+            plan.prepare_water()
+            futures += [pool.submit(run, j) for j in jobs[len(first):]]
+            small = list(city.tables.items()) + list(plan.truth_tables().items())
+            small_parts = [(name, write_generated(w.root, f"{'city' if name in city.tables else 'truth'}/{name}.parquet",
+                                                  tab, name), tab.schema) for name, tab in small]
+            if feed_args is not None:
+                dic = feeds.dictionary_table(feed_args["standards"])
+                small_parts.append(("feed_dictionary", write_generated(w.root, "raw/feed_dictionary.parquet", dic,
+                                                                       "feed_dictionary"), dic.schema))
+            for name, part, schema in small_parts:
+                w.add_table(name, [part], schema)
+            done = 0
+            results = []
+            for job, fut in zip(jobs, futures, strict=True):
+                results.append(fut.result())
                 done += job[2]
                 if progress is not None:
                     progress(job[0], done, total)
+        # tables in the manifest in the same order whatever the order the jobs ran in
+        kinds = list(by_kind)
+        for i in sorted(range(len(jobs)), key=lambda i: (kinds.index(jobs[i][0]), jobs[i][1])):
+            for name, part in results[i]:
+                parts.setdefault(name, []).append(part)
         for name, plist in parts.items():
-            schemas[name] = pq.read_schema(w.root / plist[0].path)
+            schema = pq.read_schema(w.root / plist[0].path)
             partitioning = {"traffic": "sensor", "water": "site", "taps": "day", "trips": "day"}.get(name)
             if partitioning is None:
                 partitioning = "day" if "taps" in name else ("site" if "water" in name else "sensor")
                 if name == "defects":
                     partitioning = "chunk"
-            w.add_table(name, plist, schemas[name], partitioned_by=partitioning)
+            w.add_table(name, plist, schema, partitioned_by=partitioning)
         manifest = {
             "generator_version": GENERATOR_VERSION,
             "params": {**scale.as_dict(), "seed": seed, "grid_side": scale.grid_side,
