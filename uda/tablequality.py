@@ -1294,11 +1294,11 @@ class TableProfiler:
             for name in self.names:
                 arr = (self._num_arrays(self.num[name], self._detected(self.num[name])) if name in self.num
                        else self._text_arrays(self.text[name]))
-                per_col[name] = {k: arr[k].tolist() for k in self._FIELDS}
+                fields = self._FIELDS
+                per_col[name] = [dict(zip(fields, v, strict=True))
+                                 for v in zip(*[arr[k].tolist() for k in fields], strict=True)]  # one per group
             rows = self.G["rows"][:n_g].tolist()
-            groups = {names[gi]: {"rows": rows[gi],
-                                  "columns": {name: {k: per_col[name][k][gi] for k in self._FIELDS}
-                                              for name in self.names},
+            groups = {names[gi]: {"rows": rows[gi], "columns": {name: per_col[name][gi] for name in self.names},
                                   **({"time": per[names[gi]]} if per else {})} for gi in range(n_g)}
             out["groups"] = groups
             out["group_col"] = self.group_col

@@ -600,11 +600,21 @@ def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, o
     run_n = np.int64(0)
     bin_k = np.int64(-1)
     bin_n = np.int64(0)
+    # the state of the current group lives in locals (rows come grouped), written back on a change
+    cur = np.int64(-1)
+    c_last = c_fidx = c_n = c_min = c_max = c_ooo = c_dups = c_max_step = np.int64(0)
     for i in range(g.shape[0]):
         if not ok[i]:
             continue
         gi = g[i]
         ti = t[i]
+        if gi != cur:
+            if cur >= 0:
+                last_t[cur], first_idx[cur], n_ok[cur], t_min[cur], t_max[cur] = c_last, c_fidx, c_n, c_min, c_max
+                out_of_order[cur], dups[cur], max_step[cur] = c_ooo, c_dups, c_max_step
+            cur = gi
+            c_last, c_fidx, c_n, c_min, c_max = last_t[gi], first_idx[gi], n_ok[gi], t_min[gi], t_max[gi]
+            c_ooo, c_dups, c_max_step = out_of_order[gi], dups[gi], max_step[gi]
         hour = ti // hour_us - hour_base + (1 << 22)
         hour = min(max(hour, 0), (1 << 23) - 1)
         bk = (gi << 43) | (hour << 20) | (bin_col << 5)
@@ -617,19 +627,19 @@ def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, o
                 n_bins += 1
             bin_k = bk
             bin_n = 1
-        if n_ok[gi] == 0:
-            t_min[gi] = ti
-            t_max[gi] = ti
-            first_idx[gi] = i
+        if c_n == 0:
+            c_min = ti
+            c_max = ti
+            c_fidx = i
         else:
-            d = ti - last_t[gi]
+            d = ti - c_last
             if d < 0:
-                out_of_order[gi] += 1
-                first_idx[gi] = i
+                c_ooo += 1
+                c_fidx = i
             elif d == 0:
-                dups[gi] += 1
+                c_dups += 1
                 pair_base[n_pairs] = mix64(np.uint64(gi) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(ti))
-                pair_first[n_pairs] = first_idx[gi]
+                pair_first[n_pairs] = c_fidx
                 pair_hash[n_pairs] = first_hash[gi]
                 pair_row[n_pairs] = i
                 n_pairs += 1
@@ -644,15 +654,18 @@ def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, o
                         n_steps += 1
                     run_k = sk
                     run_n = 1
-                if d > max_step[gi]:
-                    max_step[gi] = d
-                first_idx[gi] = i
-            if ti < t_min[gi]:
-                t_min[gi] = ti
-            if ti > t_max[gi]:
-                t_max[gi] = ti
-        last_t[gi] = ti
-        n_ok[gi] += 1
+                if d > c_max_step:
+                    c_max_step = d
+                c_fidx = i
+            if ti < c_min:
+                c_min = ti
+            if ti > c_max:
+                c_max = ti
+        c_last = ti
+        c_n += 1
+    if cur >= 0:
+        last_t[cur], first_idx[cur], n_ok[cur], t_min[cur], t_max[cur] = c_last, c_fidx, c_n, c_min, c_max
+        out_of_order[cur], dups[cur], max_step[cur] = c_ooo, c_dups, c_max_step
     if run_n:
         step_keys[n_steps] = run_k
         step_counts[n_steps] = run_n
