@@ -160,23 +160,24 @@ class _Plan:
     def passenger_chunk(self, d0: int, d1: int) -> tuple[pa.Table, pa.Table]:
         cd = self.cards
         n_cards = cd["home"].size
-        trips = []
         ev = self.transit_events
         fs = passenger.FIELD_SLOTS
+        # one buffer per column for the whole chunk; each day's trips follow the previous
+        # day's (a day holds at most 2 trips per card), so nothing is copied or reallocated
+        buf = {k: np.empty((d1 - d0) * 2 * n_cards, t) for k, t in
+               (("card", np.int64), ("o", np.int32), ("d", np.int32), ("tin", np.int64),
+                ("tout", np.int64), ("tt", np.float64))}
+        m = 0
         for d in range(d0, d1):
-            buf = {k: np.empty(2 * n_cards, t) for k, t in
-                   (("card", np.int64), ("o", np.int32), ("d", np.int32), ("tin", np.int64),
-                    ("tout", np.int64), ("tt", np.float64))}
             e0, e1 = ev["offsets"][d], ev["offsets"][d + 1]
-            m = passenger.passenger_kernel(
+            day = {k: v[m:m + 2 * n_cards] for k, v in buf.items()}
+            m += passenger.passenger_kernel(
                 self.keys["passenger"], d, int(self.weekday[d]), self.start_ms + d * 86_400_000,
                 cd["home"], cd["work"], cd["regular"], cd["cdf_leisure"], self.city.station_tt,
                 np.ascontiguousarray(self.taps_field[:, d * fs:(d + 1) * fs]), ev["station"][e0:e1], ev["start_s"][e0:e1],
                 ev["end_s"][e0:e1], ev["share"][e0:e1],
-                buf["card"], buf["o"], buf["d"], buf["tin"], buf["tout"], buf["tt"])
-            trips.append({k: v[:m] for k, v in buf.items()})
-        t = {k: np.concatenate([x[k] for x in trips]) for k in trips[0]}
-        m = t["card"].size
+                day["card"], day["o"], day["d"], day["tin"], day["tout"], day["tt"])
+        t = {k: v[:m] for k, v in buf.items()}
         trips_tab = pa.table({
             "card_id": pa.array(t["card"]), "origin": pa.array(t["o"]), "dest": pa.array(t["d"]),
             "t_in": pa.array(t["tin"], TS), "t_out": pa.array(t["tout"], TS),
