@@ -22,6 +22,7 @@ from uda.harness.report import (
     quality_headline,
     relative_table,
     render_html,
+    speed_text,
     write_report,
 )
 from uda.harness.results import SCHEMA, SCHEMA_VERSION
@@ -204,7 +205,8 @@ def test_report_reads_uda_run_results(tmp_path):
         res = load_report_input(str(path))
         (row,) = headline(res)
         assert row["quality"] == expect[name]
-    assert headline(load_report_input(str(outs["route"])))[0]["times"] == {"polars": 3.0}
+    route = headline(load_report_input(str(outs["route"])))[0]
+    assert route["times"] == {"polars": 3.0} and speed_text(route) == "polars 3 s (one call)"
     res = CliRunner().invoke(cli, ["report", str(outs["water"]), "--html", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)

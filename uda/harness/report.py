@@ -491,7 +491,8 @@ def headline(results: dict[str, Any], *, confidence: float = 0.95) -> list[dict[
                                "fastest": engine_name(timed[0]) if timed else None,
                                "runner_up": engine_name(timed[1]) if len(timed) > 1 else None,
                                "ratio": None, "ci": None, "distinct": None,
-                               "failed": {engine_name(c): c["status"] for c in cases if c["status"] != "ok"}}
+                               "failed": {engine_name(c): c["status"] for c in cases if c["status"] != "ok"},
+                               "one_call": bool(timed) and not timed[0]["summary"].get("n_warm")}
         if len(timed) > 1:
             a, b = warm_values(timed[0]), warm_values(timed[1])
             if len(a) >= MIN_REPEATS and len(b) >= MIN_REPEATS and min(a) > 0 and min(b) > 0:
@@ -518,7 +519,7 @@ def speed_text(row: dict[str, Any]) -> str:
         return "no case passed" if row["failed"] else "not timed"
     first = f"{row['fastest']} {_fmt_s(row['times'][row['fastest']])} s"
     if row["runner_up"] is None:
-        return f"{first} (only engine timed)"
+        return f"{first} ({'one call' if row.get('one_call') else 'only engine timed'})"
     r = row["ratio"]
     ci = f"CI {row['ci'][0]:.2f}–{row['ci'][1]:.2f}" if row["ci"] else "no CI: too few repeats"
     if row["distinct"] is False:
