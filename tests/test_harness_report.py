@@ -301,3 +301,12 @@ def test_bench_summary_is_whole_as_csv_and_markdown(tmp_path):
     assert f"| ok\\[n=50,{long_option}=1\\] | – |" in got.output  # the headline, whole
     got = runner.invoke(cli, ["bench", "--suite", str(suite), "--out", str(tmp_path / "r"), "--no-report"])
     assert got.exit_code == 0 and f"ok[n=50,{long_option}=1]" in got.output and "…" not in got.output
+
+
+def test_same_machine_allows_the_kernel_reserve_to_move_total_memory():
+    from uda.harness.compare import same_machine_facts
+
+    a = {"cpu_model": "AMD EPYC", "cores_logical": 2, "memory_bytes": 25_276_510_208}
+    assert same_machine_facts(a, {**a, "memory_bytes": 25_276_194_816})
+    assert not same_machine_facts(a, {**a, "memory_bytes": 2 * 25_276_510_208})
+    assert not same_machine_facts(a, {**a, "cores_logical": 4})

@@ -38,6 +38,18 @@ def ratio_ci(a: list[float], b: list[float], *, confidence: float = 0.95, n_boot
     return ratio, float(low), float(high)
 
 
+def same_machine_facts(ma: dict[str, Any], mb: dict[str, Any]) -> bool:
+    """Whether two runs' machine facts describe the same machine: same CPU model and logical
+    cores, total memory within 1 % (the kernel's reserve moves the total by a few hundred KB
+    between boots)."""
+    if any(ma.get(k) != mb.get(k) for k in ("cpu_model", "cores_logical")):
+        return False
+    x, y = ma.get("memory_bytes"), mb.get("memory_bytes")
+    if x is None or y is None:
+        return x == y
+    return abs(x - y) <= 0.01 * max(x, y)
+
+
 def _values(case: dict[str, Any], metric: str) -> list[float]:
     vals = warm_values(case, metric)
     if not vals and case.get("cold") and case["cold"].get(metric) is not None:
@@ -119,7 +131,7 @@ def compare_results(a: dict[str, Any], b: dict[str, Any], *, threshold: float = 
         rows.append(row)
     regressions = [r["id"] for r in rows if r["verdict"] in ("regression", "failed")]
     ma, mb = a.get("machine", {}), b.get("machine", {})
-    same_machine = all(ma.get(k) == mb.get(k) for k in ("cpu_model", "cores_logical", "memory_bytes"))
+    same_machine = same_machine_facts(ma, mb)
     return {
         "metric": metric, "threshold": threshold, "confidence": confidence,
         "a": {"run_id": a.get("run_id"), "commit": a.get("git", {}).get("commit")},
