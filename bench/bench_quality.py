@@ -27,9 +27,13 @@ Usage::
     python bench/bench_quality.py --data /tmp/medium --repeats 3 --json results/bench-quality.json
 
 ``--table PATH`` instead times ``uda run quality --table`` (the profile of any table, see
-:func:`table_profile`) against pandera and Great Expectations doing the same checks::
+:func:`table_profile`) against pandera and Great Expectations doing the same checks, and with
+``--data`` against the generated-data scan and a bare read of the same files, interleaved::
 
-    python bench/bench_quality.py --table /tmp/medium/raw/traffic --repeats 3 --peer-repeats 1
+    python bench/bench_quality.py --table /tmp/medium/raw/traffic --data /tmp/medium --repeats 5 --peer-repeats 1
+
+Ratios are also given per repeat (the methods of one repeat ran back to back, under the same load):
+median and range.
 """
 
 from __future__ import annotations
@@ -219,14 +223,19 @@ def _profile_gx(path, time_col, group_col, key, values):
 
 
 def table_profile(argv: list[str] | None = None) -> dict:
-    """``--table PATH``: uda run quality --table against pandera and Great Expectations doing the same checks."""
+    """``--table PATH``: uda run quality --table against pandera and Great Expectations doing the same checks,
+    and (with ``--data``) against the generated-data scan and a bare read of the same files, same run."""
     ap = argparse.ArgumentParser(description="table profile benchmark")
     ap.add_argument("--table", required=True, help="Parquet file or folder (e.g. DATA/raw/traffic)")
+    ap.add_argument("--data", default=None,
+                    help="the dataset the table belongs to: also time uda.quality.measure (the generated-data "
+                         "scan) and a bare Polars read of the same files, interleaved")
     ap.add_argument("--time-col", default="ts")
     ap.add_argument("--group-col", default="sensor_id")
     ap.add_argument("--key", default="sensor_id,ts")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--peers", default="pandera,gx", help="peers to run (comma-separated; empty for none)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import polars as pl
@@ -237,30 +246,62 @@ def table_profile(argv: list[str] | None = None) -> dict:
     key = args.key.split(",")
     values = [c for c, t in sch.items() if t.is_numeric() and c not in (args.group_col, *key)]
     target = args.table
-    peer_path = files
+    wanted = {p.strip() for p in args.peers.split(",") if p.strip()}
     _profile_ours(files[0], args.time_col, args.group_col, key)  # warm-up: Numba cache, imports
-    methods = {"uda quality --table": lambda: _profile_ours(target, args.time_col, args.group_col, key),
-               "pandera (polars backend)": lambda: _profile_pandera(peer_path, args.time_col, args.group_col, key,
-                                                                    values),
-               "great expectations (pandas)": lambda: _profile_gx(peer_path, args.time_col, args.group_col, key,
-                                                                  values)}
+    methods = {"uda quality --table": lambda: _profile_ours(target, args.time_col, args.group_col, key)}
+    if args.data:
+        from uda.quality import measure
+        from uda.store import open_dataset
+
+        ds = open_dataset(args.data)
+        if sorted(str(p) for p in ds.files("traffic")) != files:
+            msg = f"--table {args.table} is not the traffic table of --data {args.data}"
+            raise SystemExit(msg)
+        measure(ds, "traffic")  # warm-up
+        methods["generated-data scan (uda.quality.measure)"] = lambda: _ours(ds)
+        methods["bare polars read"] = lambda: _bare(files)
+    if "pandera" in wanted:
+        methods["pandera (polars backend)"] = lambda: _profile_pandera(files, args.time_col, args.group_col, key,
+                                                                       values)
+    if "gx" in wanted:
+        methods["great expectations (pandas)"] = lambda: _profile_gx(files, args.time_col, args.group_col, key,
+                                                                     values)
     times: dict[str, list[float]] = {k: [] for k in methods}
+    cpu: dict[str, list[float]] = {k: [] for k in methods}
+    peer = ("pandera", "great")
     for r in range(max(args.repeats, args.peer_repeats)):
         for name, fn in methods.items():
-            if r < (args.repeats if name.startswith("uda") else args.peer_repeats):
-                wall, _ = _time(fn)
+            if r < (args.peer_repeats if name.startswith(peer) else args.repeats):
+                wall, c = _time(fn)
                 times[name].append(wall)
-                print(f"  {name}: {wall:.2f} s", file=sys.stderr)
+                cpu[name].append(c)
+                print(f"  {name}: {wall:.2f} s wall, {c:.2f} s CPU", file=sys.stderr)
     rows = pl.scan_parquet(files).select(pl.len()).collect().item()
     summary = {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "runs": len(v),
+                   "cpu_median_s": statistics.median(cpu[k]), "cpu_min_s": min(cpu[k]), "cpu_max_s": max(cpu[k]),
                    "rows_per_s": rows / statistics.median(v)} for k, v in times.items() if v}
     ours = summary["uda quality --table"]["median_s"]
-    result = {"table": args.table, "rows": rows, "methods": summary,
-              "speedup_vs_peers": {k: v["median_s"] / ours for k, v in summary.items() if not k.startswith("uda")},
-              "load_average": os.getloadavg()}
+    result = {"table": args.table, "rows": rows, "files": len(files), "cpus": os.cpu_count(), "methods": summary,
+              "speedup_vs_peers": {k: v["median_s"] / ours for k, v in summary.items() if k.startswith(peer)},
+              "cpu_speedup_vs_peers": {k: v["cpu_median_s"] / summary["uda quality --table"]["cpu_median_s"]
+                                       for k, v in summary.items() if k.startswith(peer)},
+              "load_average": os.getloadavg(),
+              "command": "python bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    if args.data:  # per repeat (interleaved, so both saw the same load): table rows/s over the scan's
+        gen = "generated-data scan (uda.quality.measure)"
+        per = [g / t for g, t in zip(times[gen], times["uda quality --table"], strict=False)]
+        per_cpu = [g / t for g, t in zip(cpu[gen], cpu["uda quality --table"], strict=False)]
+        result["table_over_generated_rows_per_s"] = {"median": statistics.median(per), "min": min(per),
+                                                     "max": max(per), "cpu_median": statistics.median(per_cpu),
+                                                     "cpu_min": min(per_cpu), "cpu_max": max(per_cpu)}
     for name, v in summary.items():
-        print(f"{name:30s} {v['median_s']:8.2f} s ({v['min_s']:.2f}-{v['max_s']:.2f}, {v['runs']} runs) "
-              f"{v['rows_per_s'] / 1e6:6.2f} M rows/s  {v['median_s'] / ours:6.1f}x uda")
+        print(f"{name:42s} {v['median_s']:7.2f} s ({v['min_s']:.2f}-{v['max_s']:.2f}, {v['runs']} runs) "
+              f"CPU {v['cpu_median_s']:6.2f} s ({v['cpu_min_s']:.2f}-{v['cpu_max_s']:.2f}) "
+              f"{v['rows_per_s'] / 1e6:6.2f} M rows/s  {v['median_s'] / ours:6.2f}x uda")
+    if "table_over_generated_rows_per_s" in result:
+        q = result["table_over_generated_rows_per_s"]
+        print(f"table profile rows/s / generated scan rows/s, per repeat: wall {q['median']:.2f} "
+              f"({q['min']:.2f}-{q['max']:.2f}), CPU {q['cpu_median']:.2f} ({q['cpu_min']:.2f}-{q['cpu_max']:.2f})")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
@@ -349,11 +390,16 @@ def main(argv: list[str] | None = None) -> dict:
                for name, v in times.items() if v}
     ours = summary["uda quality (polars)"]["median_s"]  # wall
     bare = summary["bare polars read"]["median_s"]
+    per = [u / b for u, b in zip(times["uda quality (polars)"], times["bare polars read"], strict=True)]
+    per_cpu = [u / b for u, b in zip(cpu["uda quality (polars)"], cpu["bare polars read"], strict=True)]
     result = {
         "dataset": str(args.data), "rows": rows, "files": len(files), "cpus": os.cpu_count(),
         "load_average": os.getloadavg(), "numba_compile_s": round(compile_s, 3),
         "methods": summary, "errors": errors,
         "ratio_uda_over_bare": ours / bare,
+        "ratio_uda_over_bare_per_repeat": {"median": statistics.median(per), "min": min(per), "max": max(per)},
+        "cpu_ratio_uda_over_bare_per_repeat": {"median": statistics.median(per_cpu), "min": min(per_cpu),
+                                               "max": max(per_cpu)},
         "cpu_ratio_uda_over_bare": summary["uda quality (polars)"]["cpu_median_s"] / summary["bare polars read"]["cpu_median_s"],
         "speedup_vs_peers": {k: v["median_s"] / ours for k, v in summary.items() if k in peers},
         "cpu_speedup_vs_peers": {k: v["cpu_median_s"] / summary["uda quality (polars)"]["cpu_median_s"]
@@ -364,6 +410,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name, v in summary.items():
         print(f"{name:30s} {v['median_s']:11.2f} {v['min_s']:7.2f} {v['max_s']:7.2f} {v['cpu_median_s']:10.2f} "
               f"{v['cpu_min_s']:7.2f} {v['cpu_max_s']:7.2f} {v['runs']:4d}")
+    print(f"uda / bare read per repeat: wall {statistics.median(per):.2f}x ({min(per):.2f}-{max(per):.2f}), "
+          f"CPU {statistics.median(per_cpu):.2f}x ({min(per_cpu):.2f}-{max(per_cpu):.2f})")
     print(f"uda / bare read: {result['ratio_uda_over_bare']:.2f}x wall, {result['cpu_ratio_uda_over_bare']:.2f}x CPU; "
           "peers / uda (wall, CPU): " + ", ".join(
               f"{k} {v:.1f}x, {result['cpu_speedup_vs_peers'][k]:.1f}x" for k, v in result["speedup_vs_peers"].items()))

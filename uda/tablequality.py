@@ -762,7 +762,7 @@ class TableProfiler:
         self.first_t: int | None = None
         self._int_codes: IntCodes | None = None
         self._pending: tuple | None = None
-        self._pool = ThreadPoolExecutor(max_workers=min(len(self.num) + 1, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=min(len(self.num) + 1, 2 * (os.cpu_count() or 1)))
 
     def close(self) -> None:
         """Stop the worker threads."""
