@@ -87,6 +87,8 @@ def _print_size(out: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from uda.harness import sizing
+
     city = out["city"]
     tab = Table(title=f"{city['sensors']:,} sensors every {city['interval_s']:g} s over {city['days']:g} days, "
                       f"deadline {city['deadline_s']:g} s (model: {out['model']})")
@@ -109,7 +111,9 @@ def _print_size(out: dict) -> None:
         cl = e.get("cluster")
         cluster = "–" if "cluster" not in e else ("none" if cl is None else
                                                    f"{cl['workers']} x {_gib(cl['memory_per_worker_bytes'])} GiB")
-        held = f"{pct(h, 'wall_s')} / {pct(h, 'peak_rss_bytes')} at {h['held_out_scale']}" if h else "– (3 sizes needed)"
+        held = (f"{pct(h, 'wall_s')} / {pct(h, 'peak_rss_bytes')} at "
+                f"{', '.join(sizing.short_scale(x) for x in h['held_out_scale'].split(', '))}" if h
+                else "– (3 sizes needed)")
         tab.add_row(escape(e["task"]), escape(e["engine"]), f"{e['rows_in']:,.0f}", _secs(e["wall_s"]),
                     f"{wd['term']} {wd['share']:.0%}", cores_txt, cluster, _gib(e["peak_rss_bytes"]),
                     f"{md['term']} {md['share']:.0%}", escape(held),
@@ -121,7 +125,7 @@ def _print_size(out: dict) -> None:
         "1- vs 2-core speed-up (* = CPU s / deadline, no efficiency measured); Dask cluster: single-threaded "
         "workers x memory each, from the measured 1- vs 2-worker LocalCluster; none: no count meets the deadline.")
     for name, eff in out.get("efficiency", {}).items():
-        say(f"efficiency {name} at {eff['scale']}: speed-up {eff['speedup']:.2f} from 1 to 2 "
+        say(f"efficiency {name} at {sizing.short_scale(eff['scale'])}: speed-up {eff['speedup']:.2f} from 1 to 2 "
             f"{'cores' if eff['form'] == 'cores' else 'workers'} (parallel fraction {eff['parallel_fraction']:.2f})")
     for note in out.get("notes", []):
         say(f"note: {note}")
@@ -134,14 +138,16 @@ def _print_check(out: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from uda.harness.sizing import short_scale
+
     tab = Table(title=f"predicted / measured on data the fit never saw (model: {out['model']})")
     for col in ("task", "engine", "scale", "rows", "fitted on", "wall measured s", "predicted", "ratio",
                 "peak measured GiB", "predicted", "ratio"):
         tab.add_column(col, justify="left" if col in ("task", "engine", "scale", "fitted on") else "right")
     for r in out["rows"]:
         w, p = r["wall_s"], r["peak_rss_bytes"]
-        tab.add_row(escape(r["task"]), escape(r["engine"]), escape(str(r["scale"])), f"{r['rows']:,.0f}",
-                    escape(", ".join(map(str, r["fitted_on"]))), _secs(w["measured"]), _secs(w["predicted"]),
+        tab.add_row(escape(r["task"]), escape(r["engine"]), escape(short_scale(r["scale"])), f"{r['rows']:,.0f}",
+                    escape(", ".join(map(short_scale, r["fitted_on"]))), _secs(w["measured"]), _secs(w["predicted"]),
                     f"{w['ratio']:.2f}", _gib(p["measured"]), _gib(p["predicted"]), f"{p['ratio']:.2f}")
     console = _console(tab)
     console.print(tab)

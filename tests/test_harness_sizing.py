@@ -26,8 +26,8 @@ from uda.harness.sizing import (
 SCALES = {"tiny": (24, 7, 4), "small": (200, 14, 6), "mid": (600, 21, 8)}
 # exact laws in the models' own terms: time = fixed + per row + per series; memory by task design
 TIME = {"flow": {"fixed": 0.8, "rows": 2e-6, "series": 1e-3}, "utilisation": {"fixed": 0.8, "rows": 2e-6}}
-MEMORY = {"flow": {"fixed": 2e8, "block in flight": 160.0, "series": 4e4},
-          "utilisation": {"fixed": 3e8, "group in flight": 120.0, "sensor-days": 500.0}}
+MEMORY = {"flow": {"fixed": 2e8, "blocks in flight": 160.0},
+          "utilisation": {"fixed": 3e8, "groups in flight": 120.0, "sensor-days": sizing.SENSOR_DAY_BYTES}}
 
 
 def _ds(scale: str, sensors: int, days: int, districts: int) -> dict:
@@ -117,7 +117,9 @@ def test_streaming_memory_is_not_proportional_to_rows(tmp_path):
     # the city's own sizes: 20,000 sensors x 180 days, groups capped at the chunk size
     assert util["sizes"]["traffic_rows"] == 20_000 * 180 * 288
     assert util["peak_rss_bytes"] == pytest.approx(_law(MEMORY["utilisation"], util["sizes"]), rel=1e-6)
-    assert util["peak_rss_bytes_dominant"]["term"] == "sensor-days"
+    # two groups of 2 M rows at 120 B (480 MB) outweigh the 158 MB of sensor-days (bitmap, drift levels)
+    assert util["peak_rss_bytes_dominant"]["term"] == "groups in flight"
+    assert util["fits"]["peak_rss_bytes"]["terms"]["sensor-days"] == sizing.SENSOR_DAY_BYTES
     flow = est[("flow", "polars")]
     assert flow["peak_rss_bytes"] == pytest.approx(_law(MEMORY["flow"], flow["sizes"]), rel=1e-6)
     assert flow["wall_s"] == pytest.approx(_law(TIME["flow"], flow["sizes"]), rel=1e-6)
@@ -185,7 +187,7 @@ def test_size_table_is_whole_when_piped(tmp_path):
                                    _write(tmp_path, "eff", efficiency=True)])
     assert res.exit_code == 0, res.output
     assert "…" not in res.output
-    assert "utilisation" in res.output and "dask-threads" in res.output and "sensor-days" in res.output
+    assert "utilisation" in res.output and "dask-threads" in res.output and "groups in flight" in res.output
     assert "efficiency flow/polars at small: speed-up 1.60" in res.output
     assert "unverified" in res.output
 
@@ -274,3 +276,38 @@ def test_suites_measure_one_and_two_cores_and_workers():
     bad = {"source": "s", "cases": [{"task": "route", "scales": ["tiny"], "cores": 0}]}
     with pytest.raises(UserError, match="cores must be a whole number > 0"):
         expand_suite(bad)
+
+
+def test_check_reads_the_large_reference_file(tmp_path):
+    ref = json.loads(open("results/reference/large.json").read())
+    pts = sizing.reference_points(ref, "large.json")
+    route = pts[("route", "dask-threads")][0]
+    assert route["sizes"]["iterations"] == 20 and route["rows_in"] == 20_000 * 180 * 288
+    assert pts[("water", "polars")][0]["rows_in"] == 200 * 180 * 96
+    assert route["peak_rss_bytes"] == ref["steps"]["route/dask"]["max_rss_bytes_largest_process"]
+    # flow from the synthetic sweep, checked against a large step of exactly its law
+    sizes = pts[("flow", "polars")][0]["sizes"]
+    ref = {"scale": "large", "steps": {"flow/polars": {"exit": 0, "wall_s": _law(TIME["flow"], sizes),
+                                                       "max_rss_bytes_largest_process": _law(MEMORY["flow"], sizes)}}}
+    path = tmp_path / "large.json"
+    path.write_text(json.dumps(ref))
+    out = sizing.check(results=[_write(tmp_path, "sweep")], against=[str(path)], engines=["polars"])
+    (row,) = out["rows"]
+    assert row["scale"] == "large" and row["peak_rss_bytes"]["ratio"] == pytest.approx(1.0, rel=1e-6)
+    path.write_text(json.dumps({"scale": "huge", "steps": {}}))
+    with pytest.raises(UserError, match="neither a results file nor a reference file"):
+        sizing.check(results=[_write(tmp_path, "sweep")], against=[str(path)])
+
+
+def test_a_stage_the_task_times_is_fitted_on_its_own_seconds():
+    # route-like: the assignment is 1 % of the time at the measured sizes, 50 % at a bigger city
+    sizes = [{"rows": r, "iterations": it, "zones": z, "links": k, "sensors": 1.0}
+             for r, it, z, k in ((5e4, 19, 16, 224), (8e5, 2, 16, 528), (3.6e6, 4, 36, 1520))]
+    units = np.array([s["iterations"] * s["zones"] * s["links"] for s in sizes])
+    stage = 2e-7 * units
+    pts = [{"sizes": s, "wall_s": 0.2 + 3e-7 * s["rows"] + st, "cpu_s": 1.0, "peak_rss_bytes": 1.0,
+            "rows_in": s["rows"], "stages": {"assignment": st}} for s, st in zip(sizes, stage, strict=True)]
+    m = sizing._fit_wall(("fixed", "rows", "iterations x zones x links"), pts)
+    assert m.coef == pytest.approx([0.2, 3e-7, 2e-7], rel=1e-6)
+    city = {"rows": 1.7e7, "iterations": 55, "zones": 144, "links": 5328}
+    assert m(city) == pytest.approx(0.2 + 3e-7 * 1.7e7 + 2e-7 * 55 * 144 * 5328, rel=1e-6)

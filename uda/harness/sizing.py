@@ -96,20 +96,45 @@ class Term:
 
     ``kind`` is ``fixed``, ``data`` (grows with all the rows), ``block`` (the rows in flight,
     bounded by a block or group) or ``structure`` (grows with the city: links, zones,
-    sensors); a cluster splits ``block`` terms over workers.
+    sensors); a cluster splits ``block`` terms over workers. ``known`` is a coefficient
+    the design fixes (bytes of a data structure), not fitted.
     """
 
     name: str
     kind: str
     size: Callable[[dict[str, float]], float]
+    known: float | None = None
+    stage: str | None = None  # the task's own timing of this term (``summary["stage_seconds"]``)
+
+
+#: Blocks (files, groups) a task holds at once: two on the measured 2-core machine (Dask
+#: runs a task per thread; Polars keeps a block until its neighbours are done).
+IN_FLIGHT = 2
 
 
 def _flow_block(s: dict[str, float]) -> float:
-    return min(FLOW_BLOCK_VALUES, s["traffic_rows"] / min(FLOW_MIN_BLOCKS, max(1.0, s["files"])))
+    blocks = min(FLOW_MIN_BLOCKS, max(1.0, s["files"]))
+    block = min(FLOW_BLOCK_VALUES, s["traffic_rows"] / blocks)
+    return block * min(IN_FLIGHT, max(blocks, s["traffic_rows"] / FLOW_BLOCK_VALUES))
+
+
+def _files(s: dict[str, float]) -> float:
+    return s["traffic_rows"] / max(1.0, s["files"]) * min(IN_FLIGHT, max(1.0, s["files"]))
 
 
 def _group(s: dict[str, float]) -> float:
-    return min(CHUNK_ROWS, s["traffic_rows"] / max(1.0, s["districts"]))
+    return min(CHUNK_ROWS, s["traffic_rows"] / max(1.0, s["districts"])) * IN_FLIGHT
+
+
+#: Bytes per link that route keeps: link x slot arrays (travel time, observations, pace and
+#: flow sums: 4 float64 x 24 hourly slots).
+ROUTE_LINK_BYTES = 4 * 8 * 24
+#: Bytes per zone pair that route keeps: demand, skim and site cost matrices (float64), and
+#: the assignment's per-pair scratch.
+ROUTE_ZONE_PAIR_BYTES = 4 * 8
+#: Bytes per sensor-day that utilisation keeps whatever the blocks: the received-interval
+#: bitmap (one bit per 5-minute interval: 36 bytes) and the daily drift level (8 bytes).
+SENSOR_DAY_BYTES = SLOTS_PER_DAY / 8 + 8
 
 
 FIXED = Term("fixed", "fixed", lambda s: 1.0)
@@ -119,13 +144,13 @@ TERMS = {
     "rows": ROWS,
     "series": Term("series", "structure", lambda s: s["sensors"]),
     "iterations x zones x links": Term("iterations x zones x links", "structure",
-                                       lambda s: s["iterations"] * s["zones"] * s["links"]),
-    "file in flight": Term("file in flight", "block", lambda s: s["traffic_rows"] / max(1.0, s["files"])),
-    "links": Term("links", "structure", lambda s: s["links"]),
-    "zone pairs": Term("zone pairs", "structure", lambda s: s["zones"] ** 2),
-    "block in flight": Term("block in flight", "block", _flow_block),
-    "group in flight": Term("group in flight", "block", _group),
-    "sensor-days": Term("sensor-days", "structure", lambda s: s["sensors"] * s["days"]),
+                                       lambda s: s["iterations"] * s["zones"] * s["links"], stage="assignment"),
+    "files in flight": Term("files in flight", "block", _files),
+    "links": Term("links", "structure", lambda s: s["links"], known=ROUTE_LINK_BYTES),
+    "zone pairs": Term("zone pairs", "structure", lambda s: s["zones"] ** 2, known=ROUTE_ZONE_PAIR_BYTES),
+    "blocks in flight": Term("blocks in flight", "block", _flow_block),
+    "groups in flight": Term("groups in flight", "block", _group),
+    "sensor-days": Term("sensor-days", "structure", lambda s: s["sensors"] * s["days"], known=SENSOR_DAY_BYTES),
 }
 
 
@@ -144,16 +169,16 @@ DESIGNS: dict[str, Design] = {
     # (per iteration x zones x links); memory: the traffic file being reduced, link x slot
     # arrays, zone x zone demand and skims
     "route": Design(time=("fixed", "rows", "iterations x zones x links"),
-                    memory=("fixed", "file in flight", "links", "zone pairs")),
+                    memory=("fixed", "files in flight", "links", "zone pairs")),
     # every row is read and turned into series (per row); each series is fitted on at
     # most 600 origins (per series); memory: the blocks of series being fitted
-    "flow": Design(time=("fixed", "rows", "series"), memory=("fixed", "block in flight", "series")),
+    "flow": Design(time=("fixed", "rows", "series"), memory=("fixed", "blocks in flight")),
     # the water table is small and held whole
     "water": Design(time=("fixed", "rows"), memory=("fixed", "rows")),
     # feed groups are standardised and reduced in flight; the received-interval bitmap and
     # the drift levels grow with sensors x days
-    "utilisation": Design(time=("fixed", "rows"), memory=("fixed", "group in flight", "sensor-days")),
-    "standardise": Design(time=("fixed", "rows"), memory=("fixed", "group in flight", "sensor-days")),
+    "utilisation": Design(time=("fixed", "rows"), memory=("fixed", "groups in flight", "sensor-days")),
+    "standardise": Design(time=("fixed", "rows"), memory=("fixed", "groups in flight")),
 }
 #: Tasks without a design (custom targets): fixed plus per row for both.
 GENERIC = Design(time=("fixed", "rows"), memory=("fixed", "rows"))
@@ -235,16 +260,30 @@ def fit_terms(names: tuple[str, ...], sizes: list[dict[str, float]], y: np.ndarr
     from scipy.optimize import nnls
 
     x = _features(names, sizes)
-    keep = [i for i, n in enumerate(names) if n == "fixed" or np.ptp(x[:, i]) > 1e-9 * max(1.0, np.max(x[:, i]))]
+    known = np.array([TERMS[n].known or 0.0 for n in names])
+    w = 1.0 / np.maximum(np.abs(np.asarray(y, dtype=float)), 1e-12)
+    y = np.asarray(y, dtype=float) - x @ known  # what the known terms leave to fit
+    keep = [i for i, n in enumerate(names) if TERMS[n].known is None
+            and (n == "fixed" or np.ptp(x[:, i]) > 1e-9 * max(1.0, np.max(x[:, i])))]
     distinct = len({tuple(np.round(r, 6)) for r in x[:, keep]})
     keep = keep[:max(1, distinct)]
     xs = x[:, keep]
     scale = np.maximum(np.max(np.abs(xs), axis=0), 1e-300)
-    w = 1.0 / np.maximum(np.abs(y), 1e-12)
     c, _ = nnls(xs / scale * w[:, None], y * w)
-    coef = np.zeros(len(names))
+    coef = known.copy()
     coef[keep] = c / scale
     return Model(tuple(names), coef, len(y))
+
+
+def short_scale(scale: Any) -> str:
+    """A scale's name for tables: the sweep's mid scale is ``mid`` (its other overrides kept)."""
+    from uda.harness.suites import MID_SCALE
+
+    text = str(scale)
+    if text.startswith(MID_SCALE):
+        rest = text[len(MID_SCALE):].lstrip(",")
+        return "mid" + (f":{rest}" if rest else "")
+    return text
 
 
 # ---------------------------------------------------------------- reading results
@@ -321,6 +360,8 @@ def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[
             "scale": c.get("scale"), "rows_in": float(c["rows_in"]), "wall_s": s["wall_s_median"],
             "cpu_s": s["cpu_s_median"], "peak_rss_bytes": float(s["peak_rss_bytes"]), "dataset": ds,
             "sizes": sizes, "machine": machine, "cores": (c.get("limits") or {}).get("cores"),
+            "stages": {k: float(v) for k, v in ((c.get("task_summary") or {}).get("stage_seconds") or {}).items()
+                       if isinstance(v, int | float)},
         })
     for pts in points.values():
         pts.sort(key=lambda p: p["rows_in"])
@@ -331,12 +372,33 @@ def _complete(pts: list[dict[str, Any]]) -> bool:
     return all({"traffic_rows", "links", "zones"} <= set(p["sizes"]) for p in pts)
 
 
+def _fit_wall(names: tuple[str, ...], pts: list[dict[str, Any]]) -> Model:
+    """Wall time, with a term the task times itself (route's assignment) fitted on its own
+    stage seconds and the other terms on the rest: at small scales such a stage is a few
+    per cent of the time, too little for a fit of the total to find its cost."""
+    sizes = [p["sizes"] for p in pts]
+    y = np.array([max(p["wall_s"], 1e-9) for p in pts])
+    staged = [n for n in names if TERMS[n].stage and all(TERMS[n].stage in p.get("stages", {}) for p in pts)]
+    if not staged:
+        return fit_terms(names, sizes, y)
+    n = staged[0]
+    ys = np.array([p["stages"][TERMS[n].stage] for p in pts])
+    xs = _features((n,), sizes)[:, 0]
+    c = float(ys.sum() / xs.sum()) if xs.sum() > 0 else 0.0  # seconds per unit, the largest stages weigh most
+    rest = tuple(t for t in names if t != n)
+    fit = fit_terms(rest, sizes, np.maximum(y - ys, 1e-9))
+    coef = np.array([c if t == n else fit.coef[rest.index(t)] for t in names])
+    return Model(tuple(names), coef, len(pts))
+
+
 def fit_models(pts: list[dict[str, Any]], task: str, model: str = "design") -> dict[str, Model]:
     """Models of wall time, CPU time and peak memory for one task and engine."""
     d = design(task, model) if _complete(pts) else ROWS_ONLY
     sizes = [p["sizes"] for p in pts]
-    return {m: fit_terms(d.time if m != "peak_rss_bytes" else d.memory, sizes,
-                         np.array([max(p[m], 1e-9) for p in pts])) for m in METRICS}
+    out = {m: fit_terms(d.time if m != "peak_rss_bytes" else d.memory, sizes,
+                        np.array([max(p[m], 1e-9) for p in pts])) for m in METRICS}
+    out["wall_s"] = _fit_wall(d.time, pts)
+    return out
 
 
 def held_out_error(pts: list[dict[str, Any]], task: str = "", model: str = "design") -> dict[str, Any] | None:
@@ -717,7 +779,8 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
             est.update(_cores(task, eng, est, fits, sizes, eff, deadline_s, largest["machine"].get("cores")))
             if est["extrapolation"] > EXTRAPOLATION_WARN:
                 notes.append(f"{task} on {eng}: {est['extrapolation']:,.0f}x the largest measured input "
-                             f"({largest['scale']}); beyond {EXTRAPOLATION_WARN:g}x the prediction is unverified")
+                             f"({short_scale(largest['scale'])}); beyond {EXTRAPOLATION_WARN:g}x the prediction "
+                             "is unverified")
         estimates.append(est)
     if storage_ds is None:
         msg = "the results hold no dataset description (rows per table); re-run `uda bench` on generated datasets"
@@ -779,12 +842,79 @@ def _cores(task: str, eng: str, est: dict[str, Any], fits: dict[str, Model], siz
 
 # ---------------------------------------------------------------- validation on unseen data
 
+#: Table whose rows a task reports as its input, for reference runs made outside the harness.
+_INPUT_TABLE = {"route": "traffic", "flow": "traffic", "water": "water"}
+
+
+def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Points of a reference file written by ``bench/bench_large.py`` (``results/reference/large.json``).
+
+    Each step ``task/engine`` ran ``uda run`` on a generated preset scale; its peak is the
+    largest process's maximum RSS (the cgroup peak also counts the page cache). Sizes come
+    from the preset through the generator's formulas.
+    """
+    from uda.scales import PRESETS
+
+    scale = PRESETS.get(str(ref.get("scale")))
+    steps = ref.get("steps")
+    if scale is None or not isinstance(steps, dict):
+        msg = f"{where} is neither a results file nor a reference file with a preset scale and steps"
+        raise UserError(msg)
+    grid = street_grid(scale.sensors)
+    tables = {"traffic": {"rows": scale.traffic_rows}, "water": {"rows": scale.water_rows},
+              "sensors": {"rows": scale.sensors}, "districts": {"rows": scale.districts},
+              "links": {"rows": grid["links"]}, "zones": {"rows": grid["zones"]}}
+    ds = {"scale": scale.name, "params": scale.as_dict(), "tables": tables}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for name, step in steps.items():
+        task, _, engine = str(name).partition("/")
+        if task not in _INPUT_TABLE or not isinstance(step, dict) or step.get("exit") != 0 \
+                or not step.get("max_rss_bytes_largest_process"):
+            continue
+        cmd = str(step.get("cmd", ""))
+        it = re.search(r"--max-iter (\d+)", cmd)
+        sizes = dataset_sizes(ds)
+        sizes["rows"] = float(tables[_INPUT_TABLE[task]]["rows"])
+        sizes["iterations"] = float(it.group(1)) if it else 1.0
+        eng = "dask-threads" if engine == "dask" else engine
+        out.setdefault((task, eng), []).append({
+            "scale": scale.name, "rows_in": sizes["rows"], "wall_s": float(step.get("wall_s") or 0) or 1e-9,
+            "cpu_s": float(step.get("wall_s") or 0) or 1e-9,
+            "peak_rss_bytes": float(step["max_rss_bytes_largest_process"]), "dataset": ds, "sizes": sizes,
+            "machine": {}, "cores": None})
+    return out
+
+
+def _check_points(paths: list[str | Path]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], set[str]]:
+    """Points to check and the case ids to keep out of the fit (results files or reference files)."""
+    import json
+
+    points: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    ids: set[str] = set()
+    for f in _results_files(paths):
+        try:
+            obj = json.loads(f.read_text())
+        except (OSError, ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict) and "steps" in obj and "schema" not in obj:
+            for k, v in reference_points(obj, str(f)).items():
+                points.setdefault(k, []).extend(v)
+            continue
+        res = load_results(f)
+        ids |= {c["id"] for c in res["cases"]}
+        for k, v in points_of([res]).items():
+            points.setdefault(k, []).extend(v)
+    return points, ids
+
+
 def check(*, results: list[str | Path], against: list[str | Path], tasks: list[str] | None = None,
           engines: list[str] | None = None, model: str = "design") -> dict[str, Any]:
     """Predict every measured case of ``against`` from a fit on ``results`` alone.
 
     The cases of ``against`` are taken out of the fit (their ids are excluded), so the check
     is on data the models never saw. Sizes come from the checked case's own dataset.
+    ``against`` may also be a reference file of ``bench/bench_large.py``
+    (``results/reference/large.json``), whose peaks are the largest process's RSS.
 
     Returns
     -------
@@ -792,14 +922,13 @@ def check(*, results: list[str | Path], against: list[str | Path], tasks: list[s
         ``{"rows": [{task, engine, scale, rows, fitted_on, wall/peak measured, predicted,
         ratio predicted/measured}], "worst_ratio": {...}}``.
     """
-    test_res = _load_all(against)
-    test_ids = {c["id"] for r in test_res for c in r["cases"]}
+    test_points, test_ids = _check_points(against)
     fit_res = [dict(r, cases=[c for c in r["cases"] if c["id"] not in test_ids]) for r in _load_all(results)]
     train = _select(points_of(fit_res), tasks, engines)
     where = ", ".join(map(str, results))
     series = _scaling_series(train, where)
     rows = []
-    for key, tpts in sorted(_select(points_of(test_res), tasks, engines).items()):
+    for key, tpts in sorted(_select(test_points, tasks, engines).items()):
         pts = series.get(key)
         if not pts:
             continue
