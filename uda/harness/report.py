@@ -125,10 +125,6 @@ def _fmt_rate(x: float | None) -> str:
     return f"{x:.0f}"
 
 
-def _fmt_mib(x: float | None) -> str:
-    return f"{x / MIB:,.0f} MiB" if x else "–"
-
-
 def _fmt_rows(x: float | None) -> str:
     if not x:
         return "–"
