@@ -307,7 +307,7 @@ def test_a_stage_the_task_times_is_fitted_on_its_own_seconds():
     stage = 2e-7 * units
     pts = [{"sizes": s, "wall_s": 0.2 + 3e-7 * s["rows"] + st, "cpu_s": 1.0, "peak_rss_bytes": 1.0,
             "rows_in": s["rows"], "stages": {"assignment": st}} for s, st in zip(sizes, stage, strict=True)]
-    m = sizing._fit_wall(("fixed", "rows", "iterations x zones x links"), pts)
+    m = sizing._fit_time(("fixed", "rows", "iterations x zones x links"), pts)
     assert m.coef == pytest.approx([0.2, 3e-7, 2e-7], rel=1e-6)
     city = {"rows": 1.7e7, "iterations": 55, "zones": 144, "links": 5328}
     assert m(city) == pytest.approx(0.2 + 3e-7 * 1.7e7 + 2e-7 * 55 * 144 * 5328, rel=1e-6)

@@ -372,17 +372,18 @@ def _complete(pts: list[dict[str, Any]]) -> bool:
     return all({"traffic_rows", "links", "zones"} <= set(p["sizes"]) for p in pts)
 
 
-def _fit_wall(names: tuple[str, ...], pts: list[dict[str, Any]]) -> Model:
-    """Wall time, with a term the task times itself (route's assignment) fitted on its own
-    stage seconds and the other terms on the rest: at small scales such a stage is a few
-    per cent of the time, too little for a fit of the total to find its cost."""
+def _fit_time(names: tuple[str, ...], pts: list[dict[str, Any]], metric: str = "wall_s") -> Model:
+    """Wall or CPU time, with a term the task times itself (route's assignment) fitted on its
+    own stage seconds and the other terms on the rest: at small scales such a stage is a few
+    per cent of the time, too little for a fit of the total to find its cost. The stage's CPU
+    seconds are taken in the call's CPU / wall proportion."""
     sizes = [p["sizes"] for p in pts]
-    y = np.array([max(p["wall_s"], 1e-9) for p in pts])
+    y = np.array([max(p[metric], 1e-9) for p in pts])
     staged = [n for n in names if TERMS[n].stage and all(TERMS[n].stage in p.get("stages", {}) for p in pts)]
     if not staged:
         return fit_terms(names, sizes, y)
     n = staged[0]
-    ys = np.array([p["stages"][TERMS[n].stage] for p in pts])
+    ys = np.array([p["stages"][TERMS[n].stage] * (p[metric] / max(p["wall_s"], 1e-9)) for p in pts])
     xs = _features((n,), sizes)[:, 0]
     c = float(ys.sum() / xs.sum()) if xs.sum() > 0 else 0.0  # seconds per unit, the largest stages weigh most
     rest = tuple(t for t in names if t != n)
@@ -397,7 +398,8 @@ def fit_models(pts: list[dict[str, Any]], task: str, model: str = "design") -> d
     sizes = [p["sizes"] for p in pts]
     out = {m: fit_terms(d.time if m != "peak_rss_bytes" else d.memory, sizes,
                         np.array([max(p[m], 1e-9) for p in pts])) for m in METRICS}
-    out["wall_s"] = _fit_wall(d.time, pts)
+    out["wall_s"] = _fit_time(d.time, pts)
+    out["cpu_s"] = _fit_time(d.time, pts, "cpu_s")
     return out
 
 
