@@ -37,6 +37,11 @@ class _Root(LazyGroup):
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            # the reader went away (``uda ... | head``): stop quietly with status 1, as rich
+            # does for its tables, and keep Python from complaining when it flushes stdout
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except Exception as exc:
             # a damaged dataset file surfaces as an engine error that does not name it
             from uda.store import diagnose_read_error

@@ -172,7 +172,9 @@ def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_co
         from uda.store import output_location
 
         with output_location(out, folder=False) as local:
-            local.write_text(json.dumps(res, indent=1))
+            tmp = local.with_name(f".{local.name}.tmp")
+            tmp.write_text(json.dumps(res, indent=1))
+            tmp.replace(local)  # a reader never sees a half-written result
     if as_json:
         click.echo(json.dumps(res))
         return

@@ -358,6 +358,27 @@ def test_time_columns_with_odd_names_and_utc_offsets_read_as_local_time(tmp_path
     assert q.start == p.start and q.interval_s == 3600
 
 
+def test_out_into_a_new_folder_and_a_reader_that_goes_away(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "new" / "deeper" / "flow.json"
+    args = ["--wide", str(DATA / "wide_ts.csv"), "--interval", "1h", "--models", "last,ha", "--horizons", "1"]
+    res = _run(*args, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["series"] == 3
+    assert [p.name for p in out.parent.iterdir()] == ["flow.json"]  # no temporary file left
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _bad(*args, "--out", str(blocker / "flow.json"), match="cannot create the folder")
+    for fmt in ([], ["--json"]):  # `uda ... | head`: no traceback, no "internal error"
+        p = subprocess.Popen([sys.executable, "-m", "uda.cli.main", "run", "flow", *args, *fmt],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout.close()
+        err = p.stderr.read().decode()
+        assert p.wait() == 1 and err == "", err
+
+
 # --------------------------------------------------------------------------- hostile cells (issue #16)
 
 

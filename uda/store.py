@@ -80,13 +80,22 @@ def read_location(location: str | os.PathLike) -> bytes:
 def output_location(location: str | os.PathLike, *, folder: bool) -> Iterator[Path]:
     """A local path to write ``location`` (a file, or a ``folder``) through.
 
-    A local path or ``file://`` URL is yielded as it is. For any other fsspec URL a
+    A local path or ``file://`` URL is yielded as it is (a file's folder is created if
+    needed). For any other fsspec URL a
     temporary local path is yielded and, when the block ends without error, its
     contents are uploaded to ``location`` (nothing is uploaded after an error).
     """
     fs, root = split_location(location)
     if fs is None:
-        yield Path(root)
+        local = Path(root)
+        if not folder:
+            try:
+                local.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                msg = (f"cannot create the folder {local.parent} for {os.fspath(location)} ({exc.strerror}); "
+                       "choose a writable place")
+                raise UserError(msg) from None
+        yield local
         return
     with tempfile.TemporaryDirectory(prefix="uda-out-") as tmp:
         local = Path(tmp) / "out"
