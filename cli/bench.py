@@ -88,7 +88,8 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
         for line in files:
             click.echo(line, err=True)
         return
-    from uda.cli.report import full_console, print_tables
+    from uda.cli.output import wide_console
+    from uda.cli.report import print_tables
     from uda.harness.report import SUMMARY_COLUMNS, case_rows, headline_table
 
     title = f"uda bench {results['suite'].get('name', '')} ({results['run_id']})"
@@ -96,7 +97,7 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
         rows = [[r[c] for c in SUMMARY_COLUMNS] for r in case_rows(results)]
         print_tables([(title, [c.rstrip("1") for c in SUMMARY_COLUMNS], rows, []), headline_table(results)], fmt)
     else:
-        full_console().print(summary_table(results, title=title))
+        wide_console().print(summary_table(results, title=title))
         print_tables([headline_table(results)], fmt)
     for line in files:
         click.echo(line)

@@ -23,16 +23,20 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-#: Width of tables when the output is not a terminal (rich would otherwise assume 80
+#: Least width of tables when the output is not a terminal (rich would otherwise assume 80
 #: columns and cut every cell to "…").
 PIPE_WIDTH = 160
+#: Width of the console when the output is not a terminal: tables take their natural width.
+UNLIMITED = 100_000
 
 
 def wide_console() -> Console:
-    """A rich console for stdout: the terminal's width, or :data:`PIPE_WIDTH` when piped."""
+    """A rich console for stdout: the terminal's width, or unlimited when piped, so that a
+    table is never cut (it takes its natural width) and lines are not wrapped."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    tty = sys.stdout.isatty()
+    return Console(width=None if tty else UNLIMITED, soft_wrap=not tty)
 
 
 def missing_codes(text: str | None) -> tuple[float, ...] | None:

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
 FORMATS = ("table", "markdown", "csv")
-#: Console width when stdout is not a terminal: wide enough that rich never shortens a cell
-#: (a table is drawn at its natural width, not stretched to this).
-UNLIMITED = 100_000
-
-
-def full_console() -> Console:
-    """A rich console for stdout: the terminal's width, or unlimited when piped (nothing cut)."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else UNLIMITED, soft_wrap=not sys.stdout.isatty())
 
 
 def print_tables(tables: list[tuple[str, list[str], list[list[str]], list[str]]], fmt: str) -> None:
@@ -35,7 +21,9 @@ def print_tables(tables: list[tuple[str, list[str], list[list[str]], list[str]]]
     from rich.markup import escape
     from rich.table import Table
 
-    console = full_console()
+    from uda.cli.output import wide_console
+
+    console = wide_console()
     for title, cols, rows, notes in tables:
         tab = Table(title=escape(title), title_justify="left", caption=escape("\n".join(notes)) or None,
                     caption_justify="left")
