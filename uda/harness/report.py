@@ -18,7 +18,6 @@ import base64
 import csv
 import html
 import io
-import json
 import math
 import os
 import re
@@ -180,32 +179,9 @@ _READ_HINT = ("pass a results file <run-id>.json of `uda bench`, or the --out fi
 
 def _read_json(p: str) -> Any:
     """A JSON document at ``p`` (a path or fsspec URL), with one-line errors."""
-    from uda.harness.results import MAX_RESULTS_BYTES
-    from uda.store import read_location, split_location
+    from uda.harness.results import read_json
 
-    fs, where = split_location(p)
-    try:
-        size = Path(where).stat().st_size if fs is None else fs.size(where)
-    except (FileNotFoundError, NotADirectoryError):
-        msg = f"{p} does not exist; {_READ_HINT}"
-        raise UserError(msg) from None
-    except OSError as exc:
-        msg = f"cannot read {p} ({exc.strerror or exc.__class__.__name__})"
-        raise UserError(msg) from None
-    if size > MAX_RESULTS_BYTES:
-        msg = f"{p} is {size:,} bytes, more than a results file can be ({MAX_RESULTS_BYTES:,}); {_READ_HINT}"
-        raise UserError(msg)
-    try:
-        return json.loads(read_location(p), parse_constant=lambda name: None)
-    except PermissionError:
-        msg = f"cannot read {p} (permission denied)"
-        raise UserError(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{p} is not valid JSON ({exc.__class__.__name__}); {_READ_HINT}"
-        raise UserError(msg) from None
-    except RecursionError:
-        msg = f"{p} is nested deeper than a results file can be; {_READ_HINT}"
-        raise UserError(msg) from None
+    return read_json(p, _READ_HINT, nan=True)
 
 
 def _is_folder(p: str) -> bool:

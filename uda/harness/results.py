@@ -196,40 +196,14 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         When the file is missing, is not JSON, or is not a uda results object of a
         schema version this uda reads.
     """
-    from uda.store import read_location, split_location
+    from uda.store import split_location
 
     p = os.fspath(path)
     fs, where = split_location(p)
     if (Path(where).is_dir() if fs is None else fs.isdir(where)):
         msg = f"{p} is a folder; pass a results file <run-id>.json written by `uda bench`"
         raise UserError(msg)
-    try:
-        size = Path(where).stat().st_size if fs is None else fs.size(where)
-    except (FileNotFoundError, NotADirectoryError):
-        size = 0
-    except OSError as exc:
-        msg = f"cannot read results file {p} ({exc.strerror or exc.__class__.__name__})"
-        raise UserError(msg) from None
-    if size > MAX_RESULTS_BYTES:
-        msg = f"{p} is {size:,} bytes, more than a results file can be ({MAX_RESULTS_BYTES:,}); pass a file written by `uda bench`"
-        raise UserError(msg)
-    try:
-        data = json.loads(read_location(p), parse_constant=_no_constant)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        msg = f"results file {p} does not exist; pass a JSON file written by `uda bench`"
-        raise UserError(msg) from None
-    except PermissionError:
-        msg = f"cannot read results file {p} (permission denied)"
-        raise UserError(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{p} is not valid JSON ({exc.__class__.__name__}); pass a file written by `uda bench`"
-        raise UserError(msg) from None
-    except RecursionError:
-        msg = f"{p} is nested deeper than a results file can be; pass a file written by `uda bench`"
-        raise UserError(msg) from None
-    except ValueError as exc:  # NaN or Infinity: uda writes results with allow_nan=False
-        msg = f"{p} holds {exc}, which `uda bench` never writes; the file is damaged, re-run `uda bench`"
-        raise UserError(msg) from None
+    data = read_json(p, "pass a file written by `uda bench`")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         msg = f"{p} is not a uda results file (no \"schema\": \"{SCHEMA}\"); pass a file written by `uda bench`"
         raise UserError(msg)
@@ -247,6 +221,42 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         msg = f"{p}: {problem}; the file is damaged, re-run `uda bench`"
         raise UserError(msg)
     return data
+
+
+def read_json(p: str, hint: str, *, nan: bool = False) -> Any:
+    """The JSON document at ``p`` (a path or fsspec URL) with one-line errors ending in
+    ``hint``: missing, unreadable, larger than :data:`MAX_RESULTS_BYTES`, not JSON, nested
+    too deep, or (unless ``nan``, which reads them as None) holding NaN or Infinity."""
+    from uda.store import read_location, split_location
+
+    fs, where = split_location(p)
+    try:
+        size = Path(where).stat().st_size if fs is None else fs.size(where)
+    except (FileNotFoundError, NotADirectoryError):
+        size = 0  # said below, by the read
+    except OSError as exc:
+        msg = f"cannot read {p} ({exc.strerror or exc.__class__.__name__})"
+        raise UserError(msg) from None
+    if size > MAX_RESULTS_BYTES:
+        msg = f"{p} is {size:,} bytes, more than a results file can be ({MAX_RESULTS_BYTES:,}); {hint}"
+        raise UserError(msg)
+    try:
+        return json.loads(read_location(p), parse_constant=(lambda name: None) if nan else _no_constant)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        msg = f"{p} does not exist; {hint}"
+        raise UserError(msg) from None
+    except PermissionError:
+        msg = f"cannot read {p} (permission denied)"
+        raise UserError(msg) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{p} is not valid JSON ({exc.__class__.__name__}); {hint}"
+        raise UserError(msg) from None
+    except RecursionError:
+        msg = f"{p} is nested deeper than a results file can be; {hint}"
+        raise UserError(msg) from None
+    except ValueError as exc:  # NaN or Infinity: uda writes results with allow_nan=False
+        msg = f"{p} holds {exc}, which uda never writes; the file is damaged, re-run the command that wrote it"
+        raise UserError(msg) from None
 
 
 #: Largest results file read (a run of thousands of cases is a few MB).
