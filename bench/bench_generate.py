@@ -22,6 +22,12 @@ e.g. ``git archive HEAD~1 | tar -x -C DIR``) its command runs alternately with t
 so both see the same load, and the checksums of both datasets are compared.
 
 Run: ``python bench/bench_generate.py --cli --scale medium --repeats 5 [--baseline DIR]``
+
+``--timeline`` runs :func:`uda.generate.generate` once in this process and reports when
+the first chunk job started and, from then to the last job's end, the share of the time
+with one, two or more tasks in flight (chunk generation and file writes on the workers,
+the passenger and water inputs and the small tables on the main thread): whether the
+work could keep two cores busy, which a loaded machine's %CPU cannot show.
 """
 
 from __future__ import annotations
@@ -153,6 +159,57 @@ def cli_main(args: argparse.Namespace) -> None:
               f"same checksums: {result['same_checksums']}")
 
 
+def timeline_main(args: argparse.Namespace) -> None:
+    """One in-process generation with its tasks timed (see the module docstring)."""
+    import threading
+
+    import uda.generate as g
+
+    spans: list[tuple[float, float]] = []
+
+    def timed(obj, name: str) -> None:
+        f = getattr(obj, name)
+
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                with lock:
+                    spans.append((t, time.perf_counter()))
+        setattr(obj, name, wrapper)
+
+    lock = threading.Lock()
+    for name in ("traffic_chunk", "passenger_chunk", "water_chunk", "prepare_passenger", "prepare_water"):
+        timed(g._Plan, name)
+    timed(g, "write_generated")
+    out = Path(tempfile.mkdtemp(prefix="uda-bench-tl-")) / "ds"
+    t0 = time.perf_counter()
+    try:
+        generate(out, scale=resolve_scale(args.scale), seed=1, workers=args.workers)
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    t_end = time.perf_counter()
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    share = {"1": 0.0, "2": 0.0, "3+": 0.0}
+    level, prev = 0, first
+    for t, d in events:
+        if level > 0:
+            share["1" if level == 1 else "2" if level == 2 else "3+"] += t - prev
+        level, prev = level + d, t
+    result = {"scale": args.scale, "workers": args.workers, "generate_s": t_end - t0, "first_job_s": first - t0,
+              "job_span_s": last - first, "in_flight_share": {k: v / (last - first) for k, v in share.items()},
+              "load_avg_1m_at_end": os.getloadavg()[0]}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    sh = result["in_flight_share"]
+    print(f"generate(scale={args.scale}, workers={args.workers}): {result['generate_s']:.2f} s; first chunk job at "
+          f"{result['first_job_s']:.2f} s; then {result['job_span_s']:.2f} s with 1 / 2 / 3+ tasks in flight "
+          f"{sh['1']:.0%} / {sh['2']:.0%} / {sh['3+']:.0%}; load average {result['load_avg_1m_at_end']:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="medium")
@@ -160,10 +217,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cli", action="store_true", help="time the whole `uda generate` command as users run it")
     ap.add_argument("--baseline", default=None, help="with --cli: source tree of another uda to run alternately")
+    ap.add_argument("--timeline", action="store_true", help="one in-process run: how many tasks were in flight")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.cli:
         cli_main(args)
+        return
+    if args.timeline:
+        timeline_main(args)
         return
     scale = resolve_scale(args.scale)
     rows = scale.traffic_rows
