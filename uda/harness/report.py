@@ -115,21 +115,13 @@ def _fmt_s(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def _fmt_rate(x: float | None) -> str:
+def _fmt_rows(x: float | None, spec: str = ".3g", sep: str = "") -> str:
+    """A count with a k/M/G prefix (``1.5M``); "–" for none or zero."""
     if not x:
         return "–"
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= div:
-            return f"{x / div:.2f} {unit}"
-    return f"{x:.0f}"
-
-
-def _fmt_rows(x: float | None) -> str:
-    if not x:
-        return "–"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= div:
-            return f"{x / div:.3g}{unit}"
+            return f"{x / div:{spec}}{sep}{unit}"
     return f"{x:.0f}"
 
 
@@ -155,7 +147,7 @@ def case_rows(results: dict[str, Any]) -> list[dict[str, str]]:
             "warm s": _fmt_s(s.get("wall_s_median")) if s.get("n_warm") else "–", "min–max": spread,
             "CPU s": _fmt_s(s.get("cpu_s_median")),
             "peak MiB": f"{s['peak_rss_bytes'] / MIB:,.0f}" if s.get("peak_rss_bytes") else "–",
-            "rows/s": _fmt_rate(s.get("rows_per_s")) if s.get("n_warm") else "–",
+            "rows/s": _fmt_rows(s.get("rows_per_s"), ".2f", " ") if s.get("n_warm") else "–",
             "quality": _quality_text(c.get("quality") or {}) if c.get("quality") else "–",
             "quality1": _quality_text(c.get("quality") or {}, 1) if c.get("quality") else "–",
         })
