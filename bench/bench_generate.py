@@ -7,7 +7,7 @@ Measures, in one run on this machine:
 * ``end_to_end``: :func:`uda.generate.generate` of the traffic table (kernel, content
   hash, Parquet zstd encode, file SHA-256, manifest, atomic rename);
 * ``parquet_ceiling`` (the peer): pyarrow writing the same tables with the same options
-  on the same threads, the expected ceiling of any generate-and-write;
+  and encodings on the same threads, the expected ceiling of any generate-and-write;
 * ``compile``: the first kernel call in this process (Numba compile or cache load),
   reported apart from the steady state.
 
@@ -48,7 +48,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from uda.city import build_city
-from uda.generate import DEFAULT_CHUNK_ROWS, _Plan, chunk_ranges, generate
+from uda.generate import DEFAULT_CHUNK_ROWS, ENCODINGS, _Plan, chunk_ranges, generate
 from uda.scales import resolve_scale
 from uda.store import PARQUET_OPTIONS
 from uda.synth.traffic import SLOTS
@@ -252,7 +252,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="uda-bench-"))
     def write_all() -> None:
         with ThreadPoolExecutor(args.workers) as pool:
-            list(pool.map(lambda it: pq.write_table(it[1], tmp / f"p{it[0]}.parquet", **PARQUET_OPTIONS),
+            list(pool.map(lambda it: pq.write_table(it[1], tmp / f"p{it[0]}.parquet", **PARQUET_OPTIONS,
+                                                    **ENCODINGS["traffic"]),
                           enumerate(tables)))
 
     ceiling, ceiling_cpu, end_to_end, end_to_end_cpu = [], [], [], []
