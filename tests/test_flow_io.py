@@ -379,6 +379,27 @@ def test_out_into_a_new_folder_and_a_reader_that_goes_away(tmp_path):
         assert p.wait() == 1 and err == "", err
 
 
+def test_semicolons_decimal_commas_tabs_and_local_names(tmp_path):
+    """Spreadsheet exports from much of Europe: ';' between cells, ',' as the decimal mark,
+    a time column named in the local language; and tab-separated files."""
+    from uda.io.wide import csv_dialect
+
+    semi = tmp_path / "zaehlung.csv"
+    semi.write_text("Zeit;Sensor A;Sensor B\n2024-01-01 00:00;7,25;-1,5\n2024-01-01 01:00;8,5;2\n"
+                    "2024-01-01 02:00;;3,75\n")
+    assert csv_dialect(semi) == (";", True)
+    p = read_wide(semi, interval="1h")
+    assert p.ids == ["Sensor A", "Sensor B"] and p.start == np.datetime64("2024-01-01T00:00")
+    np.testing.assert_array_equal(p.values, [[7.25, 8.5, np.nan], [-1.5, 2.0, 3.75]])
+    tab = tmp_path / "counts.tsv"
+    tab.write_text("time\ta\tb\n2024-01-01 00:00\t1.5\t2\n2024-01-01 01:00\t2.5\t3\n")
+    assert csv_dialect(tab) == ("\t", False)
+    np.testing.assert_array_equal(read_wide(tab, interval="1h").values, [[1.5, 2.5], [2.0, 3.0]])
+    plain = tmp_path / "plain.csv"
+    plain.write_text("time,a;b\n2024-01-01 00:00,1.5\n")  # one ';' inside a name: still commas
+    assert csv_dialect(plain) == (",", False)
+
+
 # --------------------------------------------------------------------------- hostile cells (issue #16)
 
 

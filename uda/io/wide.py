@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,26 @@ from uda.forecast import DEFAULT_START, Panel, parse_interval
 
 #: Column names taken as the timestamp column when ``time_column`` is not given.
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
+#: Parts of a column name that suggest time (English, German, Spanish, French, Dutch,
+#: Italian); such a column is the time axis only if every cell reads as a timestamp.
+TIME_HINTS = ("date", "time", "stamp", "zeit", "datum", "fecha", "hora", "heure", "tijd")
+
+
+_DECIMAL_COMMA = re.compile(r"(?:^|;)\s*-?\d+,\d+\s*(?:;|$)", re.MULTILINE)
+
+
+def csv_dialect(path: Path, sample_bytes: int = 1 << 16) -> tuple[str, bool]:
+    """Separator and decimal mark of a CSV file, from its first lines: ``,`` unless the
+    header holds more ``;`` or tabs than commas (as spreadsheets write in much of Europe);
+    with ``;``, decimal commas when numbers like ``7,25`` stand between separators."""
+    if path.name.lower().endswith(".gz"):
+        return ",", False
+    with open(path, "rb") as f:
+        text = f.read(sample_bytes).decode("utf-8", errors="replace")
+    header = text.splitlines()[0] if text else ""
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    sep = max(counts, key=lambda k: (counts[k], k == ","))
+    return sep, sep == ";" and bool(_DECIMAL_COMMA.search(text))
 
 
 def read_table(path: str | os.PathLike) -> pl.DataFrame:
@@ -26,8 +47,10 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
     try:
         if name.endswith((".parquet", ".pq")):
             return pl.read_parquet(p)
-        if name.endswith((".csv", ".csv.gz", ".txt")):
-            return pl.read_csv(p, infer_schema_length=10000, null_values=["", "NA", "NaN", "nan", "null"])
+        if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+            sep, decimal_comma = csv_dialect(p)
+            return pl.read_csv(p, separator=sep, decimal_comma=decimal_comma, infer_schema_length=10000,
+                               null_values=["", "NA", "NaN", "nan", "null"])
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         msg = f"cannot read {p} ({first}); check that it is a valid CSV or Parquet file"
@@ -53,12 +76,13 @@ def _reads_as_time(col: pl.Series) -> bool:
 
 def time_columns(df: pl.DataFrame) -> list[str]:
     """Columns that can be the time axis, best first: named timestamp/time/datetime/date/ts
-    (any case), then temporal ones, then text columns whose name holds "date" or "time"
-    (``Date Time``, ``Date_Time``, ``timestamp_utc``) and whose cells all read as timestamps."""
+    (any case), then temporal ones, then text columns whose name holds one of
+    :data:`TIME_HINTS` (``Date Time``, ``timestamp_utc``, ``Zeit``, ``Fecha``) and whose cells
+    all read as timestamps."""
     named = [c for c in df.columns if c.strip().lower() in TIME_NAMES]
     typed = [c for c in df.columns if c not in named and (df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime))]
     hinted = [c for c in df.columns if c not in named and c not in typed and df[c].dtype == pl.String
-              and ("date" in c.lower() or "time" in c.lower()) and _reads_as_time(df[c])]
+              and any(h in c.lower() for h in TIME_HINTS) and _reads_as_time(df[c])]
     return named + typed + hinted
 
 
