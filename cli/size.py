@@ -152,5 +152,6 @@ def _print_check(out: dict) -> None:
     console = _console(tab)
     console.print(tab)
     wf = out["worst_factor"]
-    console.print(f"worst factor: wall {wf['wall_s']:.2f}, peak {wf['peak_rss_bytes']:.2f}", markup=False,
-                  highlight=False)
+    console.print("worst factor: " + ", ".join(f"{name} {wf[m]:.2f}" for name, m in
+                                               (("wall", "wall_s"), ("CPU", "cpu_s"), ("peak", "peak_rss_bytes"))
+                                               if wf.get(m)), markup=False, highlight=False)
