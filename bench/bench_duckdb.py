@@ -15,9 +15,10 @@ route_slots    ``route.sensor_slots_polars`` / ``sensor_slots_dask``:      ``GRO
 pivot          ``flow.traffic_panel_polars`` / ``traffic_panel_dask``:     ``GROUP BY sensor_id, step`` (mean of
                long traffic rows -> sensors x 5-minute matrix              repeats), scattered into the matrix
 read_long      ``io.long.read_long`` (``uda run flow --long``): a long     series in first-appearance order, grid
-               file (sensor_id, ts, flow) -> panel                         and duplicate checks, scatter
+               file (sensor_id, ts, flow) -> panel; ``missing=()``         and duplicate checks, scatter
 read_wide      ``io.wide.read_wide`` (``uda run flow --wide``): a wide     the same file read by DuckDB, grid
-               file (ts + one column per sensor) -> panel                  check, columns stacked
+               file (ts + one column per sensor) -> panel; ``missing=()``  check, columns stacked
+               (``uda +codes``: the default, missing-value codes detected)
 utilisation    ``utilisation.GroupReducer`` per standardised group (rows   funnel counts and used rows per
                used per district, predicted defect codes) and              district; detector tp/fp/fn by a
                ``utilisation.score`` (tp/fp/fn against truth)              full outer join with the truth
@@ -594,7 +595,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if "read_long" in stages:
                 def ours_long() -> tuple:
                     p = read_long(long, interval="5min", id_column="sensor_id", time_column="ts",
-                                  value_column="flow")
+                                  value_column="flow", missing=())
                     return p.ids, p.values
 
                 m = {"uda polars": ours_long,
@@ -605,11 +606,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results["read_long"] = {"rows": rows, "file": str(long), **run_stage(
                     "read_long", m, _same_panel, repeats=args.repeats, reference="uda polars")}
             if "read_wide" in stages:
-                def ours_wide() -> tuple:
-                    p = read_wide(wide, interval="5min", time_column="ts")
+                def ours_wide(missing: tuple | None = ()) -> tuple:
+                    p = read_wide(wide, interval="5min", time_column="ts", missing=missing)
                     return p.ids, p.values
 
-                m = {"uda polars": ours_wide,
+                m = {"uda polars": ours_wide, "uda +codes": lambda: ours_wide(None),
                      "duckdb": lambda: duck.read_wide(wide, time_col="ts", interval_s=300)}
                 results["read_wide"] = {"rows": pl.scan_parquet(wide).select(pl.len()).collect().item(),
                                         "file": str(wide), **run_stage("read_wide", m, _same_panel,
