@@ -124,9 +124,12 @@ def _files(s: dict[str, float]) -> float:
 
 def _group(s: dict[str, float]) -> float:
     # a group is one district's part of one generator chunk; districts are blocks of the
-    # street grid and chunks bands of sensor ids, so a district meets about sqrt(chunks)
-    # chunks (tiny 4 groups, small 6, mid 16, medium 46 per feed version: measured)
-    groups = max(1.0, s["districts"]) * math.sqrt(max(1.0, s["files"]))
+    # street grid (sqrt(d) across) and chunks are bands of sensor ids across the grid, so
+    # each band crosses about sqrt(d) districts and each district meets one band more:
+    # d + sqrt(d) * chunks groups (6, 8, 19, 43 at tiny, small, mid, medium; the datasets
+    # have 4, 6, 16, 46 per feed version)
+    d = max(1.0, s["districts"])
+    groups = d + math.sqrt(d) * max(1.0, s["files"])
     return s["traffic_rows"] / groups * IN_FLIGHT
 
 
