@@ -117,8 +117,9 @@ def test_streaming_memory_is_not_proportional_to_rows(tmp_path):
     # the city's own sizes: 20,000 sensors x 180 days, groups capped at the chunk size
     assert util["sizes"]["traffic_rows"] == 20_000 * 180 * 288
     assert util["peak_rss_bytes"] == pytest.approx(_law(MEMORY["utilisation"], util["sizes"]), rel=1e-6)
-    # two groups of 2 M rows at 120 B (480 MB) outweigh the 158 MB of sensor-days (bitmap, drift levels)
-    assert util["peak_rss_bytes_dominant"]["term"] == "groups in flight"
+    parts = {n: c * TERMS[n].size(util["sizes"]) for n, c in MEMORY["utilisation"].items()}
+    assert util["peak_rss_bytes_dominant"]["term"] == max(parts, key=parts.get)
+    assert util["peak_rss_bytes_dominant"]["share"] == pytest.approx(max(parts.values()) / sum(parts.values()))
     assert util["fits"]["peak_rss_bytes"]["terms"]["sensor-days"] == sizing.SENSOR_DAY_BYTES
     flow = est[("flow", "polars")]
     assert flow["peak_rss_bytes"] == pytest.approx(_law(MEMORY["flow"], flow["sizes"]), rel=1e-6)
@@ -187,7 +188,7 @@ def test_size_table_is_whole_when_piped(tmp_path):
                                    _write(tmp_path, "eff", efficiency=True)])
     assert res.exit_code == 0, res.output
     assert "…" not in res.output
-    assert "utilisation" in res.output and "dask-threads" in res.output and "groups in flight" in res.output
+    assert "utilisation" in res.output and "dask-threads" in res.output and "blocks in flight" in res.output
     assert "efficiency flow/polars at small: speed-up 1.60" in res.output
     assert "unverified" in res.output
 
