@@ -293,6 +293,7 @@ def test_timeline_runs_equal_timeline_block():
     a[4][:] = b[4][:] = np.iinfo(np.int64).min  # t_max
     ref_pairs, ref_steps = [], Counter()
     got_pairs, got_steps = [], Counter()
+    rows, reg = np.zeros(G, np.int64), np.zeros(1 << 12, np.uint8)  # rows per group; distinct times
     for lo in range(0, n, 700):  # blocks: state carried across them
         sl = slice(lo, lo + 700)
         m = g[sl].size
@@ -303,8 +304,8 @@ def test_timeline_runs_equal_timeline_block():
         first_idx = np.full(G, -1, np.int64)
         out = [np.empty(m, np.int64) for _ in range(4)] + [np.empty(m, np.int64), np.empty(m, np.uint64),
                                                            np.empty(m, np.int64), np.empty(m, np.uint64)]
-        ns, nb, npairs = qk.timeline_runs(g[sl], t[sl], ok[sl], b[0], b[1], first_idx, b[2], b[3], b[4], b[5],
-                                          b[6], b[7], 0, 9, *out)
+        ns, nb, npairs = qk.timeline_runs(g[sl], t[sl] // 1000, 1000, ok[sl], rows, reg, b[0], b[1], first_idx,
+                                          b[2], b[3], b[4], b[5], b[6], b[7], 0, 9, *out)
         for key, c in zip(out[0][:ns].tolist(), out[1][:ns].tolist(), strict=True):
             got_steps[key] += c
         pf, ph, pr, pb = out[4][:npairs], out[5][:npairs].copy(), out[6][:npairs], out[7][:npairs]
@@ -318,6 +319,10 @@ def test_timeline_runs_equal_timeline_block():
     for x, y in zip(a, b, strict=True):
         assert x.tolist() == y.tolist()
     assert got_pairs == ref_pairs and got_steps == ref_steps and len(ref_pairs) > 0
+    assert rows.tolist() == np.bincount(g, minlength=G).tolist()
+    want = np.zeros(1 << 12, np.uint8)
+    qk.hll_keys(want, t[ok])
+    assert reg.tolist() == want.tolist()
 
 
 def _column_reference(v, g, lo, hi, cands, stuck_min, G):

@@ -29,6 +29,7 @@ n^2 / 2^65, could only under-count.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -824,19 +825,31 @@ class TableProfiler:
         return codes
 
     def add(self, typed: pl.DataFrame, raw_null: dict[str, np.ndarray | None], t_us: np.ndarray | None,
-            t_ok: np.ndarray | None) -> None:
+            t_ok: np.ndarray | None, *, t_mult: int = 1) -> None:
         """Add one batch: ``typed`` columns (cast to their types), where each raw cell was null (CSV; None
-        for Parquet), the parsed time (µs) and where it parsed."""
+        for Parquet), the parsed time (in units of ``t_mult`` µs) and where it parsed."""
         n = typed.height
         g = self._groups(typed)
         self._drain()  # the previous batch's column kernels ran while this batch was read and coded
         self._check_groups()
         self.rows += n
         G = self.G
-        G["rows"][: G.size] += np.bincount(g, minlength=G.size)[: G.size]
+        if t_us is None:  # else the timeline kernel counts them
+            G["rows"][: G.size] += np.bincount(g, minlength=G.size)[: G.size]
         ncol = len(self.names)
         futures = [self._pool.submit(self._column, typed[name], g) for name in self.num]
-        hll_t = None
+        t_raw = t_us
+        if t_us is not None and t_mult != 1:
+            scaled: list[np.ndarray] = []
+
+            def micro() -> np.ndarray:
+                """The times in µs (made only when needed)."""
+                if not scaled:
+                    scaled.append(t_raw * t_mult)
+                return scaled[0]
+        else:
+            def micro() -> np.ndarray:
+                return t_raw
         rows_hashed: dict[str, np.ndarray] = {}
 
         def rowhash(idx: np.ndarray | None = None) -> np.ndarray:
@@ -850,11 +863,11 @@ class TableProfiler:
             return typed[idx].hash_rows(seed=7).to_numpy() if idx.size else np.zeros(0, np.uint64)
 
         base = None
+        finish_timeline = None
         if t_us is not None:
             ok = t_ok
             all_ok = bool(ok.all())
             tst = self.text[self.time_col]
-            hll_t = self._pool.submit(qk.hll_keys, tst.registers, t_us if all_ok else t_us[ok])
             raw_t_null = raw_null[self.time_col]
             if raw_t_null.any():
                 G["t_null"][:] += np.bincount(g[raw_t_null], minlength=G.size)
@@ -865,43 +878,48 @@ class TableProfiler:
                     G["t_bad"][:] += np.bincount(g[bad_t], minlength=G.size)
                     tst.arr("unparseable")[:] += np.bincount(g[bad_t], minlength=G.size)
             if self.first_t is None and ok.any():
-                self.first_t = int(t_us[ok].min())
+                self.first_t = int(t_raw[ok].min()) * t_mult
             hour0 = (self.first_t or 0) // _HOUR_US
             first_idx = np.full(G.size, -1, np.int64)
             step_keys, step_counts = np.empty(n, np.int64), np.empty(n, np.int64)
             bin_keys, bin_counts = np.empty(n, np.int64), np.empty(n, np.int64)
             pair_first, pair_row = np.empty(n, np.int64), np.empty(n, np.int64)
             pair_hash, pair_base = np.empty(n, np.uint64), np.empty(n, np.uint64)
-            n_steps, n_bins, n_pairs = qk.timeline_runs(
-                g, t_us, ok, G["last_t"], G["first_hash"], first_idx, G["n_ok"], G["t_min"], G["t_max"],
-                G["out_of_order"], G["dups"], G["max_step"], hour0, ncol, step_keys, step_counts, bin_keys,
-                bin_counts, pair_first, pair_hash, pair_row, pair_base)
-            self.steps.add(step_keys[:n_steps], np.ones(n_steps, bool), step_counts[:n_steps])
-            self.bins.add(bin_keys[:n_bins], None, bin_counts[:n_bins])
-            touched = np.flatnonzero(first_idx >= 0)
-            pf, pr = pair_first[:n_pairs], pair_row[:n_pairs]
-            need = np.unique(np.concatenate([first_idx[touched], pf[pf >= 0], pr]))
-            h_need = rowhash(need)
-            if n_pairs:
-                hf = pair_hash[:n_pairs].copy()
-                inside = pf >= 0
-                hf[inside] = h_need[np.searchsorted(need, pf[inside])]
-                pairs = np.empty(2 * n_pairs, np.uint64)
-                qk.dup_pairs(pair_base[:n_pairs], hf, h_need[np.searchsorted(need, pr)], pairs)
-                seen = self.pair_set.add(pairs)
-                self.dup_rows_timed += int(seen[1::2].sum())
-            G["first_hash"][touched] = h_need[np.searchsorted(need, first_idx[touched])]
+            # the timeline kernel runs on a worker too, beside the column kernels; what it found is
+            # added (steps, bins, duplicate rows, first-row hashes) when the batch is drained
+            timeline = self._pool.submit(
+                qk.timeline_runs, g, t_raw, t_mult, ok, G["rows"], tst.registers, G["last_t"], G["first_hash"],
+                first_idx, G["n_ok"], G["t_min"], G["t_max"], G["out_of_order"], G["dups"], G["max_step"], hour0,
+                ncol, step_keys, step_counts, bin_keys, bin_counts, pair_first, pair_hash, pair_row, pair_base)
+
+            def finish_timeline() -> None:
+                n_steps, n_bins, n_pairs = timeline.result()
+                self.steps.add(step_keys[:n_steps], np.ones(n_steps, bool), step_counts[:n_steps])
+                self.bins.add(bin_keys[:n_bins], None, bin_counts[:n_bins])
+                touched = np.flatnonzero(first_idx >= 0)
+                pf, pr = pair_first[:n_pairs], pair_row[:n_pairs]
+                need = np.unique(np.concatenate([first_idx[touched], pf[pf >= 0], pr]))
+                h_need = rowhash(need)
+                if n_pairs:
+                    hf = pair_hash[:n_pairs].copy()
+                    inside = pf >= 0
+                    hf[inside] = h_need[np.searchsorted(need, pf[inside])]
+                    pairs = np.empty(2 * n_pairs, np.uint64)
+                    qk.dup_pairs(pair_base[:n_pairs], hf, h_need[np.searchsorted(need, pr)], pairs)
+                    seen = self.pair_set.add(pairs)
+                    self.dup_rows_timed += int(seen[1::2].sum())
+                self.G["first_hash"][touched] = h_need[np.searchsorted(need, first_idx[touched])]
             if not all_ok:
                 bad_rows = np.flatnonzero(~ok)
                 self.dup_rows_untimed += int(self.row_set.add(rowhash(bad_rows)).sum())
 
                 def base_of():
-                    hour = np.where(ok, t_us // _HOUR_US - hour0 + (1 << 22), -1)
+                    hour = np.where(ok, micro() // _HOUR_US - hour0 + (1 << 22), -1)
                     hour = np.clip(hour, -1, (1 << 23) - 1)
                     return (g << 43) | (np.maximum(hour, 0) << 20)
             else:
                 def base_of():
-                    hour = np.clip(t_us // _HOUR_US - hour0 + (1 << 22), 0, (1 << 23) - 1)
+                    hour = np.clip(micro() // _HOUR_US - hour0 + (1 << 22), 0, (1 << 23) - 1)
                     return (g << 43) | (hour << 20)
             base = base_of
         else:
@@ -956,21 +974,21 @@ class TableProfiler:
                 j = self.col_index[name]
                 m = (hitcode > 0) & t_ok
                 self.bins.add((base_arr | (j << 5) | np.minimum(hitcode, 31))[m], None, np.ones(int(m.sum()), np.int64))
-        self._pending = (futures, hll_t, g, t_ok, base, base_arr, raw_null)
+        self._pending = (futures, finish_timeline, g, t_ok, base, base_arr, raw_null)
         if self.needs is not None:  # the funnel reads the sentinels detected so far, this batch included
             self._drain()
-            self._funnel(typed, g, t_us, t_ok)
+            self._funnel(typed, g, None if t_us is None else micro(), t_ok)
 
     def _drain(self) -> None:
         """Wait for the last batch's column kernels and add what they found (CSV unparseable cells,
         values not allowed, the plot bins of nulls and sentinels)."""
         if self._pending is None:
             return
-        futures, hll_t, g, t_ok, base, base_arr, raw_null = self._pending
+        futures, finish_timeline, g, t_ok, base, base_arr, raw_null = self._pending
         self._pending = None
+        if finish_timeline is not None:
+            finish_timeline()
         results = [f.result() for f in futures]
-        if hll_t is not None:
-            hll_t.result()
         G = self.G
         for name, (v, hit, n_hit) in zip(self.num, results, strict=True):
             st = self.num[name]
@@ -1253,6 +1271,15 @@ class TableProfiler:
     def report(self, *, out_of_order_file: np.ndarray | None = None) -> dict[str, Any]:
         """The profile as a JSON-ready dict (see docs/utilisation.md for the fields)."""
         self._drain()
+        enabled = gc.isenabled()
+        gc.disable()  # tens of thousands of small acyclic dicts: a full collection would cost more than building them
+        try:
+            return self._report(out_of_order_file)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _report(self, out_of_order_file: np.ndarray | None) -> dict[str, Any]:
         n_g = len(self.group_codes)
         cols: dict[str, Any] = {}
         for name in self.names:
@@ -1499,20 +1526,27 @@ def _engine_batches(frame: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFra
 
 
 def _batches(plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, np.ndarray | None],
-                                                                np.ndarray | None, np.ndarray | None]]:
-    """Typed batches, raw-null masks (CSV), parsed times (µs) and where they parsed."""
+                                                                np.ndarray | None, np.ndarray | None, int]]:
+    """Typed batches, raw-null masks (CSV), parsed times (in units of the last item, µs) and where they
+    parsed. A naive ``Datetime`` in ms or µs is passed as is (the kernels scale it): the typed batch keeps
+    that column, which orders and compares rows the same as its µs value."""
     tc = plan.schema.time_col
     for raw in _engine_batches(plan.source.frame, batch_rows):
         typed = raw.with_columns(plan.casts) if plan.casts else raw
         raw_null: dict[str, np.ndarray | None] = {n: (raw[n].is_null().to_numpy() if plan.csv else None)
                                                   for n in plan.names}
         t_us = t_ok = None
+        mult = 1
         if tc is not None:
             traw = raw[tc]
             if traw.dtype == pl.String and plan.types.get(tc) == "datetime" and plan.schema.time_unit:
                 traw = traw.cast(pl.Float64, strict=False)
-            parsed = _parse_time(traw, plan.schema.time_format, plan.schema.time_unit)
-            typed = typed.with_columns(parsed.alias(tc))
+            if isinstance(traw.dtype, pl.Datetime) and traw.dtype.time_zone is None and traw.dtype.time_unit in (
+                    "ms", "us"):
+                parsed, mult = traw, 1000 if traw.dtype.time_unit == "ms" else 1
+            else:
+                parsed = _parse_time(traw, plan.schema.time_format, plan.schema.time_unit)
+                typed = typed.with_columns(parsed.alias(tc))
             if parsed.null_count():
                 t_ok = parsed.is_not_null().to_numpy()
                 t_us = parsed.to_physical().fill_null(0).to_numpy()
@@ -1520,7 +1554,7 @@ def _batches(plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[
                 t_ok = np.ones(raw.height, bool)
                 t_us = parsed.to_physical().to_numpy()
             raw_null[tc] = traw.is_null().to_numpy() if traw.null_count() else np.zeros(raw.height, bool)
-        yield typed, raw_null, t_us, t_ok
+        yield typed, raw_null, t_us, t_ok, mult
 
 
 def profile_table(path: str, *, schema: str | os.PathLike | None = None, time_col: str | None = None,
@@ -1558,8 +1592,8 @@ def profile_table(path: str, *, schema: str | os.PathLike | None = None, time_co
         plan = _plan(source, sch, time_col=time_col, key=key, group_col=group_col, needs=nd)
         prof = TableProfiler(plan.names, plan.types, plan.schema, nd)
         done = 0
-        for typed, raw_null, t_us, t_ok in _batches(plan, batch_rows):
-            prof.add(typed, raw_null, t_us, t_ok)
+        for typed, raw_null, t_us, t_ok, mult in _batches(plan, batch_rows):
+            prof.add(typed, raw_null, t_us, t_ok, t_mult=mult)
             done += typed.height
             if progress is not None:
                 progress(done, source.rows_hint)
@@ -1583,7 +1617,8 @@ def _sorted_timeline(plan: _Plan, prof: TableProfiler, batch_rows: int) -> Itera
                                                                                          np.ndarray]]:
     """Second read when some group's times go backwards: (group, time, row hash) sorted by (group, time)."""
     parts = []
-    for typed, _, t_us, t_ok in _batches(plan, batch_rows):
+    for typed, _, t_us, t_ok, mult in _batches(plan, batch_rows):
+        t_us = t_us * mult if mult != 1 else t_us
         g = prof._groups(typed)
         h = typed.hash_rows(seed=7).to_numpy()
         parts.append(pl.DataFrame({"g": g[t_ok], "t": t_us[t_ok], "h": h[t_ok]}))

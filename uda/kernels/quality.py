@@ -554,9 +554,9 @@ def code_block(vals, valid, table, used, codes, n_known, start, out, new_vals):
 
 
 @njit(cache=True, nogil=True)
-def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, out_of_order, dups, max_step,
-                  hour_base, bin_col, step_keys, step_counts, bin_keys, bin_counts, pair_first, pair_hash,
-                  pair_row, pair_base):
+def timeline_runs(g, t, t_mult, ok, rows, registers, last_t, first_hash, first_idx, n_ok, t_min, t_max,
+                  out_of_order, dups, max_step, hour_base, bin_col, step_keys, step_counts, bin_keys, bin_counts,
+                  pair_first, pair_hash, pair_row, pair_base):
     """The time column of one block, in file order, per group, without row hashes; state updated in place.
 
     The same timeline as :func:`timeline_block`, but the whole-row hashes are only needed for the
@@ -567,7 +567,12 @@ def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, o
     Parameters
     ----------
     g, t, ok
-        As :func:`timeline_block`.
+        As :func:`timeline_block`, but the time ``t * t_mult`` µs (``t_mult`` 1000 reads milliseconds
+        without a converted copy).
+    rows : int64 (G,)
+        Rows per group (parsed or not), updated in place.
+    registers : uint8 (m,)
+        HyperLogLog of the parsed times in µs (as :func:`hll_keys`), updated in place.
     last_t, first_hash, n_ok, t_min, t_max, out_of_order, dups, max_step : (G,)
         As :func:`timeline_block`; ``first_hash`` is read (the first row at the group's time came
         in an earlier block) but not written: see ``first_idx``.
@@ -601,20 +606,26 @@ def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, o
     bin_k = np.int64(-1)
     bin_n = np.int64(0)
     # the state of the current group lives in locals (rows come grouped), written back on a change
+    m = registers.shape[0]
+    p = 0
+    while (1 << p) < m:
+        p += 1
     cur = np.int64(-1)
-    c_last = c_fidx = c_n = c_min = c_max = c_ooo = c_dups = c_max_step = np.int64(0)
+    c_last = c_fidx = c_n = c_min = c_max = c_ooo = c_dups = c_max_step = c_rows = np.int64(0)
     for i in range(g.shape[0]):
-        if not ok[i]:
-            continue
         gi = g[i]
-        ti = t[i]
         if gi != cur:
             if cur >= 0:
                 last_t[cur], first_idx[cur], n_ok[cur], t_min[cur], t_max[cur] = c_last, c_fidx, c_n, c_min, c_max
-                out_of_order[cur], dups[cur], max_step[cur] = c_ooo, c_dups, c_max_step
+                out_of_order[cur], dups[cur], max_step[cur], rows[cur] = c_ooo, c_dups, c_max_step, c_rows
             cur = gi
             c_last, c_fidx, c_n, c_min, c_max = last_t[gi], first_idx[gi], n_ok[gi], t_min[gi], t_max[gi]
-            c_ooo, c_dups, c_max_step = out_of_order[gi], dups[gi], max_step[gi]
+            c_ooo, c_dups, c_max_step, c_rows = out_of_order[gi], dups[gi], max_step[gi], rows[gi]
+        c_rows += 1
+        if not ok[i]:
+            continue
+        ti = np.int64(t[i]) * t_mult
+        _hll_1d(registers, np.uint64(ti), p)
         hour = ti // hour_us - hour_base + (1 << 22)
         hour = min(max(hour, 0), (1 << 23) - 1)
         bk = (gi << 43) | (hour << 20) | (bin_col << 5)
@@ -665,7 +676,7 @@ def timeline_runs(g, t, ok, last_t, first_hash, first_idx, n_ok, t_min, t_max, o
         c_n += 1
     if cur >= 0:
         last_t[cur], first_idx[cur], n_ok[cur], t_min[cur], t_max[cur] = c_last, c_fidx, c_n, c_min, c_max
-        out_of_order[cur], dups[cur], max_step[cur] = c_ooo, c_dups, c_max_step
+        out_of_order[cur], dups[cur], max_step[cur], rows[cur] = c_ooo, c_dups, c_max_step, c_rows
     if run_n:
         step_keys[n_steps] = run_k
         step_counts[n_steps] = run_n
