@@ -107,6 +107,8 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latenc
     bits = tmp.view(np.uint32)
     acc = np.zeros(N_COUNTERS, np.int64)  # counters of the current district, flushed on change
     nn = np.zeros(k, np.int64)
+    run_b = np.full(k, -1, np.int64)  # per column: the sketch bucket of the last values and how many
+    run_n = np.zeros(k, np.int64)  # (added when the bucket changes: one memory update per run)
     use_order = order.shape[0] == n and n > 0
     has_latency = latency.shape[0] == n
     prev_key = np.int64(-(2**62))
@@ -155,7 +157,14 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latenc
                 if x < lo[c] or x > hi[c]:
                     in_range = False
                 if not dup:
-                    qs_values[c, qs_bucket(x, tmp, bits)] += 1
+                    b = qs_bucket(x, tmp, bits)
+                    if b == run_b[c]:
+                        run_n[c] += 1
+                    else:
+                        if run_b[c] >= 0:
+                            qs_values[c, run_b[c]] += run_n[c]
+                        run_b[c] = b
+                        run_n[c] = 1
         acc[DUPLICATE] += dup
         acc[COMPLETE] += complete
         acc[IN_RANGE] += in_range
@@ -206,6 +215,9 @@ def scan_block(key, ts, syntax_ok, values, lo, hi, ref, lookup, district, latenc
                 last = i
         else:
             acc[ON_GRID] += 1
+    for c in range(k):
+        if run_b[c] >= 0:
+            qs_values[c, run_b[c]] += run_n[c]
     if cur_d >= 0:
         _flush(counts, nonnull, cur_d, acc, nn)
 
