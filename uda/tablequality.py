@@ -2,8 +2,9 @@
 
 ``uda run quality --table FILE`` reads the table in batches (Polars streaming) and passes each
 batch once through the Numba kernels of :mod:`uda.kernels.quality` and the sketches of
-:mod:`uda.kernels.sketches`; memory holds one batch, per-group counters, the sketches and the
-exact-duplicate structures described below, not the table. Measures, per column and per group:
+:mod:`uda.kernels.sketches`: the timeline and each numeric column on worker threads, while the main
+thread reads and codes the next batch. Memory holds two batches, per-group counters, the sketches
+and the exact-duplicate structures described below, not the table. Measures, per column and per group:
 
 * completeness: nulls (null, NaN, and for CSV the pandas missing tokens), sentinels (declared,
   or detected among :data:`SENTINEL_CANDIDATES`: a negative candidate in a column whose other
@@ -20,7 +21,8 @@ exact-duplicate structures described below, not the table. Measures, per column 
   quantiles (log-bucket sketch), with their error bounds.
 
 Exactness. Counts are exact. Time duplicates and exact duplicate rows come from the timeline in
-file order when every group's times are non-decreasing (the usual delivery); otherwise the
+file order when every group's times are non-decreasing (the usual delivery; only the rows at a
+repeated time and each group's first row at its last time are hashed); otherwise the
 timeline is re-read sorted by (group, time) by Polars' streaming engine (one more read of two
 columns). A key other than (group, time) and tables without a time column use an exact hash
 set of 64-bit row hashes (8 bytes per distinct key); a hash collision, probability below
