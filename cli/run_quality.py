@@ -136,7 +136,7 @@ def _print(rep: dict[str, Any], top: int) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="PNG of completeness and rows received over time per group.")
 @click.option("--batch-rows", type=click.IntRange(1000), default=1 << 20, show_default=True,
-              help="Rows per streamed batch (memory bound).")
+              help="At most this many rows per streamed batch (memory bound).")
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Columns and groups shown.")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as one JSON object.")
 def quality(table: str, schema: str | None, time_col: str | None, key: str | None, group_col: str | None,
