@@ -51,6 +51,7 @@ def _case(task: str, engine: str, scale: str, ds: dict, *, scheduler=None, cores
     sizes = dataset_sizes(ds)
     sizes["rows"] = float(ds["tables"]["traffic"]["rows"])
     sizes["iterations"] = 1.0
+    sizes["flow_in_flight"] = sizing.flow_in_flight(engine)
     wall = _law(TIME[task], sizes) * slow
     mem = _law(MEMORY[task], sizes)
     warm = [{"wall_s": wall, "cpu_s": 1.5 * wall, "peak_rss_bytes": mem}] * 2

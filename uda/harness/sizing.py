@@ -108,14 +108,20 @@ class Term:
 
 
 #: Blocks (files, groups) a task holds at once: two on the measured 2-core machine (Dask
-#: runs a task per thread; Polars keeps a block until its neighbours are done).
+#: runs a task per thread, Polars a group per thread). Flow on Polars fits its blocks in
+#: turn: one block in flight (``flow_in_flight``).
 IN_FLIGHT = 2
+
+
+def flow_in_flight(engine: str) -> float:
+    """Flow blocks fitted at once: one on Polars (in turn), one per thread on Dask."""
+    return 1.0 if engine.startswith("polars") else float(IN_FLIGHT)
 
 
 def _flow_block(s: dict[str, float]) -> float:
     blocks = min(FLOW_MIN_BLOCKS, max(1.0, s["files"]))
     block = min(FLOW_BLOCK_VALUES, s["traffic_rows"] / blocks)
-    return block * min(IN_FLIGHT, max(blocks, s["traffic_rows"] / FLOW_BLOCK_VALUES))
+    return block * min(s.get("flow_in_flight", IN_FLIGHT), max(blocks, s["traffic_rows"] / FLOW_BLOCK_VALUES))
 
 
 def _files(s: dict[str, float]) -> float:
@@ -363,6 +369,7 @@ def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[
         sizes = dataset_sizes(ds) if ds.get("tables") else {}
         sizes["rows"] = float(c["rows_in"])
         sizes["iterations"] = float((c.get("quality") or {}).get("iterations") or 1.0)
+        sizes["flow_in_flight"] = flow_in_flight(c["engine"])
         points.setdefault(key, []).append({
             "scale": c.get("scale"), "rows_in": float(c["rows_in"]), "wall_s": s["wall_s_median"],
             "cpu_s": s["cpu_s_median"], "peak_rss_bytes": float(s["peak_rss_bytes"]), "dataset": ds,
@@ -604,6 +611,7 @@ def city_sizes(largest: dict[str, Any], *, sensors: int, days: float, interval_s
         water_sites=float(water_sites) if water_sites is not None else largest["sizes"].get("water_sites", 1.0),
         files=traffic_files(sensors, traffic_days),
         iterations=largest["sizes"].get("iterations", 1.0),
+        flow_in_flight=largest["sizes"].get("flow_in_flight", float(IN_FLIGHT)),
         rows=largest["rows_in"] * user[family] / fam_rows[family] if family else largest["rows_in"],
     )
     return sizes, family
@@ -885,6 +893,7 @@ def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], l
         sizes = dataset_sizes(ds)
         sizes["rows"] = float(tables[_INPUT_TABLE[task]]["rows"])
         sizes["iterations"] = float(it.group(1)) if it else 1.0
+        sizes["flow_in_flight"] = flow_in_flight(engine)
         eng = "dask-threads" if engine == "dask" else engine
         out.setdefault((task, eng), []).append({
             "scale": scale.name, "rows_in": sizes["rows"], "wall_s": float(step.get("wall_s") or 0) or 1e-9,
