@@ -158,7 +158,7 @@ def read_libcity(path: str | os.PathLike, *, column: str | None = None,
     filled = len(ids) * length - len(key)
     if filled:
         notes.append(f"{filled} (entity, time) values absent from {files['.dyna'].name} set to NaN")
-    apply_missing(Y, missing, Y, notes)
+    apply_missing(Y, missing, notes)
     indptr = indices = None
     if files[".rel"] is not None:
         rel = _read(files[".rel"], ".rel")

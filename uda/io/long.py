@@ -131,8 +131,11 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
         interval_s = interval if isinstance(interval, int) else parse_interval(interval)
     vals = df[vcol].cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
     notes: list[str] = []
-    order = np.lexsort((times, rows))
-    apply_missing(vals, missing, np.split(vals[order], np.flatnonzero(np.diff(rows[order])) + 1), notes)
+    def by_series() -> list[np.ndarray]:
+        order = np.lexsort((times, rows))
+        return np.split(vals[order], np.flatnonzero(np.diff(rows[order])) + 1)
+
+    apply_missing(vals, missing, notes, by_series)
 
     if irregular:
         pos, length, t0 = bin_to_grid(times, interval_s)

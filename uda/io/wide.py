@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -193,14 +193,29 @@ LARGE_CODES = (999.0, 9999.0, 99999.0, 999999.0)
 ZERO_SHARE, ZERO_RUNS, ZERO_JUMP = 0.001, 10, 0.6
 
 
-def detect_missing_codes(series: Sequence[np.ndarray]) -> list[tuple[float, str]]:
-    """Values that mark missing data in ``series`` (each one sensor's values in time order).
+def detect_missing_codes(values: np.ndarray | Sequence[np.ndarray],
+                         series: Callable[[], Sequence[np.ndarray]] | None = None) -> list[tuple[float, str]]:
+    """Values that mark missing data in a table.
 
-    Returns ``(code, why)`` pairs: a negative code (-1, -999, ...) in a table with no
-    other negative value, a large code (9999, ...) above twice every other value, and 0
-    when zeros break in from typical values (see :data:`ZERO_JUMP`).
+    Parameters
+    ----------
+    values
+        All its values (any shape), or a sequence of per-series arrays.
+    series
+        The values per series in time order, asked for only when zeros must be judged
+        (default: ``values`` itself, a 2-D array or sequence of series).
+
+    Returns
+    -------
+    list of (code, why)
+        A negative code (-1, -999, ...) in a table with no other negative value, a large
+        code (9999, ...) above twice every other value, and 0 when zeros break in from
+        typical values (see :data:`ZERO_JUMP`).
     """
-    x = np.concatenate([np.asarray(v, dtype=np.float64) for v in series]) if len(series) else np.empty(0)
+    if isinstance(values, np.ndarray):
+        x = values.ravel()
+    else:
+        x = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in values]) if len(values) else np.empty(0)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return []
@@ -216,7 +231,7 @@ def detect_missing_codes(series: Sequence[np.ndarray]) -> list[tuple[float, str]
     zeros = int((x == 0).sum())
     if zeros >= ZERO_SHARE * x.size:
         flank, runs = [], 0
-        for v in series:
+        for v in (series() if series is not None else values):
             v = np.asarray(v, dtype=np.float64)
             v = v[np.isfinite(v)]
             typical = np.median(np.abs(v[v != 0])) if (v != 0).any() else 0.0
@@ -236,12 +251,13 @@ def detect_missing_codes(series: Sequence[np.ndarray]) -> list[tuple[float, str]
     return found
 
 
-def apply_missing(vals: np.ndarray, missing: Sequence[float] | None, series: Sequence[np.ndarray],
-                  notes: list[str]) -> None:
+def apply_missing(vals: np.ndarray, missing: Sequence[float] | None, notes: list[str],
+                  series: Callable[[], Sequence[np.ndarray]] | None = None) -> None:
     """Set the missing-value codes in ``vals`` to NaN in place and note how many: ``missing``
-    if given, else those :func:`detect_missing_codes` finds in ``series`` (the same values,
-    one sensor per item, in time order), with why and how to keep them."""
-    found = detect_missing_codes(series) if missing is None else []
+    if given, else those :func:`detect_missing_codes` finds (``series`` gives the same
+    values per sensor in time order when ``vals`` is not already one row per sensor), with
+    why and how to keep them."""
+    found = detect_missing_codes(vals, series) if missing is None else []
     codes = list(missing) if missing is not None else [code for code, _ in found]
     masked = mask_sentinels(vals, codes)
     if masked:
@@ -349,7 +365,7 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
     if infinite.any():
         vals[infinite] = np.nan
         notes.append(f"{int(infinite.sum())} infinite values read as missing")
-    apply_missing(vals, missing, vals, notes)
+    apply_missing(vals, missing, notes)
     if irregular and tcol is not None:
         Y, merged = mean_by_step(vals, pos, length)
         empty_steps = length - np.unique(pos).size
