@@ -216,20 +216,21 @@ def detect_missing_codes(values: np.ndarray | Sequence[np.ndarray],
         x = values.ravel()
     else:
         x = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in values]) if len(values) else np.empty(0)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
+    finite = int(np.count_nonzero(np.isfinite(x)))  # one pass each below; no copy of x
+    if finite == 0:
         return []
     found: list[tuple[float, str]] = []
     negatives = np.unique(x[x < 0])
     if negatives.size and np.isin(negatives, NEGATIVE_CODES).all():
         found += [(float(c), "a negative code in a table without other negative values") for c in negatives]
-    codes = np.isin(x, LARGE_CODES)
-    if codes.any():
-        top = x[~codes].max(initial=0.0)
+    big = np.unique(x[x >= min(LARGE_CODES)])
+    present = big[np.isin(big, LARGE_CODES)]
+    if present.size:
+        top = float(np.nanmax(np.where(np.isin(x, present), np.nan, x), initial=0.0))
         found += [(float(c), f"above twice every other value (largest {top:g})")
-                  for c in np.unique(x[codes]) if c > 2 * max(top, 0.0)]
-    zeros = int((x == 0).sum())
-    if zeros >= ZERO_SHARE * x.size:
+                  for c in present if c > 2 * max(top, 0.0)]
+    zeros = int(np.count_nonzero(x == 0))
+    if zeros >= ZERO_SHARE * finite:
         flank, runs = [], 0
         for v in (series() if series is not None else values):
             v = np.asarray(v, dtype=np.float64)
