@@ -313,3 +313,31 @@ def test_a_stage_the_task_times_is_fitted_on_its_own_seconds():
     assert m.coef == pytest.approx([0.2, 3e-7, 2e-7], rel=1e-6)
     city = {"rows": 1.7e7, "iterations": 55, "zones": 144, "links": 5328}
     assert m(city) == pytest.approx(0.2 + 3e-7 * 1.7e7 + 2e-7 * 55 * 144 * 5328, rel=1e-6)
+
+
+def case_cores(data, *, engine="polars", scheduler=None, **options):
+    """A harness case (run in a child process) that reports the cores and threads it was given."""
+    import os
+
+    from uda.tasks.base import TaskResult
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
+    quality = {"cpus": float(cpus), "polars_threads": float(os.environ.get("POLARS_MAX_THREADS", 0)),
+               "numba_threads": float(os.environ.get("NUMBA_NUM_THREADS", 0))}
+    return TaskResult(task="cores", engine=engine, answer={"ok": 1}, quality=quality, rows_in=1)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_a_case_with_cores_1_runs_on_one_core_and_one_thread():
+    from pathlib import Path
+
+    from uda.harness.runner import run_suite
+
+    suite = {"name": "t", "source": "t", "pythonpath": [str(Path(__file__).parent)], "repeats": 1,
+             "timeout_s": 60, "cases": [{"task": "cores", "target": "test_harness_sizing:case_cores",
+                                         "data": False, "engines": ["polars"], "cores": 1}]}
+    res, _ = run_suite(suite, out_dir=None)
+    (case,) = res["cases"]
+    assert case["status"] == "ok", case.get("message")
+    assert case["id"].endswith("/cores=1") and case["limits"]["cores"] == 1
+    assert case["quality"] == {"cpus": 1.0, "polars_threads": 1.0, "numba_threads": 1.0}
