@@ -122,6 +122,20 @@ def test_unparseable_cells_and_mixed_types(tmp_path):
     assert rep["columns"]["code"]["mixed_types"] and rep["columns"]["code"]["classes"]["integer"] == 1
 
 
+def test_semicolons_and_decimal_commas_equal_pandas(tmp_path):
+    """A European spreadsheet export: ';' between cells, ',' as the decimal mark."""
+    path = tmp_path / "messung.csv"
+    path.write_text("Zeit;Messstelle;Wert\n" + "".join(
+        f"2024-01-01 {h:02d}:00;{s};{'' if h == 5 else f'{h},5'}\n" for h in range(24) for s in ("a", "b"))
+        + "2024-01-02 00:00;a;kaputt\n")
+    rep, _, _ = profile_table(str(path), time_col="Zeit")
+    ref = pd.read_csv(path, sep=";", decimal=",")
+    assert rep["rows"] == len(ref)
+    assert rep["columns"]["Wert"]["type"] == "float"
+    assert rep["columns"]["Wert"]["nulls"] == int(ref["Wert"].isna().sum())
+    assert rep["columns"]["Wert"]["unparseable"] == 1  # "kaputt"
+
+
 def test_declared_schema_ranges_and_round_trip(tmp_path):
     rep, used, _ = profile_table(str(DATA / "pedestrian_slice.parquet"), time_col="time")
     inferred = infer_schema(rep, used)

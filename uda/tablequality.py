@@ -32,6 +32,7 @@ n^2 / 2^65, could only under-count.
 from __future__ import annotations
 
 import gc
+import glob
 import json
 import math
 import os
@@ -48,6 +49,7 @@ import numpy as np
 import polars as pl
 
 from uda.errors import UserError
+from uda.io.wide import csv_dialect
 from uda.kernels import quality as qk
 from uda.kernels.sketches import (
     HLL_P,
@@ -367,8 +369,11 @@ def open_table(path: str) -> Source:
             lf = pl.scan_parquet(local)
             rows = lf.select(pl.len()).collect().item()
         else:
-            sep = "\t" if local.lower().endswith(".tsv") else ","
+            first = sorted(glob.glob(local))[:1] if any(ch in local for ch in "*?[") else [local]
+            sep, decimal_comma = csv_dialect(Path(first[0])) if first else (",", False)
             lf = pl.scan_csv(local, infer_schema=False, null_values=list(MISSING_TOKENS), separator=sep)
+            if decimal_comma:  # "7,25" -> "7.25" in every cell that is such a number
+                lf = lf.with_columns(pl.all().str.replace(r"^(\s*-?\d+),(\d+\s*)$", "${1}.${2}"))
             rows = None
         lf.collect_schema()
         lf.head(1).collect()
