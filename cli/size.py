@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -63,18 +62,6 @@ def size(sensors, days, interval: str, deadline: str, stations, water_sites, res
     _print_size(out)
 
 
-def _console(table):
-    """A console wide enough for ``table`` when piped (never cut a cell to '…')."""
-    from rich.console import Console
-
-    from uda.cli.output import PIPE_WIDTH, wide_console
-
-    if sys.stdout.isatty():
-        return wide_console()
-    need = Console(width=10_000).measure(table).maximum
-    return Console(width=max(PIPE_WIDTH, need))
-
-
 def _gib(b: float) -> str:
     return f"{b / 2**30:,.2f}"
 
@@ -87,6 +74,7 @@ def _print_size(out: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from uda.cli.output import wide_console
     from uda.harness import sizing
 
     city = out["city"]
@@ -118,7 +106,7 @@ def _print_size(out: dict) -> None:
                     f"{wd['term']} {wd['share']:.0%}", cores_txt, cluster, _gib(e["peak_rss_bytes"]),
                     f"{md['term']} {md['share']:.0%}", escape(held),
                     f"{e['extrapolation']:,.1f}" + (" !" if e["extrapolation"] > 10 else ""))
-    console = _console(tab)
+    console = wide_console()
     console.print(tab)
     say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
     say("wall s: on the measured machine's cores; cores: that meet the deadline on one machine, from the measured "
@@ -138,6 +126,7 @@ def _print_check(out: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from uda.cli.output import wide_console
     from uda.harness.sizing import short_scale
 
     tab = Table(title=f"predicted / measured on data the fit never saw (model: {out['model']})")
@@ -149,7 +138,7 @@ def _print_check(out: dict) -> None:
         tab.add_row(escape(r["task"]), escape(r["engine"]), escape(short_scale(r["scale"])), f"{r['rows']:,.0f}",
                     escape(", ".join(map(short_scale, r["fitted_on"]))), _secs(w["measured"]), _secs(w["predicted"]),
                     f"{w['ratio']:.2f}", _gib(p["measured"]), _gib(p["predicted"]), f"{p['ratio']:.2f}")
-    console = _console(tab)
+    console = wide_console()
     console.print(tab)
     wf = out["worst_factor"]
     console.print("worst factor: " + ", ".join(f"{name} {wf[m]:.2f}" for name, m in
