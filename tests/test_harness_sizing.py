@@ -254,6 +254,10 @@ def test_missing_or_too_few_results_say_what_to_run(tmp_path):
     water_path.write_text(water_path.read_text().replace('"flow', '"water'))
     with pytest.raises(UserError, match="no case of"):
         sizing.check(results=[_write(tmp_path, "fit")], against=[water])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    res = runner.invoke(cli, ["size", "--results", _write(tmp_path, "fit"), "--check", str(bad)])
+    assert res.exit_code == 2 and "is not valid JSON" in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_datasets_with_department_feeds_map_to_families():

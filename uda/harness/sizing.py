@@ -905,15 +905,12 @@ def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], l
 
 def _check_points(paths: list[str | Path]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], set[str]]:
     """Points to check and the case ids to keep out of the fit (results files or reference files)."""
-    import json
+    from uda.harness.results import read_json
 
     points: dict[tuple[str, str], list[dict[str, Any]]] = {}
     ids: set[str] = set()
     for f in _results_files(paths):
-        try:
-            obj = json.loads(f.read_text())
-        except (OSError, ValueError, RecursionError):
-            obj = None
+        obj = read_json(str(f), "pass a results file of `uda bench` or results/reference/large.json")
         if isinstance(obj, dict) and "steps" in obj and "schema" not in obj:
             for k, v in reference_points(obj, str(f)).items():
                 points.setdefault(k, []).extend(v)
