@@ -260,6 +260,15 @@ def test_missing_or_too_few_results_say_what_to_run(tmp_path):
     assert res.exit_code == 2 and "is not valid JSON" in res.output and len(res.output.strip().splitlines()) == 1
 
 
+def test_default_stations_and_sites_follow_the_presets():
+    from uda.scales import PRESETS
+
+    for p in PRESETS.values():
+        assert sizing.preset_size(p.sensors, "water_sites") == pytest.approx(p.water_sites)
+        assert sizing.preset_size(p.sensors, "districts") == pytest.approx(p.districts)
+    assert PRESETS["small"].stations < sizing.preset_size(600, "stations") < PRESETS["medium"].stations
+
+
 def test_datasets_with_department_feeds_map_to_families():
     from uda.harness.sizing import _family_bytes_per_row, _family_rows
 
@@ -279,6 +288,11 @@ def test_suites_measure_one_and_two_cores_and_workers():
     assert flow["flow/polars/small/cores=1"].cores == 1
     assert {"flow/dask-local:1/small", "flow/dask-local:2/small", "flow/dask-threads/small/cores=1"} <= set(flow)
     assert not any(c.scale.startswith("medium") and ":" not in c.scale for c in cases)  # medium is held out
+    assert "water/polars/small:tables=water,water-sites=150,days=60" in {c.id for c in cases}
+    from uda.harness.runner import check_scale
+
+    with pytest.raises(UserError, match="tables=bogus must be one of traffic, passenger, water"):
+        check_scale("small:tables=bogus")
     bad = {"source": "s", "cases": [{"task": "route", "scales": ["tiny"], "cores": 0}]}
     with pytest.raises(UserError, match="cores must be a whole number > 0"):
         expand_suite(bad)

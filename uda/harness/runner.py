@@ -163,7 +163,9 @@ _NUMBERS = {"repeats": (True, True), "warmup": (True, True), "timeout_s": (False
             "cores": (True, False)}
 #: ``uda generate`` options a scale may override, and how each value is checked.
 SCALE_OVERRIDES = ("sensors", "days", "stations", "lines", "cards", "water-sites", "districts", "start",
-                   "defects", "workers", "chunk-rows")
+                   "defects", "workers", "chunk-rows", "tables")
+#: Sensor tables a scale may generate alone (``tables=water``).
+SCALE_TABLES = ("traffic", "passenger", "water")
 
 
 def _check_settings(where: str, settings: dict[str, Any]) -> None:
@@ -207,6 +209,10 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
             resolve_profile(value)
         elif key == "start":
             sizes[key] = value
+        elif key == "tables":
+            if value not in SCALE_TABLES:
+                msg = f"{where}: scale {_show(scale)}: tables={value} must be one of {', '.join(SCALE_TABLES)}"
+                raise UserError(msg)
         elif not value.isdigit() or (key in ("workers", "chunk-rows") and int(value) < 1):
             msg = f"{where}: scale {_show(scale)}: {key}={value} must be a positive whole number"
             raise UserError(msg)

@@ -558,14 +558,13 @@ def city_rows(ds: dict[str, Any], *, sensors: int, days: float, interval_s: floa
 
     Traffic is exact (sensors x days x slots per day). Taps scale with stations and days
     from the dataset's taps per station-day; water with sites and days at the dataset's
-    water interval. Stations and sites not given scale with the sensors, as in the presets.
+    water interval. Stations and sites not given follow the presets (:func:`preset_size`).
     """
     p = ds.get("params", {})
     rows = _family_rows(ds)
-    ds_sensors, ds_days = p.get("sensors") or 1, p.get("days") or 1
-    grow = sensors / ds_sensors
-    st = stations if stations is not None else (p.get("stations") or 1) * grow
-    ws = water_sites if water_sites is not None else (p.get("water_sites") or 1) * grow
+    ds_days = p.get("days") or 1
+    st = stations if stations is not None else preset_size(sensors, "stations")
+    ws = water_sites if water_sites is not None else preset_size(sensors, "water_sites")
     water_interval = p.get("water_interval_s") or 900
     return {
         "traffic": sensors * days * 86400 / interval_s,
@@ -574,12 +573,13 @@ def city_rows(ds: dict[str, Any], *, sensors: int, days: float, interval_s: floa
     }
 
 
-def _districts(sensors: float) -> float:
-    """Districts of a city of ``sensors``: the presets' count, interpolated on log axes."""
+def preset_size(sensors: float, attr: str) -> float:
+    """``attr`` (districts, stations, water_sites…) of a city of ``sensors`` as the presets
+    have it, interpolated on log axes (extrapolated along the last two presets)."""
     from uda.scales import PRESETS
 
     xs = np.log([p.sensors for p in PRESETS.values()])
-    ys = np.log([p.districts for p in PRESETS.values()])
+    ys = np.log([getattr(p, attr) for p in PRESETS.values()])
     lx = math.log(sensors)
     if lx >= xs[-1]:
         return float(np.exp(ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (lx - xs[-1])))
@@ -606,9 +606,9 @@ def city_sizes(largest: dict[str, Any], *, sensors: int, days: float, interval_s
     traffic_days = days * 300 / interval_s  # rows per sensor in 5-minute days (files hold whole sensors)
     sizes.update(
         sensors=float(sensors), days=float(days), traffic_rows=user["traffic"], taps_rows=user["taps"],
-        water_rows=user["water"], districts=_districts(sensors),
-        stations=float(stations) if stations is not None else largest["sizes"].get("stations", 1.0),
-        water_sites=float(water_sites) if water_sites is not None else largest["sizes"].get("water_sites", 1.0),
+        water_rows=user["water"], districts=preset_size(sensors, "districts"),
+        stations=float(stations) if stations is not None else preset_size(sensors, "stations"),
+        water_sites=float(water_sites) if water_sites is not None else preset_size(sensors, "water_sites"),
         files=traffic_files(sensors, traffic_days),
         iterations=largest["sizes"].get("iterations", 1.0),
         flow_in_flight=largest["sizes"].get("flow_in_flight", float(IN_FLIGHT)),

@@ -72,6 +72,9 @@ SWEEP_SCALES = ["tiny", "small", MID_SCALE]
 #: Tasks the sizing sweep and its validation measure (standardise is sized like utilisation,
 #: whose first step it is).
 SWEEP_TASKS = ("route", "flow", "water", "utilisation")
+#: Water's table is small at those scales (80,640 rows at mid, a tenth of its memory there),
+#: so the sweep also measures water alone on a bigger table, where its rows dominate.
+WATER_SCALE = "small:tables=water,water-sites=150,days=60"
 #: Scale at which the sweep measures parallel efficiency (1 and 2 cores; 1 and 2 workers).
 EFFICIENCY_SCALE = "small"
 
@@ -85,8 +88,8 @@ def _with_suffix(task: str, scales: list[str]) -> list[str]:
 def sweep_suite() -> dict[str, Any]:
     """The scale sweep behind ``uda size``: route, flow, water and utilisation at three sizes.
 
-    Every task runs on Polars and Dask (threads) at ``tiny``, ``small`` and the mid scale;
-    at ``small`` it also runs on one core (Polars and Dask threads) and on a LocalCluster
+    Every task runs on Polars and Dask (threads) at ``tiny``, ``small`` and the mid scale
+    (water also on a water-only table of 864,000 rows, :data:`WATER_SCALE`); at ``small`` it also runs on one core (Polars and Dask threads) and on a LocalCluster
     of one and of two single-threaded workers, which gives the parallel efficiency that
     ``uda size`` turns into cores and a cluster form.
     """
@@ -95,8 +98,8 @@ def sweep_suite() -> dict[str, Any]:
         if not _task_available(task):
             continue
         options = DEFAULT_PLAN.get(task, {}).get("options", {})
-        cases.append({"task": task, "engines": ["polars", "dask"], "scales": _with_suffix(task, SWEEP_SCALES),
-                      "options": options})
+        scales = _with_suffix(task, SWEEP_SCALES) + ([WATER_SCALE] if task == "water" else [])
+        cases.append({"task": task, "engines": ["polars", "dask"], "scales": scales, "options": options})
         eff = _with_suffix(task, [EFFICIENCY_SCALE])
         cases.append({"task": task, "engines": ["polars", "dask"], "scales": eff, "options": options,
                       "cores": 1})
