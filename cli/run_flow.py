@@ -123,6 +123,8 @@ def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_co
     checks = [({"--adjacency": adjacency}, wide_file, "--wide tables"),
               ({"--irregular": irregular or None}, wide_file or long_files, "--wide and --long tables"),
               ({"--id-col": id_col, "--value-col": value_col}, long_files, "--long tables"),
+              ({"--start": start}, wide_file, "--wide tables without a timestamp column"),
+              ({"--column": column}, libcity_path, "--libcity inputs"),
               ({"--missing": missing_text}, not data_dir, "--wide, --long and --libcity inputs")]
     for options, allowed, what in checks:
         given = [k for k, v in options.items() if v is not None]
@@ -169,12 +171,10 @@ def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_co
         res["source"] = str(wide_file or libcity_path or ", ".join(long_files))
     res = json_safe(res)
     if out is not None:
-        from uda.store import output_location
+        from uda.store import atomic_write_text, output_location
 
         with output_location(out, folder=False) as local:
-            tmp = local.with_name(f".{local.name}.tmp")
-            tmp.write_text(json.dumps(res, indent=1))
-            tmp.replace(local)  # a reader never sees a half-written result
+            atomic_write_text(local, json.dumps(res, indent=1))
     if as_json:
         click.echo(json.dumps(res))
         return

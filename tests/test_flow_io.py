@@ -343,6 +343,8 @@ def test_long_tables_through_the_cli(tmp_path):
     _bad("--long", str(f), "--adjacency", str(f), match="--adjacency only applies to --wide")
     _bad("--long", str(f), "--wide", str(f), match="give exactly one input")
     _bad("--long", str(f), "--id-col", "nope", match="nope")
+    _bad("--long", str(f), "--start", "2024-01-01", match="--start only applies to --wide")
+    _bad("--long", str(f), "--column", "x", match="--column only applies to --libcity")
 
 
 def test_time_columns_with_odd_names_and_utc_offsets_read_as_local_time(tmp_path):
@@ -356,6 +358,15 @@ def test_time_columns_with_odd_names_and_utc_offsets_read_as_local_time(tmp_path
     assert p.start == np.datetime64("2024-03-01T00:00:00")  # wall-clock time, offset dropped
     q = read_long(f, value_column="TravelTime_2")
     assert q.start == p.start and q.interval_s == 3600
+    # text columns named like time that hold no timestamps are sensors' labels, not errors
+    g = tmp_path / "g.csv"
+    g.write_text("time_zone,timestamp,Datenquelle,value\n"
+                 + "".join(f"UTC,2024-03-01 {h:02d}:00,x,{h}\n" for h in range(24)))
+    assert read_long(g, value_column="value").values.shape == (1, 24)
+    # day-first dates keep their year (the offset rule needs a time of day before it)
+    nl = tmp_path / "nl.csv"
+    nl.write_text("Datum,value\n" + "".join(f"{d:02d}-01-2024,{d}\n" for d in range(1, 8)))
+    assert read_long(nl, interval=86400).start == np.datetime64("2024-01-01")
 
 
 def test_out_into_a_new_folder_and_a_reader_that_goes_away(tmp_path):
@@ -371,6 +382,8 @@ def test_out_into_a_new_folder_and_a_reader_that_goes_away(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     _bad(*args, "--out", str(blocker / "flow.json"), match="cannot create the folder")
+    _bad(*args, "--out", str(out.parent), match="is a folder")
+    assert [p.name for p in out.parent.iterdir()] == ["flow.json"]
     for fmt in ([], ["--json"]):  # `uda ... | head`: no traceback, no "internal error"
         p = subprocess.Popen([sys.executable, "-m", "uda.cli.main", "run", "flow", *args, *fmt],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)

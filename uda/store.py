@@ -113,6 +113,22 @@ def output_location(location: str | os.PathLike, *, folder: bool) -> Iterator[Pa
             raise UserError(msg) from None
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed into place, so
+    that a reader never sees half a file and a failed write leaves the old one."""
+    if path.is_dir():
+        msg = f"{path} is a folder; name a file to write (e.g. {path / 'result.json'})"
+        raise UserError(msg)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        msg = f"cannot write {path} ({exc.strerror or exc.__class__.__name__}); choose a writable place"
+        raise UserError(msg) from None
+
+
 def shown_path(location: str | os.PathLike, local_root: Path, path: str | os.PathLike) -> str:
     """How to show ``path``, written under ``local_root`` for ``location``: its final URL if remote."""
     if split_location(location)[0] is None:

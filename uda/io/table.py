@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from uda.errors import UserError
-from uda.io.wide import read_table
+from uda.io.wide import read_table, reads_as_time
 
 #: Accepted column names per parameter (after :func:`_key`: lower case, units in brackets
 #: dropped, umlauts spelt out, separators ``_``). Several languages and vendor styles.
@@ -214,23 +214,6 @@ def _is_01(col: pl.Series) -> bool:
     return False
 
 
-def _looks_like_time(col: pl.Series) -> bool:
-    if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
-        return True
-    if col.dtype == pl.String:
-        head = col.drop_nulls().head(50).str.strip_chars()
-        if head.len() == 0:
-            return False
-        try:
-            parsed = head.str.to_datetime(time_unit="ms", strict=False)
-            if parsed.null_count() and head.str.ends_with("Z").any():
-                parsed = head.str.replace(r"Z$", "").str.to_datetime(time_unit="ms", strict=False)
-        except pl.exceptions.PolarsError:
-            return False
-        return parsed.null_count() == 0
-    return False
-
-
 def _pick(df: pl.DataFrame, names: tuple[str, ...], test, what: str, option: str,
           exclude: set[str]) -> str | None:
     """The one column passing ``test`` (ties broken by the names list), or ``None``."""
@@ -309,7 +292,8 @@ def read_water_table(path: str | os.PathLike, *, time_col: str | None = None,
     warnings: list[str] = []
     found: list[str] = []
     if time_col is None:
-        time_col = _pick(df, TIME_NAMES, _looks_like_time, "time column", "--time-col", set(columns))
+        time_col = _pick(df, TIME_NAMES, lambda c: reads_as_time(c, sample=50), "time column", "--time-col",
+                         set(columns))
         if time_col is None:
             msg = (f"{where}: no column holds times (a datetime or ISO 8601 text); "
                    "name the time column with --time-col")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -27,9 +28,7 @@ def csv_dialect(path: Path, sample_bytes: int = 1 << 16) -> tuple[str, bool]:
     """Separator and decimal mark of a CSV file, from its first lines: ``,`` unless the
     header holds more ``;`` or tabs than commas (as spreadsheets write in much of Europe);
     with ``;``, decimal commas when numbers like ``7,25`` stand between separators."""
-    if path.name.lower().endswith(".gz"):
-        return ",", False
-    with open(path, "rb") as f:
+    with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")) as f:
         text = f.read(sample_bytes).decode("utf-8", errors="replace")
     header = text.splitlines()[0] if text else ""
     counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
@@ -60,18 +59,27 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
 
 
 def _local_text(col: pl.Series) -> pl.Series:
-    """Timestamp text without a trailing ``Z`` or UTC offset: the local wall-clock time, which
-    is what time of day and weekends are read from."""
-    return col.str.strip_chars().str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
+    """Timestamp text without a trailing ``Z`` or UTC offset after the time of day (``+10:00``
+    in ``2024-01-01T08:00+10:00``; a date such as ``15-01-2024`` keeps its year): the local
+    wall-clock time, which is what time of day and weekends are read from."""
+    return col.str.strip_chars().str.replace(r"^(.*\d:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}:?\d{2})$", "${1}")
 
 
-def _reads_as_time(col: pl.Series) -> bool:
-    """True if ``col`` is temporal, or text whose every non-empty cell reads as a timestamp."""
+def reads_as_time(col: pl.Series, *, sample: int | None = None) -> bool:
+    """True if ``col`` is temporal, or text whose every non-empty cell (of the first
+    ``sample``, if given) reads as a timestamp; False for any other column."""
     if col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime):
         return True
-    if col.dtype != pl.String or col.null_count() == len(col):
+    if col.dtype != pl.String:
         return False
-    return _local_text(col).str.to_datetime(time_unit="ms", strict=False).null_count() == col.null_count()
+    text = col.drop_nulls()
+    text = text.head(sample) if sample else text
+    if text.len() == 0:
+        return False
+    try:  # polars raises when it cannot guess a format at all
+        return _local_text(text).str.to_datetime(time_unit="ms", strict=False).null_count() == 0
+    except pl.exceptions.PolarsError:
+        return False
 
 
 def time_columns(df: pl.DataFrame) -> list[str]:
@@ -82,7 +90,7 @@ def time_columns(df: pl.DataFrame) -> list[str]:
     named = [c for c in df.columns if c.strip().lower() in TIME_NAMES]
     typed = [c for c in df.columns if c not in named and (df[c].dtype == pl.Date or isinstance(df[c].dtype, pl.Datetime))]
     hinted = [c for c in df.columns if c not in named and c not in typed and df[c].dtype == pl.String
-              and any(h in c.lower() for h in TIME_HINTS) and _reads_as_time(df[c])]
+              and any(h in c.lower() for h in TIME_HINTS) and reads_as_time(df[c])]
     return named + typed + hinted
 
 
@@ -283,7 +291,7 @@ def find_time_column(df: pl.DataFrame, time_column: str | None = None, *, where:
     found = time_columns(df)
     if found:
         return found[0]
-    if df.width and _reads_as_time(df[df.columns[0]]):
+    if df.width and reads_as_time(df[df.columns[0]]):
         return df.columns[0]  # an unnamed index column of timestamps, as pandas' to_csv writes it
     return None
 
@@ -366,7 +374,8 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
     if infinite.any():
         vals[infinite] = np.nan
         notes.append(f"{int(infinite.sum())} infinite values read as missing")
-    apply_missing(vals, missing, notes)
+    in_time_order = None if not irregular else (lambda: vals[:, np.argsort(pos, kind="stable")])
+    apply_missing(vals, missing, notes, in_time_order)
     if irregular and tcol is not None:
         Y, merged = mean_by_step(vals, pos, length)
         empty_steps = length - np.unique(pos).size
