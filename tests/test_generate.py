@@ -192,3 +192,38 @@ def test_killed_generation_leaves_no_dataset(tmp_path):
     res = CliRunner().invoke(cli, ["verify", str(leftovers[0])])
     assert res.exit_code == 2 and "not a uda dataset" in res.output
     assert CliRunner().invoke(cli, ["verify", str(out)]).exit_code == 2
+
+
+def test_a_failing_chunk_stops_the_queued_ones(tmp_path, monkeypatch):
+    """An error in one chunk (a full disk, a bug) or Ctrl-C ends the run without generating
+    the chunks still queued, and leaves no dataset behind."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from uda import generate as G
+
+    calls, stopping = [], threading.Event()
+    real = G._Plan.traffic_chunk
+
+    def chunk(self, a, b):
+        calls.append(a)
+        if len(calls) == 2:
+            msg = "disk full"
+            raise OSError(msg)
+        if len(calls) > 2:
+            stopping.wait(timeout=60)  # held until the run shuts its pool down
+        return real(self, a, b)
+
+    class Pool(ThreadPoolExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            stopping.set()
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(G._Plan, "traffic_chunk", chunk)
+    monkeypatch.setattr(G, "ThreadPoolExecutor", Pool)
+    scale = resolve_scale("tiny", days=2)
+    with pytest.raises(OSError, match="disk full"):
+        generate(tmp_path / "d", scale=scale, seed=1, workers=1, chunk_rows=1000, tables=("traffic",))
+    n_chunks = len(G.chunk_ranges(scale.sensors, max(1, 1000 // (scale.days * 288))))
+    assert n_chunks > 5 and len(calls) == 3, (n_chunks, calls)  # the one running when it failed
+    assert not (tmp_path / "d").exists()

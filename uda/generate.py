@@ -424,8 +424,10 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
                                               meta=meta))]
 
         parts: dict[str, list[FilePart]] = {}
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run, j) for j in first]
+        pool = ThreadPoolExecutor(max_workers=workers)
+        futures = []
+        try:
+            futures += [pool.submit(run, j) for j in first]
             # meanwhile, on this thread: the passenger and water inputs, then their jobs
             plan.prepare_passenger()
             plan.prepare_water()
@@ -446,6 +448,12 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
                 done += job[2]
                 if progress is not None:
                     progress(job[0], done, total)
+        except BaseException:
+            # a failed chunk, a full disk or Ctrl-C: drop the queued chunks instead of
+            # generating them all before the error reaches the user
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         # tables in the manifest in the same order whatever the order the jobs ran in
         kinds = list(by_kind)
         for i in sorted(range(len(jobs)), key=lambda i: (kinds.index(jobs[i][0]), jobs[i][1])):
