@@ -269,6 +269,48 @@ def test_report_bad_input_is_one_line_exit_2(tmp_path, make, needle):
     assert len(res.output.strip().splitlines()) == 1
 
 
+def _damaged(tmp_path, edit):
+    res = _results()
+    edit(res)
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(res))
+    return p
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda r: r["machine"].update(memory_bytes="x"), "machine.memory_bytes must be a number"),
+    (lambda r: r["machine"].update(load_avg_1m="high"), "machine.load_avg_1m must be a number"),
+    (lambda r: r.setdefault("git", {}).update(commit=12), "git.commit must be a string"),
+    (lambda r: r["cases"][0].pop("task"), "task must be a string"),
+    (lambda r: r.setdefault("datasets", {}).update(d={"rows": "many"}), "rows and bytes must be numbers"),
+])
+def test_damaged_results_are_one_line_errors(tmp_path, edit, needle):
+    """Fields the report and compare compute with are type-checked when the file is read."""
+    p = _damaged(tmp_path, edit)
+    for args in (["report", str(p)], ["compare", str(p), str(p)]):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2 and needle in res.output, res.output
+
+
+def test_report_of_a_run_result_with_odd_fields_and_an_unwritable_folder(tmp_path):
+    p = tmp_path / "u.json"
+    p.write_text(json.dumps({"funnel": {}, "totals": {"traffic": {"collected": 10, "used": 4}},
+                             "detectors": [1]}))
+    res = CliRunner().invoke(cli, ["report", str(p), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = CliRunner().invoke(cli, ["report", str(p), "--out", str(blocker / "rep")])
+    assert res.exit_code == 2 and "cannot write the report" in res.output, res.output
+
+
+def test_si_prefixes_carry_over():
+    from uda.harness.report import _compact, _fmt_rows
+
+    assert [_compact(v) for v in (0.25, 999, 999_999, 1.5e6)] == ["0.25", "999", "1M", "1.5M"]
+    assert _fmt_rows(999_999, ".2f", " ") == "1.00 M" and _fmt_rows(0) == "–"
+
+
 def test_report_refuses_three_files(tmp_path):
     p = tmp_path / "a.json"
     p.write_text(json.dumps(_results()))

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from uda.errors import UserError
 from uda.harness.compare import MIN_REPEATS, compare_results, ratio_ci
@@ -75,12 +76,19 @@ def _is_compile(case: dict[str, Any]) -> bool:
     return (case.get("limits") or {}).get("cold") == "compile"
 
 
+def _si(v: float, spec: str = ".3g", sep: str = "", plain: str = ".3g") -> str:
+    """``v`` with a k/M/G prefix (``20k``, ``1.5M``, ``0.25``): the smallest prefix whose
+    rounded mantissa stays below 1000 (999,999 is ``1M``, not ``1e+03k``)."""
+    for unit, div in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        text = f"{v / div:{spec if unit else plain}}"
+        if abs(float(text)) < 1000 or unit == "G":
+            return f"{text}{sep}{unit}" if unit else text
+    return text
+
+
 def _compact(v: float) -> str:
     """A tick label: ``20k``, ``1.5M``, ``0.25``."""
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= div:
-            return f"{v / div:.3g}{unit}"
-    return f"{v:.3g}"
+    return _si(v)
 
 
 def _log_axes(ax) -> None:
@@ -117,12 +125,7 @@ def _fmt_s(x: float | None) -> str:
 
 def _fmt_rows(x: float | None, spec: str = ".3g", sep: str = "") -> str:
     """A count with a k/M/G prefix (``1.5M``); "–" for none or zero."""
-    if not x:
-        return "–"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= div:
-            return f"{x / div:{spec}}{sep}{unit}"
-    return f"{x:.0f}"
+    return _si(x, spec, sep, plain=".0f") if x else "–"
 
 
 def _pct(x: float) -> str:
@@ -236,7 +239,8 @@ def _run_quality(data: dict[str, Any]) -> tuple[str, dict[str, float], float | N
             if isinstance(v, dict) and _finite(v.get("collected")) and _finite(v.get("used")):
                 q[f"{t}_used_share"] = v["used"] / max(1, v["collected"])
                 rows += v["collected"]
-        for k, v in (data.get("detectors") or {}).items():
+        detectors = data.get("detectors")
+        for k, v in detectors.items() if isinstance(detectors, dict) else ():
             if isinstance(v, dict) and _finite(v.get("precision")) and _finite(v.get("recall")):
                 q[f"{k}_f1"] = 2 * v["precision"] * v["recall"] / max(1e-12, v["precision"] + v["recall"])
         return "utilisation", q, rows or None
@@ -1128,7 +1132,7 @@ def render_markdown(results: dict[str, Any], plots: list[tuple[str, str, str]]) 
     if plots:
         lines += ["## Plots", ""]
         for _name, caption, rel in plots:
-            lines += [f"![{md_escape(caption)}]({rel})", "", f"*{md_escape(caption)}*", ""]
+            lines += [f"![{md_escape(caption)}]({quote(rel)})", "", f"*{md_escape(caption)}*", ""]
     lines += ["## Every case", "", "Times in seconds: *warm s* is the median of the warm repeats (min–max beside "
               "it); *cold s* is the first call in a fresh process (Numba compile included when the case ran with "
               "`cold = \"compile\"`). Peak memory is the whole process tree. A case that is not `ok` has no "
@@ -1264,6 +1268,17 @@ def render_html(results: dict[str, Any], plots: list[tuple[str, str, bytes]]) ->
     return _html_page(f"uda benchmark report: {results.get('suite', {}).get('name', '')}", body)
 
 
+def _out_folder(out_dir: str | Path) -> Path:
+    """``out_dir`` created if needed; a one-line error where it cannot be."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot write the report to {out} ({exc.strerror or exc.__class__.__name__}); choose a writable folder"
+        raise UserError(msg) from None
+    return out
+
+
 def write_report(results: dict[str, Any], *, out_dir: str | Path, stem: str,
                  html_page: bool = True) -> dict[str, Path]:
     """Write ``<stem>.md``, its PNGs (``<stem>-<plot>.png``) and optionally ``<stem>.html``.
@@ -1273,8 +1288,7 @@ def write_report(results: dict[str, Any], *, out_dir: str | Path, stem: str,
     dict
         ``{"markdown": path, "html": path (if written), "<plot>": png path, ...}``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out_dir)
     plots = make_plots(results)
     paths: dict[str, Path] = {}
     md_plots = []
@@ -1317,7 +1331,7 @@ def render_compare_markdown(cmp: dict[str, Any], plots: list[tuple[str, str, str
     for label, t in zip(("A", "B"), headlines, strict=True):
         lines += markdown_table((f"Headline of {label}", *t[1:]))
     for _name, caption, rel in plots:
-        lines += [f"![{md_escape(caption)}]({rel})", "", f"*{md_escape(caption)}*", ""]
+        lines += [f"![{md_escape(caption)}]({quote(rel)})", "", f"*{md_escape(caption)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -1356,8 +1370,7 @@ def write_comparison(a: dict[str, Any], b: dict[str, Any], *, out_dir: str | Pat
         The comparison (:func:`compare_runs`) and the written paths.
     """
     cmp = compare_runs(a, b, confidence=confidence)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out_dir)
     fig = _plot_ratios(cmp)
     plots = [] if fig is None else [("ratios", "B/A per case with its confidence interval; red: "
                                                "regression, green: improvement", _png(fig))]

@@ -279,10 +279,22 @@ def _check_results(data: dict[str, Any]) -> str | None:
     for key in ("machine", "git", "suite", "datasets", "packages"):
         if key in data and not isinstance(data[key], dict):
             return f"{key!r} must be an object"
+    machine = data.get("machine") or {}
+    for key in ("memory_bytes", "cpu_affinity", "cores_logical", "cores_physical", "load_avg_1m"):
+        if machine.get(key) is not None and not _number(machine[key]):
+            return f"machine.{key} must be a number >= 0, got {str(machine[key])[:40]!r}"
+    for key in ("cpu_model", "os", "kernel", "machine", "python", "hostname"):
+        if machine.get(key) is not None and not isinstance(machine[key], str):
+            return f"machine.{key} must be a string"
+    git = data.get("git") or {}
+    if git.get("commit") is not None and not isinstance(git["commit"], str):
+        return "git.commit must be a string"
     for key, ds in (data.get("datasets") or {}).items():
         if not isinstance(ds, dict) or not isinstance(ds.get("tables", {}), dict) \
                 or not isinstance(ds.get("params", {}), dict):
             return f"dataset {key[:60]!r} must be an object with tables and params objects"
+        if not all(ds.get(k) is None or _number(ds[k]) for k in ("rows", "bytes")):
+            return f"dataset {key[:60]!r}: rows and bytes must be numbers"
         for name, t in ds.get("tables", {}).items():
             if not isinstance(t, dict) or not all(t.get(k) is None or _number(t[k]) for k in ("rows", "bytes")):
                 return f"dataset {key[:60]!r}: table {name[:60]!r} needs rows and bytes as numbers"
@@ -293,7 +305,7 @@ def _check_results(data: dict[str, Any]) -> str | None:
     for c in data["cases"]:
         cid = c["id"][:80]
         for key in ("task", "engine"):
-            if key in c and not isinstance(c[key], str):
+            if not isinstance(c.get(key), str):
                 return f"case {cid!r}: {key} must be a string"
         for key in ("scheduler", "scale", "dataset", "message"):
             if c.get(key) is not None and not isinstance(c[key], str):
