@@ -20,8 +20,8 @@ and integrated (no reference flag) go to ``clean/<table>``; all others to
 ``clean/<table>_rejects`` with their flags. ``--repair`` shifts skewed clocks back onto the
 grid and divides drifted values by the estimated drift. Both engines parse with the same
 Polars kernels (:func:`parse_frame`) and run the same detectors; only reading and scheduling
-differ (Polars: a file per thread; Dask: Arrow-backed partitions as tasks), and the outputs
-are identical.
+differ (Polars: a file per thread read by Polars; Dask: a task per file read by pyarrow, a
+task per group), and the outputs are identical.
 """
 
 from __future__ import annotations
@@ -182,20 +182,24 @@ def parse_polars(ff: FeedFile) -> dict[str, Any]:
     return parse_frame(ff, pl.read_parquet(ff.path))
 
 
-def parse_partition(ff: FeedFile, df: Any) -> dict[str, Any]:
-    """Parse one Dask partition of a feed file (a pandas frame with Arrow-backed columns).
+def parse_arrow(ff: FeedFile, table: pa.Table) -> dict[str, Any]:
+    """Parse an Arrow table of one feed file (or of some of its row groups) with :func:`parse_frame`.
 
-    The partition is handed to :func:`parse_frame` as Arrow (no copy for Arrow-backed
-    columns), so both engines parse with the same vectorised kernels, which release the
-    GIL; pandas' string parsing runs element by element in Python and holds it.
+    Dictionary-encoded columns are decoded first, as the Parquet reader gives them to Polars.
     """
     import polars as pl
 
-    t = pa.Table.from_pandas(df, preserve_index=False)
-    for i, fld in enumerate(t.schema):  # as the Parquet reader gives them to Polars: plain values
+    for i, fld in enumerate(table.schema):
         if pa.types.is_dictionary(fld.type):
-            t = t.set_column(i, fld.name, t.column(i).cast(fld.type.value_type))
-    return parse_frame(ff, pl.from_arrow(t))
+            table = table.set_column(i, fld.name, table.column(i).cast(fld.type.value_type))
+    return parse_frame(ff, pl.from_arrow(table))
+
+
+def read_parse_arrow(ff: FeedFile) -> dict[str, Any]:
+    """Read one feed file with pyarrow and parse it (a Dask task: :func:`parse_arrow`)."""
+    import pyarrow.parquet as pq
+
+    return parse_arrow(ff, pq.read_table(ff.path))
 
 
 def parse_frame(ff: FeedFile, df: Any) -> dict[str, Any]:
@@ -325,7 +329,7 @@ def detect_group(parts: list[dict[str, Any]], table: str, *, district: int | Non
     Parameters
     ----------
     parts
-        Parsed files of the group (from :func:`parse_polars` or :func:`parse_partition`).
+        Parsed files of the group (from :func:`parse_polars` or :func:`read_parse_arrow`).
     table
         ``"traffic"``, ``"taps"`` or ``"water"``.
     district
@@ -577,7 +581,7 @@ def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, distri
     Parameters
     ----------
     parts
-        Parsed files of the group (from :func:`parse_polars` or :func:`parse_partition`).
+        Parsed files of the group (from :func:`parse_polars` or :func:`read_parse_arrow`).
     table, gname
         Table and group name (``clean/<table>/<gname>.parquet``).
     district, lookup, period
@@ -639,23 +643,17 @@ def _map_polars(ctx: _Ctx, groups: dict[tuple[str, str], list[FeedFile]], **kw: 
         return dict(zip(groups, pool.map(one, groups.items()), strict=True))
 
 
-def _map_dask(ctx: _Ctx, groups: dict[tuple[str, str], list[FeedFile]], reads: dict[str, list], **kw: Any,
-              ) -> dict[tuple[str, str], dict]:
-    """One task per partition (read and parse) and one per group; ``reads`` keeps each file's
-    partitions across passes (building a ``read_parquet`` graph reads the file's footer in
-    this thread: about 5 ms a file)."""
+def _map_dask(ctx: _Ctx, groups: dict[tuple[str, str], list[FeedFile]], **kw: Any) -> dict[tuple[str, str], dict]:
+    """One task per file (read with pyarrow, parse) and one per group. Not ``dask.dataframe``:
+    building its ``read_parquet`` graph reads each file's footer in this thread (about 5 ms a
+    file, before any task runs), and its pandas partitions are only converted back to Arrow."""
     import dask
-    import dask.dataframe as dd
 
     factors = kw.pop("factors")
     jobs = []
     for (table, gname), files in groups.items():
-        parts = []
-        for ff in files:
-            if ff.rel not in reads:
-                ddf = dd.read_parquet(str(ff.path), split_row_groups=False, dtype_backend="pyarrow")
-                reads[ff.rel] = ddf.to_delayed()
-            parts += [dask.delayed(parse_partition)(ff, p) for p in reads[ff.rel]]
+        parts = [dask.delayed(read_parse_arrow)(ff, dask_key_name=f"read-parse-{ff.rel}")
+                 for ff in files]
         jobs.append(dask.delayed(process_group)(parts, table, gname, district=files[0].district,
                                                 lookup=ctx.lookups[table], period=ctx.period, start_ms=ctx.start_ms,
                                                 factors=factors.get(table, {}), **kw))
@@ -730,7 +728,6 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
     has_feeds = ds.has("feed_dictionary")
     tmp = ds.path / f".{CLEAN_DIR}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}" if write and has_feeds else None
     groups = _groups(ctx.files)
-    reads: dict[str, list] = {}  # Dask: each file's partitions, built once for both passes
     try:
         if tmp is not None:
             if ds.fs is None:  # what a killed standardise left beside clean/
@@ -742,7 +739,7 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
             if engine == "polars":
                 return _map_polars(ctx, sel, **kw)
             with dask_scheduler(scheduler):
-                return _map_dask(ctx, sel, reads, **kw)
+                return _map_dask(ctx, sel, **kw)
 
         outs = run_groups(groups, {})
         factors: dict[str, dict] = {}
