@@ -18,7 +18,7 @@ import polars as pl
 
 from uda.errors import UserError
 from uda.forecast import Panel, parse_interval
-from uda.io.wide import apply_missing, first_non_number, grid_positions, to_datetime
+from uda.io.wide import apply_missing, first_non_number, grid_positions, repeated_key, to_datetime
 
 REQUIRED = {
     ".geo": ("geo_id",),
@@ -142,8 +142,8 @@ def read_libcity(path: str | os.PathLike, *, column: str | None = None,
     step = pos_u[np.searchsorted(uniq, times)]
     # one value per (entity, time): repeated rows are an error, not silently averaged
     key = rows * length + step
-    if np.unique(key).size != key.size:
-        dup = int(np.flatnonzero(np.bincount(key) > 1)[0])
+    dup = repeated_key(key, len(ids) * length)
+    if dup is not None:
         msg = f"{where}: entity {ids[dup // length]} has several rows at one time; remove duplicate rows"
         raise UserError(msg)
     back = (rows[1:] == rows[:-1]) & (np.diff(times).astype(np.int64) < 0)

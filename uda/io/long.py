@@ -23,6 +23,7 @@ from uda.io.wide import (
     grid_positions,
     mean_by_step,
     read_table,
+    repeated_key,
     time_columns,
     to_datetime,
 )
@@ -152,8 +153,8 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
         t0 = uniq[0]
         step = pos_u[np.searchsorted(uniq, times)]
         key = rows * length + step
-        if np.unique(key).size != key.size:
-            dup = int(np.flatnonzero(np.bincount(key) > 1)[0])
+        dup = repeated_key(key, len(ids) * length)
+        if dup is not None:
             t = t0 + np.timedelta64(int(dup % length) * interval_s, "s")
             msg = (f"{where}: series {ids[dup // length]} has several rows at {t}; "
                    "remove duplicate rows or pass --irregular to average them")
