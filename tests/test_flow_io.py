@@ -214,6 +214,14 @@ def test_libcity_bad_input(tmp_path):
     d = _copy_libcity(tmp_path, edit=("TOY.dyna", lambda t: t.replace(",state,2024-03-04T05:00:00Z,2,",
                                                                        ",state,2024-03-04T05:00:00Z,7,")))
     _bad("--libcity", str(d), match="not a geo_id")
+    shutil.rmtree(d)
+
+    def repeat(text):
+        lines = text.splitlines()
+        return "\n".join([*lines, lines[5]]) + "\n"
+
+    d = _copy_libcity(tmp_path, edit=("TOY.dyna", repeat))
+    _bad("--libcity", str(d), match="has several rows at one time")
 
 
 # --------------------------------------------------------------------------- adjacency, sentinels
