@@ -113,6 +113,19 @@ class Term:
 IN_FLIGHT = 2
 
 
+def water_files(sites: float, days: float) -> float:
+    """Water files the generator writes: whole sites, at most :data:`CHUNK_ROWS` rows each."""
+    per = max(1, CHUNK_ROWS // max(1, int(days * 96)))
+    return float(math.ceil(sites / per))
+
+
+def _water_rows(s: dict[str, float]) -> float:
+    # Polars sorts and holds the whole table; Dask works on one file's partition at a time
+    if s.get("dask"):
+        return s["rows"] / max(1.0, water_files(s.get("water_sites", 1.0), s.get("days", 1.0)))
+    return s["rows"]
+
+
 def flow_in_flight(engine: str) -> float:
     """Flow blocks fitted at once: one on Polars (in turn), one per thread on Dask."""
     return 1.0 if engine.startswith("polars") else float(IN_FLIGHT)
@@ -155,6 +168,7 @@ ROWS = Term("rows", "data", lambda s: s["rows"])
 TERMS = {
     "fixed": FIXED,
     "rows": ROWS,
+    "water rows in flight": Term("water rows in flight", "block", _water_rows),
     "series": Term("series", "structure", lambda s: s["sensors"]),
     "iterations x zones x links": Term("iterations x zones x links", "structure",
                                        lambda s: s["iterations"] * s["zones"] * s["links"], stage="assignment"),
@@ -186,8 +200,8 @@ DESIGNS: dict[str, Design] = {
     # every row is read and turned into series (per row); each series is fitted on at
     # most 600 origins (per series); memory: the blocks of series being fitted
     "flow": Design(time=("fixed", "rows", "series"), memory=("fixed", "blocks in flight")),
-    # the water table is small and held whole
-    "water": Design(time=("fixed", "rows"), memory=("fixed", "rows")),
+    # Polars holds the water table whole, Dask one file (whole sites, <= 2 M rows) at a time
+    "water": Design(time=("fixed", "rows"), memory=("fixed", "water rows in flight")),
     # feed groups are standardised and reduced in flight; the received-interval bitmap and
     # the drift levels grow with sensors x days
     "utilisation": Design(time=("fixed", "rows"), memory=("fixed", "groups in flight", "sensor-days")),
@@ -370,6 +384,7 @@ def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[
         sizes["rows"] = float(c["rows_in"])
         sizes["iterations"] = float((c.get("quality") or {}).get("iterations") or 1.0)
         sizes["flow_in_flight"] = flow_in_flight(c["engine"])
+        sizes["dask"] = float(c["engine"] == "dask")
         points.setdefault(key, []).append({
             "scale": c.get("scale"), "rows_in": float(c["rows_in"]), "wall_s": s["wall_s_median"],
             "cpu_s": s["cpu_s_median"], "peak_rss_bytes": float(s["peak_rss_bytes"]), "dataset": ds,
@@ -612,6 +627,7 @@ def city_sizes(largest: dict[str, Any], *, sensors: int, days: float, interval_s
         files=traffic_files(sensors, traffic_days),
         iterations=largest["sizes"].get("iterations", 1.0),
         flow_in_flight=largest["sizes"].get("flow_in_flight", float(IN_FLIGHT)),
+        dask=largest["sizes"].get("dask", 0.0),
         rows=largest["rows_in"] * user[family] / fam_rows[family] if family else largest["rows_in"],
     )
     return sizes, family
@@ -894,6 +910,7 @@ def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], l
         sizes["rows"] = float(tables[_INPUT_TABLE[task]]["rows"])
         sizes["iterations"] = float(it.group(1)) if it else 1.0
         sizes["flow_in_flight"] = flow_in_flight(engine)
+        sizes["dask"] = float(engine == "dask")
         eng = "dask-threads" if engine == "dask" else engine
         out.setdefault((task, eng), []).append({
             "scale": scale.name, "rows_in": sizes["rows"], "wall_s": float(step.get("wall_s") or 0) or 1e-9,
