@@ -210,6 +210,8 @@ LARGE_CODES = (999.0, 9999.0, 99999.0, 999999.0)
 #: with zero runs, the median value next to a run is at least ZERO_JUMP of the series' median (a detector that stops reports 0 in the middle of
 #: normal traffic; real zeros, e.g. counts at night, are approached through small values).
 ZERO_SHARE, ZERO_RUNS, ZERO_JUMP = 0.001, 10, 0.6
+#: Series (evenly spread) on which zeros are judged.
+ZERO_SERIES = 200
 
 
 def detect_missing_codes(values: np.ndarray | Sequence[np.ndarray],
@@ -251,8 +253,11 @@ def detect_missing_codes(values: np.ndarray | Sequence[np.ndarray],
     zeros = int(np.count_nonzero(x == 0))
     if zeros >= ZERO_SHARE * finite:
         flank, runs = [], 0
-        for v in (series() if series is not None else values):
-            v = np.asarray(v, dtype=np.float64)
+        every = series() if series is not None else values
+        # a code is a table's convention: judge it on at most ZERO_SERIES series, evenly spread
+        pick = np.unique(np.linspace(0, len(every) - 1, min(len(every), ZERO_SERIES)).astype(np.int64))
+        for k in pick:
+            v = np.asarray(every[k], dtype=np.float64)
             v = v[np.isfinite(v)]
             typical = np.median(np.abs(v[v != 0])) if (v != 0).any() else 0.0
             if typical == 0:
