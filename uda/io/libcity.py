@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from uda.arrays import repeated_key
 from uda.errors import UserError
 from uda.forecast import Panel, parse_interval
-from uda.io.wide import apply_missing, first_non_number, grid_positions, repeated_key, to_datetime
+from uda.io.wide import apply_missing, first_non_number, grid_positions, to_datetime
 
 REQUIRED = {
     ".geo": ("geo_id",),

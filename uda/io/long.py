@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from uda.arrays import repeated_key
 from uda.errors import UserError
 from uda.forecast import Panel, parse_interval, season_check
 from uda.io.wide import (
@@ -23,7 +24,6 @@ from uda.io.wide import (
     grid_positions,
     mean_by_step,
     read_table,
-    repeated_key,
     time_columns,
     to_datetime,
 )

@@ -154,17 +154,6 @@ def bin_to_grid(times: np.ndarray, interval_s: int) -> tuple[np.ndarray, int, np
     return pos, int(pos.max()) + 1, np.datetime64(first, "s")
 
 
-def repeated_key(key: np.ndarray, size: int) -> int | None:
-    """The smallest value that occurs more than once in ``key`` (integers in ``[0, size)``),
-    or None. One pass over a ``size``-long mask: ``np.unique`` hashes integers in NumPy 2.4
-    and takes seconds on millions of distinct keys."""
-    seen = np.zeros(size, dtype=bool)
-    seen[key] = True
-    if int(np.count_nonzero(seen)) == key.size:
-        return None
-    return int(np.flatnonzero(np.bincount(key, minlength=size) > 1)[0])
-
-
 def mean_by_step(vals: np.ndarray, pos: np.ndarray, length: int) -> tuple[np.ndarray, int]:
     """Mean of the non-missing values of each row of ``vals`` (series × rows) in each grid step.
 
@@ -394,7 +383,7 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
     apply_missing(vals, missing, notes, in_time_order)
     if irregular and tcol is not None:
         Y, merged = mean_by_step(vals, pos, length)
-        empty_steps = length - np.unique(pos).size
+        empty_steps = length - int(np.count_nonzero(np.bincount(pos, minlength=length)))
         notes.append(f"{len(pos)} rows binned to {length} steps of {interval_s} s "
                      f"({merged} sensor-steps averaged several rows, {empty_steps} steps without a row)")
     else:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from uda.arrays import unique_values
 from uda.store import Dataset, open_dataset
 from uda.synth.feeds import DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
 from uda.tasks.base import TaskResult
@@ -40,7 +41,7 @@ _TS_OFF = 1 << 33
 
 def _codes(key: np.ndarray, ts: np.ndarray, start: int) -> np.ndarray:
     rel = np.clip(ts.astype(np.int64) - start + _TS_OFF, 0, (1 << _TS_BITS) - 1)
-    return np.unique((key.astype(np.int64) << _TS_BITS) | rel)
+    return unique_values((key.astype(np.int64) << _TS_BITS) | rel)
 
 
 def _concat(tables: list[pa.Table]) -> dict[str, np.ndarray]:
@@ -175,11 +176,11 @@ def score(reduced: dict[tuple[str, str], dict[str, Any]], truth: Any, *, city_ke
                 rel = tts - start
                 on = ((pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == tk) & (rel % step == 0)
                       & (rel >= 0) & (rel < n_slots * step)) if ids.size else np.zeros(tk.size, bool)
-                code = np.unique(pos[on] * n_slots + rel[on] // step)
+                code = unique_values(pos[on] * n_slots + rel[on] // step)
                 r, sl = code // n_slots, code % n_slots
                 tp = int(((seen[r, sl >> 3] >> (7 - (sl & 7))) & 1 == 0).sum())
             else:
-                pred = np.unique(np.concatenate([o[kind] for o in outs]))
+                pred = unique_values(np.concatenate([o[kind] for o in outs]))
                 n_pred = int(pred.size)
                 tp = int(np.intersect1d(pred, _codes(tk, tts, start), assume_unique=True).size)
             by_table.setdefault(table, {})[kind] = {"tp": tp, "fp": n_pred - tp, "fn": true_n - tp}
