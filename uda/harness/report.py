@@ -1279,6 +1279,20 @@ def _out_folder(out_dir: str | Path) -> Path:
     return out
 
 
+def _write_plots(out: Path, stem: str, plots: list[tuple[str, str, bytes]]
+                 ) -> tuple[dict[str, Path], list[tuple[str, str, str]]]:
+    """Write each ``(name, caption, png)`` as ``<stem>-<name>.png``; the paths by name and
+    the ``(name, caption, file name)`` the Markdown links to."""
+    paths: dict[str, Path] = {}
+    md_plots = []
+    for name, caption, png in plots:
+        p = out / f"{stem}-{name}.png"
+        p.write_bytes(png)
+        paths[name] = p
+        md_plots.append((name, caption, p.name))
+    return paths, md_plots
+
+
 def write_report(results: dict[str, Any], *, out_dir: str | Path, stem: str,
                  html_page: bool = True) -> dict[str, Path]:
     """Write ``<stem>.md``, its PNGs (``<stem>-<plot>.png``) and optionally ``<stem>.html``.
@@ -1290,13 +1304,7 @@ def write_report(results: dict[str, Any], *, out_dir: str | Path, stem: str,
     """
     out = _out_folder(out_dir)
     plots = make_plots(results)
-    paths: dict[str, Path] = {}
-    md_plots = []
-    for name, caption, png in plots:
-        p = out / f"{stem}-{name}.png"
-        p.write_bytes(png)
-        paths[name] = p
-        md_plots.append((name, caption, p.name))
+    paths, md_plots = _write_plots(out, stem, plots)
     md = out / f"{stem}.md"
     md.write_text(render_markdown(results, md_plots))
     paths["markdown"] = md
@@ -1374,13 +1382,7 @@ def write_comparison(a: dict[str, Any], b: dict[str, Any], *, out_dir: str | Pat
     fig = _plot_ratios(cmp)
     plots = [] if fig is None else [("ratios", "B/A per case with its confidence interval; red: "
                                                "regression, green: improvement", _png(fig))]
-    paths: dict[str, Path] = {}
-    md_plots = []
-    for name, caption, png in plots:
-        p = out / f"{stem}-{name}.png"
-        p.write_bytes(png)
-        paths[name] = p
-        md_plots.append((name, caption, p.name))
+    paths, md_plots = _write_plots(out, stem, plots)
     heads = (headline_table(a), headline_table(b))
     md = out / f"{stem}.md"
     md.write_text(render_compare_markdown(cmp, md_plots, heads))
