@@ -23,10 +23,8 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-#: Least width of tables when the output is not a terminal (rich would otherwise assume 80
-#: columns and cut every cell to "…").
-PIPE_WIDTH = 160
-#: Width of the console when the output is not a terminal: tables take their natural width.
+#: Width of the console when the output is not a terminal (rich would otherwise assume 80
+#: columns and cut every cell to "…"): tables take their natural width.
 UNLIMITED = 100_000
 
 
