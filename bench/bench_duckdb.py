@@ -371,62 +371,6 @@ def _uda_utilisation(ds: Any, engine: str, threads: int = 2) -> dict[str, Any]:
                           for t, per in by_table.items()}}
 
 
-# --------------------------------------------------------------------------- what-ifs (--what-if)
-
-
-def _sort_unique(a: Any, return_index: bool = False, return_inverse: bool = False, return_counts: bool = False,
-                 axis: int | None = None, **kw: Any) -> Any:
-    """``np.unique`` of 1-D integers by sorting (numpy 2.4 hashes them, slow with many distinct values)."""
-    import numpy as np
-
-    arr = np.asarray(a)
-    if return_index or return_inverse or return_counts or axis is not None or kw or arr.dtype.kind not in "iu":
-        return _sort_unique.numpy_unique(a, return_index=return_index, return_inverse=return_inverse,
-                                         return_counts=return_counts, axis=axis, **kw)
-    s = np.sort(arr.ravel())
-    if s.size == 0:
-        return s
-    first = np.empty(s.size, bool)
-    first[0] = True
-    np.not_equal(s[1:], s[:-1], out=first[1:])
-    return s[first]
-
-
-def with_sort_unique(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` run with ``numpy.unique`` of integers done by sorting (what the fix would give)."""
-    import numpy as np
-
-    _sort_unique.numpy_unique = np.unique
-
-    def inner() -> Any:
-        np.unique = _sort_unique
-        try:
-            return fn()
-        finally:
-            np.unique = _sort_unique.numpy_unique
-    return inner
-
-
-def slots_int_polars(ds: Any, slot_minutes: int = 60) -> Any:
-    """:func:`uda.tasks.route.sensor_slots_polars` with the slot from integer milliseconds
-    instead of ``dt.hour()``/``dt.minute()`` (the same slots for the dataset's naive UTC times)."""
-    import polars as pl
-
-    speed = pl.col("speed").cast(pl.Float64)
-    slot = ((pl.col("ts").cast(pl.Datetime("ms")).cast(pl.Int64) // 60_000 % 1440) // slot_minutes).cast(pl.Int32)
-    return (
-        ds.scan("traffic").select("sensor_id", "ts", "speed", "flow")
-        .filter(speed.is_not_null() & speed.is_finite() & (speed > 0))
-        .with_columns(slot.alias("slot"), (3.6 / speed).alias("pace"),
-                      pl.col("flow").cast(pl.Float64).fill_null(0.0).fill_nan(0.0))
-        .group_by("sensor_id", "slot")
-        .agg(pl.len().cast(pl.Int64).alias("n_obs"), pl.col("pace").sum().alias("pace_sum"),
-             pl.col("flow").sum().alias("flow_sum"))
-        .sort("sensor_id", "slot")
-        .collect()
-    )
-
-
 # --------------------------------------------------------------------------- answers
 
 
@@ -535,9 +479,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--threads", type=int, default=2, help="threads of every engine [default: 2]")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {', '.join(STAGES)}")
     ap.add_argument("--no-dask", action="store_true", help="leave out the Dask forms")
-    ap.add_argument("--what-if", action="store_true",
-                    help="also time the fixes the profile suggests: route slots from integer milliseconds; "
-                         "read_long and utilisation with a sort-based np.unique (answers checked equal)")
     ap.add_argument("--json", default=None, help="write results to this JSON file")
     args = ap.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -577,8 +518,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             m = {"uda polars": lambda: sensor_slots_polars(ds)}
             if not args.no_dask:
                 m["uda dask"] = dask_run(lambda: sensor_slots_dask(ds))
-            if args.what_if:
-                m["if int slot"] = lambda: slots_int_polars(ds)
             m["duckdb"] = lambda: duck.route_slots(files)
             results["route_slots"] = {"rows": rows, **run_stage("route_slots", m, _same_frame,
                                                                 repeats=args.repeats, reference="uda polars")}
@@ -601,8 +540,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 m = {"uda polars": ours_long,
                      "duckdb": lambda: duck.read_long(long, id_col="sensor_id", time_col="ts", value_col="flow",
                                                       interval_s=300)}
-                if args.what_if:
-                    m["if sort unique"] = with_sort_unique(ours_long)
                 results["read_long"] = {"rows": rows, "file": str(long), **run_stage(
                     "read_long", m, _same_panel, repeats=args.repeats, reference="uda polars")}
             if "read_wide" in stages:
@@ -628,8 +565,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         m = {"uda polars": lambda: _uda_utilisation(dsd, "polars", args.threads)}
         if not args.no_dask:
             m["uda dask"] = lambda: _uda_utilisation(dsd, "dask", args.threads)
-        if args.what_if:
-            m["if sort unique"] = with_sort_unique(lambda: _uda_utilisation(dsd, "polars", args.threads))
         m["duckdb"] = lambda: {k: v for k, v in duck.utilisation(dsd).items() if k != "counts"}
         results["utilisation"] = {"rows": rows, "funnel_counts_check": counts_check,
                                   **run_stage("utilisation", m, _same_dict, repeats=args.repeats,
