@@ -389,7 +389,7 @@ def test_out_into_a_new_folder_and_a_reader_that_goes_away(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["flow.json"]  # no temporary file left
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _bad(*args, "--out", str(blocker / "flow.json"), match="cannot create the folder")
+    _bad(*args, "--out", str(blocker / "flow.json"), match="cannot create the folder for")
     _bad(*args, "--out", str(out.parent), match="is a folder")
     assert [p.name for p in out.parent.iterdir()] == ["flow.json"]
     for fmt in ([], ["--json"]):  # `uda ... | head`: no traceback, no "internal error"

@@ -301,7 +301,7 @@ def test_report_of_a_run_result_with_odd_fields_and_an_unwritable_folder(tmp_pat
     blocker = tmp_path / "file"
     blocker.write_text("x")
     res = CliRunner().invoke(cli, ["report", str(p), "--out", str(blocker / "rep")])
-    assert res.exit_code == 2 and "cannot write the report" in res.output, res.output
+    assert res.exit_code == 2 and "cannot create the report folder" in res.output, res.output
 
 
 def test_si_prefixes_carry_over():

@@ -89,12 +89,7 @@ def output_location(location: str | os.PathLike, *, folder: bool) -> Iterator[Pa
     if fs is None:
         local = Path(root)
         if not folder:
-            try:
-                local.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                msg = (f"cannot create the folder {local.parent} for {os.fspath(location)} ({exc.strerror}); "
-                       "choose a writable place")
-                raise UserError(msg) from None
+            make_folder(local.parent, f"the folder for {os.fspath(location)}")
         yield local
         return
     with tempfile.TemporaryDirectory(prefix="uda-out-") as tmp:
@@ -111,6 +106,18 @@ def output_location(location: str | os.PathLike, *, folder: bool) -> Iterator[Pa
         except OSError as exc:
             msg = f"cannot write {os.fspath(location)} ({exc.__class__.__name__}: {exc}); check the URL and your credentials"
             raise UserError(msg) from None
+
+
+def make_folder(path: str | os.PathLike, what: str) -> Path:
+    """``path`` created with its parents if needed; where it cannot be, a one-line error
+    naming ``what`` the folder is for."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create {what}, {p} ({exc.strerror or exc.__class__.__name__}); choose a writable place"
+        raise UserError(msg) from None
+    return p
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from uda.errors import UserError
 from uda.harness.compare import MIN_REPEATS, compare_results, ratio_ci
 from uda.harness.results import SCHEMA, SCHEMA_VERSION, STATUSES, load_results, warm_values
+from uda.store import make_folder
 
 MIB = 2**20
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
@@ -1268,17 +1269,6 @@ def render_html(results: dict[str, Any], plots: list[tuple[str, str, bytes]]) ->
     return _html_page(f"uda benchmark report: {results.get('suite', {}).get('name', '')}", body)
 
 
-def _out_folder(out_dir: str | Path) -> Path:
-    """``out_dir`` created if needed; a one-line error where it cannot be."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        msg = f"cannot write the report to {out} ({exc.strerror or exc.__class__.__name__}); choose a writable folder"
-        raise UserError(msg) from None
-    return out
-
-
 def _write_plots(out: Path, stem: str, plots: list[tuple[str, str, bytes]]
                  ) -> tuple[dict[str, Path], list[tuple[str, str, str]]]:
     """Write each ``(name, caption, png)`` as ``<stem>-<name>.png``; the paths by name and
@@ -1302,7 +1292,7 @@ def write_report(results: dict[str, Any], *, out_dir: str | Path, stem: str,
     dict
         ``{"markdown": path, "html": path (if written), "<plot>": png path, ...}``.
     """
-    out = _out_folder(out_dir)
+    out = make_folder(out_dir, "the report folder")
     plots = make_plots(results)
     paths, md_plots = _write_plots(out, stem, plots)
     md = out / f"{stem}.md"
@@ -1378,7 +1368,7 @@ def write_comparison(a: dict[str, Any], b: dict[str, Any], *, out_dir: str | Pat
         The comparison (:func:`compare_runs`) and the written paths.
     """
     cmp = compare_runs(a, b, confidence=confidence)
-    out = _out_folder(out_dir)
+    out = make_folder(out_dir, "the report folder")
     fig = _plot_ratios(cmp)
     plots = [] if fig is None else [("ratios", "B/A per case with its confidence interval; red: "
                                                "regression, green: improvement", _png(fig))]

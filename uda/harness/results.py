@@ -157,12 +157,9 @@ def new_results(*, suite: dict[str, Any]) -> dict[str, Any]:
 
 def write_results(results: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write ``results`` to ``out_dir/<run_id>.json``; never overwrites an existing file."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        msg = f"cannot create the results folder {out} ({exc.strerror}); choose a writable --out"
-        raise UserError(msg) from None
+    from uda.store import make_folder
+
+    out = make_folder(out_dir, "the results folder (--out)")
     text = json.dumps(results, indent=1, allow_nan=False, default=_jsonable)
     for _ in range(5):
         path = out / f"{results['run_id']}.json"

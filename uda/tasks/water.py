@@ -1027,12 +1027,9 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
     """
     import json
 
-    folder = Path(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        msg = f"cannot create --out folder {folder}: {exc.strerror}; choose a writable folder"
-        raise UserError(msg) from None
+    from uda.store import make_folder
+
+    folder = make_folder(out, "the --out folder")
     files: dict[str, str] = {}
     for name, df in tables(res, params, names).items():
         path = folder / f"{name}.parquet"
