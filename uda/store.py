@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,18 +120,27 @@ def make_folder(path: str | os.PathLike, what: str) -> Path:
     return p
 
 
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it into place, so that
+    a reader never sees half a file and a failed write leaves the old one (and no temporary
+    file)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it, renamed into place, so
-    that a reader never sees half a file and a failed write leaves the old one."""
+    """:func:`atomic_write` of ``text``, with one-line errors for a folder or an unwritable place."""
     if path.is_dir():
         msg = f"{path} is a folder; name a file to write (e.g. {path / 'result.json'})"
         raise UserError(msg)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: tmp.write_text(text))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         msg = f"cannot write {path} ({exc.strerror or exc.__class__.__name__}); choose a writable place"
         raise UserError(msg) from None
 

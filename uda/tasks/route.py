@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -883,12 +882,6 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     return res
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGraph, cost: np.ndarray,
                        times: dict[str, np.ndarray], site_assignment: np.ndarray) -> Path:
     """Write a city route run into folder ``out``.
@@ -902,6 +895,8 @@ def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGra
 
     import polars as pl
 
+    from uda.store import atomic_write
+
     out = check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     nl, ns = times["travel_time_s"].shape
@@ -910,20 +905,20 @@ def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGra
         "link_id": np.repeat(link_id, ns).astype(np.int32), "slot": np.tile(np.arange(ns), nl).astype(np.int16),
         "travel_time_s": times["travel_time_s"].ravel(), "n_obs": times["n_obs"].ravel(),
         "source": np.where(times["source"].ravel() == SOURCE_SENSOR, "sensor", "free_flow")})
-    _atomic_write(out / "link_travel_times.parquet", lambda p: tt.write_parquet(p))
+    atomic_write(out / "link_travel_times.parquet", lambda p: tt.write_parquet(p))
     flow = res.answer["link_flow"]
     with np.errstate(divide="ignore", invalid="ignore"):
         vc = np.where(capacity > 0, flow / np.where(capacity > 0, capacity, 1), np.nan)
     flows = pl.DataFrame({"link_id": link_id, "init_node": city.node_id[city.tail],
                           "term_node": city.node_id[city.head], "flow": flow,
                           "capacity": capacity, "vc": vc, "cost": cost})
-    _atomic_write(out / "link_flows.csv", lambda p: flows.write_csv(p))
+    atomic_write(out / "link_flows.csv", lambda p: flows.write_csv(p))
     demand = res.answer["od_demand"]
     oi, di = np.nonzero(demand)
     od = pl.DataFrame({"origin_zone": zone_ids[oi], "dest_zone": zone_ids[di], "flow": demand[oi, di]})
-    _atomic_write(out / "od.parquet", lambda p: od.write_parquet(p))
+    atomic_write(out / "od.parquet", lambda p: od.write_parquet(p))
     sites = pl.DataFrame({"zone_id": zone_ids, "site_node": site_assignment})
-    _atomic_write(out / "sites.csv", lambda p: sites.write_csv(p))
+    atomic_write(out / "sites.csv", lambda p: sites.write_csv(p))
     body = {"task": res.task, "engine": res.engine, "quality": res.quality, "summary": res.summary}
-    _atomic_write(out / "summary.json", lambda p: p.write_text(json.dumps(body, indent=2)))
+    atomic_write(out / "summary.json", lambda p: p.write_text(json.dumps(body, indent=2)))
     return out
