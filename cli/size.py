@@ -24,9 +24,13 @@ import click
 @click.option("--check", "check_with", multiple=True, metavar="RESULTS",
               help="Instead of a city: predict every case of these results files from a fit on --results "
                    "without them, and print predicted / measured (e.g. `uda bench --suite validate`).")
+@click.option("--probe-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Budget of the probe that runs route's network stages (gravity OD, assignment, sites) on the "
+                   "target's street network, on this machine, instead of extrapolating them from the sweep; "
+                   "0 fits them on the sweep.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def size(sensors, days, interval: str, deadline: str, stations, water_sites, results, tasks, engines,
-         model: str, check_with, as_json: bool) -> None:
+         model: str, check_with, probe_seconds: float, as_json: bool) -> None:
     """Estimate time, cores, memory and storage for a city of SENSORS over DAYS.
 
     Wall time, CPU time and peak memory are modelled per task and engine as a sum of
@@ -36,13 +40,17 @@ def size(sensors, days, interval: str, deadline: str, stations, water_sites, res
     error on the held-out largest measured scale, and a warning beyond 10x that scale.
     Cores and the Dask cluster form come from the parallel efficiency the sweep measured
     (one vs two cores, one vs two workers).
+
+    Route's network stages depend on the street network only, not on the data rows: they
+    are measured by a short probe on the target's network (built as the generator builds
+    it, no data) within --probe-seconds, and said so in the output.
     """
     from uda.errors import UserError
     from uda.harness import sizing
 
     if check_with:
         out = sizing.check(results=list(results), against=list(check_with), tasks=list(tasks) or None,
-                           engines=list(engines) or None, model=model)
+                           engines=list(engines) or None, model=model, probe_s=probe_seconds)
         if as_json:
             click.echo(json.dumps(out))
         else:
@@ -55,7 +63,7 @@ def size(sensors, days, interval: str, deadline: str, stations, water_sites, res
                       interval_s=sizing.parse_duration(interval, option="--interval"),
                       deadline_s=sizing.parse_duration(deadline, option="--deadline"), results=list(results),
                       stations=stations, water_sites=water_sites, tasks=list(tasks) or None,
-                      engines=list(engines) or None, model=model)
+                      engines=list(engines) or None, model=model, probe_s=probe_seconds)
     if as_json:
         click.echo(json.dumps(out))
         return
@@ -131,16 +139,24 @@ def _print_check(out: dict) -> None:
 
     tab = Table(title=f"predicted / measured on data the fit never saw (model: {out['model']})")
     for col in ("task", "engine", "scale", "rows", "fitted on", "wall measured s", "predicted", "ratio",
-                "peak measured GiB", "predicted", "ratio"):
+                "CPU measured s", "predicted", "ratio", "peak measured GiB", "predicted", "ratio"):
         tab.add_column(col, justify="left" if col in ("task", "engine", "scale", "fitted on") else "right")
+    def cpu(c: dict) -> tuple[str, str, str]:
+        if c["measured"] is None:
+            return "–", _secs(c["predicted"]), "–"
+        return _secs(c["measured"]), _secs(c["predicted"]), f"{c['ratio']:.2f}"
+
     for r in out["rows"]:
         w, p = r["wall_s"], r["peak_rss_bytes"]
         tab.add_row(escape(r["task"]), escape(r["engine"]), escape(short_scale(r["scale"])), f"{r['rows']:,.0f}",
                     escape(", ".join(map(short_scale, r["fitted_on"]))), _secs(w["measured"]), _secs(w["predicted"]),
-                    f"{w['ratio']:.2f}", _gib(p["measured"]), _gib(p["predicted"]), f"{p['ratio']:.2f}")
+                    f"{w['ratio']:.2f}", *cpu(r["cpu_s"]), _gib(p["measured"]), _gib(p["predicted"]),
+                    f"{p['ratio']:.2f}")
     console = wide_console()
     console.print(tab)
     wf = out["worst_factor"]
     console.print("worst factor: " + ", ".join(f"{name} {wf[m]:.2f}" for name, m in
                                                (("wall", "wall_s"), ("CPU", "cpu_s"), ("peak", "peak_rss_bytes"))
                                                if wf.get(m)), markup=False, highlight=False)
+    for note in out.get("notes", []):
+        console.print(f"note: {note}", markup=False, highlight=False)

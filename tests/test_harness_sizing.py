@@ -320,17 +320,28 @@ def test_check_reads_the_large_reference_file(tmp_path):
 
 
 def test_a_stage_the_task_times_is_fitted_on_its_own_seconds():
-    # route-like: the assignment is 1 % of the time at the measured sizes, 50 % at a bigger city
-    sizes = [{"rows": r, "iterations": it, "zones": z, "links": k, "sensors": 1.0}
-             for r, it, z, k in ((5e4, 19, 16, 224), (8e5, 2, 16, 528), (3.6e6, 4, 36, 1520))]
-    units = np.array([s["iterations"] * s["zones"] * s["links"] for s in sizes])
-    stage = 2e-7 * units
-    pts = [{"sizes": s, "wall_s": 0.2 + 3e-7 * s["rows"] + st, "cpu_s": 1.0, "peak_rss_bytes": 1.0,
-            "rows_in": s["rows"], "stages": {"assignment": st}} for s, st in zip(sizes, stage, strict=True)]
-    m = sizing._fit_time(("fixed", "rows", "iterations x zones x links"), pts)
-    assert m.coef == pytest.approx([0.2, 3e-7, 2e-7], rel=1e-6)
-    city = {"rows": 1.7e7, "iterations": 55, "zones": 144, "links": 5328}
-    assert m(city) == pytest.approx(0.2 + 3e-7 * 1.7e7 + 2e-7 * 55 * 144 * 5328, rel=1e-6)
+    # route-like: the network stages are 1 % of the time at the measured sizes, 50 % at a bigger
+    # city; serial below the kernels' parallel threshold, split over the threads above it
+    sizes = [{"rows": r, "iterations": it, "zones": z, "links": k, "nodes": n, "sensors": 1.0, "threads": 2.0}
+             for r, it, z, k, n in ((5e4, 19, 16, 224, 64), (8e5, 2, 16, 528, 144), (3.6e6, 4, 36, 1520, 400))]
+    units = np.array([(s["iterations"] + 5) * s["zones"] * s["links"] for s in sizes])
+    stage = 2e-8 * units
+    pts = [{"sizes": s, "wall_s": 0.2 + 3e-8 * s["rows"] + st, "cpu_s": 1.0, "peak_rss_bytes": 1.0,
+            "rows_in": s["rows"], "stages": {"od": st / 4, "assignment": st / 2, "sites": st / 4}}
+           for s, st in zip(sizes, stage, strict=True)]
+    m = sizing._fit_time(("fixed", "rows", "network stages"), pts)
+    assert m.coef == pytest.approx([0.2, 3e-8, 2e-8], rel=1e-6)
+    medium = {"rows": 1.7e7, "iterations": 55, "zones": 144, "links": 5328, "nodes": 1369, "threads": 2.0}
+    assert sizing.network_blocks(medium) == 2 and sizing.network_blocks(sizes[2]) == 1
+    assert m(medium) == pytest.approx(0.2 + 3e-8 * 1.7e7 + 2e-8 * 60 * 144 * 5328 / 2, rel=1e-6)
+    # CPU time is the work of every block: not divided over the threads
+    c = sizing._fit_time(("fixed", "rows", "network stages"), pts, "cpu_s")
+    assert c.parts(medium)["network stages"] == pytest.approx(c.coef[2] * 60 * 144 * 5328, rel=1e-9)
+    # a probe's measurement at the city replaces the fitted network term, for its metric only
+    probed = dict(medium, probe_wall_s=0.7, probe_cpu_s=1.3)
+    assert m.parts(probed)["network stages"] == 0.7 and c.parts(probed)["network stages"] == 1.3
+    assert m.probed(probed) and not m.probed(medium)
+    assert m(probed) == pytest.approx(0.2 + 3e-8 * 1.7e7 + 0.7, rel=1e-9)
 
 
 def case_cores(data, *, engine="polars", scheduler=None, **options):

@@ -104,7 +104,14 @@ class Term:
     kind: str
     size: Callable[[dict[str, float]], float]
     known: float | None = None
-    stage: str | None = None  # the task's own timing of this term (``summary["stage_seconds"]``)
+    #: the task's own timings of this term (``summary["stage_seconds"]``), summed
+    stage: tuple[str, ...] | None = None
+    #: the size for CPU time when it differs from that for wall time (work split over threads)
+    cpu_size: Callable[[dict[str, float]], float] | None = None
+
+    def size_for(self, metric: str) -> Callable[[dict[str, float]], float]:
+        """The size function for ``metric`` (``cpu_size`` for CPU time when given)."""
+        return self.cpu_size if metric == "cpu_s" and self.cpu_size is not None else self.size
 
 
 #: Blocks (files, groups) a task holds at once: two on the measured 2-core machine (Dask
@@ -163,6 +170,32 @@ ROUTE_ZONE_PAIR_BYTES = 4 * 8
 SENSOR_DAY_BYTES = SLOTS_PER_DAY / 8 + 8
 
 
+#: Route's stages that depend on the street network and zones only, not on the data rows:
+#: the gravity OD (a skim and Furness balancing), the assignment and the p-median sites.
+NETWORK_STAGES = ("od", "assignment", "sites")
+
+
+def _network_work(s: dict[str, float]) -> float:
+    # all-or-nothing loadings x zones x links: the OD skim, the assignment's first loading,
+    # one per iteration, one for the gap that stops it, the final one, and the sites' skim
+    return (s["iterations"] + 5) * s["zones"] * s["links"]
+
+
+def network_blocks(s: dict[str, float]) -> float:
+    """Parallel blocks of route's all-or-nothing loadings (``uda.kernels.assign.parallel_blocks``):
+    one per thread when ``zones x (nodes + links)`` reaches the kernels' parallel threshold,
+    else one (serial)."""
+    from uda.kernels.paths import PARALLEL_MIN_WORK
+
+    blocks = min(s.get("threads", 1.0), s["zones"])
+    return float(blocks) if blocks > 1 and s["zones"] * (s.get("nodes", 0.0) + s["links"]) >= PARALLEL_MIN_WORK \
+        else 1.0
+
+
+def _network_wall(s: dict[str, float]) -> float:
+    return _network_work(s) / network_blocks(s)
+
+
 FIXED = Term("fixed", "fixed", lambda s: 1.0)
 ROWS = Term("rows", "data", lambda s: s["rows"])
 TERMS = {
@@ -170,8 +203,8 @@ TERMS = {
     "rows": ROWS,
     "water rows in flight": Term("water rows in flight", "block", _water_rows),
     "series": Term("series", "structure", lambda s: s["sensors"]),
-    "iterations x zones x links": Term("iterations x zones x links", "structure",
-                                       lambda s: s["iterations"] * s["zones"] * s["links"], stage="assignment"),
+    "network stages": Term("network stages", "structure", _network_wall, stage=NETWORK_STAGES,
+                           cpu_size=_network_work),
     "files in flight": Term("files in flight", "block", _files),
     "links": Term("links", "structure", lambda s: s["links"], known=ROUTE_LINK_BYTES),
     "zone pairs": Term("zone pairs", "structure", lambda s: s["zones"] ** 2, known=ROUTE_ZONE_PAIR_BYTES),
@@ -191,11 +224,12 @@ class Design:
 
 #: Per task: what its time and its memory grow with.
 DESIGNS: dict[str, Design] = {
-    # sensor readings are reduced per link and slot while read (per row), then user
-    # equilibrium runs all-or-nothing assignments from every zone on the network
-    # (per iteration x zones x links); memory: the traffic file being reduced, link x slot
-    # arrays, zone x zone demand and skims
-    "route": Design(time=("fixed", "rows", "iterations x zones x links"),
+    # sensor readings are reduced per link and slot while read (per row), then the gravity
+    # OD, user equilibrium (all-or-nothing loadings from every zone, per iteration) and the
+    # sites run on the network alone: measured on the target's network by a probe
+    # (uda.harness.route_probe), else fitted per loading x zones x links; memory: the
+    # traffic file being reduced, link x slot arrays, zone x zone demand and skims
+    "route": Design(time=("fixed", "rows", "network stages"),
                     memory=("fixed", "files in flight", "links", "zone pairs")),
     # every row is read and turned into series (per row); each series is fitted on at
     # most 600 origins (per series); memory: the blocks of series being fitted
@@ -257,10 +291,19 @@ class Model:
     terms: tuple[str, ...]
     coef: np.ndarray
     points: int
+    metric: str = ""
 
     def parts(self, sizes: dict[str, float]) -> dict[str, float]:
-        """Each term's contribution at ``sizes``."""
-        return {n: float(c * TERMS[n].size(sizes)) for n, c in zip(self.terms, self.coef, strict=True)}
+        """Each term's contribution at ``sizes``.
+
+        A staged term (route's network stages) whose seconds were measured at ``sizes`` by a
+        probe (``sizes["probe_wall_s"]`` or ``["probe_cpu_s"]``) contributes that
+        measurement instead of its fitted cost.
+        """
+        probed = sizes.get(f"probe_{self.metric}") if self.metric in ("wall_s", "cpu_s") else None
+        return {n: float(probed) if probed is not None and TERMS[n].stage
+                else float(c * TERMS[n].size_for(self.metric)(sizes))
+                for n, c in zip(self.terms, self.coef, strict=True)}
 
     def __call__(self, sizes: dict[str, float]) -> float:
         return sum(self.parts(sizes).values())
@@ -274,6 +317,11 @@ class Model:
 
     def to_dict(self) -> dict[str, Any]:
         return {"terms": dict(zip(self.terms, map(float, self.coef), strict=True)), "points": self.points}
+
+    def probed(self, sizes: dict[str, float]) -> bool:
+        """Whether a term of this model is a probe's measurement at ``sizes``."""
+        return (self.metric in ("wall_s", "cpu_s") and f"probe_{self.metric}" in sizes
+                and any(TERMS[n].stage for n in self.terms))
 
 
 def fit_terms(names: tuple[str, ...], sizes: list[dict[str, float]], y: np.ndarray) -> Model:
@@ -385,10 +433,12 @@ def points_of(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[
         sizes["iterations"] = float((c.get("quality") or {}).get("iterations") or 1.0)
         sizes["flow_in_flight"] = flow_in_flight(c["engine"])
         sizes["dask"] = float(c["engine"] == "dask")
+        sizes["threads"] = float((c.get("limits") or {}).get("cores") or machine.get("cores") or 1)
         points.setdefault(key, []).append({
             "scale": c.get("scale"), "rows_in": float(c["rows_in"]), "wall_s": s["wall_s_median"],
             "cpu_s": s["cpu_s_median"], "peak_rss_bytes": float(s["peak_rss_bytes"]), "dataset": ds,
             "sizes": sizes, "machine": machine, "cores": (c.get("limits") or {}).get("cores"),
+            "options": dict(c.get("options") or {}),
             "stages": {k: float(v) for k, v in ((c.get("task_summary") or {}).get("stage_seconds") or {}).items()
                        if isinstance(v, int | float)},
         })
@@ -408,17 +458,21 @@ def _fit_time(names: tuple[str, ...], pts: list[dict[str, Any]], metric: str = "
     seconds are taken in the call's CPU / wall proportion."""
     sizes = [p["sizes"] for p in pts]
     y = np.array([max(p[metric], 1e-9) for p in pts])
-    staged = [n for n in names if TERMS[n].stage and all(TERMS[n].stage in p.get("stages", {}) for p in pts)]
+    staged = [n for n in names if TERMS[n].stage
+              and all(set(TERMS[n].stage) <= set(p.get("stages", {})) for p in pts)]
     if not staged:
-        return fit_terms(names, sizes, y)
+        fit = fit_terms(names, sizes, y)
+        fit.metric = metric
+        return fit
     n = staged[0]
-    ys = np.array([p["stages"][TERMS[n].stage] * (p[metric] / max(p["wall_s"], 1e-9)) for p in pts])
-    xs = _features((n,), sizes)[:, 0]
+    ys = np.array([sum(p["stages"][k] for k in TERMS[n].stage) * (p[metric] / max(p["wall_s"], 1e-9))
+                   for p in pts])
+    xs = np.array([TERMS[n].size_for(metric)(s) for s in sizes], dtype=float)
     c = float(ys.sum() / xs.sum()) if xs.sum() > 0 else 0.0  # seconds per unit, the largest stages weigh most
     rest = tuple(t for t in names if t != n)
     fit = fit_terms(rest, sizes, np.maximum(y - ys, 1e-9))
     coef = np.array([c if t == n else fit.coef[rest.index(t)] for t in names])
-    return Model(tuple(names), coef, len(pts))
+    return Model(tuple(names), coef, len(pts), metric)
 
 
 def fit_models(pts: list[dict[str, Any]], task: str, model: str = "design") -> dict[str, Model]:
@@ -432,11 +486,14 @@ def fit_models(pts: list[dict[str, Any]], task: str, model: str = "design") -> d
     return out
 
 
-def held_out_error(pts: list[dict[str, Any]], task: str = "", model: str = "design") -> dict[str, Any] | None:
+def held_out_error(pts: list[dict[str, Any]], task: str = "", model: str = "design",
+                   probe_s: float = 0.0) -> dict[str, Any] | None:
     """Refit without the largest size and compare the prediction for it with the measurement.
 
     Needs at least two distinct smaller sizes to fit; else ``None``. Points at the largest
     size (several datasets may give a task the same input) are all held out and averaged.
+    With ``probe_s`` > 0, route's network stages at the held-out size are probed on its
+    network (:func:`with_probe`) instead of fitted.
     """
     top = max(p["rows_in"] for p in pts)
     train = [p for p in pts if p["rows_in"] < top]
@@ -446,11 +503,59 @@ def held_out_error(pts: list[dict[str, Any]], task: str = "", model: str = "desi
     fits = fit_models(train, task, model)
     out: dict[str, Any] = {"held_out_scale": ", ".join(str(p["scale"]) for p in test),
                            "fitted_on": [p["scale"] for p in train], "rows": top}
+    test_sizes = [with_probe(p["sizes"], task, p["dataset"], p.get("options"), probe_s)[0] for p in test]
     for m, fit in fits.items():
-        pred = float(np.mean([fit(p["sizes"]) for p in test]))
+        pred = float(np.mean([fit(s) for s in test_sizes]))
         measured = float(np.mean([p[m] for p in test]))
         out[m] = {"predicted": pred, "measured": measured, "relative_error": pred / measured - 1}
     return out
+
+
+_PROBES: dict[tuple[int, int, tuple[tuple[str, Any], ...], float], tuple[Any, str]] = {}
+
+
+def with_probe(sizes: dict[str, float], task: str, dataset: dict[str, Any] | None,
+               options: dict[str, Any] | None, probe_s: float) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """``sizes`` with route's network stages measured on their street network by a probe.
+
+    For route (with ``probe_s`` > 0 seconds of budget) the gravity OD, assignment and sites
+    are run on the network of ``sizes["sensors"]`` sensors (seed from ``dataset``, options of
+    the case) by :func:`uda.harness.route_probe.probe_network`; the copy of ``sizes`` holds
+    ``probe_wall_s``, ``probe_cpu_s`` and the probe's iterations, which the time models use
+    in place of their fitted network term. Probes are cached per network and options.
+
+    Returns
+    -------
+    (dict, dict or None)
+        The sizes, and what the probe found (or why it was not run); ``None`` when no probe
+        applies (another task, or ``probe_s`` is 0).
+    """
+    from uda.harness.route_probe import probe_network
+
+    if task.split("[")[0] != "route" or probe_s <= 0 or not sizes.get("sensors"):
+        return sizes, None
+    params = (dataset or {}).get("params") or {}
+    seed = int(params.get("seed") or (dataset or {}).get("seed") or 1)
+    opts = dict(options or {})
+    key = (int(sizes["sensors"]), seed, tuple(sorted((k, str(v)) for k, v in opts.items())), float(probe_s))
+    if key not in _PROBES:
+        _PROBES[key] = probe_network(key[0], seed=seed, options=opts, budget_s=probe_s)
+    probe, why = _PROBES[key]
+    if probe is None:
+        return sizes, {"probed": False, "reason": why}
+    out = dict(sizes, probe_wall_s=probe.wall_s, probe_cpu_s=probe.cpu_s, iterations=probe.iterations)
+    return out, {"probed": True, **probe.to_dict()}
+
+
+def _probe_note(task: str, eng: str, where: str, info: dict[str, Any]) -> str:
+    if not info.get("probed"):
+        return f"{task} on {eng}: network stages fitted, not probed at {where}: {info['reason']}"
+    its = (f"{info['iterations']:.0f} iterations" if info["iterations_source"] == "measured" else
+           f"{info['iterations']:.0f} iterations extrapolated from the gap after the budget")
+    return (f"{task} on {eng}: network stages (gravity OD, assignment, sites) measured at {where} by a probe on its "
+            f"street network ({info['zones']:,} zones, {info['links']:,} links; {its}; median of {info['runs']} "
+            f"run(s), {info['spent_s']:.1f} s on this machine now): {info['wall_s']:.2f} s wall, "
+            f"{info['cpu_s']:.2f} s CPU")
 
 
 # ---------------------------------------------------------------- curves for the report
@@ -628,6 +733,7 @@ def city_sizes(largest: dict[str, Any], *, sensors: int, days: float, interval_s
         iterations=largest["sizes"].get("iterations", 1.0),
         flow_in_flight=largest["sizes"].get("flow_in_flight", float(IN_FLIGHT)),
         dask=largest["sizes"].get("dask", 0.0),
+        threads=largest["sizes"].get("threads", 1.0),
         rows=largest["rows_in"] * user[family] / fam_rows[family] if family else largest["rows_in"],
     )
     return sizes, family
@@ -749,7 +855,7 @@ def _scaling_series(points: dict[tuple[str, str], list[dict[str, Any]]], where: 
 def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
          results: list[str | Path], stations: int | None = None, water_sites: int | None = None,
          tasks: list[str] | None = None, engines: list[str] | None = None,
-         model: str = "design") -> dict[str, Any]:
+         model: str = "design", probe_s: float = 0.0) -> dict[str, Any]:
     """Predict time, cores, memory and storage for a city from measured scale sweeps.
 
     Parameters
@@ -767,6 +873,9 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
     model
         ``"design"`` (the terms of :data:`DESIGNS`; the default) or ``"rows"`` (fixed plus
         per row for time and memory alike, for comparison).
+    probe_s
+        Budget in seconds of the probe that measures route's network stages on the city's
+        street network (:func:`with_probe`); 0 fits them on the sweep instead.
 
     Returns
     -------
@@ -795,7 +904,7 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
         est: dict[str, Any] = {"task": task, "engine": eng, "scales": [p["scale"] for p in pts],
                                "rows_measured": [p["rows_in"] for p in pts],
                                "fits": {m: f.to_dict() for m, f in fits.items()},
-                               "held_out": held_out_error(pts, task, model),
+                               "held_out": held_out_error(pts, task, model, probe_s if model == "design" else 0.0),
                                "measured_on": largest["machine"], "rows_in": None}
         if ds.get("tables"):
             if storage_ds is None or (ds.get("tables", {}).get("traffic") and
@@ -803,6 +912,10 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
                 storage_ds = ds  # prefer canonical tables (no defects) for storage
             sizes, family = city_sizes(largest, sensors=sensors, days=days, interval_s=interval_s,
                                        stations=stations, water_sites=water_sites)
+            sizes, probe = with_probe(sizes, task, ds, largest.get("options"), probe_s if model == "design" else 0.0)
+            if probe is not None:
+                est["probe"] = probe
+                notes.append(_probe_note(task, eng, "the city", probe))
             est.update(family=family, sizes=sizes, rows_in=sizes["rows"],
                        extrapolation=sizes["rows"] / largest["rows_in"])
             for m, fit in fits.items():
@@ -916,7 +1029,7 @@ def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], l
             "scale": scale.name, "rows_in": sizes["rows"], "wall_s": float(step.get("wall_s") or 0) or 1e-9,
             "cpu_s": None,  # not recorded by the reference bench
             "peak_rss_bytes": float(step["max_rss_bytes_largest_process"]), "dataset": ds, "sizes": sizes,
-            "machine": {}, "cores": None})
+            "machine": {}, "cores": None, "options": {"max_iter": int(it.group(1))} if it else {}})
     return out
 
 
@@ -940,13 +1053,16 @@ def _check_points(paths: list[str | Path]) -> tuple[dict[tuple[str, str], list[d
 
 
 def check(*, results: list[str | Path], against: list[str | Path], tasks: list[str] | None = None,
-          engines: list[str] | None = None, model: str = "design") -> dict[str, Any]:
+          engines: list[str] | None = None, model: str = "design", probe_s: float = 0.0) -> dict[str, Any]:
     """Predict every measured case of ``against`` from a fit on ``results`` alone.
 
     The cases of ``against`` are taken out of the fit (their ids are excluded), so the check
     is on data the models never saw. Sizes come from the checked case's own dataset.
     ``against`` may also be a reference file of ``bench/bench_large.py``
     (``results/reference/large.json``), whose peaks are the largest process's RSS.
+    With ``probe_s`` > 0, route's network stages are measured on each checked case's
+    street network by a probe (:func:`with_probe`), not taken from the case: the
+    assignment's iterations and seconds come from the probe too.
 
     Returns
     -------
@@ -960,6 +1076,7 @@ def check(*, results: list[str | Path], against: list[str | Path], tasks: list[s
     where = ", ".join(map(str, results))
     series = _scaling_series(train, where)
     rows = []
+    notes: list[str] = []
     for key, tpts in sorted(_select(test_points, tasks, engines).items()):
         pts = series.get(key)
         if not pts:
@@ -969,8 +1086,13 @@ def check(*, results: list[str | Path], against: list[str | Path], tasks: list[s
             row = {"task": key[0], "engine": key[1], "scale": p["scale"], "rows": p["rows_in"],
                    "fitted_on": [q["scale"] for q in pts],
                    "extrapolation": p["rows_in"] / pts[-1]["rows_in"]}
+            sizes, probe = with_probe(p["sizes"], key[0], p["dataset"], p.get("options"),
+                                      probe_s if model == "design" else 0.0)
+            if probe is not None:
+                row["probe"] = dict(probe, case_iterations=p["sizes"].get("iterations"))
+                notes.append(_probe_note(key[0], key[1], short_scale(p["scale"]), probe))
             for m in METRICS:
-                pred = fits[m](p["sizes"])
+                pred = fits[m](sizes)
                 row[m] = {"measured": p[m], "predicted": pred, "ratio": pred / p[m] if p[m] else None}
             rows.append(row)
     if not rows:
@@ -978,4 +1100,4 @@ def check(*, results: list[str | Path], against: list[str | Path], tasks: list[s
         raise UserError(msg)
     worst = {m: max((max(r[m]["ratio"], 1 / r[m]["ratio"]) for r in rows if r[m]["ratio"]), default=None)
              for m in METRICS}
-    return {"rows": rows, "worst_factor": worst, "model": model}
+    return {"rows": rows, "worst_factor": worst, "model": model, "notes": notes}

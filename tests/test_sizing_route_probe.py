@@ -1,0 +1,72 @@
+"""The probe of route's network stages on a target city's street network (``uda size``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uda.harness import route_probe, sizing
+from uda.harness.route_probe import city_network, iterations_to_gap, probe_network, probe_options
+
+
+def test_the_probe_builds_the_generated_citys_network_without_its_data(week_dataset):
+    from uda.store import open_dataset
+    from uda.tasks.route import read_city
+
+    # the week dataset has 40 stations, 6 districts and seed 7; the probe's city has the tiny
+    # preset's few stations and sites: the streets, zones, population and jobs are the same
+    want = read_city(open_dataset(week_dataset))
+    got = city_network(200, seed=7)
+    for name in ("node_id", "link_id", "zone_ids", "tail", "head", "length_m", "free_speed_kmh",
+                 "capacity_vph", "centroid", "population", "jobs"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    assert not np.array_equal(city_network(200, seed=8).length_m, want.length_m)
+
+
+def test_the_probe_runs_the_tasks_own_stages(tiny_dataset):
+    from uda.tasks import route
+
+    res = route.run(tiny_dataset, engine="polars")
+    probe, why = probe_network(24, seed=1, budget_s=60)
+    assert why == "" and probe is not None
+    assert probe.iterations == res.quality["iterations"] and probe.iterations_source == "measured"
+    assert (probe.zones, probe.links) == (res.summary["zones"], res.summary["links"])
+    assert set(probe.stages) == set(sizing.NETWORK_STAGES) <= set(res.summary["stage_seconds"])
+    assert probe.wall_s > 0 and probe.cpu_s >= 0 and 1 <= probe.runs <= route_probe.REPEATS
+    capped, _ = probe_network(24, seed=1, options={"max_iter": 3}, budget_s=60)
+    assert capped.iterations == 3
+
+
+def test_past_its_budget_the_probe_extrapolates_the_iterations():
+    city = city_network(24, seed=1)
+    from uda.kernels.assign import warm_up
+
+    warm_up()
+    net0 = city.network(city.free_flow_time_s, city.centroid)
+    wall, cpu, its, source, stages = route_probe._stages(city, net0, {}, deadline=0.0)  # stops after 4 gaps
+    assert source == "extrapolated" and 4 <= its <= 500
+    assert wall >= sum(stages.values()) and cpu >= 0
+
+
+def test_iterations_to_gap_solves_a_power_law():
+    gaps = [0.5 * (i + 1) ** -1.5 for i in range(8)]
+    n = iterations_to_gap(gaps, 1e-4, 1000)
+    assert n == pytest.approx((0.5 / 1e-4) ** (1 / 1.5) - 1, abs=1)
+    assert iterations_to_gap(gaps, 1e-4, 50) == 50  # capped at max_iter
+    assert iterations_to_gap([0.1, 0.1, 0.1, 0.1], 1e-4, 77) == 77  # not converging
+    assert iterations_to_gap([0.1, 1e-5], 1e-4, 77) == 1  # already there
+
+
+def test_probe_options_and_when_the_probe_does_not_run():
+    assert probe_options({"od": "taps"}) is None
+    assert probe_options({"max_iter": 20, "slot_minutes": 30}) == {"max_iter": 20}
+    probe, why = probe_network(24, options={"od": "taps"})
+    assert probe is None and "smart-card" in why
+    probe, why = probe_network(2000, budget_s=0.0)  # one loading alone is beyond the budget
+    assert probe is None and "budget" in why
+    sizes = {"sensors": 24.0, "iterations": 4.0}
+    assert sizing.with_probe(sizes, "flow", {}, {}, 60) == (sizes, None)
+    assert sizing.with_probe(sizes, "route", {}, {}, 0) == (sizes, None)
+    probed, info = sizing.with_probe(sizes, "route[max_iter=3]", {"params": {"seed": 1}}, {"max_iter": 3}, 60)
+    assert info["probed"] and probed["iterations"] == 3 and probed["probe_wall_s"] == info["wall_s"]
+    assert sizes == {"sensors": 24.0, "iterations": 4.0}  # a copy
