@@ -96,9 +96,9 @@ def _num(x, digits: int = 2) -> str:
               help="Steps between rolling forecast origins in the test period.")
 @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
               help="With --engine dask and --wide/--libcity: blocks of series fitted in parallel.")
-@click.option("--block-mb", type=float, default=64, show_default=True,
+@click.option("--block-mb", type=float, default=32, show_default=True,  # uda.tasks.flow.DEFAULT_BLOCK_MB
               help="With --data and a traffic target: MiB of series per block; fitting a block needs "
-                   "about twenty times this, so lower it under a tight memory limit.")
+                   "about 25 times this, so lower it under a tight memory limit.")
 @click.option("--out", type=click.Path(), default=None, help="Also write the JSON result to this file (or fsspec URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_column, id_col, value_col,

@@ -421,3 +421,28 @@ def test_lin_solve_mean_averages_the_chosen_candidates_of_each_set():
         for c in range(nh):
             want = np.mean([alone[k // 2][i, c, k % 2] for k in choice[i, c]], axis=0)
             np.testing.assert_allclose(got[i, c], want, rtol=1e-10, atol=1e-12)
+
+
+def _pivot_ref(rows, steps, values, n, n_time, fill):
+    """The NumPy bincount pivot the kernel replaced (sums in record order)."""
+    key = rows.astype(np.int64) * n_time + steps.astype(np.int64)
+    ok = ~np.isnan(values) & (steps >= 0) & (steps < n_time)
+    sums = np.bincount(key[ok], weights=values[ok], minlength=n * n_time)
+    cnt = np.bincount(key[ok], minlength=n * n_time)
+    with np.errstate(invalid="ignore"):
+        return np.where(cnt > 0, sums / np.maximum(cnt, 1), fill).reshape(n, n_time)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(0, 400), fill=st.sampled_from([np.nan, 0.0]))
+def test_pivot_mean_matches_bincount_reference(seed, m, fill):
+    from uda.kernels.grid import pivot_mean
+
+    rng = np.random.default_rng(seed)
+    n, n_time = 5, 17
+    rows = rng.integers(0, n, m)
+    steps = rng.integers(-3, n_time + 3, m)  # some outside the grid: ignored
+    values = rng.normal(size=m) * 1e3
+    values[rng.random(m) < 0.1] = np.nan
+    got = pivot_mean(rows, steps, values, n, n_time, fill)
+    np.testing.assert_array_equal(got, _pivot_ref(rows, steps, values, n, n_time, fill))

@@ -199,3 +199,11 @@ def test_one_week_of_speeds_as_a_wide_table_with_adjacency(tmp_path):
         best = min(m[x][h]["mae"] for x in base)
         assert m["ridge"][h]["mae"] < 0.98 * best, (h, m["ridge"][h]["mae"], best)
         assert m["ridge_st"][h]["mae"] < 0.98 * best, (h, m["ridge_st"][h]["mae"], best)
+
+
+def test_cli_block_size_default_is_the_task_default():
+    from uda.cli.run_flow import flow as flow_cmd
+    from uda.tasks.flow import DEFAULT_BLOCK_MB
+
+    (opt,) = [p for p in flow_cmd.params if p.name == "block_mb"]
+    assert opt.default == DEFAULT_BLOCK_MB

@@ -409,36 +409,48 @@ class Ridge(Forecaster):
         return np.nan_to_num(K.forward_fill(X) - P)
 
     def _panels(self, Z: np.ndarray, ctx: Context):
-        """The panel stack and the feature layout (see :mod:`uda.kernels.forecast`)."""
+        """The panel stack and the feature layout (see :mod:`uda.kernels.forecast`).
+
+        The stack is allocated once and filled panel by panel, so a block's peak is the
+        stack plus one or two panels of temporaries (not a list of panels and its copy).
+        """
         cal = ctx.calendar
+        if self.neighbour_lags and ctx.neighbours is None:
+            msg = f"model {self.name!r} needs neighbour information, which this input does not provide"
+            raise UserError(msg)
+        near = None
+        if self.nearest_lags:
+            near = ctx.nearest if ctx.nearest is not None else np.full((Z.shape[0], 0, Z.shape[1]), np.nan)
+        n_extra = (1 if self.neighbour_lags else 0) + (near.shape[1] if near is not None else 0)
+        P = np.empty((7 + n_extra, *Z.shape))
         zeros = np.zeros_like(cal.weekend)
-        Zf = K.forward_fill(Z)
-        p_all = _filled(K.periodic_mean(Z, zeros, cal.season, 14), 0.0)
-        p_dt = _filled(K.profile_matrix(Z, cal.weekend, cal.season, self.weeks), p_all)
-        p_wk = _filled(K.periodic_mean(Z, zeros, 7 * cal.season, self.weeks), p_dt)
-        day_ago = _filled(_shift(Zf, cal.season), p_dt)
-        week_ago = _filled(_shift(Zf, 7 * cal.season), p_wk)
-        panels = [Zf, p_dt, p_all, p_wk, day_ago, week_ago, Zf - p_dt]
+        # panels: 0 forward-filled values, 1 day-type profile, 2 all-days profile,
+        # 3 weekly profile, 4 same slot yesterday, 5 same slot last week, 6 deviation (0 - 1)
+        P[0] = K.forward_fill(Z)
+        P[2] = _filled(K.periodic_mean(Z, zeros, cal.season, 14), 0.0)
+        P[1] = _filled(K.profile_matrix(Z, cal.weekend, cal.season, self.weeks), P[2])
+        P[3] = _filled(K.periodic_mean(Z, zeros, 7 * cal.season, self.weeks), P[1])
+        P[4] = _filled(_shift(P[0], cal.season), P[1])
+        P[5] = _filled(_shift(P[0], 7 * cal.season), P[3])
+        np.subtract(P[0], P[1], out=P[6])
         # the last RAW_LAGS raw values (the raw-level family), then the last `lags`
         # deviations from the day-type profile (the others)
         opan = [0] * RAW_LAGS + [1] + [6] * self.lags
         olag = list(range(1, RAW_LAGS + 1)) + [1] + list(range(1, self.lags + 1))
+        k = 7
         if self.neighbour_lags:
-            if ctx.neighbours is None:
-                msg = f"model {self.name!r} needs neighbour information, which this input does not provide"
-                raise UserError(msg)
-            panels.append(self._deviation(ctx.neighbours, cal))
-            opan += [len(panels) - 1] * self.neighbour_lags
+            P[k] = self._deviation(ctx.neighbours, cal)
+            opan += [k] * self.neighbour_lags
             olag += list(range(1, self.neighbour_lags + 1))
-        if self.nearest_lags:
-            near = ctx.nearest if ctx.nearest is not None else np.full((Z.shape[0], 0, Z.shape[1]), np.nan)
-            for j in range(near.shape[1]):
-                panels.append(self._deviation(np.ascontiguousarray(near[:, j]), cal))
-                opan += [len(panels) - 1] * self.nearest_lags
-                olag += list(range(1, self.nearest_lags + 1))
+            k += 1
+        for j in range(near.shape[1] if near is not None else 0):
+            P[k] = self._deviation(np.ascontiguousarray(near[:, j]), cal)
+            opan += [k] * self.nearest_lags
+            olag += list(range(1, self.nearest_lags + 1))
+            k += 1
         spec = (np.asarray(opan, np.int64), np.asarray(olag, np.int64),
                 np.asarray([1, 2, 3, 4, 5], np.int64))
-        return np.stack(panels), spec
+        return P, spec
 
     def _candidates(self, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """Feature masks, priors, penalties and family names of every candidate."""

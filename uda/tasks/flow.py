@@ -28,6 +28,7 @@ from uda.forecast import (
     resolve_models,
     usable_series,
 )
+from uda.kernels.grid import pivot_mean
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
 
@@ -50,15 +51,10 @@ def pivot(rows: np.ndarray, steps: np.ndarray, values: np.ndarray, n: int, n_tim
     """Scatter long ``(row, step, value)`` records into an ``(n, n_time)`` matrix.
 
     Repeated ``(row, step)`` records are averaged; missing values are ignored; cells without
-    a value get ``fill``.
+    a value get ``fill`` (:func:`uda.kernels.grid.pivot_mean`).
     """
-    key = rows.astype(np.int64) * n_time + steps.astype(np.int64)
-    ok = ~np.isnan(values) & (steps >= 0) & (steps < n_time)
-    sums = np.bincount(key[ok], weights=values[ok], minlength=n * n_time)
-    cnt = np.bincount(key[ok], minlength=n * n_time)
-    with np.errstate(invalid="ignore"):
-        out = np.where(cnt > 0, sums / np.maximum(cnt, 1), fill)
-    return out.reshape(n, n_time)
+    return pivot_mean(np.asarray(rows), np.asarray(steps), np.asarray(values, dtype=np.float64), int(n),
+                      int(n_time), float(fill))
 
 
 def grid(min_ms: int, max_ms: int, interval_s: int) -> tuple[int, int]:
@@ -117,8 +113,9 @@ def _csr(src: np.ndarray, dst: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray,
 # --------------------------------------------------------------------------- blocks of series
 
 #: Default memory of one block of traffic series (float64 values), MiB. Fitting a block
-#: takes about ten times this at its peak (features, forecasts), and Dask fits several at once.
-DEFAULT_BLOCK_MB = 64
+#: with every model takes about 25 times this at its peak (the ridge family's feature panels,
+#: the neighbours' series), and Dask fits one per worker thread at once.
+DEFAULT_BLOCK_MB = 32
 #: Blocks made at least (when there are enough files), so that every Dask worker has work.
 MIN_BLOCKS = 8
 
