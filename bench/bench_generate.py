@@ -28,6 +28,14 @@ the first chunk job started and, from then to the last job's end, the share of t
 with one, two or more tasks in flight (chunk generation and file writes on the workers,
 the passenger and water inputs and the small tables on the main thread): whether the
 work could keep two cores busy, which a loaded machine's %CPU cannot show.
+
+``--phases`` runs ``uda generate --scale S`` as a subprocess ``--repeats`` times with
+marks at the phases of the command (interpreter start, imports, city, model inputs,
+first chunk job, last chunk job, manifest, printing, process exit) and reports each
+phase's wall time and CPU time (all threads of the process): the serial start (one
+core at most) against the chunk phase (two cores) is where the wall time goes.
+
+Run: ``python bench/bench_generate.py --phases --scale medium --repeats 5``
 """
 
 from __future__ import annotations
@@ -210,6 +218,113 @@ def timeline_main(args: argparse.Namespace) -> None:
           f"{sh['1']:.0%} / {sh['2']:.0%} / {sh['3+']:.0%}; load average {result['load_avg_1m_at_end']:.1f}")
 
 
+#: Runs ``uda generate`` in this interpreter with the phases of :func:`phases_main` marked.
+_PHASE_DRIVER = """
+import json, sys, threading, time
+marks = [("interpreter", time.time(), time.process_time())]
+def mark(name):
+    marks.append((name, time.time(), time.process_time()))
+import uda.generate as g
+from uda.cli.main import main
+mark("imports")
+lock = threading.Lock()
+jobs = []
+def wrap(obj, name, after=None):
+    f = getattr(obj, name)
+    def w(*a, **k):
+        t = time.time()
+        try:
+            return f(*a, **k)
+        finally:
+            if after:
+                mark(after)
+            else:
+                with lock:
+                    jobs.append((t, time.time(), time.process_time()))
+    setattr(obj, name, w)
+wrap(g, "build_city", "city")
+for n in ("traffic_chunk", "passenger_chunk", "water_chunk"):
+    wrap(g._Plan, n)
+orig_init = g._Plan.__init__
+def init(self, *a, **k):
+    orig_init(self, *a, **k)
+    mark("traffic inputs")
+g._Plan.__init__ = init
+orig_gen = g.generate
+def gen(*a, **k):
+    mark("command parsed")
+    try:
+        return orig_gen(*a, **k)
+    finally:
+        mark("generate returned")
+g.generate = gen
+sys.argv = ["uda", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+mark("printed")
+first = min(jobs)
+last = max(jobs, key=lambda j: j[1])
+print(json.dumps({"marks": marks, "first_job": first[0], "last_job_end": last[1]}), file=sys.stderr)
+"""
+
+
+def phases_main(args: argparse.Namespace) -> None:
+    """Wall and CPU time of each phase of ``uda generate`` (see the module docstring)."""
+    tmp = Path(tempfile.mkdtemp(prefix="uda-bench-ph-"))
+    rows = []
+    try:
+        for i in range(args.repeats + 1):  # the first is a warm-up
+            out = tmp / f"ds{i}"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.time()
+            proc = subprocess.run([sys.executable, "-c", _PHASE_DRIVER, "generate", "--scale", args.scale,
+                                   "--seed", "1", "--out", str(out), "--json"],
+                                  capture_output=True, text=True, check=False)
+            t_exit = time.time()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            shutil.rmtree(out, ignore_errors=True)
+            if proc.returncode:
+                raise SystemExit(f"uda generate failed: {proc.stderr.strip().splitlines()[-1:]}")
+            info = json.loads(proc.stderr.strip().splitlines()[-1])
+            cpu_total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            marks = info["marks"]
+            by = {n: (t, c) for n, t, c in marks}
+            # chunk jobs are timed by wall clock only (their CPU overlaps); the phases run
+            # from one mark to the next, the first from the subprocess's start
+            points = [("process start", t0, 0.0), *marks, ("process exit", t_exit, cpu_total)]
+            phases = {}
+            for (_a, ta, ca), (b, tb, cb) in zip(points, points[1:], strict=False):
+                phases[b] = (tb - ta, cb - ca)
+            if i:
+                rows.append({"phases": phases, "wall": t_exit - t0, "cpu": cpu_total,
+                             "to_first_job": info["first_job"] - t0,
+                             "jobs_span": info["last_job_end"] - info["first_job"],
+                             "after_last_job": t_exit - info["last_job_end"],
+                             "cpu_before_city": by["city"][1]})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = statistics.median
+    names = list(rows[0]["phases"])
+    summary = {"scale": args.scale, "repeats": args.repeats, "load_avg_1m_at_end": os.getloadavg()[0],
+               "phases": {n: {"wall_s": med([r["phases"][n][0] for r in rows]),
+                              "cpu_s": med([r["phases"][n][1] for r in rows])} for n in names},
+               **{k: {"median": med([r[k] for r in rows]), "min": min(r[k] for r in rows),
+                      "max": max(r[k] for r in rows)}
+                  for k in ("wall", "cpu", "to_first_job", "jobs_span", "after_last_job")}}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return
+    print(f"uda generate --scale {args.scale}: phases, medians of {args.repeats} runs "
+          f"(load average {summary['load_avg_1m_at_end']:.1f} at the end; CPU = all threads)")
+    for n, v in summary["phases"].items():
+        print(f"  ... -> {n:18s} wall {v['wall_s']:6.3f} s  CPU {v['cpu_s']:6.3f} s")
+    for k in ("wall", "cpu", "to_first_job", "jobs_span", "after_last_job"):
+        v = summary[k]
+        print(f"  {k:15s} {v['median']:6.2f} s [{v['min']:.2f}-{v['max']:.2f}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="medium")
@@ -218,6 +333,8 @@ def main() -> None:
     ap.add_argument("--cli", action="store_true", help="time the whole `uda generate` command as users run it")
     ap.add_argument("--baseline", default=None, help="with --cli: source tree of another uda to run alternately")
     ap.add_argument("--timeline", action="store_true", help="one in-process run: how many tasks were in flight")
+    ap.add_argument("--phases", action="store_true",
+                    help="the CLI as a subprocess, wall and CPU time of each phase")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.cli:
@@ -225,6 +342,9 @@ def main() -> None:
         return
     if args.timeline:
         timeline_main(args)
+        return
+    if args.phases:
+        phases_main(args)
         return
     scale = resolve_scale(args.scale)
     rows = scale.traffic_rows

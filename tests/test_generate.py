@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from uda.cli.main import cli
+from uda.errors import UserError
 from uda.generate import generate
 from uda.scales import PRESETS, resolve_scale
 from uda.store import open_dataset, verify
@@ -227,3 +228,40 @@ def test_a_failing_chunk_stops_the_queued_ones(tmp_path, monkeypatch):
     n_chunks = len(G.chunk_ranges(scale.sensors, max(1, 1000 // (scale.days * 288))))
     assert n_chunks > 5 and len(calls) == 3, (n_chunks, calls)  # the one running when it failed
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_left_as_found(tmp_path, enabled):
+    """generate() turns cyclic collection off while it runs and restores the caller's setting."""
+    import gc
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        generate(tmp_path / "ds", scale=resolve_scale("tiny", days=1), seed=1, workers=1, tables=("traffic",))
+        assert gc.isenabled() is enabled
+        with pytest.raises(UserError):
+            generate(tmp_path / "bad", scale=resolve_scale("tiny", days=1), seed=1, tables=("nope",))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_chunks_share_one_read_only_timestamp_column(tmp_path):
+    """Traffic chunks of equal size reuse one timestamp array; the values are each chunk's own."""
+    from uda.city import build_city
+    from uda.generate import _Plan
+    from uda.scales import TRAFFIC_INTERVAL_S
+    from uda.synth.traffic import SLOTS
+
+    scale = resolve_scale("tiny", days=2)
+    plan = _Plan(build_city(scale, 1), 1)
+    a, b, c = plan.traffic_chunk(0, 3), plan.traffic_chunk(3, 6), plan.traffic_chunk(6, 8)
+    ts_a, ts_b = a["ts"].chunk(0), b["ts"].chunk(0)
+    assert ts_a.buffers()[1].address == ts_b.buffers()[1].address
+    step = TRAFFIC_INTERVAL_S * 1000
+    expect = [plan.start_ms + (i % (2 * SLOTS)) * step for i in range(2 * 2 * SLOTS)]
+    assert c["ts"].cast("int64").to_pylist() == expect
+    assert a["ts"].cast("int64").to_pylist()[: 2 * SLOTS] == expect[: 2 * SLOTS]
+    with pytest.raises(ValueError, match="read-only"):
+        plan._timestamps(TRAFFIC_INTERVAL_S, 2 * SLOTS, 3)[0] = 0

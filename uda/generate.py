@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import os
 import platform
@@ -29,6 +30,24 @@ from uda.synth.weather import weather
 DEFAULT_CHUNK_ROWS = 2_000_000
 TS = pa.timestamp("ms")
 GENERATOR_VERSION = 1
+#: Whether :func:`generate` has moved the objects of the modules it loads into the
+#: collector's permanent generation in this process (done once; see :func:`_freeze_loaded`).
+_froze = False
+
+
+def _freeze_loaded() -> None:
+    """Keep the cyclic garbage collector off the objects that exist now, once per process.
+
+    The first generation in a process imports Numba's typing and lowering registries,
+    SciPy's BLAS check and pandas (through pyarrow): millions of long-lived objects that
+    every later full collection, and the one at interpreter exit, walks again. That walk
+    is most of the 0.2–0.4 s a ``uda generate`` process spends exiting. ``gc.freeze``
+    leaves them alone; they stay alive and are still freed by reference counting.
+    """
+    global _froze
+    if not _froze:
+        _froze = True
+        gc.freeze()
 
 
 def package_versions() -> dict[str, str]:
@@ -71,6 +90,7 @@ class _Plan:
         self._traffic_state(city, seed)
         self.profiles = traffic.profiles()
         self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
+        self._ts_cache: dict[tuple[int, int, int], np.ndarray] = {}
         if not defer:
             self.prepare_passenger()
             self.prepare_water()
@@ -128,6 +148,20 @@ class _Plan:
         self.cuts = traffic.with_spillback(inc, up, city.sensor_capacity, load)
         self.cut_offsets = np.searchsorted(self.cuts["sensor_id"], np.arange(sc.sensors + 1)).astype(np.int64)
 
+    def _timestamps(self, interval_s: int, per_unit: int, n_units: int) -> np.ndarray:
+        """Epoch-ms timestamps of ``n_units`` series of ``per_unit`` slots each, read-only.
+
+        Every chunk but the last has the same number of sensors (sites), so the column is
+        built once and shared by their tables instead of being rebuilt per chunk.
+        """
+        key = (interval_s, per_unit, n_units)
+        ts = self._ts_cache.get(key)
+        if ts is None:
+            ts = self.start_ms + np.tile(np.arange(per_unit, dtype=np.int64) * (interval_s * 1000), n_units)
+            ts.flags.writeable = False
+            self._ts_cache[key] = ts
+        return ts
+
     # ---- chunk generators: each returns Arrow tables for its rows ----
     def traffic_chunk(self, s0: int, s1: int) -> pa.Table:
         c = self.city
@@ -150,7 +184,7 @@ class _Plan:
             inc["capacity_factor"][o0:o1].astype(np.float64), inc["recovery_slots"][o0:o1],
             p["night"], p["day"], p["am"], p["pm"], p["weekend"], flow, speed, occ)
         per_sensor = self.n_days * slots
-        ts = self.start_ms + np.tile(np.arange(per_sensor, dtype=np.int64) * (TRAFFIC_INTERVAL_S * 1000), s1 - s0)
+        ts = self._timestamps(TRAFFIC_INTERVAL_S, per_sensor, s1 - s0)
         return pa.table({
             "sensor_id": pa.array(np.repeat(ids, per_sensor)),
             "ts": pa.array(ts, TS),
@@ -195,7 +229,7 @@ class _Plan:
         per_site = self.n_days * water.SLOTS
         out = self.water_plan.values(s0, s1)
         ids = np.arange(s0, s1, dtype=np.int32)
-        ts = self.start_ms + np.tile(np.arange(per_site, dtype=np.int64) * (WATER_INTERVAL_S * 1000), s1 - s0)
+        ts = self._timestamps(WATER_INTERVAL_S, per_site, s1 - s0)
         cols = {"site_id": pa.array(np.repeat(ids, per_site)), "ts": pa.array(ts, TS)}
         for j, name in enumerate(water.ALL_PARAMETERS):
             cols[name] = pa.array(out[j])
@@ -379,9 +413,27 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
         raise UserError(msg)
     profile = defects if isinstance(defects, feeds.DefectProfile) else feeds.resolve_profile(defects)
     t0 = time.perf_counter()
+    # no cyclic collections while generating: the run makes few reference cycles, and the
+    # collections that the first Numba dispatch and the imports under it would trigger
+    # walk every object of the loaded modules (docs/performance.md, Generation)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _generate(out, scale=scale, seed=seed, workers=workers, chunk_rows=chunk_rows, force=force,
+                         tables=tables, progress=progress, profile=profile, t0=t0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, chunk_rows: int, force: bool,
+              tables: tuple[str, ...], progress: Callable[[str, int, int], None] | None,
+              profile: feeds.DefectProfile, t0: float) -> dict[str, Any]:
+    """:func:`generate` after its arguments are checked."""
     with DatasetWriter(out, force=force) as w:
         city = build_city(scale, seed)
         plan = _Plan(city, seed, defer=True)
+        _freeze_loaded()
         feed_args = _feed_setup(city, profile, seed, tables) if profile.active else None
 
         by_kind: dict[str, list[tuple[str, Any, int]]] = {"traffic": [], "passenger": [], "water": []}
