@@ -417,3 +417,57 @@ def test_hll_keys_equal_hll_add():
     hll_add(a, keys)
     qk.hll_keys(b, keys)
     assert a.tolist() == b.tolist()
+
+
+def test_hll_filters_and_hour_bins_exact():
+    """The filters in front of the HyperLogLog updates leave the registers as without them (keys past the
+    filter's size, -1 µs whose bits are the empty mark, -0.0), and the remembered hour gives each row
+    the bin of its own hour (negative times, hour edges, times too large to remember an hour for)."""
+    from uda.kernels.sketches import hll_add
+
+    rng = np.random.default_rng(8)
+    grid = np.arange(-(1 << 15), 1 << 15, dtype=np.int64) * 7_000_000  # 65536 times: past the time filter
+    hr = 3_600_000_000
+    low = -(1 << 63) + 5  # its hour starts below the smallest int64: no hour is remembered for it
+    wrapped = (low // hr * hr + (1 << 64)) + 1  # where that hour's start lands when it wraps around
+    edge = np.array([-1, 0, -1, -hr, -hr - 1, hr - 1, (1 << 62) + 5, -(1 << 62) - 5, low, wrapped, 1], np.int64)
+    t = np.concatenate([grid, grid[::3], edge])
+    g = np.repeat(np.arange(3), [grid.size, grid[::3].size, edge.size]).astype(np.int64)
+    n, G = t.size, 3
+    ok = rng.random(n) > 0.01
+    ok[-edge.size:] = True
+    reg = np.zeros(1 << 12, np.uint8)
+    z = lambda v: np.full(G, v, np.int64)  # noqa: E731
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    out = [np.empty(n, np.int64) for _ in range(4)] + [np.empty(n, np.int64), np.empty(n, np.uint64),
+                                                       np.empty(n, np.int64), np.empty(n, np.uint64)]
+    ns, nb, _ = qk.timeline_runs(g, t, 1, ok, z(0), reg, z(small), np.zeros(G, np.uint64), z(-1), z(0), z(big),
+                                 z(small), z(0), z(0), z(0), 5, 9, *out)
+    want = np.zeros(1 << 12, np.uint8)
+    qk.hll_keys(want, t[ok])
+    assert reg.tolist() == want.tolist()
+    for alone in ([-1], [-1, 5]):  # -1 µs alone: its register is set all the same
+        reg, want = np.zeros(1 << 12, np.uint8), np.zeros(1 << 12, np.uint8)
+        ta = np.array(alone, np.int64)
+        m = ta.size
+        out1 = [np.empty(m, np.int64) for _ in range(4)] + [np.empty(m, np.int64), np.empty(m, np.uint64),
+                                                            np.empty(m, np.int64), np.empty(m, np.uint64)]
+        qk.timeline_runs(np.zeros(m, np.int64), ta, 1, np.ones(m, bool), np.zeros(1, np.int64), reg,
+                         np.full(1, small), np.zeros(1, np.uint64), np.full(1, -1), np.zeros(1, np.int64),
+                         np.full(1, big), np.full(1, small), *[np.zeros(1, np.int64) for _ in range(3)], 0, 9, *out1)
+        qk.hll_keys(want, ta)
+        assert reg.tolist() == want.tolist() and want.any()
+    hour = np.clip(t[ok] // 3_600_000_000 - 5 + (1 << 22), 0, (1 << 23) - 1)
+    assert np.repeat(out[2][:nb], out[3][:nb]).tolist() == ((g[ok] << 43) | (hour << 20) | (9 << 5)).tolist()
+
+    v = np.concatenate([np.tile(np.arange(10_000, dtype=np.float64) / 8, 3), [-0.0, 0.0, -0.0]])  # past the value filter
+    v = v[rng.permutation(v.size)]
+    gv, m = np.zeros(v.size, np.int64), v.size
+    reg = np.zeros(1 << 12, np.uint8)
+    zz = lambda: np.zeros(1, np.int64)  # noqa: E731
+    qk.column_block(v, gv, -np.inf, np.inf, np.array([-999.0]), 6, True, zz(), np.zeros((1, 1), np.int64), zz(),
+                    zz(), zz(), np.full(1, np.nan), zz(), zz(), zz(), np.array([np.inf, -np.inf]),
+                    np.zeros(1 << 16, np.int64), reg, np.empty(m, np.int8))
+    want = np.zeros(1 << 12, np.uint8)
+    hll_add(want, (v + 0.0).view(np.int64))
+    assert reg.tolist() == want.tolist()

@@ -599,10 +599,12 @@ class IntCodes:
         qk.code_block(keys, np.zeros(0, bool), self.table, self.used, self.codes, 0, 0, out, new)
         self.codes[self.used] = codes[self.codes[self.used]]  # distinct keys got codes 0, 1, ...: give back theirs
 
-    def code(self, vals: np.ndarray, valid: np.ndarray, first: int) -> tuple[np.ndarray, list[int]]:
+    def code(self, vals: np.ndarray, valid: np.ndarray, first: int,
+             out: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         """Codes of ``vals`` (-1 where not ``valid``; ``valid`` empty: all are) and the new values, in code
-        order; new values get codes ``first``, ``first + 1``, ..."""
-        out = np.empty(vals.size, np.int64)
+        order; new values get codes ``first``, ``first + 1``, ... The codes are written to ``out`` (int64,
+        as long as ``vals``) when given."""
+        out = np.empty(vals.size, np.int64) if out is None else out
         new_vals = np.empty(vals.size, np.int64)
         fresh: list[int] = []
         start = 0
@@ -770,11 +772,22 @@ class TableProfiler:
         self.first_t: int | None = None
         self._int_codes: IntCodes | None = None
         self._pending: tuple | None = None
+        self._bufs: dict[tuple[str, int], np.ndarray] = {}
+        self._slot = 0
         self._pool = ThreadPoolExecutor(max_workers=min(len(self.num) + 1, 2 * (os.cpu_count() or 1)))
 
     def close(self) -> None:
         """Stop the worker threads."""
         self._pool.shutdown()
+
+    def _buf(self, name: str, n: int, dtype: Any) -> np.ndarray:
+        """A work array of ``n`` items kept across batches (two sets: one for the batch being added,
+        one for the batch whose kernels may still run), so its pages are not faulted in again per batch."""
+        key = (name, self._slot)
+        a = self._bufs.get(key)
+        if a is None or a.size < n or a.dtype != dtype:
+            a = self._bufs[key] = np.empty(n, dtype)
+        return a[:n]
 
     def _range(self, name: str, spec: ColumnSpec | None) -> tuple[float, float, str]:
         if spec is not None and (spec.min is not None or spec.max is not None):
@@ -818,7 +831,8 @@ class TableProfiler:
         has_null = s.null_count() > 0
         vals = (s.fill_null(0) if has_null else s).to_numpy()
         valid = s.is_not_null().to_numpy() if has_null else np.zeros(0, bool)
-        codes, fresh = self._int_codes.code(vals, valid, len(self.group_codes))  # the codes are the group codes
+        codes, fresh = self._int_codes.code(vals, valid, len(self.group_codes),  # the codes are the group codes
+                                            self._buf("g", vals.size, np.int64))
         for v in fresh:
             self.group_codes[v] = len(self.group_codes)
         if has_null:
@@ -836,6 +850,7 @@ class TableProfiler:
         """Add one batch: ``typed`` columns (cast to their types), where each raw cell was null (CSV; None
         for Parquet), the parsed time (in units of ``t_mult`` µs) and where it parsed."""
         n = typed.height
+        self._slot ^= 1  # work arrays of the previous batch stay untouched until it is drained
         g = self._groups(typed)
         self._drain()  # the previous batch's column kernels ran while this batch was read and coded
         self._check_groups()
@@ -844,7 +859,8 @@ class TableProfiler:
         if t_us is None:  # else the timeline kernel counts them
             G["rows"][: G.size] += np.bincount(g, minlength=G.size)[: G.size]
         ncol = len(self.names)
-        futures = [self._pool.submit(self._column, typed[name], g) for name in self.num]
+        futures = [self._pool.submit(self._column, typed[name], g, self._buf(f"hit\x00{name}", n, np.int8))
+                   for name in self.num]
         t_raw = t_us
         if t_us is not None and t_mult != 1:
             scaled: list[np.ndarray] = []
@@ -888,10 +904,10 @@ class TableProfiler:
                 self.first_t = int(t_raw[ok].min()) * t_mult
             hour0 = (self.first_t or 0) // _HOUR_US
             first_idx = np.full(G.size, -1, np.int64)
-            step_keys, step_counts = np.empty(n, np.int64), np.empty(n, np.int64)
-            bin_keys, bin_counts = np.empty(n, np.int64), np.empty(n, np.int64)
-            pair_first, pair_row = np.empty(n, np.int64), np.empty(n, np.int64)
-            pair_hash, pair_base = np.empty(n, np.uint64), np.empty(n, np.uint64)
+            step_keys, step_counts = self._buf("step_keys", n, np.int64), self._buf("step_counts", n, np.int64)
+            bin_keys, bin_counts = self._buf("bin_keys", n, np.int64), self._buf("bin_counts", n, np.int64)
+            pair_first, pair_row = self._buf("pair_first", n, np.int64), self._buf("pair_row", n, np.int64)
+            pair_hash, pair_base = self._buf("pair_hash", n, np.uint64), self._buf("pair_base", n, np.uint64)
             # the timeline kernel runs on a worker too, beside the column kernels; what it found is
             # added (steps, bins, duplicate rows, first-row hashes) when the batch is drained
             timeline = self._pool.submit(
@@ -1016,7 +1032,7 @@ class TableProfiler:
                 m = (hit > 0) & t_ok
                 self.bins.add((base_arr | (j << 5) | hit.astype(np.int64))[m], None, np.ones(int(m.sum()), np.int64))
 
-    def _column(self, s: pl.Series, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    def _column(self, s: pl.Series, g: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Run the column kernel on one numeric column of a batch (in a worker thread: it releases the GIL):
         the values as read by the kernel, what each row hit (see :func:`uda.kernels.quality.column_block`)
         and how many rows hit something."""
@@ -1025,7 +1041,6 @@ class TableProfiler:
             v = s.fill_null(np.nan).to_numpy() if s.null_count() else s.to_numpy()
         else:
             v = s.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        hit = np.empty(v.size, np.int8)
         lo, hi, _ = self.ranges[s.name]
         qk.column_block(v, g, lo, hi, st.cands, self.schema.stuck_min, self.schema.stuck_ignore_zero,
                         st.arr("nulls"), st.arr("cand"), st.arr("invalid"), st.arr("stuck_rows"),

@@ -373,6 +373,30 @@ def timeline_block(g, t, ok, rowhash, last_t, first_hash, n_ok, t_min, t_max, ou
     return n_pairs
 
 
+#: A filter in front of the HyperLogLog updates of :func:`column_block` and :func:`timeline_runs`:
+#: a direct-mapped table of ``2**SEEN_BITS`` keys, the last key added per slot (Fibonacci hashing,
+#: one multiply; see :func:`seen_new`). A key found there is already in the registers (a register
+#: keeps a maximum), so skipping it leaves them identical. Sensor readings repeat a few thousand
+#: values and times repeat across groups, so most rows skip the hash: the column kernel is about a
+#: fifth faster on medium traffic, about a tenth slower on values that never repeat. (Written out
+#: in each kernel: a helper inlined by Numba made the loops a third slower.)
+SEEN_BITS = 12
+#: The same for the times of :func:`timeline_runs`: a group's times must fit (8640 a month at 5 minutes).
+TIME_SEEN_BITS = 15
+_FIB = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True)
+def seen_new(bits: int) -> np.ndarray:
+    """An empty filter of ``2**bits`` slots: every slot holds a key that does not map to it, so no key
+    is found before it was added (all ones, and in the slot of all ones a key of another slot)."""
+    ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+    filt = np.full(1 << bits, ones)
+    own = np.int64((ones * _FIB) >> np.uint64(64 - bits))
+    filt[own] = np.uint64(0) if own != 0 else np.uint64(1)  # 0 maps to slot 0, 1 to slot FIB >> (64 - bits) > 0
+    return filt
+
+
 @njit(cache=True, nogil=True)
 def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts, invalid, stuck_rows,
                  stuck_runs, last_v, run_len, null_run, null_run_max, ext, qs, registers, hit):
@@ -412,6 +436,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
     p = 0
     while (1 << p) < m:
         p += 1
+    filt = seen_new(SEEN_BITS)
     n_c = cands.shape[0]
     pos_min = np.inf  # no candidate in [0, pos_min): most values skip the candidate loop
     for c in range(n_c):
@@ -442,9 +467,12 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
             hit[i] = 1
             continue
         k_null_run = 0
-        if not (x == k_last):  # a repeat adds nothing to the distinct count
-            f64[0] = x + 0.0  # -0.0 -> 0.0
-            _hll_1d(registers, u64[0], p)
+        f64[0] = x + 0.0  # -0.0 -> 0.0
+        u = u64[0]
+        fs = np.int64((u * _FIB) >> np.uint64(64 - SEEN_BITS))
+        if filt[fs] != u:  # a value seen lately adds nothing to the distinct count
+            filt[fs] = u
+            _hll_1d(registers, u, p)
         c_hit = -1
         if x == np.floor(x) and not (x >= 0 and x < pos_min):  # candidates are whole numbers
             for c in range(n_c):
@@ -622,6 +650,9 @@ def timeline_runs(g, t, t_mult, ok, rows, registers, last_t, first_hash, first_i
     p = 0
     while (1 << p) < m:
         p += 1
+    filt = seen_new(TIME_SEEN_BITS)
+    h_lo, h_hi = np.int64(1), np.int64(0)  # the last row's hour is [h_lo, h_hi) (empty at first)
+    hour = np.int64(0)
     cur = np.int64(-1)
     c_last = c_fidx = c_n = c_min = c_max = c_ooo = c_dups = c_max_step = c_rows = np.int64(0)
     for i in range(g.shape[0]):
@@ -637,9 +668,15 @@ def timeline_runs(g, t, t_mult, ok, rows, registers, last_t, first_hash, first_i
         if not ok[i]:
             continue
         ti = np.int64(t[i]) * t_mult
-        _hll_1d(registers, np.uint64(ti), p)
-        hour = ti // hour_us - hour_base + (1 << 22)
-        hour = min(max(hour, 0), (1 << 23) - 1)
+        u = np.uint64(ti)
+        fs = np.int64((u * _FIB) >> np.uint64(64 - TIME_SEEN_BITS))
+        if filt[fs] != u:  # a time seen lately (in another group) adds nothing to the distinct count
+            filt[fs] = u
+            _hll_1d(registers, u, p)
+        if ti < h_lo or ti >= h_hi:  # rows come in time order: the hour rarely changes
+            h_q = ti // hour_us
+            hour = min(max(h_q - hour_base + (1 << 22), 0), (1 << 23) - 1)
+            h_lo, h_hi = h_q * hour_us, (h_q + 1) * hour_us  # if one wraps around, the interval is empty
         bk = (gi << 43) | (hour << 20) | (bin_col << 5)
         if bk == bin_k:
             bin_n += 1
