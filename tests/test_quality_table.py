@@ -372,8 +372,8 @@ def _column_reference(v, g, lo, hi, cands, stuck_min, G):
     return out, cand, ext
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_column_kernel_against_reference(dtype):
+@pytest.mark.parametrize(("dtype", "stuck_min"), [(np.float64, 6), (np.float32, 6), (np.float64, 2), (np.float64, 1)])
+def test_column_kernel_against_reference(dtype, stuck_min):
     from uda.kernels.sketches import hll_add, qs_add, qs_new
 
     rng = np.random.default_rng(6)
@@ -393,10 +393,10 @@ def test_column_kernel_against_reference(dtype):
     last = np.full(G, np.nan)
     for lo in range(0, n, 1700):  # state carried across blocks
         sl = slice(lo, lo + 1700)
-        qk.column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), 6, True, st["nulls"], cand, st["invalid"],
+        qk.column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), stuck_min, True, st["nulls"], cand, st["invalid"],
                         st["stuck_rows"], st["stuck_runs"], last, st["run_len"], st["null_run"],
                         st["null_run_max"], ext, qs, reg, hit[sl])
-    ref, ref_cand, ref_ext = _column_reference(v.astype(float), g, 0.0, 4.0, cands, 6, G)
+    ref, ref_cand, ref_ext = _column_reference(v.astype(float), g, 0.0, 4.0, cands, stuck_min, G)
     for k in ref:
         assert st[k].tolist() == ref[k], k
     assert cand.tolist() == ref_cand and ext.tolist() == ref_ext

@@ -437,11 +437,16 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
     while (1 << p) < m:
         p += 1
     filt = seen_new(SEEN_BITS)
+    stuck_at = max(stuck_min - 1, 1)  # repeats from which a run counts (one at least, as without stuck_min)
     n_c = cands.shape[0]
-    pos_min = np.inf  # no candidate in [0, pos_min): most values skip the candidate loop
+    pos_min, neg_max = np.inf, -np.inf  # no candidate in (neg_max, pos_min): most values skip the candidate loop
+    whole = np.empty(n_c, np.bool_)  # only whole values count as candidates (a floor per value cost 1.4 ns)
     for c in range(n_c):
+        whole[c] = cands[c] == np.floor(cands[c])
         if cands[c] >= 0 and cands[c] < pos_min:
             pos_min = cands[c]
+        if cands[c] < 0 and cands[c] > neg_max:
+            neg_max = cands[c]
     # the state of the current group lives in locals (rows come grouped), written back on a change
     cur = np.int64(-1)
     k_nulls = k_null_run = k_null_max = k_run = k_invalid = k_stuck = k_runs = np.int64(0)
@@ -473,18 +478,18 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
         if filt[fs] != u:  # a value seen lately adds nothing to the distinct count
             filt[fs] = u
             _hll_1d(registers, u, p)
-        c_hit = -1
-        if x == np.floor(x) and not (x >= 0 and x < pos_min):  # candidates are whole numbers
+        if not (neg_max < x < pos_min):  # rare: maybe a candidate
+            c_hit = -1
             for c in range(n_c):
-                if x == cands[c]:
+                if x == cands[c] and whole[c]:
                     c_hit = c
                     break
-        if c_hit >= 0:
-            cand_counts[gi, c_hit] += 1
-            hit[i] = 2 + c_hit
-            k_run = 0
-            k_last = np.nan
-            continue
+            if c_hit >= 0:
+                cand_counts[gi, c_hit] += 1
+                hit[i] = 2 + c_hit
+                k_run = 0
+                k_last = np.nan
+                continue
         hit[i] = 0
         if x < e_lo:
             e_lo = x
@@ -493,15 +498,14 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
         if x < lo or x > hi:
             k_invalid += 1
         qs[qs_bucket(x, tmp, bits)] += 1
-        if x == k_last and not (ignore_zero and x == 0.0):
-            k_run += 1
+        same = x == k_last and not (ignore_zero and x == 0.0)
+        k_run = k_run + 1 if same else np.int64(0)
+        if k_run >= stuck_at:  # rare: a run long enough to be stuck
             if k_run == stuck_min - 1:
                 k_stuck += k_run
                 k_runs += 1
-            elif k_run > stuck_min - 1:
+            else:
                 k_stuck += 1
-        else:
-            k_run = 0
         k_last = x
     if cur >= 0:
         nulls[cur], null_run[cur], null_run_max[cur], run_len[cur] = k_nulls, k_null_run, k_null_max, k_run
