@@ -240,44 +240,108 @@ def expected_load(peak_vc: np.ndarray, inbound: np.ndarray, weekday: np.ndarray,
 
 
 def upstream_sensors(link_from: np.ndarray, link_to: np.ndarray, link_cap: np.ndarray, sensor_link: np.ndarray,
-                     hops: int = SPILL_HOPS) -> list[list[tuple[int, int, float]]]:
+                     hops: int = SPILL_HOPS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sensors on links feeding each sensor's link, up to ``hops`` links upstream.
 
     A link (a→b) is fed by every link (c→a) except the U-turn (b→a), each carrying a
-    share of its flow proportional to its capacity. Returns, per sensor,
-    ``(upstream sensor, hops, share)`` with ``share`` the product of the shares along the
-    path (the first path found when reached twice).
+    share of its flow proportional to its capacity. For each sensor the links are
+    searched breadth first (feeders in link order, a link visited once: the first path
+    found when reached twice); each upstream sensor gets the product of the shares along
+    its path.
+
+    Returns
+    -------
+    tuple of arrays
+        ``(offsets, sensor, hops, share)``: sensor ``i``'s upstream sensors are
+        ``sensor[offsets[i]:offsets[i + 1]]``, in the order found, with their hop counts
+        and shares.
     """
     n_nodes = int(max(link_from.max(initial=0), link_to.max(initial=0))) + 1
     order = np.argsort(link_to, kind="stable")
     into = np.searchsorted(link_to[order], np.arange(n_nodes + 1))
     sensor_of_link = np.full(link_from.size, -1, np.int64)
     sensor_of_link[sensor_link] = np.arange(sensor_link.size)
-    out: list[list[tuple[int, int, float]]] = []
-    for link in sensor_link:
-        seen = {int(link)}
-        frontier = [(int(link), 1.0)]
-        found: list[tuple[int, int, float]] = []
+    args = (np.asarray(link_from, np.int64), np.asarray(link_to, np.int64), np.asarray(link_cap, np.float64),
+            np.asarray(sensor_link, np.int64), order.astype(np.int64), into.astype(np.int64), sensor_of_link,
+            int(hops))
+    counts = np.zeros(sensor_link.size, np.int64)
+    _upstream_search(*args, True, counts, counts[:0], counts[:0], np.zeros(0))
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    sensor = np.empty(offsets[-1], np.int64)
+    hop = np.empty(offsets[-1], np.int64)
+    share = np.empty(offsets[-1], np.float64)
+    _upstream_search(*args, False, offsets, sensor, hop, share)
+    return offsets, sensor, hop, share
+
+
+@njit(cache=True, nogil=True)
+def _upstream_search(link_from, link_to, link_cap, sensor_link, order, into, sensor_of_link, hops,
+                     count_only, where, out_sensor, out_hops, out_share):
+    """The search of :func:`upstream_sensors`: with ``count_only`` the number found per
+    sensor into ``where``, else the outputs filled from offsets ``where``.
+
+    The capacity total of a link's feeders is added up in order, as ``numpy.sum`` does
+    for fewer than eight values (a grid node has at most four links in), so the shares
+    are the same floating-point numbers as the NumPy formulation's.
+    """
+    n_links = link_from.shape[0]
+    seen = np.full(n_links, -1, np.int64)
+    frontier = np.empty(n_links, np.int64)
+    f_share = np.empty(n_links)
+    nxt = np.empty(n_links, np.int64)
+    n_share = np.empty(n_links)
+    feeders = np.empty(n_links, np.int64)
+    for si in range(sensor_link.shape[0]):
+        link = sensor_link[si]
+        seen[link] = si
+        frontier[0] = link
+        f_share[0] = 1.0
+        nf = 1
+        k = 0 if count_only else where[si]
         for h in range(1, hops + 1):
-            nxt = []
-            for lk, share in frontier:
-                a, b = link_from[lk], link_to[lk]
-                feeders = [int(up) for up in order[into[a]:into[a + 1]] if link_from[up] != b]
-                total = float(link_cap[feeders].sum()) if feeders else 1.0
-                for up in feeders:
-                    if up in seen:
+            nn = 0
+            for fi in range(nf):
+                lk = frontier[fi]
+                share = f_share[fi]
+                a = link_from[lk]
+                b = link_to[lk]
+                nfeed = 0
+                for j in range(into[a], into[a + 1]):
+                    up = order[j]
+                    if link_from[up] != b:
+                        feeders[nfeed] = up
+                        nfeed += 1
+                if nfeed > 7:
+                    raise ValueError("a link with more than 7 feeders")
+                total = 1.0
+                if nfeed > 0:
+                    total = link_cap[feeders[0]]
+                    for j in range(1, nfeed):
+                        total += link_cap[feeders[j]]
+                for j in range(nfeed):
+                    up = feeders[j]
+                    if seen[up] == si:
                         continue
-                    seen.add(up)
-                    sh = share * float(link_cap[up]) / total
-                    nxt.append((up, sh))
+                    seen[up] = si
+                    sh = share * link_cap[up] / total
+                    nxt[nn] = up
+                    n_share[nn] = sh
+                    nn += 1
                     if sensor_of_link[up] >= 0:
-                        found.append((int(sensor_of_link[up]), h, sh))
-            frontier = nxt
-        out.append(found)
-    return out
+                        if not count_only:
+                            out_sensor[k] = sensor_of_link[up]
+                            out_hops[k] = h
+                            out_share[k] = sh
+                        k += 1
+            for j in range(nn):
+                frontier[j] = nxt[j]
+                f_share[j] = n_share[j]
+            nf = nn
+        if count_only:
+            where[si] = k
 
 
-def with_spillback(inc: dict[str, np.ndarray], upstream: list[list[tuple[int, int, float]]],
+def with_spillback(inc: dict[str, np.ndarray], upstream: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                    capacity: np.ndarray, load_at_start: np.ndarray) -> dict[str, np.ndarray]:
     """Primary incidents plus the queues they spill back onto upstream sensors.
 
@@ -288,11 +352,8 @@ def with_spillback(inc: dict[str, np.ndarray], upstream: list[list[tuple[int, in
     discharge only its share of the bottleneck's capacity: its capacity factor is
     ``min(1, f · C_incident · σ / C_upstream)``.
     """
-    n_up = np.array([len(u) for u in upstream], np.int64)
-    offs = np.r_[0, np.cumsum(n_up)]
-    up_s = np.array([u[0] for us in upstream for u in us], np.int64)
-    up_h = np.array([u[1] for us in upstream for u in us], np.int64)
-    up_sh = np.array([u[2] for us in upstream for u in us], np.float64)
+    offs, up_s, up_h, up_sh = upstream  # from upstream_sensors
+    n_up = np.diff(offs)
     f = inc["capacity_factor"].astype(np.float64)
     src = np.flatnonzero(load_at_start > f)
     per = n_up[inc["sensor_id"][src]]
