@@ -121,6 +121,20 @@ def events(rng: np.random.Generator, n_days: int, weekday: np.ndarray, n_station
             "share": share, "offsets": np.searchsorted(day, np.arange(n_days + 1)).astype(np.int64)}
 
 
+@njit(inline="always", cache=True)
+def _floor_div(x, y):
+    """``x // y`` for finite ``x`` and a positive whole ``y`` (both floats) without ``fmod``.
+
+    ``x / y`` rounds to at most the next whole number above the exact quotient, and
+    ``q * y`` is exact for the small whole ``q`` here, so one correction gives exactly
+    Python's (and Numba's) ``x // y``, which calls ``fmod`` (tested against it).
+    """
+    q = np.floor(x / y)
+    if q * y > x:
+        q -= 1.0
+    return q
+
+
 @njit(cache=True, nogil=True)
 def passenger_kernel(key, day, weekday, day_start_ms, home, work, regular, cdf_leisure, tt,
                      field, ev_station, ev_start, ev_end, ev_share,
@@ -169,7 +183,7 @@ def passenger_kernel(key, day, weekday, day_start_ms, home, work, regular, cdf_l
                 p = 0.75 if weekday < 5 else 0.2
             else:
                 p = 0.25 if weekday < 5 else 0.3
-            slot = min(FIELD_SLOTS - 1, max(0, int(dep1 // FIELD_SLOT_S)))
+            slot = min(FIELD_SLOTS - 1, max(0, int(_floor_div(dep1, FIELD_SLOT_S))))
             if uniform(ck, np.uint64(0)) >= min(1.0, p * field[h, slot]):
                 continue
             if commute:
@@ -198,7 +212,7 @@ def passenger_kernel(key, day, weekday, day_start_ms, home, work, regular, cdf_l
                     dep = t_out_s + 3600.0 * (1.0 + 2.0 * uniform(ck, base + np.uint64(2)))
                 if dep <= t_out_s + 600.0:
                     dep = t_out_s + 600.0
-            if leg == 1 and uniform(ck, np.uint64(3)) >= min(1.0, RETURN_SHARE * field[o, min(FIELD_SLOTS - 1, int(dep // FIELD_SLOT_S))]):
+            if leg == 1 and uniform(ck, np.uint64(3)) >= min(1.0, RETURN_SHARE * field[o, min(FIELD_SLOTS - 1, int(_floor_div(dep, FIELD_SLOT_S)))]):
                 break  # home by another mode
             arr = dep + net + extra
             if arr >= close_s:
