@@ -451,10 +451,11 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
             by_kind["water"] = [("water", r, (r[1] - r[0]) * scale.days * water.SLOTS)
                                 for r in chunk_ranges(n_sites, per)]
         # traffic needs only the road model, so its first chunks start at once; the rest of
-        # the jobs alternate kinds, so that the Python-heavy passenger chunks run beside
-        # traffic kernels that release the GIL rather than beside each other
+        # the jobs alternate kinds, so that the passenger chunks (partly Python) run beside
+        # traffic kernels that release the GIL rather than beside each other; the water
+        # chunks, the smallest jobs, come last, so the workers finish close together
         first, rest = by_kind["traffic"][:workers], by_kind["traffic"][workers:]
-        jobs = first + _alternate(rest, by_kind["passenger"], by_kind["water"])
+        jobs = first + _alternate(rest, by_kind["passenger"]) + by_kind["water"]
         total = sum(j[2] for j in jobs)
 
         def run(job: tuple[str, Any, int]) -> list[tuple[str, FilePart]]:
