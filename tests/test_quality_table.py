@@ -391,9 +391,10 @@ def test_column_kernel_against_reference(dtype, stuck_min):
     cand = np.zeros((G, 3), np.int64)
     ext, qs, reg, hit = np.array([np.inf, -np.inf]), qs_new(), np.zeros(1 << 12, np.uint8), np.empty(n, np.int8)
     last = np.full(G, np.nan)
+    n_hit = 0
     for lo in range(0, n, 1700):  # state carried across blocks
         sl = slice(lo, lo + 1700)
-        qk.column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), stuck_min, True, st["nulls"], cand, st["invalid"],
+        n_hit += qk.column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), stuck_min, True, st["nulls"], cand, st["invalid"],
                         st["stuck_rows"], st["stuck_runs"], last, st["run_len"], st["null_run"],
                         st["null_run_max"], ext, qs, reg, hit[sl])
     ref, ref_cand, ref_ext = _column_reference(v.astype(float), g, 0.0, 4.0, cands, stuck_min, G)
@@ -407,6 +408,7 @@ def test_column_kernel_against_reference(dtype, stuck_min):
     hll_add(want_reg, (v[~np.isnan(v)].astype(np.float64) + 0.0).view(np.int64))
     assert qs.tolist() == want_qs.tolist() and reg.tolist() == want_reg.tolist()
     assert hit.tolist() == [1 if x != x else (2 + cands.index(x) if x in cands else 0) for x in v.astype(float).tolist()]
+    assert n_hit == np.count_nonzero(hit) > 0
 
 
 def test_hll_keys_equal_hll_add():

@@ -1042,11 +1042,11 @@ class TableProfiler:
         else:
             v = s.cast(pl.Float64).fill_null(np.nan).to_numpy()
         lo, hi, _ = self.ranges[s.name]
-        qk.column_block(v, g, lo, hi, st.cands, self.schema.stuck_min, self.schema.stuck_ignore_zero,
+        n_hit = qk.column_block(v, g, lo, hi, st.cands, self.schema.stuck_min, self.schema.stuck_ignore_zero,
                         st.arr("nulls"), st.arr("cand"), st.arr("invalid"), st.arr("stuck_rows"),
                         st.arr("stuck_runs"), st.arr("last_v"), st.arr("run_len"), st.arr("null_run"),
                         st.arr("null_run_max"), st.ext, st.qs, st.registers, hit)
-        return v, hit, int(np.count_nonzero(hit))
+        return v, hit, n_hit
 
     def _funnel(self, typed: pl.DataFrame, g: np.ndarray, t_us: np.ndarray | None, t_ok: np.ndarray | None) -> None:
         nd = self.needs
@@ -1553,6 +1553,16 @@ def _batches(plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[
     parsed. A naive ``Datetime`` in ms or µs is passed as is (the kernels scale it): the typed batch keeps
     that column, which orders and compares rows the same as its µs value."""
     tc = plan.schema.time_col
+    flags: dict[bool, np.ndarray] = {}
+
+    def constant(value: bool, n: int) -> np.ndarray:
+        """``n`` times ``value``, read-only, the same memory for every batch (not faulted in again)."""
+        a = flags.get(value)
+        if a is None or a.size < n:
+            a = flags[value] = np.full(max(n, batch_rows), value)
+            a.flags.writeable = False
+        return a[:n]
+
     for raw in _engine_batches(plan.source.frame, batch_rows):
         typed = raw.with_columns(plan.casts) if plan.casts else raw
         raw_null: dict[str, np.ndarray | None] = {n: (raw[n].is_null().to_numpy() if plan.csv else None)
@@ -1573,9 +1583,9 @@ def _batches(plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[
                 t_ok = parsed.is_not_null().to_numpy()
                 t_us = parsed.to_physical().fill_null(0).to_numpy()
             else:  # the usual case: no conversion of masks
-                t_ok = np.ones(raw.height, bool)
+                t_ok = constant(True, raw.height)
                 t_us = parsed.to_physical().to_numpy()
-            raw_null[tc] = traw.is_null().to_numpy() if traw.null_count() else np.zeros(raw.height, bool)
+            raw_null[tc] = traw.is_null().to_numpy() if traw.null_count() else constant(False, raw.height)
         yield typed, raw_null, t_us, t_ok, mult
 
 

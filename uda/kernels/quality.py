@@ -427,6 +427,11 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
         Quantile sketch and HyperLogLog registers of the column (whole table).
     hit : int8 (n,)
         Output: 0, 1 for a null, 2 + c for candidate ``c``.
+
+    Returns
+    -------
+    int
+        Rows that hit something (a null or a candidate).
     """
     tmp = np.empty(1, np.float32)
     bits = tmp.view(np.uint32)
@@ -449,6 +454,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
             neg_max = cands[c]
     # the state of the current group lives in locals (rows come grouped), written back on a change
     cur = np.int64(-1)
+    n_hit = np.int64(0)
     k_nulls = k_null_run = k_null_max = k_run = k_invalid = k_stuck = k_runs = np.int64(0)
     k_last = np.nan
     e_lo, e_hi = ext[0], ext[1]
@@ -470,6 +476,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
             k_run = 0
             k_last = np.nan
             hit[i] = 1
+            n_hit += 1
             continue
         k_null_run = 0
         f64[0] = x + 0.0  # -0.0 -> 0.0
@@ -487,6 +494,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
             if c_hit >= 0:
                 cand_counts[gi, c_hit] += 1
                 hit[i] = 2 + c_hit
+                n_hit += 1
                 k_run = 0
                 k_last = np.nan
                 continue
@@ -511,6 +519,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
         nulls[cur], null_run[cur], null_run_max[cur], run_len[cur] = k_nulls, k_null_run, k_null_max, k_run
         invalid[cur], stuck_rows[cur], stuck_runs[cur], last_v[cur] = k_invalid, k_stuck, k_runs, k_last
     ext[0], ext[1] = e_lo, e_hi
+    return n_hit
 
 
 @njit(inline="always", cache=True)
