@@ -398,6 +398,13 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
     -------
     dict
         The manifest written.
+
+    Notes
+    -----
+    The cyclic garbage collector is off while this runs (the caller's setting is
+    restored), and the first call in a process freezes the objects of the modules loaded
+    by then (``gc.freeze``), so that neither the run nor the interpreter's exit walks
+    them again (docs/performance.md, Generation).
     """
     if workers is None:
         workers = os.cpu_count() or 1
