@@ -384,6 +384,7 @@ def test_column_kernel_against_reference(dtype, stuck_min):
     v[rng.random(n) < 0.05] = -999.0
     v[rng.random(n) < 0.02] = 9999.0
     v[1000:1020] = 3.0  # a stuck run
+    v[2000:2007] = [-999.5, 9999.25, 1e30, 2.0**53 + 2, -1.0000001, 10000.0, -0.0]  # near candidates, not them
     v = v.astype(dtype)
     cands = [-1.0, -999.0, 9999.0]
     z = lambda: np.zeros(G, np.int64)  # noqa: E731

@@ -384,6 +384,9 @@ SEEN_BITS = 12
 #: The same for the times of :func:`timeline_runs`: a group's times must fit (8640 a month at 5 minutes).
 TIME_SEEN_BITS = 15
 _FIB = np.uint64(0x9E3779B97F4A7C15)
+#: 2**52: adding it to a non-negative double below it rounds to a whole number (a whole-number
+#: test without the call to floor, which cost 1.4 ns per value in :func:`column_block`).
+_TWO52 = 4503599627370496.0
 
 
 @njit(cache=True)
@@ -445,9 +448,7 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
     stuck_at = max(stuck_min - 1, 1)  # repeats from which a run counts (one at least, as without stuck_min)
     n_c = cands.shape[0]
     pos_min, neg_max = np.inf, -np.inf  # no candidate in (neg_max, pos_min): most values skip the candidate loop
-    whole = np.empty(n_c, np.bool_)  # only whole values count as candidates (a floor per value cost 1.4 ns)
     for c in range(n_c):
-        whole[c] = cands[c] == np.floor(cands[c])
         if cands[c] >= 0 and cands[c] < pos_min:
             pos_min = cands[c]
         if cands[c] < 0 and cands[c] > neg_max:
@@ -487,10 +488,12 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
             _hll_1d(registers, u, p)
         if not (neg_max < x < pos_min):  # rare: maybe a candidate
             c_hit = -1
-            for c in range(n_c):
-                if x == cands[c] and whole[c]:
-                    c_hit = c
-                    break
+            a = abs(x)
+            if a >= _TWO52 or (a + _TWO52) - _TWO52 == a:  # only whole values count as candidates
+                for c in range(n_c):
+                    if x == cands[c]:
+                        c_hit = c
+                        break
             if c_hit >= 0:
                 cand_counts[gi, c_hit] += 1
                 hit[i] = 2 + c_hit
