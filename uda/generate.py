@@ -501,6 +501,7 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
                                                                        "feed_dictionary"), dic.schema))
             for name, part, schema in small_parts:
                 w.add_table(name, [part], schema)
+            versions = package_versions()  # package metadata look-ups, while the chunks run
             done = 0
             results = []
             for job, fut in zip(jobs, futures, strict=True):
@@ -535,7 +536,7 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
                        **({"defect_profile": profile.as_dict()} if profile.active else {})},
             "run": {"workers": workers, "chunk_rows": chunk_rows, "seconds": round(time.perf_counter() - t0, 3),
                     "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
-            "versions": package_versions(),
+            "versions": versions,
         }
         w.commit(manifest)
     manifest["tables"] = w.tables
