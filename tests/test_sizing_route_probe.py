@@ -70,3 +70,57 @@ def test_probe_options_and_when_the_probe_does_not_run():
     probed, info = sizing.with_probe(sizes, "route[max_iter=3]", {"params": {"seed": 1}}, {"max_iter": 3}, 60)
     assert info["probed"] and probed["iterations"] == 3 and probed["probe_wall_s"] == info["wall_s"]
     assert sizes == {"sensors": 24.0, "iterations": 4.0}  # a copy
+
+
+def _route_results(tmp_path, name: str, scales: dict[str, tuple[int, int]], network_s: float) -> str:
+    """Route cases whose time is 0.1 s + 20 ns per row + ``network_s`` in the network stages."""
+    from uda.harness.results import SCHEMA, SCHEMA_VERSION
+
+    cases, datasets = [], {}
+    for scale, (sensors, days) in scales.items():
+        grid = sizing.street_grid(sensors)
+        rows = sensors * days * 288
+        datasets[f"{scale}-seed1"] = {
+            "scale": scale, "params": {"sensors": sensors, "days": days, "seed": 1, "districts": 4},
+            "tables": {"traffic": {"rows": rows, "bytes": rows * 4}, "sensors": {"rows": sensors, "bytes": 1},
+                       "links": {"rows": int(grid["links"]), "bytes": 1}, "zones": {"rows": int(grid["zones"]),
+                                                                                  "bytes": 1}}}
+        wall = 0.1 + 2e-8 * rows + network_s
+        warm = [{"wall_s": wall, "cpu_s": wall, "peak_rss_bytes": 2e8}] * 2
+        cases.append({"id": f"route/polars/{scale}", "task": "route", "engine": "polars", "scheduler": None,
+                      "scale": scale, "dataset": f"{scale}-seed1", "options": {}, "status": "ok", "rows_in": rows,
+                      "limits": {}, "cold": warm[0], "warm": warm, "quality": {"iterations": 3.0},
+                      "task_summary": {"stage_seconds": {"travel_times": 2e-8 * rows, "od": network_s / 4,
+                                                         "assignment": network_s / 2, "sites": network_s / 4}},
+                      "summary": {"wall_s_median": wall, "cpu_s_median": wall, "peak_rss_bytes": 2e8, "n_warm": 2}})
+    res = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": name,
+           "created_utc": "2026-12-05T02:00:00+00:00", "machine": {"cpu_model": "x", "cpu_affinity": 2},
+           "datasets": datasets, "cases": cases}
+    p = tmp_path / f"{name}.json"
+    p.write_text(__import__("json").dumps(res))
+    return str(p)
+
+
+def test_check_and_size_use_the_probe_and_say_so(tmp_path):
+    from click.testing import CliRunner
+
+    from uda.cli.main import cli
+
+    sweep = _route_results(tmp_path, "sweep", {"tiny": (24, 7), "s80": (80, 7), "small": (200, 7)}, 0.01)
+    held = _route_results(tmp_path, "validate", {"mid": (600, 7)}, 0.01)
+    out = sizing.check(results=[sweep], against=[held], probe_s=30)
+    (row,) = out["rows"]
+    probe = row["probe"]
+    assert probe["probed"] and probe["zones"] == 36 and probe["iterations"] == 4  # the mid network's own count
+    rest = 0.1 + 2e-8 * 600 * 7 * 288
+    assert row["wall_s"]["predicted"] == pytest.approx(rest + probe["wall_s"], rel=1e-6)
+    assert row["cpu_s"]["predicted"] == pytest.approx(rest + probe["cpu_s"], rel=1e-6)
+    assert any("measured at mid by a probe" in n for n in out["notes"])
+    fitted = sizing.check(results=[sweep], against=[held], probe_s=0)
+    assert "probe" not in fitted["rows"][0] and not fitted["notes"]
+    res = CliRunner().invoke(cli, ["size", "--sensors", "600", "--days", "7", "--results", sweep])
+    assert res.exit_code == 0, res.output
+    assert "network stages (gravity OD, assignment, sites) measured at the city by a probe" in res.output
+    res = CliRunner().invoke(cli, ["size", "--sensors", "600", "--days", "7", "--results", sweep, "--check", held,
+                                   "--probe-seconds", "0"])
+    assert res.exit_code == 0 and "CPU measured s" in res.output and "probe" not in res.output

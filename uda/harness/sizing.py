@@ -54,7 +54,7 @@ EXTRAPOLATION_WARN = 10.0
 CHUNK_ROWS = 2_000_000
 #: Flow's blocks: at most ``DEFAULT_BLOCK_MB`` MiB of float64 series, at least ``MIN_BLOCKS``
 #: blocks when there are that many files (``uda.tasks.flow``).
-FLOW_BLOCK_VALUES = 64 * 2**20 // 8
+FLOW_BLOCK_VALUES = 32 * 2**20 // 8
 FLOW_MIN_BLOCKS = 8
 SLOTS_PER_DAY = 288
 
@@ -547,9 +547,11 @@ def with_probe(sizes: dict[str, float], task: str, dataset: dict[str, Any] | Non
     return out, {"probed": True, **probe.to_dict()}
 
 
-def _probe_note(task: str, eng: str, where: str, info: dict[str, Any]) -> str:
+def _probe_note(task: str, eng: str, where: str, info: dict[str, Any], iterations: float) -> str:
     if not info.get("probed"):
-        return f"{task} on {eng}: network stages fitted, not probed at {where}: {info['reason']}"
+        return (f"{task} on {eng}: network stages fitted on the sweep at {iterations:.0f} assignment iterations "
+                f"(the count the gap needs on this network is unknown), not probed at {where}: {info['reason']}; "
+                "raise --probe-seconds to measure them")
     its = (f"{info['iterations']:.0f} iterations" if info["iterations_source"] == "measured" else
            f"{info['iterations']:.0f} iterations extrapolated from the gap after the budget")
     return (f"{task} on {eng}: network stages (gravity OD, assignment, sites) measured at {where} by a probe on its "
@@ -915,7 +917,7 @@ def size(*, sensors: int, days: float, interval_s: float, deadline_s: float,
             sizes, probe = with_probe(sizes, task, ds, largest.get("options"), probe_s if model == "design" else 0.0)
             if probe is not None:
                 est["probe"] = probe
-                notes.append(_probe_note(task, eng, "the city", probe))
+                notes.append(_probe_note(task, eng, "the city", probe, sizes["iterations"]))
             est.update(family=family, sizes=sizes, rows_in=sizes["rows"],
                        extrapolation=sizes["rows"] / largest["rows_in"])
             for m, fit in fits.items():
@@ -1090,7 +1092,7 @@ def check(*, results: list[str | Path], against: list[str | Path], tasks: list[s
                                       probe_s if model == "design" else 0.0)
             if probe is not None:
                 row["probe"] = dict(probe, case_iterations=p["sizes"].get("iterations"))
-                notes.append(_probe_note(key[0], key[1], short_scale(p["scale"]), probe))
+                notes.append(_probe_note(key[0], key[1], short_scale(p["scale"]), probe, sizes["iterations"]))
             for m in METRICS:
                 pred = fits[m](sizes)
                 row[m] = {"measured": p[m], "predicted": pred, "ratio": pred / p[m] if p[m] else None}
