@@ -124,3 +124,10 @@ def test_check_and_size_use_the_probe_and_say_so(tmp_path):
     res = CliRunner().invoke(cli, ["size", "--sensors", "600", "--days", "7", "--results", sweep, "--check", held,
                                    "--probe-seconds", "0"])
     assert res.exit_code == 0 and "CPU measured s" in res.output and "probe" not in res.output
+
+
+@pytest.mark.parametrize("sensors", [-5.0, float("nan"), 1e12])
+def test_no_probe_for_a_city_the_generator_cannot_build(sensors):
+    sizes, info = sizing.with_probe({"sensors": sensors, "iterations": 4.0}, "route", {}, {}, 60)
+    assert info == {"probed": False, "reason": f"{sensors:g} sensors is no city the generator builds"}
+    assert "probe_wall_s" not in sizes

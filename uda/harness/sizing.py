@@ -534,6 +534,8 @@ def with_probe(sizes: dict[str, float], task: str, dataset: dict[str, Any] | Non
 
     if task.split("[")[0] != "route" or probe_s <= 0 or not sizes.get("sensors"):
         return sizes, None
+    if not (math.isfinite(sizes["sensors"]) and 1 <= sizes["sensors"] <= 10**7):
+        return sizes, {"probed": False, "reason": f"{sizes['sensors']:g} sensors is no city the generator builds"}
     params = (dataset or {}).get("params") or {}
     seed = int(params.get("seed") or (dataset or {}).get("seed") or 1)
     opts = dict(options or {})
