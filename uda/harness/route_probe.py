@@ -23,6 +23,7 @@ count, fitted on its later half), which the result states.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -65,6 +66,9 @@ class NetworkProbe:
     runs
         Runs of the stages whose median ``wall_s`` and ``cpu_s`` are (a short probe is
         repeated, up to :data:`REPEATS`, while it stays within half the budget).
+    load_avg_1m
+        The machine's one-minute load average when the probe ended (its wall time, like
+        any measurement, is that of the machine at the time).
     """
 
     wall_s: float
@@ -77,6 +81,7 @@ class NetworkProbe:
     zones: int
     stages: dict[str, float]
     runs: int = 1
+    load_avg_1m: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -212,8 +217,10 @@ def probe_network(sensors: int, *, seed: int = 1, options: dict[str, Any] | None
     wall = float(np.median([r[0] for r in runs]))
     cpu = float(np.median([r[1] for r in runs]))
     last = runs[-1]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return NetworkProbe(wall_s=wall, cpu_s=cpu, iterations=last[2], iterations_source=last[3],
-                        spent_s=time.perf_counter() - started, stages=last[4], runs=len(runs), **sizes), ""
+                        spent_s=time.perf_counter() - started, stages=last[4], runs=len(runs),
+                        load_avg_1m=load, **sizes), ""
 
 
 def _stages(city: Any, net0: Any, opts: dict[str, Any], *, deadline: float

@@ -558,7 +558,9 @@ def _probe_note(task: str, eng: str, where: str, info: dict[str, Any], iteration
            f"{info['iterations']:.0f} iterations extrapolated from the gap after the budget")
     return (f"{task} on {eng}: network stages (gravity OD, assignment, sites) measured at {where} by a probe on its "
             f"street network ({info['zones']:,} zones, {info['links']:,} links; {its}; median of {info['runs']} "
-            f"run(s), {info['spent_s']:.1f} s on this machine now): {info['wall_s']:.2f} s wall, "
+            f"run(s), {info['spent_s']:.1f} s on this machine now"
+            + (f", load average {info['load_avg_1m']:.1f}" if info.get("load_avg_1m") is not None else "")
+            + f"): {info['wall_s']:.2f} s wall, "
             f"{info['cpu_s']:.2f} s CPU")
 
 
