@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import math
 
+import llvmlite.ir as llvm_ir
 import numpy as np
 from numba import njit
+from numba.core import types as nb_types
+from numba.extending import intrinsic
 
 from uda.kernels.rng import mix64
 
@@ -118,6 +121,32 @@ def qs_bucket(x: float, tmp: np.ndarray, bits: np.ndarray) -> int:
         a = _F32_MAX
     tmp[0] = a
     b = np.int64(bits[0] >> _SHIFT)
+    return b if x >= 0 else QS_BUCKETS + b
+
+
+@intrinsic
+def _f32_bits(typingctx, x):
+    """The uint32 bit pattern of float ``x`` rounded to float32 (an LLVM bit cast, no trip through memory)."""
+    if not isinstance(x, nb_types.Float):
+        return None
+    sig = nb_types.uint32(x)
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        if signature.args[0] != nb_types.float32:
+            v = builder.fptrunc(v, llvm_ir.FloatType())  # rounds to nearest, as a store into float32
+        return builder.bitcast(v, llvm_ir.IntType(32))
+
+    return sig, codegen
+
+
+@njit(inline="always", cache=True)
+def qs_bucket_of(x: float) -> int:
+    """:func:`qs_bucket` without the scratch arrays (same bucket for every finite ``x``)."""
+    a = abs(x)
+    if a > _F32_MAX:
+        a = _F32_MAX
+    b = np.int64(_f32_bits(a) >> _SHIFT)
     return b if x >= 0 else QS_BUCKETS + b
 
 
