@@ -26,7 +26,7 @@ from uda.harness.sizing import (
 SCALES = {"tiny": (24, 7, 4), "small": (200, 14, 6), "mid": (600, 21, 8)}
 # exact laws in the models' own terms: time = fixed + per row + per series; memory by task design
 TIME = {"flow": {"fixed": 0.8, "rows": 2e-6, "series": 1e-3}, "utilisation": {"fixed": 0.8, "rows": 2e-6}}
-MEMORY = {"flow": {"fixed": 2e8, "blocks in flight": 160.0},
+MEMORY = {"flow": {"fixed": 2e8, "blocks in flight": 160.0, "neighbour blocks held": 8.0},
           "utilisation": {"fixed": 3e8, "groups in flight": 120.0, "sensor-days": sizing.SENSOR_DAY_BYTES}}
 
 
@@ -108,6 +108,60 @@ def test_generator_formulas_match_the_generated_city():
         g = street_grid(PRESETS[name].sensors)
         assert (g["nodes"], g["links"], g["zones"]) == (PRESETS[name].grid_side ** 2, n_links, n_zones)
     assert sizing.traffic_files(20_000, 180) == 527  # large: 38 sensors of 180 days per file
+
+
+class _Files:
+    """The traffic files the generator writes (whole sensors, at most CHUNK_ROWS rows each),
+    as ``Dataset.file_ranges`` reports them, for ``TrafficLayout.of``."""
+
+    path = "generated"
+
+    def __init__(self, sensors: int, days: int, interval_s: int):
+        per_sensor = days * 86400 // interval_s
+        per_file = max(1, sizing.CHUNK_ROWS // per_sensor)
+        self.lo = list(range(0, sensors, per_file))
+        self.hi = [min(lo + per_file, sensors) - 1 for lo in self.lo]
+        self.rows = [(hi - lo + 1) * per_sensor for lo, hi in zip(self.lo, self.hi, strict=True)]
+        t0 = np.datetime64("2026-03-02T00:00", "ms")
+        self.ts = (t0, t0 + np.timedelta64(days * 86400 - interval_s, "s"))
+
+    def file_ranges(self, table: str, column: str):
+        if column == "sensor_id":
+            return self.lo, self.hi, self.rows
+        return [self.ts[0]] * len(self.rows), [self.ts[1]] * len(self.rows), self.rows
+
+
+@pytest.mark.parametrize("sensors", [1, 24, 200, 331, 600, 2000, 20_000])
+@pytest.mark.parametrize("days", [1, 7, 21, 30, 180])
+@pytest.mark.parametrize("interval_s", [60, 300, 900])
+def test_flow_layout_is_the_task_s_own(sensors, days, interval_s):
+    # the closed form gives the blocks flow's TrafficLayout builds from the generator's files:
+    # how many, and the series x steps of the two largest
+    from uda.tasks.flow import TrafficLayout
+
+    layout = TrafficLayout.of(_Files(sensors, days, interval_s))
+    series = sorted((int(h - lo + 1) for lo, h in zip(layout.lo, layout.hi, strict=True)), reverse=True)
+    got = sizing.flow_layout({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 86400 / interval_s})
+    assert got["n_time"] == layout.n_time and got["blocks"] == len(layout.blocks)
+    assert got["largest"] == series[0] * layout.n_time
+    assert got["second"] == (series[1] if len(series) > 1 else 0) * layout.n_time
+
+
+def test_flow_memory_follows_the_blocks_in_flight():
+    # mid: two files of 330 and 270 sensors, one block each; medium: 8 x 231 + 152 sensors,
+    # the 8-block minimum keeps a file per block; large: 2 files of 38 sensors per block
+    mid = {"sensors": 600, "days": 21, "traffic_rows": 600 * 21 * 288}
+    medium = {"sensors": 2000, "days": 30, "traffic_rows": 2000 * 30 * 288}
+    large = {"sensors": 20_000, "days": 180, "traffic_rows": 20_000 * 180 * 288}
+    block, held = TERMS["blocks in flight"].size, TERMS["neighbour blocks held"].size
+    assert block(dict(mid, flow_in_flight=1.0)) == 330 * 6048  # Polars fits one block at a time
+    assert block(dict(mid, flow_in_flight=2.0)) == (330 + 270) * 6048  # Dask: one per thread
+    assert block(dict(medium, flow_in_flight=1.0)) == 231 * 8640 == block(dict(mid, flow_in_flight=1.0))
+    assert block(dict(large, flow_in_flight=2.0)) == 2 * 76 * 51840
+    # Polars keeps the raw series of the blocks either side (8 bytes a value); Dask cuts out halos
+    assert held(dict(mid, flow_in_flight=1.0)) == 330 * 6048 and held(dict(medium, flow_in_flight=1.0)) == 2 * 231 * 8640
+    assert held(dict(medium, flow_in_flight=2.0)) == 0 and TERMS["neighbour blocks held"].known == 8.0
+    assert held(dict(sensors=24, days=7, traffic_rows=24 * 7 * 288, flow_in_flight=1.0)) == 0
 
 
 def test_streaming_memory_is_not_proportional_to_rows(tmp_path):

@@ -138,10 +138,65 @@ def flow_in_flight(engine: str) -> float:
     return 1.0 if engine.startswith("polars") else float(IN_FLIGHT)
 
 
+#: Blocks flow on Polars holds while it fits one: the block and its neighbours on either
+#: side (sensor ids follow the street grid, so a block's neighbour series lie in the
+#: adjacent blocks; ``uda.tasks.flow.evaluate_blocks`` keeps a block until the last block
+#: needing its series is done).
+FLOW_HELD_BLOCKS = 3
+
+
+def flow_layout(s: dict[str, float]) -> dict[str, float]:
+    """Flow's blocks of whole files as ``uda.tasks.flow.TrafficLayout`` builds them.
+
+    The generator writes whole sensors, at most :data:`CHUNK_ROWS` rows per file; flow
+    estimates each file's series as its rows over the 5-minute grid, aims at
+    ``min(block values, all series / min(8, files))`` series per block and adds whole files
+    to a block while it stays within 1.05 times that aim. Closed form for files of equal
+    size plus a last, smaller one.
+
+    Returns
+    -------
+    dict
+        ``blocks`` (how many), ``largest`` and ``second`` (float64 values, series x grid
+        steps, of the two largest blocks; ``second`` is 0 with one block), ``n_time``.
+    """
+    sensors = max(1.0, float(s.get("sensors") or 1.0))
+    n_time = math.ceil(max(1.0, float(s.get("days") or 1.0)) - 1e-9) * SLOTS_PER_DAY
+    per_sensor = max(1.0, float(s["traffic_rows"]) / sensors)  # rows per sensor, any interval
+    per_file = max(1, int(CHUNK_ROWS // per_sensor))  # whole sensors per file
+    files = math.ceil(sensors / per_file)
+    last = sensors - (files - 1) * per_file
+    est = per_file * per_sensor / n_time  # flow's estimate of a full file's series
+    est_last = last * per_sensor / n_time
+    target = min(FLOW_BLOCK_VALUES / n_time, sensors * per_sensor / n_time / min(FLOW_MIN_BLOCKS, files))
+    limit = 1.05 * target
+    k = max(1, int((limit + 1e-9) // est)) if est <= limit else 1  # full files per block
+    full, rem = divmod(files - 1, k)
+    tail: list[float] = []  # the blocks after the `full` blocks of k files
+    if rem:
+        tail = [rem * per_file + last] if rem * est + est_last <= limit else [rem * per_file, last]
+    elif full and k * est + est_last <= limit:
+        full, tail = full - 1, [k * per_file + last]
+    else:
+        tail = [float(last)]
+    top = sorted([float(k * per_file)] * min(full, 2) + tail, reverse=True)
+    blocks = full + len(tail)
+    return {"blocks": float(blocks), "largest": top[0] * n_time,
+            "second": (top[1] if blocks > 1 else 0.0) * n_time, "n_time": float(n_time)}
+
+
 def _flow_block(s: dict[str, float]) -> float:
-    blocks = min(FLOW_MIN_BLOCKS, max(1.0, s["files"]))
-    block = min(FLOW_BLOCK_VALUES, s["traffic_rows"] / blocks)
-    return block * min(s.get("flow_in_flight", IN_FLIGHT), max(blocks, s["traffic_rows"] / FLOW_BLOCK_VALUES))
+    # the float64 values of the blocks being fitted: one on Polars, the two largest on Dask
+    lay = flow_layout(s)
+    return lay["largest"] + (lay["second"] if s.get("flow_in_flight", IN_FLIGHT) > 1 else 0.0)
+
+
+def _flow_held(s: dict[str, float]) -> float:
+    # Polars keeps the raw series of the neighbouring blocks beside the one it fits
+    if s.get("flow_in_flight", IN_FLIGHT) > 1:
+        return 0.0
+    lay = flow_layout(s)
+    return (min(FLOW_HELD_BLOCKS, lay["blocks"]) - 1) * lay["largest"]
 
 
 def _files(s: dict[str, float]) -> float:
@@ -209,6 +264,7 @@ TERMS = {
     "links": Term("links", "structure", lambda s: s["links"], known=ROUTE_LINK_BYTES),
     "zone pairs": Term("zone pairs", "structure", lambda s: s["zones"] ** 2, known=ROUTE_ZONE_PAIR_BYTES),
     "blocks in flight": Term("blocks in flight", "block", _flow_block),
+    "neighbour blocks held": Term("neighbour blocks held", "block", _flow_held, known=8.0),
     "groups in flight": Term("groups in flight", "block", _group),
     "sensor-days": Term("sensor-days", "structure", lambda s: s["sensors"] * s["days"], known=SENSOR_DAY_BYTES),
 }
@@ -232,8 +288,9 @@ DESIGNS: dict[str, Design] = {
     "route": Design(time=("fixed", "rows", "network stages"),
                     memory=("fixed", "files in flight", "links", "zone pairs")),
     # every row is read and turned into series (per row); each series is fitted on at
-    # most 600 origins (per series); memory: the blocks of series being fitted
-    "flow": Design(time=("fixed", "rows", "series"), memory=("fixed", "blocks in flight")),
+    # most 600 origins (per series); memory: the blocks of series being fitted, as flow lays
+    # them out (flow_layout), and on Polars the raw series of the neighbouring blocks
+    "flow": Design(time=("fixed", "rows", "series"), memory=("fixed", "blocks in flight", "neighbour blocks held")),
     # Polars holds the water table whole, Dask one file (whole sites, <= 2 M rows) at a time
     "water": Design(time=("fixed", "rows"), memory=("fixed", "water rows in flight")),
     # feed groups are standardised and reduced in flight; the received-interval bitmap and
