@@ -200,3 +200,70 @@ def test_scan_arrays_maps_unknown_districts_to_the_extra_bucket():
     st_ = scan_arrays(a, "traffic", lookup=np.array([0, 1]), n_districts=2,
                       period=(START, START + DAYS_SLOTS * STEP))
     assert st_.counts[:, qk.ROWS].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_value_and_latency_sketches_hold_each_parsed_record_once(shuffle):
+    """The sketches count every present value of the parsed rows, each (key, ts) once (the first
+    in order), as qs_add over those values (NaN, duplicates and unparsed rows left out)."""
+    from uda.kernels.sketches import qs_add, qs_new
+
+    rng = np.random.default_rng(5)
+    a = _block(rng, shuffle=shuffle)
+    lo, hi = np.array([0.0, 0.0]), np.array([10.0, 10.0])
+    st_ = _scan(a, lo, hi)
+    order = np.lexsort((a["ts"], a["key"]))
+    ok = a["ok"][order]
+    key, ts = a["key"][order][ok], a["ts"][order][ok]
+    first = np.r_[True, (key[1:] != key[:-1]) | (ts[1:] != ts[:-1])]
+    for c in range(2):
+        want = qs_new()
+        qs_add(want, a["values"][order][ok][first, c])
+        np.testing.assert_array_equal(st_.qs_values[c], want)
+    want = qs_new()
+    qs_add(want, a["latency"][order][ok][first])
+    np.testing.assert_array_equal(st_.qs_latency, want)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_pieces_cut_at_key_changes_merge_into_the_block_state(parts):
+    from uda.quality import split_arrays
+
+    rng = np.random.default_rng(3)
+    a = _block(rng, n_keys=6, shuffle=False)
+    lo, hi = np.array([0.0, 0.0]), np.array([10.0, 10.0])
+    whole = _scan(a, lo, hi)
+    pieces = split_arrays(a, parts)
+    assert 1 < len(pieces) <= parts and sum(p["key"].size for p in pieces) == a["key"].size
+    assert all(p["key"][0] != q["key"][-1] for q, p in zip(pieces[:-1], pieces[1:], strict=True))
+    merged = QualityState(2, 2)
+    for p in pieces:
+        _scan(p, lo, hi, merged)
+    for name in ("counts", "nonnull", "registers", "qs_values", "qs_latency"):
+        np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
+
+
+def test_arrays_copied_into_buffers_equal_polars_own():
+    """Columns of several chunks copied into reused buffers give the same arrays (twice over, the
+    second time into the buffers of the first)."""
+    import polars as pl
+
+    from uda.quality import Buffers, arrays_polars
+
+    def frame(seed):
+        rng = np.random.default_rng(seed)
+        n = 50
+        return pl.DataFrame({"sensor_id": np.sort(rng.integers(0, 5, n)).astype(np.int32),
+                             "ts": (START + rng.integers(0, 9, n) * STEP).astype("datetime64[ms]"),
+                             "flow": rng.random(n).astype(np.float32), "speed": rng.random(n).astype(np.float32),
+                             "occupancy": rng.random(n).astype(np.float32)})
+
+    buf = Buffers()
+    for seed in (1, 2):
+        df = pl.concat([frame(seed), frame(seed + 10)], rechunk=False)
+        assert df["flow"].n_chunks() == 2
+        want, got = arrays_polars(df, "traffic"), arrays_polars(df, "traffic", buf)
+        for name in ("key", "ts", "values", "ref"):
+            np.testing.assert_array_equal(got[name], want[name])
+            assert got[name].dtype == want[name].dtype
+        assert got["values"].flags.f_contiguous

@@ -116,3 +116,27 @@ def test_every_bucket_representative_is_within_alpha():
     c = qs_new()
     assert qs_add(c, np.array([0.0, -0.0, np.inf, np.nan, -5.0, 1e300])) == 4
     assert qs_quantile(c, 0.0)[0] < 0 and qs_quantile(c, 1.0)[0] == pytest.approx(np.finfo(np.float32).max, rel=0.01)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bucket_by_bit_cast_equals_bucket_through_scratch_array(dtype):
+    from numba import njit
+
+    from uda.kernels.sketches import qs_bucket, qs_bucket_of
+
+    @njit
+    def both(v):
+        tmp = np.empty(1, np.float32)
+        bits = tmp.view(np.uint32)
+        out = np.empty((v.size, 2), np.int64)
+        for i in range(v.size):
+            out[i, 0] = qs_bucket(v[i], tmp, bits)
+            out[i, 1] = qs_bucket_of(v[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(20_000) * 10.0 ** rng.integers(-40, 40, 20_000)
+    with np.errstate(over="ignore"):
+        v = np.r_[v, 0.0, -0.0, 1e-46, -1e-46, 1e300, -1e300, np.inf, -np.inf, 3.4028235e38, 3.4028236e38].astype(dtype)
+    got = both(v)
+    np.testing.assert_array_equal(got[:, 1], got[:, 0])

@@ -28,8 +28,9 @@ a zero denominator recorded next to it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,38 @@ def _columns(table: str, names: list[str]) -> dict[str, Any]:
             "district": "district_id" if "district_id" in names else None}
 
 
-def arrays_polars(df, table: str) -> dict[str, np.ndarray]:
-    """Scan inputs from a Polars frame (canonical columns, optionally flags and latency), copying little."""
+class Buffers:
+    """Arrays kept from block to block for :func:`arrays_polars`: a block's columns are copied into
+    memory already in use instead of fresh pages (a Polars column read from a file with several row
+    groups is several chunks, so NumPy needs a copy either way)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, dtype: Any, n: int, k: int = 0) -> np.ndarray:
+        """An ``(n,)`` array, or ``(n, k)`` column-major when ``k``, of ``dtype`` (contents undefined)."""
+        size = n * max(k, 1)
+        a = self._arrays.get(name)
+        if a is None or a.dtype != dtype or a.size < size:
+            a = self._arrays[name] = np.empty(size, dtype)
+        return a[:size].reshape(k, n).T if k else a[:size]
+
+
+def _into(chunks: list[Any], out: np.ndarray) -> np.ndarray:
+    """Copy the chunks of a null-free numeric Polars series into ``out``; returns ``out``."""
+    off = 0
+    for ch in chunks:
+        a = ch.to_numpy()
+        out[off:off + a.size] = a
+        off += a.size
+    return out
+
+
+def arrays_polars(df, table: str, buffers: Buffers | None = None) -> dict[str, np.ndarray]:
+    """Scan inputs from a Polars frame (canonical columns, optionally flags and latency), copying little.
+
+    With ``buffers``, null-free key, time and value columns are copied into them (the arrays
+    returned are valid until the buffers are used again)."""
     import polars as pl
 
     c = _columns(table, df.columns)
@@ -133,18 +164,29 @@ def arrays_polars(df, table: str) -> dict[str, np.ndarray]:
         if c["syntax"]:
             ok &= ~df[c["syntax"]].fill_null(False).to_numpy()
 
-    def numeric(s, fill):
-        return (s.fill_null(fill) if s.null_count() else s).to_numpy()
+    def numeric(s, fill, name=None):
+        if s.null_count():
+            return s.fill_null(fill).to_numpy()
+        chunks = s.get_chunks()
+        if buffers is not None and name is not None and s.dtype.is_numeric() and len(chunks) > 1:
+            return _into(chunks, buffers.get(name, chunks[0].to_numpy().dtype, n))
+        return s.to_numpy()
 
-    # one (n, k) array straight from Polars, column-major (one copy; the kernel reads either layout)
-    vals = (df.select(pl.col(v).fill_null(np.nan) if df[v].null_count() else pl.col(v) for v in c["values"])
-            .to_numpy() if c["values"] else np.zeros((n, 0), np.float32))
+    cols = [df[v] for v in c["values"]]
+    if (buffers is not None and cols and not any(s.null_count() for s in cols)
+            and len({s.dtype for s in cols}) == 1 and cols[0].dtype in (pl.Float32, pl.Float64)):
+        vals = buffers.get("values", np.float32 if cols[0].dtype == pl.Float32 else np.float64, n, len(cols))
+        for j, s in enumerate(cols):
+            _into(s.get_chunks(), vals[:, j])
+    else:  # one (n, k) array straight from Polars, column-major (one copy; the kernel reads either layout)
+        vals = (df.select(pl.col(v).fill_null(np.nan) if df[v].null_count() else pl.col(v) for v in c["values"])
+                .to_numpy() if c["values"] else np.zeros((n, 0), np.float32))
     if vals.dtype.kind != "f":
         vals = vals.astype(np.float64)
     if not (vals.flags.c_contiguous or vals.flags.f_contiguous):
         vals = np.ascontiguousarray(vals)
-    key_np = numeric(key, 0)
-    return {"key": key_np, "ts": numeric(ts, 0), "ok": ok, "values": vals,
+    key_np = numeric(key, 0, "key")
+    return {"key": key_np, "ts": numeric(ts, 0, "ts"), "ok": ok, "values": vals,
             "ref": key_np if c["ref"] == c["key"] else numeric(df[c["ref"]], -1),
             "latency": (df[c["latency"]].cast(pl.Float64).fill_null(np.nan).to_numpy() * 1000.0
                         if c["latency"] else np.zeros(0)),
@@ -171,12 +213,17 @@ def arrays_pandas(df, table: str) -> dict[str, np.ndarray]:
 
 
 def scan_arrays(a: dict[str, np.ndarray], table: str, *, lookup: np.ndarray, n_districts: int,
-                period: tuple[int, int]) -> QualityState:
-    """The quality state of one block of records (see :func:`uda.kernels.quality.scan_block`)."""
+                period: tuple[int, int], state: QualityState | None = None,
+                order: np.ndarray | None = None) -> QualityState:
+    """The quality state of one block of records (see :func:`uda.kernels.quality.scan_block`).
+
+    Added into ``state`` when given (and returned), else into a new state. ``order`` is the rows'
+    ``(key, ts)`` order, empty when they are stored so (found here when not given)."""
     spec = SPECS[table]
-    st = QualityState(n_districts, len(spec.values))
+    st = QualityState(n_districts, len(spec.values)) if state is None else state
     key, ts = a["key"], a["ts"]
-    order = np.zeros(0, np.int64) if qk.is_sorted(key, ts) else np.lexsort((ts, key)).astype(np.int64)
+    if order is None:
+        order = _order(key, ts)
     lo = np.array([spec.ranges[v][0] for v in spec.values], np.float64)
     hi = np.array([spec.ranges[v][1] for v in spec.values], np.float64)
     zero_col = spec.values.index("flow") if "flow" in spec.values else -1
@@ -185,6 +232,32 @@ def scan_arrays(a: dict[str, np.ndarray], table: str, *, lookup: np.ndarray, n_d
                   a["latency"], order, spec.interval_s * 1000, period[0], period[1], float(LATE_AFTER_S * 1000),
                   STUCK_MIN, zero_col, st.counts, st.nonnull, st.registers, st.qs_values, st.qs_latency)
     return st
+
+
+def _order(key: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Row order by ``(key, ts)``; empty when the rows are stored in that order."""
+    return np.zeros(0, np.int64) if qk.is_sorted(key, ts) else np.lexsort((ts, key)).astype(np.int64)
+
+
+def split_arrays(a: dict[str, np.ndarray], parts: int) -> list[dict[str, np.ndarray]]:
+    """Rows stored in ``(key, ts)`` order cut into about ``parts`` pieces at key changes (views, no
+    copies). A key's rows stay in one piece, so the pieces' states merge into the block's state exactly:
+    nothing the scan carries from row to row (duplicates, grid, intervals, stuck runs) crosses a key."""
+    key = a["key"]
+    n = key.shape[0]
+    cuts = [0]
+    for q in range(1, parts):
+        c = int(np.searchsorted(key, key[n * q // parts], side="left")) if n else 0
+        if c > cuts[-1]:
+            cuts.append(c)
+    cuts.append(n)
+    if len(cuts) <= 2:
+        return [a]
+
+    def cut(v, lo, hi):
+        return v[lo:hi] if v is not None and v.shape[0] == n else v
+
+    return [{name: cut(v, lo, hi) for name, v in a.items()} for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def _share(num: int, den: int) -> float:
@@ -280,6 +353,65 @@ def _scan_frames(frames: list[Any], ctx: ScanContext) -> QualityState:
                        period=ctx.period)
 
 
+def _scan_threads(units: list[list[Any]], ctx: ScanContext, *, in_memory: bool,
+                  workers: int) -> list[QualityState]:
+    """Scan blocks (file paths, or Arrow tables when ``in_memory``) on ``workers`` threads.
+
+    A block is read and turned into arrays by one task, then scanned by ``workers`` tasks over
+    pieces of it cut at key changes (:func:`split_arrays`; one piece when its rows need sorting),
+    so the last blocks keep every thread busy. Each thread adds into its own state (no state per
+    block to allocate and merge), and a block's arrays go into :class:`Buffers` freed for the next
+    block when its last piece is scanned; at most ``workers`` blocks are read ahead, so memory stays
+    bounded. Returns the threads' states.
+    """
+    import polars as pl
+
+    k = len(SPECS[ctx.table].values)
+    local = threading.local()
+    states: list[QualityState] = []
+    lock = threading.Lock()
+
+    free: list[Buffers] = []
+
+    def prepare(parts):
+        frames = [pl.from_arrow(t) for t in parts] if in_memory else [pl.read_parquet(x) for x in parts]
+        df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        with lock:
+            buf = free.pop() if free else Buffers()
+        a = arrays_polars(df, ctx.table, buf)
+        order = _order(a["key"], a["ts"])
+        pieces = split_arrays(a, workers) if order.size == 0 and workers > 1 else [a]
+        left = [len(pieces)]  # pieces of this block not scanned yet
+        return [(p, order, buf, left) for p in pieces]
+
+    def scan(piece):
+        a, order, buf, left = piece
+        st = getattr(local, "state", None)
+        if st is None:
+            st = local.state = QualityState(ctx.n_districts, k)
+            with lock:
+                states.append(st)
+        scan_arrays(a, ctx.table, lookup=ctx.lookup, n_districts=ctx.n_districts, period=ctx.period, state=st,
+                    order=order)
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                free.append(buf)
+
+    todo = list(units)[::-1]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        running = {pool.submit(prepare, todo.pop()) for _ in range(min(workers, len(todo)))}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                pieces = f.result()  # raises a task's error here
+                if isinstance(pieces, list):
+                    running |= {pool.submit(scan, p) for p in pieces}
+                    if todo:
+                        running.add(pool.submit(prepare, todo.pop()))
+    return states
+
+
 def finish(states: Iterable[QualityState | dict[str, Any]], ctx: ScanContext) -> dict[str, Any]:
     """Merge block states (dense or :meth:`QualityState.pack` ed, consumed one at a time) into
     the :func:`report` of the whole table."""
@@ -333,15 +465,8 @@ def measure(data: str | os.PathLike | Dataset, table: str, *, engine: str = "pol
     lookup, n_d, period = ctx.lookup, ctx.n_districts, ctx.period
     units = blocks(ds, table) if tables is None else tables
     if engine == "polars" or tables is not None:
-        import polars as pl
-
-        def one(parts):
-            if tables is not None:
-                return scan_tables(parts, ctx)
-            return _scan_frames([pl.read_parquet(x) for x in parts], ctx)
-
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            return finish(pool.map(one, units), ctx)  # merged as they arrive, not all kept
+        return finish(_scan_threads(units, ctx, in_memory=tables is not None,
+                                    workers=workers or os.cpu_count() or 1), ctx)
     else:
         import dask
         import dask.dataframe as dd

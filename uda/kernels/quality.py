@@ -29,16 +29,9 @@ _SALT = np.uint64(0x2545F4914F6CDD1D)
 @njit(cache=True, nogil=True)
 def is_sorted(key: np.ndarray, ts: np.ndarray) -> bool:
     """Whether rows are in ``(key, ts)`` order."""
-    n = key.shape[0]
-    i = 1
-    while i < n:  # blocks of rows without a branch per row (vectorised), one test per block
-        end = min(n, i + 4096)
-        bad = False
-        for r in range(i, end):
-            bad |= (key[r] < key[r - 1]) | ((key[r] == key[r - 1]) & (ts[r] < ts[r - 1]))
-        if bad:
+    for i in range(1, key.shape[0]):
+        if key[i] < key[i - 1] or (key[i] == key[i - 1] and ts[i] < ts[i - 1]):
             return False
-        i = end
     return True
 
 
