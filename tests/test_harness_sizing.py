@@ -164,6 +164,44 @@ def test_flow_memory_follows_the_blocks_in_flight():
     assert held(dict(sensors=24, days=7, traffic_rows=24 * 7 * 288, flow_in_flight=1.0)) == 0
 
 
+@pytest.mark.parametrize(("sensors", "days"), [(200, 14), (600, 21), (2000, 30), (800, 180), (5000, 180)])
+def test_flow_blocks_held_on_polars_follow_the_neighbours_reach(sensors, days, monkeypatch):
+    # the generated city's neighbour pairs, flow's own layout and plan, and evaluate_blocks'
+    # own keeping of loaded blocks: the formula's count is the blocks held, or up to 2 more
+    import weakref
+    from dataclasses import replace
+
+    from uda.city import build_city
+    from uda.harness.route_probe import _Tables
+    from uda.scales import PRESETS
+    from uda.tasks import flow
+
+    city = build_city(replace(PRESETS["tiny"], name="t", sensors=sensors, days=1), 1)
+    layout = flow.TrafficLayout.of(_Files(sensors, days, 300))
+    plan = flow.Plan.of(layout.lo, layout.hi, flow.sensor_pairs(_Tables(city.tables)))
+    live, most = [0], [0]
+
+    def load(k):
+        def make():
+            y = np.zeros((int(layout.hi[k] - layout.lo[k] + 1), 4))
+            live[0] += 1
+            weakref.finalize(y, lambda: live.__setitem__(0, live[0] - 1))
+            return np.arange(layout.lo[k], layout.hi[k] + 1), y
+        return make
+
+    def fit(block, halos, pairs, proto, cal, models):
+        most[0] = max(most[0], live[0])
+        return {"sums": {"m": 1}, "usable": 1, "dropped": np.empty(0, np.int64)}
+
+    monkeypatch.setattr(flow, "_fit_block", fit)
+    monkeypatch.setattr(flow, "merge_block_sums", lambda parts: {})
+    flow.evaluate_blocks([load(k) for k in range(len(layout.blocks))], plan, engine="polars", n_time=2016,
+                         start=np.datetime64("2026-03-02T00:00"), interval_s=300, models=["last"],
+                         horizons=np.array([1]), split=(0.7, 0.15, 0.15), origin_step=1)
+    held = sizing.flow_held_blocks({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 288})
+    assert most[0] <= held <= most[0] + 2
+
+
 def test_streaming_memory_is_not_proportional_to_rows(tmp_path):
     path = _write(tmp_path, "sweep")
     out = size(sensors=20_000, days=180, interval_s=300, deadline_s=3600, results=[path])

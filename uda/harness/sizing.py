@@ -138,11 +138,13 @@ def flow_in_flight(engine: str) -> float:
     return 1.0 if engine.startswith("polars") else float(IN_FLIGHT)
 
 
-#: Blocks flow on Polars holds while it fits one: the block and its neighbours on either
-#: side (sensor ids follow the street grid, so a block's neighbour series lie in the
-#: adjacent blocks; ``uda.tasks.flow.evaluate_blocks`` keeps a block until the last block
-#: needing its series is done).
-FLOW_HELD_BLOCKS = 3
+#: How far apart (in sensor ids) two neighbouring sensors lie, per street of the grid: the
+#: generator numbers sensors along the grid, so the neighbours of a sensor (links sharing a
+#: node) lie within about 4 grid sides of its id (measured: the largest id distance of
+#: ``uda.tasks.flow.sensor_pairs`` is 3.9-4.2 grid sides on generated cities of 200 to
+#: 20,000 sensors). A block of b series needs series from the ``ceil(reach / b)`` blocks
+#: on either side, and flow on Polars keeps a block until the last block needing it is done.
+FLOW_REACH_SIDES = 4.2
 
 
 def flow_layout(s: dict[str, float]) -> dict[str, float]:
@@ -191,12 +193,20 @@ def _flow_block(s: dict[str, float]) -> float:
     return lay["largest"] + (lay["second"] if s.get("flow_in_flight", IN_FLIGHT) > 1 else 0.0)
 
 
+def flow_held_blocks(s: dict[str, float]) -> float:
+    """Blocks flow on Polars holds at once: the block fitted and the blocks on either side
+    holding its neighbours' series (within :data:`FLOW_REACH_SIDES` grid sides of sensor ids)."""
+    lay = flow_layout(s)
+    side = math.sqrt(street_grid(max(1.0, float(s.get("sensors") or 1.0)))["nodes"])
+    span = math.ceil(FLOW_REACH_SIDES * side / max(1.0, lay["largest"] / lay["n_time"]))
+    return float(min(lay["blocks"], 2 * span + 1))
+
+
 def _flow_held(s: dict[str, float]) -> float:
-    # Polars keeps the raw series of the neighbouring blocks beside the one it fits
+    # Polars keeps the raw series (float64) of the neighbouring blocks beside the one it fits
     if s.get("flow_in_flight", IN_FLIGHT) > 1:
         return 0.0
-    lay = flow_layout(s)
-    return (min(FLOW_HELD_BLOCKS, lay["blocks"]) - 1) * lay["largest"]
+    return (flow_held_blocks(s) - 1) * flow_layout(s)["largest"]
 
 
 def _files(s: dict[str, float]) -> float:
