@@ -361,8 +361,8 @@ def _scan_threads(units: list[list[Any]], ctx: ScanContext, *, in_memory: bool,
     pieces of it cut at key changes (:func:`split_arrays`; one piece when its rows need sorting),
     so the last blocks keep every thread busy. Each thread adds into its own state (no state per
     block to allocate and merge), and a block's arrays go into :class:`Buffers` freed for the next
-    block when its last piece is scanned; at most ``workers`` blocks are read ahead, so memory stays
-    bounded. Returns the threads' states.
+    block when its last piece is scanned; a block is read when one has been scanned, so at most
+    ``workers`` blocks (and buffers) are in use at a time. Returns the threads' states.
     """
     import polars as pl
 
@@ -397,6 +397,8 @@ def _scan_threads(units: list[list[Any]], ctx: ScanContext, *, in_memory: bool,
             left[0] -= 1
             if left[0] == 0:
                 free.append(buf)
+                return True  # the block's last piece: its buffers are free for the next block
+        return False
 
     todo = list(units)[::-1]
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -404,11 +406,11 @@ def _scan_threads(units: list[list[Any]], ctx: ScanContext, *, in_memory: bool,
         while running:
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
-                pieces = f.result()  # raises a task's error here
-                if isinstance(pieces, list):
-                    running |= {pool.submit(scan, p) for p in pieces}
-                    if todo:
-                        running.add(pool.submit(prepare, todo.pop()))
+                out = f.result()  # raises a task's error here
+                if isinstance(out, list):  # a block prepared: scan its pieces
+                    running |= {pool.submit(scan, p) for p in out}
+                elif out and todo:  # a block scanned: read the next one into its buffers
+                    running.add(pool.submit(prepare, todo.pop()))
     return states
 
 
