@@ -446,3 +446,20 @@ def test_pivot_mean_matches_bincount_reference(seed, m, fill):
     values[rng.random(m) < 0.1] = np.nan
     got = pivot_mean(rows, steps, values, n, n_time, fill)
     np.testing.assert_array_equal(got, _pivot_ref(rows, steps, values, n, n_time, fill))
+
+
+def test_lin_gram_active_rows_equal_a_fit_on_those_rows_alone():
+    Z, P, opan, olag, tpan, cal = _lin_setup(seed=5)
+    T = Z.shape[1]
+    horizons = np.array([1, 3], dtype=np.int64)
+    F = 1 + len(opan) + len(tpan) + 1
+    edges = np.array([0, T], dtype=np.int64)
+    wcoef = np.random.default_rng(2).normal(0, 0.3, (Z.shape[0], 2, F))
+    active = np.zeros(Z.shape[0], bool)
+    active[[0, 2]] = True
+    got = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef, active=active)
+    sub = K.lin_gram(np.ascontiguousarray(P[:, active]), Z[active], opan, olag, tpan, cal.weekend, horizons,
+                     edges, 1, wcoef[active])
+    for g, s in zip(got, sub, strict=True):
+        np.testing.assert_array_equal(g[active], s)
+        assert not g[~active].any()

@@ -533,13 +533,14 @@ class Ridge(Forecaster):
         G, b, m = (np.stack(x) for x in zip(*[[a.sum(axis=2) for a in part] for part in sums],
                                             strict=True))
         self.coef = K.lin_solve_mean(G, b, m, allm, allp, alll, self.choice)
-        robust = np.flatnonzero((self.choice >= len(lams)).any(axis=(1, 2)))
-        rows = slice(None) if robust.size == Y.shape[0] else robust
-        for _ in range(self.l1_steps if robust.size else 0):
+        robust = (self.choice >= len(lams)).any(axis=(1, 2))
+        rows = slice(None) if robust.all() else np.flatnonzero(robust)
+        for _ in range(self.l1_steps if robust.any() else 0):
             # further reweighting of the series whose chosen candidates include robust ones
-            Gw, bw, mw = K.lin_gram(np.ascontiguousarray(P[:, rows]), Z[rows], *spec, cal.weekend,
-                                    self.horizons, edges[[0, -1]], stride, self.coef[rows])
-            G[1][rows], b[1][rows], m[1][rows] = Gw[:, :, 0], bw[:, :, 0], mw[:, :, 0]
+            # (the others are skipped in place: no copy of the panel stack)
+            Gw, bw, mw = K.lin_gram(P, Z, *spec, cal.weekend, self.horizons, edges[[0, -1]], stride,
+                                    self.coef, active=robust)
+            G[1][rows], b[1][rows], m[1][rows] = Gw[rows, :, 0], bw[rows, :, 0], mw[rows, :, 0]
             self.coef[rows] = K.lin_solve_mean(G[:, rows], b[:, rows], m[:, rows], allm, allp,
                                                alll, self.choice[rows])
         return self

@@ -394,8 +394,8 @@ def _pairs(P, target, i, h, origins, opan, olag, tpan, weekend, t_lo, t_hi, wcoe
 @njit(cache=True, nogil=True, parallel=True)
 def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarray,
              tpan: np.ndarray, weekend: np.ndarray, horizons: np.ndarray, edges: np.ndarray,
-             stride: int = 1, wcoef: np.ndarray | None = None,
-             delta: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             stride: int = 1, wcoef: np.ndarray | None = None, delta: float = 0.05,
+             active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normal-equation sums of the direct linear model per series, horizon and time block.
 
     A pair is an origin ``o`` (every ``stride``-th from 0) and horizon ``h`` whose target
@@ -404,7 +404,9 @@ def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarr
     Sums over blocks add up, so a fit on any run of blocks is a sum. With ``wcoef``
     ``(n, nh, F)`` every pair is weighted by ``1 / max(|y - f' wcoef|, delta)`` (one step
     of iteratively reweighted least squares towards least absolute deviations) and ``m``
-    holds the sum of the weights. The sums are matrix products of the pairs' rows.
+    holds the sum of the weights. The sums are matrix products of the pairs' rows. With
+    ``active`` (``(n,)`` bool) only those series are summed (the others stay 0), so a
+    subset is refitted without copying the panel stack.
 
     Returns
     -------
@@ -429,6 +431,8 @@ def lin_gram(P: np.ndarray, target: np.ndarray, opan: np.ndarray, olag: np.ndarr
     origins = np.arange(o_start, max(o_start, t_hi - horizons.min() + 1), stride)
     no_w = np.empty(0)
     for i in prange(n):
+        if active is not None and not active[i]:
+            continue
         X = np.empty((origins.shape[0], F))
         y = np.empty(origins.shape[0])
         ts = np.empty(origins.shape[0], dtype=np.int64)

@@ -418,9 +418,12 @@ def evaluate_blocks(loads: list, plan: Plan, *, engine: str, n_time: int, start:
         parts = compute_with_progress(fits, lambda done: step("fitting blocks", done, n))
     else:
         last = list(range(n))  # the last block that needs block j's series
+        later: list[list[np.ndarray]] = [[] for _ in range(n)]  # ids of block j later blocks need
         for k in range(n):
             for j in plan.deps[k]:
                 last[j] = max(last[j], k)
+                if j < k:
+                    later[j].append(plan.need[k])
         held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         parts = []
         for k in range(n):
@@ -431,6 +434,8 @@ def evaluate_blocks(loads: list, plan: Plan, *, engine: str, n_time: int, start:
                                     plan.pairs[k], proto, cal, models))
             for j in [j for j in held if last[j] <= k]:
                 del held[j]
+            if k in held:  # fitted: keep only the series later blocks draw from it
+                held[k] = _rows(held[k], np.concatenate(later[k]))
             step("fitting blocks", k + 1, n)
     usable = sum(p["usable"] for p in parts)
     if not usable:
