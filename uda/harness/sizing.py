@@ -143,7 +143,8 @@ def flow_in_flight(engine: str) -> float:
 #: node) lie within about 4 grid sides of its id (measured: the largest id distance of
 #: ``uda.tasks.flow.sensor_pairs`` is 3.9-4.2 grid sides on generated cities of 200 to
 #: 20,000 sensors). A block of b series needs series from the ``ceil(reach / b)`` blocks
-#: on either side, and flow on Polars keeps a block until the last block needing it is done.
+#: on either side; flow on Polars loads the blocks ahead whole (they are fitted later) and
+#: cuts a block to the series later blocks need once it is fitted.
 FLOW_REACH_SIDES = 4.2
 
 
@@ -194,12 +195,13 @@ def _flow_block(s: dict[str, float]) -> float:
 
 
 def flow_held_blocks(s: dict[str, float]) -> float:
-    """Blocks flow on Polars holds at once: the block fitted and the blocks on either side
-    holding its neighbours' series (within :data:`FLOW_REACH_SIDES` grid sides of sensor ids)."""
+    """Whole blocks flow on Polars holds at once: the block fitted and the blocks after it
+    holding its neighbours' series (within :data:`FLOW_REACH_SIDES` grid sides of sensor ids;
+    the blocks before it are already cut to the few series still needed)."""
     lay = flow_layout(s)
     side = math.sqrt(street_grid(max(1.0, float(s.get("sensors") or 1.0)))["nodes"])
     span = math.ceil(FLOW_REACH_SIDES * side / max(1.0, lay["largest"] / lay["n_time"]))
-    return float(min(lay["blocks"], 2 * span + 1))
+    return float(min(lay["blocks"], span + 1))
 
 
 def _flow_held(s: dict[str, float]) -> float:
