@@ -397,9 +397,10 @@ def main(argv: list[str] | None = None) -> dict:
         "load_average": os.getloadavg(), "numba_compile_s": round(compile_s, 3),
         "methods": summary, "errors": errors,
         "ratio_uda_over_bare": ours / bare,
-        "ratio_uda_over_bare_per_repeat": {"median": statistics.median(per), "min": min(per), "max": max(per)},
+        "ratio_uda_over_bare_per_repeat": {"median": statistics.median(per), "min": min(per), "max": max(per),
+                                           "values": per},
         "cpu_ratio_uda_over_bare_per_repeat": {"median": statistics.median(per_cpu), "min": min(per_cpu),
-                                               "max": max(per_cpu)},
+                                               "max": max(per_cpu), "values": per_cpu},
         "cpu_ratio_uda_over_bare": summary["uda quality (polars)"]["cpu_median_s"] / summary["bare polars read"]["cpu_median_s"],
         "speedup_vs_peers": {k: v["median_s"] / ours for k, v in summary.items() if k in peers},
         "cpu_speedup_vs_peers": {k: v["cpu_median_s"] / summary["uda quality (polars)"]["cpu_median_s"]
