@@ -474,3 +474,17 @@ def test_hll_filters_and_hour_bins_exact():
     want = np.zeros(1 << 12, np.uint8)
     hll_add(want, (v + 0.0).view(np.int64))
     assert reg.tolist() == want.tolist()
+
+
+def test_declared_fractional_sentinel_is_counted_as_pandas_counts(tmp_path):
+    # a department's "-99.5 = no reading": declared sentinels need not be whole numbers
+    path = tmp_path / "t.csv"
+    vals = [1.5, -99.5, 2.25, -99.5, -1.0, 3.0, -99.4, 4.5]
+    path.write_text("v\n" + "\n".join(str(v) for v in vals) + "\n")
+    (tmp_path / "s.toml").write_text('[table]\n[columns.v]\ntype = "float"\nsentinels = [-99.5]\n')
+    rep, _, _ = profile_table(str(path), schema=tmp_path / "s.toml")
+    s = pd.read_csv(path)["v"]
+    col = rep["columns"]["v"]
+    assert col["sentinel_values"]["-99.5"] == int((s == -99.5).sum()) == 2
+    assert col["sentinels"] == sum(col["sentinel_values"].values())
+    assert col["nulls"] == 0 and "-99.4" not in col["sentinel_values"]

@@ -530,11 +530,15 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
     stuck_at = max(stuck_min - 1, 1)  # repeats from which a run counts (one at least, as without stuck_min)
     n_c = cands.shape[0]
     pos_min, neg_max = np.inf, -np.inf  # no candidate in (neg_max, pos_min): most values skip the candidate loop
+    any_frac = False  # a declared candidate that is not a whole number (e.g. -99.5)
     for c in range(n_c):
         if cands[c] >= 0 and cands[c] < pos_min:
             pos_min = cands[c]
         if cands[c] < 0 and cands[c] > neg_max:
             neg_max = cands[c]
+        ac = abs(cands[c])
+        if ac < _TWO52 and (ac + _TWO52) - _TWO52 != ac:
+            any_frac = True
     # the state of the current group lives in locals (rows come grouped), written back on a change
     cur = np.int64(-1)
     n_hit = np.int64(0)
@@ -571,7 +575,8 @@ def column_block(v, g, lo, hi, cands, stuck_min, ignore_zero, nulls, cand_counts
         if not (neg_max < x < pos_min):  # rare: maybe a candidate
             c_hit = -1
             a = abs(x)
-            if a >= _TWO52 or (a + _TWO52) - _TWO52 == a:  # only whole values count as candidates
+            # with whole candidates only, a fractional value cannot be one (skip the loop)
+            if any_frac or a >= _TWO52 or (a + _TWO52) - _TWO52 == a:
                 for c in range(n_c):
                     if x == cands[c]:
                         c_hit = c
