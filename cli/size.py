@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -48,6 +49,9 @@ def size(sensors, days, interval: str, deadline: str, stations, water_sites, res
     from uda.errors import UserError
     from uda.harness import sizing
 
+    if not math.isfinite(probe_seconds):
+        msg = f"--probe-seconds must be a finite number of seconds (0 fits on the sweep only); got {probe_seconds}"
+        raise UserError(msg)
     if check_with:
         out = sizing.check(results=list(results), against=list(check_with), tasks=list(tasks) or None,
                            engines=list(engines) or None, model=model, probe_s=probe_seconds)

@@ -463,3 +463,14 @@ def test_lin_gram_active_rows_equal_a_fit_on_those_rows_alone():
     for g, s in zip(got, sub, strict=True):
         np.testing.assert_array_equal(g[active], s)
         assert not g[~active].any()
+
+
+def test_pivot_drops_rows_whose_time_step_is_missing():
+    # Polars reads a null time as a NaN step (float); such rows are left out, as the bincount pivot did
+    from uda.tasks.flow import pivot
+
+    rows = np.array([0, 0, 1])
+    steps = np.array([0.0, np.nan, 1.0])
+    values = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(pivot(rows, steps, values, 2, 4),
+                                  _pivot_ref(rows, np.array([0, -1, 1]), values, 2, 4, np.nan))

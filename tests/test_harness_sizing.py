@@ -324,6 +324,8 @@ def test_parse_duration(text, seconds):
     (["--sensors", "10", "--days", "1", "--deadline", "0min"], "must be longer than zero"),
     (["--sensors", "10", "--days", "1", "--stations", "0"], "--stations 0 must be positive"),
     (["--days", "1"], "give --sensors N and --days D"),
+    (["--sensors", "10", "--days", "1", "--probe-seconds", "nan"], "--probe-seconds must be a finite number"),
+    (["--sensors", "10", "--days", "1", "--probe-seconds", "inf"], "--probe-seconds must be a finite number"),
 ])
 def test_impossible_size_parameters_exit_2(tmp_path, args, message):
     res = CliRunner().invoke(cli, ["size", *args, "--results", _write(tmp_path, "s")])

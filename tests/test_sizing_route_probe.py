@@ -131,3 +131,9 @@ def test_no_probe_for_a_city_the_generator_cannot_build(sensors):
     sizes, info = sizing.with_probe({"sensors": sensors, "iterations": 4.0}, "route", {}, {}, 60)
     assert info == {"probed": False, "reason": f"{sensors:g} sensors is no city the generator builds"}
     assert "probe_wall_s" not in sizes
+
+
+def test_iterations_to_gap_flat_history_or_unreachable_target_is_max_iter():
+    # a gap that has flattened out (slope just below 0) must not overflow; a target of 0 is never reached
+    assert iterations_to_gap([1e-2, 0.9999e-2, 0.9998e-2, 0.99975e-2], 1e-4, 500) == 500
+    assert iterations_to_gap([1.0, 0.5, 0.3, 0.2], 0.0, 500) == 500

@@ -130,9 +130,12 @@ def iterations_to_gap(gaps: list[float], target: float, max_iter: int) -> float:
     if x.size < 2 or np.ptp(x) == 0:
         return float(max_iter)
     b, a = np.polyfit(x, y, 1)
-    if not b < 0:
+    if not b < 0 or not target > 0:  # not converging, or a target it never reaches
         return float(max_iter)
-    n = math.exp((math.log(target) - a) / b) - 1.0
+    e = (math.log(target) - a) / b
+    if e >= math.log(max_iter + 1.0):  # a flat history: beyond max_iter (and no overflow)
+        return float(max_iter)
+    n = math.exp(e) - 1.0
     return float(min(max_iter, max(seen + 1, math.ceil(n))))
 
 

@@ -53,8 +53,11 @@ def pivot(rows: np.ndarray, steps: np.ndarray, values: np.ndarray, n: int, n_tim
     Repeated ``(row, step)`` records are averaged; missing values are ignored; cells without
     a value get ``fill`` (:func:`uda.kernels.grid.pivot_mean`).
     """
-    return pivot_mean(np.asarray(rows), np.asarray(steps), np.asarray(values, dtype=np.float64), int(n),
-                      int(n_time), float(fill))
+    steps = np.asarray(steps)
+    if steps.dtype.kind == "f":  # a null time read as NaN (Polars' to_numpy of a nullable column)
+        steps = np.where(np.isnan(steps), -1, steps).astype(np.int64)
+    return pivot_mean(np.asarray(rows), steps, np.asarray(values, dtype=np.float64), int(n), int(n_time),
+                      float(fill))
 
 
 def grid(min_ms: int, max_ms: int, interval_s: int) -> tuple[int, int]:
