@@ -88,7 +88,7 @@ class NetworkProbe:
 
 
 class _OverBudget(Exception):
-    pass
+    """Raised inside the probe's assignment callback when its time budget is spent."""
 
 
 class _Tables:
