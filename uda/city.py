@@ -75,7 +75,7 @@ def build_city(scale: Scale, seed: int) -> City:
     rad = np.where(np.arange(k - 1) % 2 == 0, 0.45, 0.8) * half
     seat_x = np.r_[cx, cx + rad * np.cos(ang)]
     seat_y = np.r_[cy, cy + rad * np.sin(ang)]
-    node_district = _nearest(x, y, seat_x, seat_y).astype(np.int16)
+    node_district = nearest(x, y, seat_x, seat_y).astype(np.int16)
 
     # links: 4-neighbour grid, both directions; class from the hierarchy
     ring = max(1, n // 5)
@@ -122,7 +122,7 @@ def build_city(scale: Scale, seed: int) -> City:
     job_density = 1.0 * np.exp(-r0 / (0.2 * half)) + 0.6 * np.exp(-rs / (0.08 * half)) + 0.03
     population = np.round(9000 * pop_density * zrng.lognormal(0, 0.25, n_zones)).astype(np.int32)
     jobs = np.round(7000 * job_density * zrng.lognormal(0, 0.35, n_zones)).astype(np.int32)
-    centroid = _nearest(zx, zy, x, y).astype(np.int32)
+    centroid = nearest(zx, zy, x, y).astype(np.int32)
 
     # sensors on a subset of links, favouring the main roads
     srng = rng_for(seed, "sensors")
@@ -209,8 +209,11 @@ def build_city(scale: Scale, seed: int) -> City:
     )
 
 
-def _nearest(px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """Index of the nearest (qx, qy) point for every (px, py) point (chunked brute force)."""
+def nearest(px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+    """Index of the nearest (qx, qy) point for every (px, py) point (chunked brute force).
+
+    Ties go to the lowest index (``argmin``); used by the city builder and the generator.
+    """
     out = np.empty(px.size, np.int64)
     step = max(1, 2_000_000 // max(qx.size, 1))
     for s in range(0, px.size, step):
@@ -235,7 +238,7 @@ def _transit(scale: Scale, seed: int, x, y, cx, cy, half, n):
         if m % 2 == 0:  # make sure every line passes the centre (transfer hub)
             t = np.sort(np.r_[t, 0.0])
         px, py = cx + t * np.cos(th), cy + t * np.sin(th)
-        nodes = _nearest(px, py, x, y)
+        nodes = nearest(px, py, x, y)
         seq = []
         for nd in nodes:
             nd = int(nd)
@@ -354,7 +357,7 @@ def _river(scale: Scale, seed: int, cx, cy, half, seat_x, seat_y):
     dist = np.where(down >= 0, np.hypot(xs[np.maximum(down, 0)] - xs, ys[np.maximum(down, 0)] - ys) * 1.25, 0.0)
     velocity = rng.uniform(0.25, 0.6, n_sites)  # m/s
     tt = np.where(down >= 0, dist / velocity, 0.0)
-    district = _nearest(xs, ys, seat_x, seat_y).astype(np.int16)
+    district = nearest(xs, ys, seat_x, seat_y).astype(np.int16)
     sites = pa.table({
         "site_id": pa.array(np.arange(n_sites, dtype=np.int32)),
         "x": pa.array(xs), "y": pa.array(ys),

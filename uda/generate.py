@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uda import __version__
-from uda.city import City, _nearest, build_city, rng_for
+from uda.city import City, build_city, nearest, rng_for
 from uda.errors import UserError
 from uda.kernels.checksum import table_hash_sum
 from uda.kernels.rng import stream_key
@@ -100,7 +100,7 @@ class _Plan:
         city, seed, sc = self.city, self.seed, self.city.scale
         zones = city.tables["zones"]
         st = city.tables["stations"]
-        near = _nearest(zones["x"].to_numpy(), zones["y"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy())
+        near = nearest(zones["x"].to_numpy(), zones["y"].to_numpy(), st["x"].to_numpy(), st["y"].to_numpy())
         n_st = st.num_rows
         pop = np.bincount(near, zones["population"].to_numpy().astype(float), n_st) + 500.0
         jobs = np.bincount(near, zones["jobs"].to_numpy().astype(float), n_st) + 200.0
