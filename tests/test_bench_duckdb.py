@@ -1,4 +1,4 @@
-"""bench/bench_duckdb.py: DuckDB gives uda's answers on every stage, and a differing answer is not timed."""
+"""bench/bench_duckdb.py and bench/duckdb_queries.py: DuckDB gives uda's answers on every stage, and a differing answer is not timed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("duckdb")
 
 from bench import bench_duckdb  # noqa: E402
+from bench.duckdb_queries import Duck  # noqa: E402
 from uda.generate import generate  # noqa: E402
 from uda.scales import resolve_scale  # noqa: E402
 
@@ -43,8 +44,8 @@ def test_duckdb_detector_tallies_are_not_trivial_and_match(real):
     from uda.store import open_dataset
 
     ds = open_dataset(real)
-    duck = bench_duckdb.Duck(2).utilisation(ds)
-    ours = bench_duckdb._uda_utilisation(ds, "polars")
+    duck = Duck(2).utilisation(ds)
+    ours = bench_duckdb.uda_utilisation(ds, "polars")
     assert duck["detectors"] == ours["detectors"] and duck["used"] == ours["used"]
     assert sum(v["tp"] for per in duck["detectors"].values() for v in per.values()) > 0
     assert duck["detectors"]["traffic"]["missing"]["tp"] > 0
@@ -53,10 +54,10 @@ def test_duckdb_detector_tallies_are_not_trivial_and_match(real):
 def test_a_differing_answer_is_reported_and_not_timed():
     a = pl.DataFrame({"k": [1, 2], "x": [1.0, 2.0]})
     b = pl.DataFrame({"k": [1, 2], "x": [1.0, 2.1]})
-    r = bench_duckdb.run_stage("s", {"uda polars": lambda: a, "duckdb": lambda: b}, bench_duckdb._same_frame,
+    r = bench_duckdb.run_stage("s", {"uda polars": lambda: a, "duckdb": lambda: b}, bench_duckdb.same_frame,
                                repeats=2, reference="uda polars")
     assert "duckdb" in r["errors"] and "largest difference" in r["errors"]["duckdb"]
     assert set(r["methods"]) == {"uda polars"} and r["ratios"] == {}
-    r = bench_duckdb.run_stage("s", {"uda polars": lambda: a, "duckdb": lambda: a.clone()}, bench_duckdb._same_frame,
+    r = bench_duckdb.run_stage("s", {"uda polars": lambda: a, "duckdb": lambda: a.clone()}, bench_duckdb.same_frame,
                                repeats=2, reference="uda polars")
     assert r["errors"] == {} and len(r["methods"]["duckdb"]["walls_s"]) == 2
