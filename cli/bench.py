@@ -12,7 +12,7 @@ def summary_table(results: dict, *, title: str):
     from rich.markup import escape
     from rich.table import Table
 
-    from uda.harness.report import SUMMARY_COLUMNS, case_rows
+    from uda.harness.report.text import SUMMARY_COLUMNS, case_rows
 
     tab = Table(title=escape(title))
     cols = SUMMARY_COLUMNS
@@ -59,7 +59,7 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
 
     from uda.cli.progress import progress_bar
     from uda.engines import check_engine
-    from uda.harness.report import write_report
+    from uda.harness.report.documents import write_report
     from uda.harness.runner import load_suite, run_suite
     from uda.store import output_location, shown_path
 
@@ -82,7 +82,7 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
     files = [f"results: {path}"] + ([f"report:  {paths['markdown']}  {paths.get('html', '')}".rstrip()]
                                     if paths else [])
     if fmt == "csv":
-        from uda.harness.report import cases_csv
+        from uda.harness.report.tables import cases_csv
 
         click.echo(cases_csv(results), nl=False)
         for line in files:
@@ -90,7 +90,8 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
         return
     from uda.cli.output import wide_console
     from uda.cli.report import print_tables
-    from uda.harness.report import SUMMARY_COLUMNS, case_rows, headline_table
+    from uda.harness.report.tables import headline_table
+    from uda.harness.report.text import SUMMARY_COLUMNS, case_rows
 
     title = f"uda bench {results['suite'].get('name', '')} ({results['run_id']})"
     if fmt == "markdown":

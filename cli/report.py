@@ -14,7 +14,7 @@ FORMATS = ("table", "markdown", "csv")
 def print_tables(tables: list[tuple[str, list[str], list[list[str]], list[str]]], fmt: str) -> None:
     """Print text tables as rich tables (full width when piped) or as Markdown."""
     if fmt == "markdown":
-        from uda.harness.report import markdown_table
+        from uda.harness.report.tables import markdown_table
 
         click.echo("\n".join(line for t in tables for line in markdown_table(t)).rstrip())
         return
@@ -70,15 +70,14 @@ def report(results_files: tuple[str, ...], as_html: bool, out: str | None, fmt: 
     A-vs-B.md. Paths may be local or fsspec URLs (memory://, s3://, ...).
     """
     from uda.errors import UserError
-    from uda.harness.report import (
+    from uda.harness.report.documents import write_comparison, write_report
+    from uda.harness.report.inputs import load_report_input
+    from uda.harness.report.tables import (
         cases_csv,
         compare_csv,
         compare_tables,
-        load_report_input,
         report_json,
         report_tables,
-        write_comparison,
-        write_report,
     )
     from uda.store import output_location, shown_path
 

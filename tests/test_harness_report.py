@@ -14,17 +14,16 @@ from PIL import Image
 
 from uda.cli.main import cli
 from uda.harness.compare import compare_results
-from uda.harness.report import (
+from uda.harness.report.documents import render_html, write_report
+from uda.harness.report.headline import (
     flow_skill,
     headline,
-    load_report_input,
-    md_escape,
     quality_headline,
     relative_table,
-    render_html,
     speed_text,
-    write_report,
 )
+from uda.harness.report.inputs import load_report_input
+from uda.harness.report.text import md_escape
 from uda.harness.results import SCHEMA, SCHEMA_VERSION
 
 EVIL = "<script>alert('x')</script>|*bold* $x$"
@@ -168,7 +167,7 @@ def test_flow_quality_is_skill_of_best_learnt_over_best_naive():
 
 
 def test_scaling_plot_draws_the_sizing_fit_and_its_held_out_point(tmp_path):
-    from uda.harness.report import make_plots, sizing_curves
+    from uda.harness.report.plots import make_plots, sizing_curves
 
     fits, why = sizing_curves(_results())
     assert why is None
@@ -234,7 +233,7 @@ def test_report_of_two_runs_shows_ratio_and_interval_of_compare(tmp_path):
 
 
 def test_report_tables_are_whole_when_piped_and_in_markdown_and_csv(tmp_path, monkeypatch):
-    monkeypatch.setattr("uda.harness.report.make_plots", lambda results: [])  # tables only: fast
+    monkeypatch.setattr("uda.harness.report.documents.make_plots", lambda results: [])  # tables only: fast
     res_obj = _results()
     long_task = "t" * 150 + "-end"
     res_obj["cases"] = res_obj["cases"][:6]
@@ -305,10 +304,10 @@ def test_report_of_a_run_result_with_odd_fields_and_an_unwritable_folder(tmp_pat
 
 
 def test_si_prefixes_carry_over():
-    from uda.harness.report import _compact, _fmt_rows
+    from uda.harness.report.text import compact, fmt_rows
 
-    assert [_compact(v) for v in (0.25, 999, 999_999, 1.5e6)] == ["0.25", "999", "1M", "1.5M"]
-    assert _fmt_rows(999_999, ".2f", " ") == "1.00 M" and _fmt_rows(0) == "–"
+    assert [compact(v) for v in (0.25, 999, 999_999, 1.5e6)] == ["0.25", "999", "1M", "1.5M"]
+    assert fmt_rows(999_999, ".2f", " ") == "1.00 M" and fmt_rows(0) == "–"
 
 
 def test_report_refuses_three_files(tmp_path):
