@@ -25,7 +25,9 @@ FAMILIES = {
     ),
     "forecast": (
         "import numpy as np\n"
-        "from uda.forecast import MODELS, Panel, evaluate\n"
+        "from uda.forecasting.evaluation import evaluate\n"
+        "from uda.forecasting.panel import Panel\n"
+        "from uda.forecasting.registry import MODELS\n"
         "y = np.random.default_rng(0).uniform(1, 2, (3, 288 * 8))\n"
         "p = Panel(y, ['a', 'b', 'c'], np.datetime64('2026-03-02T00:00'), 300)\n",
         "evaluate(p, models=','.join(MODELS), horizons=[1])\n",

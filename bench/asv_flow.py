@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from uda.forecast import MODELS, Panel, evaluate
+from uda.forecasting.evaluation import evaluate
+from uda.forecasting.panel import Panel
+from uda.forecasting.registry import MODELS
 from uda.kernels.forecast import forward_fill
 
 from .asv_data import panel

@@ -53,7 +53,8 @@ def load_panel(path: str) -> tuple[np.ndarray, np.datetime64]:
 
 def fit_predict(name: str, Y: np.ndarray, start: np.datetime64) -> tuple[np.ndarray, float]:
     """Fit model ``name`` on the panel and forecast 1..H from the 80 % origin; (forecasts, seconds)."""
-    from uda.forecast import MODELS, Calendar, Context
+    from uda.forecasting.panel import Calendar, Context
+    from uda.forecasting.registry import new_model
 
     T = Y.shape[1]
     train_end, val_end = int(0.7 * T), int(0.8 * T)
@@ -61,7 +62,7 @@ def fit_predict(name: str, Y: np.ndarray, start: np.datetime64) -> tuple[np.ndar
     origins = np.array([origin_of(T)], dtype=np.int64)
     t = time.perf_counter()
     ctx = Context(Calendar.regular(start, 300, T))
-    model = MODELS[name]().fit(Y, ctx, train_end=train_end, val_end=val_end, horizons=horizons)
+    model = new_model(name).fit(Y, ctx, train_end=train_end, val_end=val_end, horizons=horizons)
     pred = model.predict(Y, ctx, origins, horizons)[:, 0, :]
     return pred, time.perf_counter() - t
 

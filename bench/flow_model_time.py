@@ -21,7 +21,11 @@ import numpy as np
 
 
 def main() -> None:
-    from uda import forecast as F
+    from uda.forecasting import neighbours as N
+    from uda.forecasting.panel import Calendar, Context
+    from uda.forecasting.protocol import make_protocol, resolve_horizons, usable_series
+    from uda.forecasting.registry import MODELS, new_model
+    from uda.kernels.forecast import error_sums
     from uda.store import open_dataset
     from uda.tasks.flow import traffic_panel_polars
 
@@ -35,19 +39,22 @@ def main() -> None:
     _, Y, t0 = traffic_panel_polars(open_dataset(args.data), column="flow")
     Y = np.ascontiguousarray(Y[:args.series] if args.series else Y)
     start = np.datetime64(int(t0), "ms").astype("datetime64[s]")
-    panel = F.Panel(Y, [str(i) for i in range(Y.shape[0])], start, 300)
-    panel, proto = F.prepare(panel, horizons=args.horizons)
-    ctx = F.make_context(panel, proto, [args.model])
+    proto = make_protocol(Y.shape[1], 288, resolve_horizons(args.horizons))
+    Y = Y[usable_series(Y, proto.train_end)]  # as the evaluator drops them
+    cal = Calendar.regular(start, 300, Y.shape[1])
+    ctx = Context(cal)
+    if MODELS[args.model].needs_neighbours:
+        indptr, indices = N.correlation_neighbours(Y, proto.train_end, calendar=cal)
+        ctx = N.neighbour_context(Y, proto.train_end, indptr, indices, cal)
     times, cpu = [], []
     for _ in range(args.repeats):
         t, c = time.perf_counter(), time.process_time()
-        model = F.MODELS[args.model]().fit(panel.values, ctx, train_end=proto.train_end,
-                                           val_end=proto.val_end, horizons=proto.horizons)
-        pred = model.predict(panel.values, ctx, proto.origins, proto.horizons)
+        model = new_model(args.model).fit(Y, ctx, train_end=proto.train_end, val_end=proto.val_end,
+                                          horizons=proto.horizons)
+        pred = model.predict(Y, ctx, proto.origins, proto.horizons)
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    sums = F.K.error_sums(np.where(np.isnan(pred), 0.0, pred), panel.values, proto.origins,
-                          proto.horizons)
+    sums = error_sums(np.where(np.isnan(pred), 0.0, pred), Y, proto.origins, proto.horizons)
     print(json.dumps({"model": args.model, "series": int(Y.shape[0]), "times_s": times, "cpu_s": cpu,
                       "mae": (sums[:, 1] / sums[:, 0]).round(3).tolist()}))
 

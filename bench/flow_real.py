@@ -15,7 +15,7 @@ import json
 import warnings
 from pathlib import Path
 
-from uda.forecast import evaluate
+from uda.forecasting.evaluation import evaluate
 from uda.io.wide import read_wide
 
 BASELINES = ("last", "snaive_day", "snaive_week", "ha", "ha_slot")

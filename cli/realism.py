@@ -21,10 +21,10 @@ def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, star
     from uda.errors import UserError
 
     if data_dir is not None:
-        from uda.forecast import Panel
+        from uda.forecasting.neighbours import csr_from_pairs
+        from uda.forecasting.panel import Panel
         from uda.store import open_dataset
         from uda.tasks.flow import (
-            _csr,
             sensor_pairs,
             station_pairs,
             station_panel_polars,
@@ -40,7 +40,7 @@ def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, star
             ids, Y, t0 = traffic_panel_polars(ds, column="flow" if target == "traffic" else "speed")
             src, dst = sensor_pairs(ds)
             step = 300
-        indptr, indices = _csr(src, dst, ids)
+        indptr, indices = csr_from_pairs(src, dst, ids)
         start0 = np.datetime64(int(t0), "ms").astype("datetime64[s]")
         return (Panel(Y, [str(i) for i in ids], start0, step, indptr, indices),
                 f"{Path(data_dir).name} {target}")
@@ -177,7 +177,7 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
     gets a verdict against a band around the reference (docs/realism.md).
     """
     from uda.errors import UserError
-    from uda.forecast import parse_interval
+    from uda.forecasting.panel import parse_interval
     from uda.realism import coarsen, compare, load_reference, plot, signature
 
     given = [s for s in (data_dir, wide_file, libcity_path, long_files or None) if s is not None]

@@ -140,7 +140,7 @@ def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_co
                       horizons=horizons, split=split, origin_step=origin_step, block_mb=block_mb,
                       progress=progress).summary
     else:
-        from uda.tasks.flow import evaluate_panel
+        from uda.forecasting.evaluation import evaluate
 
         if wide_file is not None:
             from uda.io.wide import read_wide
@@ -165,9 +165,9 @@ def flow(data_dir, wide_file, libcity_path, long_files, interval, start, time_co
 
             panel = read_libcity(libcity_path, column=column, interval=interval,
                                  missing=missing_codes(missing_text))
-        res = evaluate_panel(panel, engine=engine, scheduler=scheduler, models=models,
-                             horizons=horizons, split=split, origin_step=origin_step,
-                             partitions=partitions)
+        res = evaluate(panel, engine=engine, scheduler=scheduler, models=models,
+                       horizons=horizons, split=split, origin_step=origin_step,
+                       partitions=partitions)
         res["source"] = str(wide_file or libcity_path or ", ".join(long_files))
     res = json_safe(res)
     if out is not None:

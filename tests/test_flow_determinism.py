@@ -7,17 +7,13 @@ import pytest
 from click.testing import CliRunner
 
 from uda.cli.main import cli
-from uda.forecast import (
-    Calendar,
-    Context,
-    Panel,
-    block_error_sums,
-    make_protocol,
-    neighbour_signal,
-)
+from uda.forecasting.evaluation import evaluate
+from uda.forecasting.neighbours import neighbour_signal
+from uda.forecasting.panel import Calendar, Context, Panel
+from uda.forecasting.protocol import block_error_sums, make_protocol
 from uda.store import open_dataset
 from uda.tasks.base import compare_answers
-from uda.tasks.flow import evaluate_panel, run
+from uda.tasks.flow import run
 
 MODELS = "last,snaive_day,ha,hw,ridge,ridge_sp"
 
@@ -60,9 +56,9 @@ def test_dask_over_several_files_matches_polars_and_itself(dataset):
 def test_scores_do_not_depend_on_the_block_split(partitions):
     # no adjacency: neighbours are picked by correlation over all series, whatever the split
     panel = _panel()
-    ref = evaluate_panel(panel, engine="polars", models=MODELS, horizons="1,3")
-    got = evaluate_panel(panel, engine="dask", scheduler="threads", models=MODELS, horizons="1,3",
-                         partitions=partitions)
+    ref = evaluate(panel, engine="polars", models=MODELS, horizons="1,3")
+    got = evaluate(panel, engine="dask", scheduler="threads", models=MODELS, horizons="1,3",
+                   partitions=partitions)
     for m in ref["models"]:
         for h, r in ref["models"][m].items():
             assert got["models"][m][h]["n"] == r["n"]

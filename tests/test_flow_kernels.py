@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uda.forecast import Calendar
+from uda.forecasting.panel import Calendar
 from uda.kernels import forecast as K
+from uda.kernels import linear as KL
 
 SEASON = 8  # a tiny "day" of 8 steps keeps the references fast
 
@@ -257,13 +258,13 @@ def test_lin_gram_and_solve_match_numpy(weighted):
     edges = np.array([0, 5 * SEASON, 7 * SEASON], dtype=np.int64)
     F = 1 + len(opan) + len(tpan) + 1
     wcoef = np.random.default_rng(1).normal(0, 0.3, (3, 3, F)) if weighted else None
-    G, b, m = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef, 0.05)
+    G, b, m = KL.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef, 0.05)
     masks = np.array([np.ones(F, bool), np.r_[True, True, False, False, False, True, True, True]])
     priors = np.zeros((2, F))
     priors[0, 1] = 1.0
     priors[1, 5] = 1.0
     lams = np.array([0.5, 0.01])
-    coef = K.lin_solve(G[:, :, 0], b[:, :, 0], m[:, :, 0], masks, priors, lams)
+    coef = KL.lin_solve(G[:, :, 0], b[:, :, 0], m[:, :, 0], masks, priors, lams)
     for i in range(3):
         for c, h in enumerate(horizons):
             for j in range(2):
@@ -293,7 +294,7 @@ def test_lin_predict_matches_dot_products():
     F = 1 + len(opan) + len(tpan) + 1
     coef = np.random.default_rng(2).normal(size=(3, 2, F))
     origins = np.arange(2 * SEASON, T - 3, dtype=np.int64)
-    pred = K.lin_predict(P, coef, opan, olag, tpan, cal.weekend, horizons, origins)
+    pred = KL.lin_predict(P, coef, opan, olag, tpan, cal.weekend, horizons, origins)
     for i in range(3):
         for c, h in enumerate(horizons):
             for a, o in enumerate(origins):
@@ -312,9 +313,9 @@ def test_lin_cv_error_is_solve_then_score_per_fold(two_sets):
     horizons = np.array([1, 4], dtype=np.int64)
     F = 1 + len(opan) + len(tpan) + 1
     edges = np.array([0, 4 * SEASON, 6 * SEASON, 8 * SEASON, T], dtype=np.int64)
-    G0, b0, m0 = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges)
+    G0, b0, m0 = KL.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges)
     wcoef = np.random.default_rng(1).normal(0, 0.3, (3, 2, F))
-    G1, b1, m1 = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef)
+    G1, b1, m1 = KL.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef)
     if not two_sets:
         G1, b1, m1 = G0, b0, m0
     masks = np.array([np.ones(F, bool), np.r_[True, True, False, False, False, True, True, True]])
@@ -324,12 +325,12 @@ def test_lin_cv_error_is_solve_then_score_per_fold(two_sets):
     sets = [(G0, b0, m0), (G1, b1, m1)] if two_sets else [(G0, b0, m0)]
     allm, allp, alll = (np.concatenate([x] * len(sets)) for x in (masks, priors, lams))
     max_val = 5
-    err, cnt = K.lin_cv_error(P, Z, G0, b0, m0, G1, b1, m1, allm, allp, alll, 2, opan, olag, tpan,
+    err, cnt = KL.lin_cv_error(P, Z, G0, b0, m0, G1, b1, m1, allm, allp, alll, 2, opan, olag, tpan,
                               cal.weekend, horizons, edges, max_val)
     want = np.zeros_like(err)
     want_cnt = np.zeros_like(cnt)
     for j in range(1, len(edges) - 1):
-        coef = np.concatenate([K.lin_solve(G[:, :, :j].sum(axis=2), b[:, :, :j].sum(axis=2),
+        coef = np.concatenate([KL.lin_solve(G[:, :, :j].sum(axis=2), b[:, :, :j].sum(axis=2),
                                            m[:, :, :j].sum(axis=2), masks, priors, lams)
                                for G, b, m in sets], axis=2)
         lo, hi = edges[j], edges[j + 1]
@@ -349,7 +350,7 @@ def test_lin_solve_without_pairs_returns_the_prior():
     b = np.zeros((1, 1, 3))
     m = np.zeros((1, 1))
     priors = np.array([[0.0, 1.0, 0.0]])
-    coef = K.lin_solve(G, b, m, np.ones((1, 3), bool), priors, np.array([1.0]))
+    coef = KL.lin_solve(G, b, m, np.ones((1, 3), bool), priors, np.array([1.0]))
     np.testing.assert_array_equal(coef[0, 0, 0], priors[0])
 
 
@@ -415,8 +416,8 @@ def test_lin_solve_mean_averages_the_chosen_candidates_of_each_set():
     priors = np.tile(np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]]), (S, 1))
     lams = np.array([0.1, 1.0] * S)
     choice = rng.integers(0, 2 * S, (n, nh, 3))
-    got = K.lin_solve_mean(G, b, m, masks, priors, lams, choice)
-    alone = [K.lin_solve(G[s], b[s], m[s], masks[:2], priors[:2], lams[:2]) for s in range(S)]
+    got = KL.lin_solve_mean(G, b, m, masks, priors, lams, choice)
+    alone = [KL.lin_solve(G[s], b[s], m[s], masks[:2], priors[:2], lams[:2]) for s in range(S)]
     for i in range(n):
         for c in range(nh):
             want = np.mean([alone[k // 2][i, c, k % 2] for k in choice[i, c]], axis=0)
@@ -457,8 +458,8 @@ def test_lin_gram_active_rows_equal_a_fit_on_those_rows_alone():
     wcoef = np.random.default_rng(2).normal(0, 0.3, (Z.shape[0], 2, F))
     active = np.zeros(Z.shape[0], bool)
     active[[0, 2]] = True
-    got = K.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef, active=active)
-    sub = K.lin_gram(np.ascontiguousarray(P[:, active]), Z[active], opan, olag, tpan, cal.weekend, horizons,
+    got = KL.lin_gram(P, Z, opan, olag, tpan, cal.weekend, horizons, edges, 1, wcoef, active=active)
+    sub = KL.lin_gram(np.ascontiguousarray(P[:, active]), Z[active], opan, olag, tpan, cal.weekend, horizons,
                      edges, 1, wcoef[active])
     for g, s in zip(got, sub, strict=True):
         np.testing.assert_array_equal(g[active], s)

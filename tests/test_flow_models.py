@@ -6,18 +6,13 @@ import numpy as np
 import pytest
 
 from uda.errors import UserError
-from uda.forecast import (
-    MASK_RULE,
-    MODELS,
-    Calendar,
-    Context,
-    Panel,
-    evaluate,
-    make_protocol,
-    neighbour_signal,
-    resolve_horizons,
-    resolve_models,
-)
+from uda.forecasting import registry
+from uda.forecasting.evaluation import evaluate
+from uda.forecasting.models import Forecaster
+from uda.forecasting.neighbours import neighbour_signal
+from uda.forecasting.panel import Calendar, Context, Panel
+from uda.forecasting.protocol import MASK_RULE, make_protocol, resolve_horizons
+from uda.forecasting.registry import MODELS, new_model, resolve_models
 from uda.io.wide import read_wide
 
 DATA = Path(__file__).parent / "data" / "flow"
@@ -55,7 +50,7 @@ def test_model_shape_and_no_look_ahead(name):
     horizons = np.array([1, 3, 6], dtype=np.int64)
     origins = np.arange(val_end, Y.shape[1] - 6 + 1, 5, dtype=np.int64)
     ctx = _ctx(panel, train_end)
-    model = MODELS[name]().fit(Y, ctx, train_end=train_end, val_end=val_end, horizons=horizons)
+    model = new_model(name).fit(Y, ctx, train_end=train_end, val_end=val_end, horizons=horizons)
     pred = model.predict(Y, ctx, origins, horizons)
     assert pred.shape == (Y.shape[0], len(origins), 3)
     assert np.isfinite(pred).mean() > 0.95
@@ -78,7 +73,7 @@ def test_model_constant_series(name):
     horizons = np.array([1, 12], dtype=np.int64)
     origins = np.arange(11 * SEASON, T - 12 + 1, 3, dtype=np.int64)
     ctx = _ctx(panel, 9 * SEASON)
-    model = MODELS[name]().fit(Y, ctx, train_end=9 * SEASON, val_end=11 * SEASON, horizons=horizons)
+    model = new_model(name).fit(Y, ctx, train_end=9 * SEASON, val_end=11 * SEASON, horizons=horizons)
     pred = model.predict(Y, ctx, origins, horizons)
     np.testing.assert_allclose(pred[np.isfinite(pred)], 42.0, rtol=1e-6)
 
@@ -120,6 +115,48 @@ def test_evaluate_all_missing_is_an_error():
     panel.values[:] = np.nan
     with pytest.raises(UserError, match="every series is missing"):
         evaluate(panel, models="last", horizons="1")
+
+
+def test_registry_hands_out_fresh_copies_of_configured_instances():
+    panel = _panel()
+    Y = panel.values
+    ctx = _ctx(panel, 9 * SEASON)
+    registered = MODELS["ridge_sp"]
+    assert registered.name == "ridge_sp" and registered.description and registered.needs_neighbours
+    assert not MODELS["ridge"].needs_neighbours and MODELS["snaive_week"].days == 7
+    model = new_model("ridge_sp").fit(Y, ctx, train_end=9 * SEASON, val_end=10 * SEASON,
+                                      horizons=np.array([1]))
+    assert model is not registered and hasattr(model, "coef") and not hasattr(registered, "coef")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("ha", MODELS["ha"], "again")
+
+
+class _TrainingMean(Forecaster):
+    """A model registered by a test: the series' training mean at every origin and horizon."""
+
+    def fit(self, Y, ctx, *, train_end, val_end, horizons):
+        self.mean = np.nanmean(Y[:, :train_end], axis=1)
+        return self
+
+    def predict(self, Y, ctx, origins, horizons):
+        return np.broadcast_to(self.mean[:, None, None], (len(Y), len(origins), len(horizons))).copy()
+
+
+def test_one_register_line_adds_a_model_to_the_evaluator(monkeypatch):
+    monkeypatch.setattr(registry, "MODELS", dict(MODELS))  # the registry as it was after the test
+    registry.register("train_mean", _TrainingMean(), "training mean")
+    panel = _panel()
+    res = evaluate(panel, models="train_mean,ha", horizons="1,6")
+    assert list(res["models"]) == ["train_mean", "ha"]
+    proto = make_protocol(panel.values.shape[1], SEASON, np.array([1, 6]))
+    Y = panel.values
+    mean = np.nanmean(Y[:, :proto.train_end], axis=1)
+    for h in (1, 6):
+        actual = Y[:, proto.origins + h - 1]
+        ok = np.isfinite(actual) & (actual != 0)
+        err = np.abs(actual - mean[:, None])[ok]
+        assert res["models"]["train_mean"][str(h)]["n"] == ok.sum()
+        np.testing.assert_allclose(res["models"]["train_mean"][str(h)]["mae"], err.mean(), rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- regimes and real data

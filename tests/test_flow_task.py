@@ -108,15 +108,17 @@ def many_files(tmp_path_factory):
 @pytest.mark.parametrize("block_mb", [0.01, 64])
 def test_blocks_give_the_whole_panel_answer(many_files, block_mb):
     """Streaming by blocks (neighbours from other blocks) equals scoring the whole panel at once."""
-    from uda.forecast import Panel, evaluate
-    from uda.tasks.flow import TrafficLayout, _csr, sensor_pairs
+    from uda.forecasting.evaluation import evaluate
+    from uda.forecasting.neighbours import csr_from_pairs
+    from uda.forecasting.panel import Panel
+    from uda.tasks.flow import TrafficLayout, sensor_pairs
 
     ds = open_dataset(many_files)
     layout = TrafficLayout.of(ds, block_mb=block_mb)
     assert len(ds.files("traffic")) == 40
     assert len(layout.blocks) == (40 if block_mb < 1 else 8)
     ids, Y, t0 = traffic_panel_polars(ds)
-    indptr, indices = _csr(*sensor_pairs(ds), ids)
+    indptr, indices = csr_from_pairs(*sensor_pairs(ds), ids)
     # neighbours really cross block boundaries, so the halo exchange is exercised
     owner = np.searchsorted(layout.lo, ids[np.repeat(np.arange(len(ids)), np.diff(indptr))], "right")
     assert (owner != np.searchsorted(layout.lo, ids[indices], "right")).any()

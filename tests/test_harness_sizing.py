@@ -172,13 +172,14 @@ def test_flow_blocks_held_on_polars_follow_the_neighbours_reach(sensors, days, m
     from dataclasses import replace
 
     from uda.city import build_city
+    from uda.forecasting import evaluation
     from uda.harness.route_probe import _Tables
     from uda.scales import PRESETS
     from uda.tasks import flow
 
     city = build_city(replace(PRESETS["tiny"], name="t", sensors=sensors, days=1), 1)
     layout = flow.TrafficLayout.of(_Files(sensors, days, 300))
-    plan = flow.Plan.of(layout.lo, layout.hi, flow.sensor_pairs(_Tables(city.tables)))
+    plan = evaluation.Plan.of(layout.lo, layout.hi, flow.sensor_pairs(_Tables(city.tables)))
     live, most = [0], [0]
 
     def load(k):
@@ -193,9 +194,9 @@ def test_flow_blocks_held_on_polars_follow_the_neighbours_reach(sensors, days, m
         most[0] = max(most[0], live[0])
         return {"sums": {"m": 1}, "usable": 1, "dropped": np.empty(0, np.int64)}
 
-    monkeypatch.setattr(flow, "_fit_block", fit)
-    monkeypatch.setattr(flow, "merge_block_sums", lambda parts: {})
-    flow.evaluate_blocks([load(k) for k in range(len(layout.blocks))], plan, engine="polars", n_time=2016,
+    monkeypatch.setattr(evaluation, "fit_block", fit)
+    monkeypatch.setattr(evaluation, "merge_block_sums", lambda parts: {})
+    evaluation.evaluate_blocks([load(k) for k in range(len(layout.blocks))], plan, engine="polars", n_time=2016,
                          start=np.datetime64("2026-03-02T00:00"), interval_s=300, models=["last"],
                          horizons=np.array([1]), split=(0.7, 0.15, 0.15), origin_step=1)
     held = sizing.flow_held_blocks({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 288})

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from uda.cli.main import cli
 from uda.errors import UserError
-from uda.forecast import Panel
+from uda.forecasting.panel import Panel
 from uda.realism import (
     STAT_KEYS,
     STATS,

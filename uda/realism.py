@@ -1,6 +1,6 @@
 """Fidelity report: the statistics of a sensor table that decide which forecaster wins.
 
-A *signature* summarises a :class:`~uda.forecast.Panel` (series × regular time grid) by
+A *signature* summarises a :class:`~uda.forecasting.panel.Panel` (series × regular time grid) by
 per-series statistics, each then given as median and interquartile range over series:
 
 - how much of the variance a daily profile explains (time of day; time of day × day type),
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from uda.errors import UserError
-from uda.forecast import Calendar, Panel
+from uda.forecasting.panel import Calendar, Panel
 
 #: Folder of the committed reference signatures.
 SIGNATURES = Path(__file__).parent / "data" / "realism"
@@ -439,7 +439,7 @@ def coarsen(panel: Panel, interval_s: int) -> Panel:
     ``interval_s`` must be a multiple of the panel's interval; the grid starts at the
     panel's start floored to the new interval (from midnight).
     """
-    from uda.forecast import season_check
+    from uda.forecasting.panel import season_check
     from uda.io.wide import bin_to_grid, mean_by_step
 
     season_check(interval_s)

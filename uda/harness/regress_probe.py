@@ -166,7 +166,8 @@ def case_table_checksum():
 
 
 def _forecast(model: str, n: int):
-    from uda.forecast import Panel, evaluate
+    from uda.forecasting.evaluation import evaluate
+    from uda.forecasting.panel import Panel
 
     panel = Panel(_panel(n, 9), [f"s{i}" for i in range(n)], np.datetime64("2026-03-02T00:00"), 300)
     return lambda: evaluate(panel, models=model, horizons=[1, 6])

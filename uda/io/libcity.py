@@ -18,7 +18,7 @@ import polars as pl
 
 from uda.arrays import repeated_key
 from uda.errors import UserError
-from uda.forecast import Panel, parse_interval
+from uda.forecasting.panel import Panel, parse_interval
 from uda.io.wide import apply_missing, first_non_number, grid_positions, to_datetime
 
 REQUIRED = {
@@ -72,7 +72,7 @@ def _read(path: Path, ext: str) -> pl.DataFrame:
 
 def read_libcity(path: str | os.PathLike, *, column: str | None = None,
                  interval: str | int | None = None, missing: Sequence[float] | None = None) -> Panel:
-    """Read a LibCity dataset as a :class:`~uda.forecast.Panel`.
+    """Read a LibCity dataset as a :class:`~uda.forecasting.panel.Panel`.
 
     Parameters
     ----------

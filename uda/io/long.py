@@ -16,7 +16,7 @@ import polars as pl
 
 from uda.arrays import repeated_key
 from uda.errors import UserError
-from uda.forecast import Panel, parse_interval, season_check
+from uda.forecasting.panel import Panel, parse_interval, season_check
 from uda.io.wide import (
     TIME_NAMES,
     apply_missing,
@@ -59,7 +59,7 @@ def read_long(path: str | os.PathLike, *, interval: str | int | None = None,
               time_column: str | None = None, id_column: str | None = None,
               value_column: str | None = None, missing: Sequence[float] | None = None,
               irregular: bool = False) -> Panel:
-    """Read a long table (CSV or Parquet) as a :class:`~uda.forecast.Panel`.
+    """Read a long table (CSV or Parquet) as a :class:`~uda.forecasting.panel.Panel`.
 
     Parameters
     ----------

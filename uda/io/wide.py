@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from uda.errors import UserError
-from uda.forecast import DEFAULT_START, Panel, parse_interval
+from uda.forecasting.panel import DEFAULT_START, Panel, parse_interval
 
 #: Column names taken as the timestamp column when ``time_column`` is not given.
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
@@ -304,7 +304,7 @@ def find_time_column(df: pl.DataFrame, time_column: str | None = None, *, where:
 def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None = None,
               time_column: str | None = None, missing: Sequence[float] | None = None,
               irregular: bool = False) -> Panel:
-    """Read a wide table as a :class:`~uda.forecast.Panel`.
+    """Read a wide table as a :class:`~uda.forecasting.panel.Panel`.
 
     Parameters
     ----------
@@ -314,7 +314,7 @@ def read_wide(path: str | os.PathLike, *, interval: str | int, start: str | None
         Step length, e.g. ``"5min"`` (or seconds).
     start
         Timestamp of the first row when the table has no timestamp column
-        (default :data:`uda.forecast.DEFAULT_START`, a Monday).
+        (default :data:`uda.forecasting.panel.DEFAULT_START`, a Monday).
     time_column
         Name of the timestamp column; by default a temporal column, one named
         timestamp/time/datetime/date/ts, or a first text column whose values all read as

@@ -1,4 +1,8 @@
-"""Flow prediction task: targets from a dataset with Polars or Dask, batched forecasters, scores."""
+"""Flow prediction task: targets from a dataset with Polars or Dask, scored by the block evaluator.
+
+The forecasters, the protocol and the evaluator are in :mod:`uda.forecasting`; this module
+builds the targets (traffic blocks of whole files, station counts) and the neighbour pairs.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from uda.engines import Progress, check_engine, compute_with_progress, dask_scheduler
+from uda.engines import Progress, check_engine, dask_scheduler
 from uda.errors import UserError
-from uda.forecast import (
-    CORRELATION_NOTE,
+from uda.forecasting.evaluation import Plan, evaluate_blocks, slices
+from uda.forecasting.protocol import (
+    DEFAULT_HORIZONS,
     DEFAULT_SPLIT,
-    MODELS,
-    Calendar,
-    Context,
-    Panel,
-    Protocol,
-    block_error_sums,
-    correlation_neighbours,
+    dropped_note,
     finish,
-    make_protocol,
-    merge_block_sums,
-    neighbour_context,
     resolve_horizons,
-    resolve_models,
-    usable_series,
 )
+from uda.forecasting.registry import DEFAULT_MODELS, needs_neighbours, resolve_models
 from uda.kernels.grid import pivot_mean
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
@@ -38,8 +33,6 @@ TARGETS = {
     "speed": ("traffic", "speed", 300),
     "stations": ("taps", None, 900),
 }
-DEFAULT_MODELS = "last,snaive_day,snaive_week,ha,ha_slot,hw,ridge,ridge_sp,ridge_st"
-DEFAULT_HORIZONS = "1,3,6,12"
 _DAY_MS = 86_400_000
 
 
@@ -96,21 +89,6 @@ def station_pairs(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
     src = np.concatenate([a, b])
     dst = np.concatenate([b, a])
     return np.concatenate([2 * src, 2 * src + 1]), np.concatenate([2 * dst, 2 * dst + 1])
-
-
-def _csr(src: np.ndarray, dst: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.asarray(ids, dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    def index(x):
-        pos = np.searchsorted(ids, x, sorter=order)
-        pos = np.minimum(pos, len(ids) - 1)
-        hit = ids[order[pos]] == x
-        return np.where(hit, order[pos], -1)
-    s, d = index(np.asarray(src, dtype=np.int64)), index(np.asarray(dst, dtype=np.int64))
-    keep = (s >= 0) & (d >= 0) & (s != d)
-    pairs = np.unique(np.stack([s[keep], d[keep]], axis=1), axis=0).reshape(-1, 2)
-    indptr = np.searchsorted(pairs[:, 0], np.arange(len(ids) + 1)).astype(np.int64)
-    return indptr, pairs[:, 1].astype(np.int64).copy()
 
 
 # --------------------------------------------------------------------------- blocks of series
@@ -179,46 +157,6 @@ class TrafficLayout:
         lo = np.array([min(s_lo[i] for i in b) for b in blocks], dtype=np.int64)
         hi = np.array([max(s_hi[i] for i in b) for b in blocks], dtype=np.int64)
         return cls(blocks, lo, hi, t0, n_time)
-
-
-@dataclass
-class Plan:
-    """Which series of other blocks each block needs for the neighbour signal.
-
-    Blocks hold disjoint ascending ranges ``[lo[k], hi[k]]`` of series ids. ``pairs[k]``
-    are the neighbour pairs ``(series, neighbour)`` whose series is in block ``k``;
-    ``need[k]`` the neighbours outside block ``k`` (ascending) and ``deps[k]`` the
-    blocks holding them. Without neighbours every block stands alone.
-    """
-
-    need: list[np.ndarray]
-    deps: list[list[int]]
-    pairs: list[tuple[np.ndarray, np.ndarray] | None]
-
-    @classmethod
-    def of(cls, lo: np.ndarray, hi: np.ndarray,
-           pairs: tuple[np.ndarray, np.ndarray] | None) -> Plan:
-        """The plan for blocks ``[lo, hi]`` and neighbour pairs (``None``: no neighbours)."""
-        n = len(lo)
-        if pairs is None:
-            return cls([np.empty(0, np.int64)] * n, [[] for _ in range(n)], [None] * n)
-        src, dst = (np.asarray(x, dtype=np.int64) for x in pairs)
-        own_src, own_dst = _owner(src, lo, hi), _owner(dst, lo, hi)
-        need, deps, mine = [], [], []
-        for k in range(n):
-            m = own_src == k
-            ext = m & (own_dst != k) & (own_dst >= 0)
-            need.append(np.unique(dst[ext]))
-            deps.append(np.unique(own_dst[ext]).tolist())
-            mine.append((src[m], dst[m]))
-        return cls(need, deps, mine)
-
-
-def _owner(ids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Block holding each id (``-1`` outside every block)."""
-    pos = np.searchsorted(lo, ids, side="right") - 1
-    ok = (pos >= 0) & (ids <= hi[np.maximum(pos, 0)])
-    return np.where(ok, pos, -1)
 
 
 # --------------------------------------------------------------------------- targets: Polars
@@ -352,157 +290,6 @@ def traffic_panel_dask(ds: Dataset, *, column: str = "flow") -> tuple[np.ndarray
     return ids[order], Y[order], layout.t0
 
 
-# --------------------------------------------------------------------------- evaluation
-
-
-def _rows(block: tuple[np.ndarray, np.ndarray], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The series of ``block`` whose ids are in ``ids`` (what another block needs of it)."""
-    keep = np.isin(block[0], ids)
-    return block[0][keep], block[1][keep]
-
-
-def _fit_block(block: tuple[np.ndarray, np.ndarray], halos: list, pairs, proto: Protocol,
-               cal: Calendar, models: list[str]) -> dict[str, Any]:
-    """Fit and score one block of series; its neighbours' series from other blocks in ``halos``.
-
-    Series without an observation in the training part are skipped (and reported), also
-    as neighbours. Returns the error sums, the number of series scored and the ids skipped.
-    """
-    ids, Y = block
-    usable = usable_series(Y, proto.train_end)
-    out: dict[str, Any] = {"sums": {}, "usable": int(usable.sum()), "dropped": ids[~usable]}
-    if not usable.any():
-        return out
-    ctx = Context(cal)
-    if pairs is not None:
-        lid = np.concatenate([ids, *(h[0] for h in halos)])
-        order = np.argsort(lid, kind="stable")
-        lid = lid[order]
-        L = np.concatenate([Y, *(h[1] for h in halos)])[order]
-        L[~usable_series(L, proto.train_end)] = np.nan
-        indptr, indices = _csr(pairs[0], pairs[1], lid)
-        mine = np.searchsorted(lid, ids)[usable]
-        full = neighbour_context(L, proto.train_end, indptr, indices, cal)
-        ctx = Context(cal, full.neighbours[mine], full.nearest[mine])
-        del L, full
-    out["sums"] = block_error_sums(Y[usable], ctx, proto, models)
-    return out
-
-
-def evaluate_blocks(loads: list, plan: Plan, *, engine: str, n_time: int, start: np.datetime64,
-                    interval_s: int, models: list[str], horizons: np.ndarray,
-                    split: tuple[float, float, float], origin_step: int,
-                    progress: Progress | None = None) -> tuple[dict[str, Any], Protocol, int, np.ndarray]:
-    """Fit and score ``models`` block by block, holding only a few blocks in memory.
-
-    ``loads[k]`` gives block ``k`` as ``(ids, Y)``: a callable (Polars: blocks are loaded
-    in turn, each kept until the last block needing its series is done) or a delayed
-    object (Dask: one task per block, plus small tasks cutting out the series another
-    block needs). ``plan`` says which series each block needs from the others.
-
-    Returns
-    -------
-    merged, protocol, usable, dropped
-        The error sums of all blocks, the protocol, the number of series scored and the
-        ids of the series skipped for having no observation in the training part.
-    """
-    proto = make_protocol(n_time, 86400 // interval_s, horizons, split=split, origin_step=origin_step)
-    cal = Calendar.regular(start, interval_s, n_time)
-    n = len(loads)
-    step = progress or (lambda stage, done, total: None)
-    step("fitting blocks", 0, n)
-    if engine == "dask":
-        import dask
-
-        proto_d, cal_d = dask.delayed(proto), dask.delayed(cal)
-        fits = [dask.delayed(_fit_block)(loads[k],
-                                         [dask.delayed(_rows)(loads[j], plan.need[k]) for j in plan.deps[k]],
-                                         plan.pairs[k], proto_d, cal_d, models) for k in range(n)]
-        parts = compute_with_progress(fits, lambda done: step("fitting blocks", done, n))
-    else:
-        last = list(range(n))  # the last block that needs block j's series
-        later: list[list[np.ndarray]] = [[] for _ in range(n)]  # ids of block j later blocks need
-        for k in range(n):
-            for j in plan.deps[k]:
-                last[j] = max(last[j], k)
-                if j < k:
-                    later[j].append(plan.need[k])
-        held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        parts = []
-        for k in range(n):
-            for j in (k, *plan.deps[k]):
-                if j not in held:
-                    held[j] = loads[j]()
-            parts.append(_fit_block(held[k], [_rows(held[j], plan.need[k]) for j in plan.deps[k]],
-                                    plan.pairs[k], proto, cal, models))
-            for j in [j for j in held if last[j] <= k]:
-                del held[j]
-            if k in held:  # fitted: keep only the series later blocks draw from it
-                held[k] = _rows(held[k], np.concatenate(later[k]))
-            step("fitting blocks", k + 1, n)
-    usable = sum(p["usable"] for p in parts)
-    if not usable:
-        msg = "every series is missing throughout the training period; nothing to forecast"
-        raise UserError(msg)
-    merged = merge_block_sums([p["sums"] for p in parts if p["sums"]])
-    return merged, proto, usable, np.concatenate([p["dropped"] for p in parts])
-
-
-def _dropped_note(labels: list[str]) -> list[str]:
-    if not labels:
-        return []
-    return [f"dropped {len(labels)} series with no observation in the training period: "
-            + ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")]
-
-
-def _slices(ids: np.ndarray, Y: np.ndarray, parts: int, engine: str) -> tuple[list, np.ndarray, np.ndarray]:
-    """An in-memory panel cut into ``parts`` blocks (one block for Polars): loads, lo, hi."""
-    if engine != "dask":
-        return [lambda: (ids, Y)], ids[:1], ids[-1:]
-    import dask
-
-    edges = np.linspace(0, len(ids), min(parts, len(ids)) + 1).astype(int)
-    loads = [dask.delayed((ids[a:b], Y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    return loads, ids[edges[:-1]], ids[edges[1:] - 1]
-
-
-def evaluate_panel(panel: Panel, *, engine: str = "polars", scheduler: str | None = None,
-                   models: str | list[str] = DEFAULT_MODELS,
-                   horizons: str | list[int] = DEFAULT_HORIZONS,
-                   split: tuple[float, float, float] = DEFAULT_SPLIT, origin_step: int = 1,
-                   partitions: int = 4) -> dict[str, Any]:
-    """Evaluate forecasters on an imported panel; Dask fits ``partitions`` blocks of series."""
-    check_engine(engine)
-    names = resolve_models(models)
-    h = resolve_horizons(horizons)
-    Y = panel.values
-    rows = np.arange(Y.shape[0], dtype=np.int64)
-    notes = list(panel.notes)
-    pairs = None
-    if any(MODELS[m].needs_neighbours for m in names):
-        indptr, indices = panel.indptr, panel.indices
-        if indptr is None:
-            proto = make_protocol(Y.shape[1], panel.season, h, split=split, origin_step=origin_step)
-            keep = usable_series(Y, proto.train_end)
-            cal = Calendar.regular(panel.start, panel.interval_s, Y.shape[1])
-            indptr, indices = correlation_neighbours(np.where(keep[:, None], Y, np.nan), proto.train_end,
-                                                     calendar=cal)
-            notes.append(CORRELATION_NOTE)
-        pairs = (np.repeat(rows, np.diff(indptr)), np.asarray(indices, dtype=np.int64))
-    loads, lo, hi = _slices(rows, Y, partitions, engine)
-    with dask_scheduler(scheduler if engine == "dask" else "sync"):
-        merged, proto, n_used, dropped = evaluate_blocks(
-            loads, Plan.of(lo, hi, pairs), engine=engine, n_time=Y.shape[1], start=panel.start,
-            interval_s=panel.interval_s, models=names, horizons=h, split=split,
-            origin_step=origin_step)
-    notes[len(panel.notes):len(panel.notes)] = _dropped_note([str(panel.ids[i]) for i in dropped])
-    res = finish(merged, proto, series=n_used, start=panel.start, interval_s=panel.interval_s,
-                 notes=notes)
-    res["models"] = {m: res["models"][m] for m in names}
-    res["engine"] = engine
-    return res
-
-
 def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler: str | None = None,
         target: str = "traffic", models: str | list[str] = DEFAULT_MODELS,
         horizons: str | list[int] = DEFAULT_HORIZONS,
@@ -528,7 +315,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         ``"traffic"`` (flow per sensor, 5 min), ``"speed"`` (speed per sensor, 5 min) or
         ``"stations"`` (inflow and outflow per station, 15 min).
     models, horizons, split, origin_step
-        See :func:`uda.forecast.evaluate`.
+        See :func:`uda.forecasting.evaluation.evaluate`.
     block_mb
         Size of one block of traffic series in memory (MiB); fitting needs about ten
         times this per block at its peak.
@@ -553,11 +340,11 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     table, column, interval_s = TARGETS[target]
     entry = ds.table(table)
-    spatial = any(MODELS[m].needs_neighbours for m in names)
+    spatial = needs_neighbours(names)
     with dask_scheduler(scheduler if engine == "dask" else "sync"):
         if target == "stations":
             ids, Y, t0 = station_panel_polars(ds) if engine == "polars" else station_panel_dask(ds)
-            loads, lo, hi = _slices(ids, Y, 4, engine)
+            loads, lo, hi = slices(ids, Y, 4, engine)
             n_time = Y.shape[1]
             pairs = station_pairs(ds) if spatial else None
         else:
@@ -574,7 +361,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
             interval_s=interval_s, models=names, horizons=h, split=split, origin_step=origin_step,
             progress=progress)
     res = finish(merged, proto, series=n_used, start=start, interval_s=interval_s,
-                 notes=_dropped_note([str(i) for i in np.sort(dropped)]))
+                 notes=dropped_note([str(i) for i in np.sort(dropped)]))
     res["models"] = {m: res["models"][m] for m in names}
     res.update(engine=engine, target=target, dataset=str(ds.path))
     hs = [str(int(x)) for x in h]
