@@ -49,10 +49,10 @@ FAMILIES = {
     ),
     "generators": (
         "from uda.city import build_city\n"
-        "from uda.generate import _Plan\n"
+        "from uda.synth.plan import Plan\n"
         "from uda.scales import resolve_scale\n"
         "import numba\n"
-        "p = _Plan(build_city(resolve_scale('tiny', sensors=4, days=1, cards=10), 1), 1)\n",
+        "p = Plan(build_city(resolve_scale('tiny', sensors=4, days=1, cards=10), 1), 1)\n",
         "p.traffic_chunk(0, 1); p.water_chunk(0, 1); p.passenger_chunk(0, 1)\n",
     ),
 }

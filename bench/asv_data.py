@@ -57,10 +57,10 @@ def sioux_falls():
 def plan(scale: str, *, seed: int = 1):
     """The generator's per-dataset plan (city, weather, incidents, cards, sites) for ``scale``."""
     from uda.city import build_city
-    from uda.generate import _Plan
     from uda.scales import resolve_scale
+    from uda.synth.plan import Plan
 
-    return _Plan(build_city(resolve_scale(scale), seed), seed)
+    return Plan(build_city(resolve_scale(scale), seed), seed)
 
 
 def panel(n_series: int, days: int, *, seed: int = 0, missing: float = 0.02) -> np.ndarray:
@@ -89,7 +89,7 @@ def weekend_flags(n_time: int, season: int = 288) -> np.ndarray:
 
 def water_block(scale: str, *, seed: int = 1) -> dict[str, np.ndarray]:
     """Water-quality series of every site of ``scale`` (as generated), grouped by site."""
-    from uda.synth.water import PARAMETERS
+    from uda.contract import WATER_PARAMETERS as PARAMETERS
 
     p = plan(scale, seed=seed)
     n_sites = p.city.tables["water_sites"].num_rows

@@ -134,7 +134,7 @@ def uda_utilisation(ds: Any, engine: str, threads: int = 2) -> dict[str, Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from uda.synth.feeds import start_ms_of
+    from uda.contract import start_ms_of
     from uda.tasks.standardise import TABLES
     from uda.tasks.utilisation import GroupReducer, score
 

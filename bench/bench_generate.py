@@ -56,9 +56,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from uda.city import build_city
-from uda.generate import DEFAULT_CHUNK_ROWS, ENCODINGS, _Plan, chunk_ranges, generate
+from uda.generate import DEFAULT_CHUNK_ROWS, ENCODINGS, chunk_ranges, generate
 from uda.scales import resolve_scale
 from uda.store import PARQUET_OPTIONS
+from uda.synth.plan import Plan
 from uda.synth.traffic import SLOTS
 
 
@@ -189,8 +190,8 @@ def timeline_main(args: argparse.Namespace) -> None:
 
     lock = threading.Lock()
     for name in ("traffic_chunk", "passenger_chunk", "water_chunk", "prepare_passenger", "prepare_water"):
-        timed(g._Plan, name)
-    timed(g, "write_generated")
+        timed(Plan, name)
+    timed(g, "write_part")
     out = Path(tempfile.mkdtemp(prefix="uda-bench-tl-")) / "ds"
     t0 = time.perf_counter()
     try:
@@ -225,6 +226,7 @@ marks = [("interpreter", time.time(), time.process_time())]
 def mark(name):
     marks.append((name, time.time(), time.process_time()))
 import uda.generate as g
+from uda.synth.plan import Plan
 from uda.cli.main import main
 mark("imports")
 lock = threading.Lock()
@@ -244,12 +246,12 @@ def wrap(obj, name, after=None):
     setattr(obj, name, w)
 wrap(g, "build_city", "city")
 for n in ("traffic_chunk", "passenger_chunk", "water_chunk"):
-    wrap(g._Plan, n)
-orig_init = g._Plan.__init__
+    wrap(Plan, n)
+orig_init = Plan.__init__
 def init(self, *a, **k):
     orig_init(self, *a, **k)
     mark("traffic inputs")
-g._Plan.__init__ = init
+Plan.__init__ = init
 orig_gen = g.generate
 def gen(*a, **k):
     mark("command parsed")
@@ -350,7 +352,7 @@ def main() -> None:
     rows = scale.traffic_rows
 
     t = time.perf_counter()
-    plan = _Plan(build_city(scale, 1), 1)
+    plan = Plan(build_city(scale, 1), 1)
     setup_s = time.perf_counter() - t
     t = time.perf_counter()
     plan.traffic_chunk(0, 1)

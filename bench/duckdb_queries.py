@@ -118,8 +118,8 @@ class Duck:
     def utilisation(self, ds: Any) -> dict[str, Any]:
         """Funnel counts, used rows per district and detector tallies of a standardised dataset."""
 
-        from uda.synth.feeds import SPECS, TABLE_DEFECTS, start_ms_of
-        from uda.synth.water import PARAMETERS
+        from uda.contract import SPECS, TABLE_DEFECTS, start_ms_of
+        from uda.contract import WATER_PARAMETERS as PARAMETERS
         from uda.tasks.utilisation import DETECTORS
 
         p = ds.params

@@ -20,9 +20,10 @@ import numpy as np
 import polars as pl
 
 from uda.city import build_city
-from uda.generate import _Plan
+from uda.contract import WATER_ALL_PARAMETERS, WATER_INTERVAL_S
 from uda.scales import resolve_scale
 from uda.synth import water
+from uda.synth.plan import Plan
 from uda.synth.water_stats import daily_range, event_shifts, flow_rank_corr, lag1, runs, spike_rate
 
 HERE = Path(__file__).resolve().parent
@@ -87,7 +88,7 @@ def generated(days: int, seed: int) -> dict[str, float]:
     """The same statistics on a generated ``small`` city (per site, then the median)."""
     sc = resolve_scale("small", days=days)
     city = build_city(sc, seed)
-    plan = _Plan(city, seed)
+    plan = Plan(city, seed)
     n_sites = city.tables["water_sites"].num_rows
     vals = plan.water_plan.values(0, n_sites).astype(np.float64)
     per_site = days * water.SLOTS
@@ -95,7 +96,7 @@ def generated(days: int, seed: int) -> dict[str, float]:
     ar = truth["event_arrivals"]
     short = ar["event_type"] == "short_event"
     dur_min = (ar["end_s"][short] - ar["start_s"][short]) / 60.0
-    slot = float(water.WATER_INTERVAL_S)
+    slot = float(WATER_INTERVAL_S)
     # share of time inside a quality event, on a 1-minute grid (the GECCO rows' resolution)
     in_event = np.zeros((n_sites, days * 1440), bool)
     for s, a, b in zip(ar["site_id"], ar["start_s"], ar["end_s"], strict=True):
@@ -103,15 +104,15 @@ def generated(days: int, seed: int) -> dict[str, float]:
     moved = []
     per: dict[str, list[float]] = {}
     for s in range(n_sites):
-        x = {p: vals[j, s * per_site:(s + 1) * per_site] for j, p in enumerate(water.ALL_PARAMETERS)}
+        x = {p: vals[j, s * per_site:(s + 1) * per_site] for j, p in enumerate(WATER_ALL_PARAMETERS)}
         mine = short & (ar["site_id"] == s)
         r0 = np.floor(ar["start_s"][mine] / slot).astype(np.int64)
         r1 = np.ceil(ar["end_s"][mine] / slot).astype(np.int64)
         m = np.zeros(r0.size)
-        for p in water.ALL_PARAMETERS:
+        for p in WATER_ALL_PARAMETERS:
             m += np.nan_to_num(event_shifts(x[p], r0, r1 - r0, before=4)) > 3.0
         moved.append(m)
-        v = {f"lag1_15min_{p}": lag1(x[p]) for p in water.ALL_PARAMETERS}
+        v = {f"lag1_15min_{p}": lag1(x[p]) for p in WATER_ALL_PARAMETERS}
         v |= {f"spike_rate_{p}": spike_rate(x[p]) for p in NEON.values()}
         v["daily_range_temperature_c"] = daily_range(x["temperature_c"], 96)
         v["daily_range_do_mgl"] = daily_range(x["do_mgl"], 96)

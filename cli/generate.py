@@ -48,7 +48,7 @@ def generate(scale_name: str, seed: int, out: str | None, workers: int | None, c
     from uda.errors import UserError
     from uda.generate import generate as run_generate
     from uda.scales import resolve_scale
-    from uda.synth.feeds import resolve_profile
+    from uda.synth.profiles import resolve_profile
 
     scale = resolve_scale(scale_name, sensors=sensors, days=days, stations=stations, lines=lines, cards=cards,
                           water_sites=water_sites, districts=districts, start=start)

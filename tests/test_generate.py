@@ -202,9 +202,10 @@ def test_a_failing_chunk_stops_the_queued_ones(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from uda import generate as G
+    from uda.synth.plan import Plan
 
     calls, stopping = [], threading.Event()
-    real = G._Plan.traffic_chunk
+    real = Plan.traffic_chunk
 
     def chunk(self, a, b):
         calls.append(a)
@@ -220,7 +221,7 @@ def test_a_failing_chunk_stops_the_queued_ones(tmp_path, monkeypatch):
             stopping.set()
             super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
-    monkeypatch.setattr(G._Plan, "traffic_chunk", chunk)
+    monkeypatch.setattr(Plan, "traffic_chunk", chunk)
     monkeypatch.setattr(G, "ThreadPoolExecutor", Pool)
     scale = resolve_scale("tiny", days=2)
     with pytest.raises(OSError, match="disk full"):
@@ -250,12 +251,12 @@ def test_the_garbage_collector_is_left_as_found(tmp_path, enabled):
 def test_chunks_share_one_read_only_timestamp_column(tmp_path):
     """Traffic chunks of equal size reuse one timestamp array; the values are each chunk's own."""
     from uda.city import build_city
-    from uda.generate import _Plan
-    from uda.scales import TRAFFIC_INTERVAL_S
+    from uda.contract import TRAFFIC_INTERVAL_S
+    from uda.synth.plan import Plan
     from uda.synth.traffic import SLOTS
 
     scale = resolve_scale("tiny", days=2)
-    plan = _Plan(build_city(scale, 1), 1)
+    plan = Plan(build_city(scale, 1), 1)
     a, b, c = plan.traffic_chunk(0, 3), plan.traffic_chunk(3, 6), plan.traffic_chunk(6, 8)
     ts_a, ts_b = a["ts"].chunk(0), b["ts"].chunk(0)
     assert ts_a.buffers()[1].address == ts_b.buffers()[1].address

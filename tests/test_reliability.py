@@ -201,7 +201,7 @@ def feeds_dataset(tmp_path_factory):
     """Two days of the tiny city published as department feeds, standardised (clean/ written)."""
     from uda.generate import generate
     from uda.scales import resolve_scale
-    from uda.synth.feeds import resolve_profile
+    from uda.synth.profiles import resolve_profile
     from uda.tasks.standardise import standardise
 
     out = tmp_path_factory.mktemp("rel") / "feeds"
@@ -409,10 +409,10 @@ def test_malformed_manifest_is_one_line_for_verify_and_run(tiny_dataset, tmp_pat
 
 
 def test_oversized_manifest_is_refused_before_reading(tiny_dataset, tmp_path, monkeypatch):
-    import uda.store
+    import uda.store.manifest
 
     ds = _dataset_copy(tiny_dataset, tmp_path)
-    monkeypatch.setattr(uda.store, "MAX_MANIFEST_BYTES", 1000)
+    monkeypatch.setattr(uda.store.manifest, "MAX_MANIFEST_BYTES", 1000)
     assert_one_line_error(_run(["verify", ds]), "more than a manifest can be")
 
 

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uda.cli.main import cli
+from uda.contract import SPECS, TABLE_DEFECTS, start_ms_of
 from uda.generate import generate
 from uda.kernels.checksum import table_hash_sum
 from uda.scales import resolve_scale
 from uda.store import open_dataset
-from uda.synth.feeds import SPECS, TABLE_DEFECTS, start_ms_of
 from uda.tasks.standardise import (
     FLAGS,
     _context,

@@ -314,14 +314,14 @@ def test_weekday_ridership_exceeds_weekend(ds):
 
 
 def _missing(units: np.ndarray, days: int, rate: float = 0.03, interval_s: int = 300):
-    from uda.synth import feeds
+    from uda.synth.injection import missing_records, unit_keys
 
     per = days * 86400 // interval_s
-    ukeys = feeds._unit_keys(11, "traffic", units)
+    ukeys = unit_keys(11, "traffic", units)
     pos = np.tile(np.arange(per, dtype=np.int64), units.size)
     counts = np.full(units.size, per)
     day = pos * interval_s // 86400
-    return feeds._missing_records(rate, np.repeat(ukeys, counts), ukeys, pos, counts, day, interval_s, days), per
+    return missing_records(rate, np.repeat(ukeys, counts), ukeys, pos, counts, day, interval_s, days), per
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,7 +360,7 @@ def test_missing_records_do_not_depend_on_chunking():
 
 
 def test_missing_run_lengths_match_a_loop():
-    from uda.synth.feeds import _run_lengths
+    from uda.synth.injection import run_lengths
 
     rng = np.random.default_rng(3)
     m = rng.random(500) < 0.4
@@ -378,7 +378,7 @@ def test_missing_run_lengths_match_a_loop():
                 i = j
             else:
                 i += 1
-    assert np.array_equal(_run_lengths(m, first), ref)
+    assert np.array_equal(run_lengths(m, first), ref)
 
 
 def _upstream_reference(link_from, link_to, link_cap, sensor_link, hops=2):
@@ -452,3 +452,30 @@ def test_floor_div_matches_python_floor_division():
     want = np.array([x // FIELD_SLOT_S for x in xs])
     assert np.array_equal(got, want)
     assert (np.floor(near / FIELD_SLOT_S) != near // FIELD_SLOT_S).any()  # the correction is needed
+
+
+def test_array_draws_match_splitmix64_written_in_numpy():
+    """``uniform_lanes`` and ``subkeys`` (the defects' vectorised draws) against splitmix64 in NumPy."""
+    from uda.kernels.rng import subkey, subkeys, uniform, uniform_lanes
+
+    golden, c1, c2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+    def mix(x):
+        x = x ^ (x >> np.uint64(30))
+        x = x * c1
+        x = x ^ (x >> np.uint64(27))
+        x = x * c2
+        return x ^ (x >> np.uint64(31))
+
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 2**63, 1000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    counters = rng.integers(0, 2**52, 1000, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        ref = ((mix(keys + (counters * np.uint64(16) + np.uint64(3) + np.uint64(1)) * golden) >> np.uint64(11))
+               .astype(np.float64) + 0.5) / 2.0**53
+        ref_keys = mix(np.uint64(77) ^ mix(counters + golden))
+    got = uniform_lanes(keys, counters, np.uint64(3))
+    assert np.array_equal(got, ref) and 0.0 < got.min() and got.max() < 1.0
+    assert got[7] == uniform(keys[7], counters[7] * np.uint64(16) + np.uint64(3))
+    assert np.array_equal(subkeys(np.uint64(77), counters), ref_keys)
+    assert subkeys(np.uint64(77), counters)[9] == subkey(np.uint64(77), counters[9])

@@ -8,16 +8,17 @@ import pytest
 
 from bench.water_calibration import BANDS
 from uda.city import build_city
-from uda.generate import _Plan
+from uda.contract import WATER_ALL_PARAMETERS, WATER_INTERVAL_S
 from uda.scales import resolve_scale
 from uda.synth import water
+from uda.synth.plan import Plan
 from uda.synth.water_stats import daily_range, lag1, spike_rate
 
 
 @pytest.fixture(scope="module")
 def plan():
     sc = resolve_scale("tiny", days=21)
-    return _Plan(build_city(sc, 7), 7)
+    return Plan(build_city(sc, 7), 7)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def values(plan):
 
 def _site(values, plan, s):
     per = plan.n_days * water.SLOTS
-    return {p: values[j, s * per:(s + 1) * per] for j, p in enumerate(water.ALL_PARAMETERS)}
+    return {p: values[j, s * per:(s + 1) * per] for j, p in enumerate(WATER_ALL_PARAMETERS)}
 
 
 def test_same_seed_same_bytes_whatever_the_split(plan):
@@ -36,11 +37,11 @@ def test_same_seed_same_bytes_whatever_the_split(plan):
     whole = plan.water_chunk(0, n)
     parts = pa.concat_tables([plan.water_chunk(a, min(n, a + 3)) for a in range(0, n, 3)])
     assert whole.equals(parts)
-    again = _Plan(build_city(resolve_scale("tiny", days=21), 7), 7).water_chunk(0, n)
+    again = Plan(build_city(resolve_scale("tiny", days=21), 7), 7).water_chunk(0, n)
     assert whole.equals(again)
-    other = _Plan(build_city(resolve_scale("tiny", days=21), 8), 8).water_chunk(0, n)
+    other = Plan(build_city(resolve_scale("tiny", days=21), 8), 8).water_chunk(0, n)
     assert not whole.equals(other)
-    assert whole.column_names[2:] == list(water.ALL_PARAMETERS)
+    assert whole.column_names[2:] == list(WATER_ALL_PARAMETERS)
 
 
 def test_truth_has_event_types_faults_and_dosing(plan):
@@ -54,7 +55,7 @@ def test_truth_has_event_types_faults_and_dosing(plan):
     assert short and set(short) == {-1}
     faults = t["sensor_faults"].to_pydict()
     assert set(faults["fault_type"]) == set(water.FAULT_TYPES)
-    assert set(faults["parameter"]) <= set(water.ALL_PARAMETERS) and "do_mgl" not in faults["parameter"]
+    assert set(faults["parameter"]) <= set(WATER_ALL_PARAMETERS) and "do_mgl" not in faults["parameter"]
     assert t["dosing_changes"].num_rows > 0
 
 
@@ -62,7 +63,7 @@ def test_faults_show_in_the_data_and_are_not_events(plan, values):
     wp = plan.water_plan
     fa = wp.faults
     per = plan.n_days * water.SLOTS
-    slot = float(water.WATER_INTERVAL_S)
+    slot = float(WATER_INTERVAL_S)
     stuck, spikes = 0, []
     for s, code, p, a, b, m in zip(fa["site_id"], fa["fault_type"], fa["param"], fa["start_s"], fa["end_s"],
                                    fa["magnitude"], strict=True):
@@ -95,7 +96,7 @@ def test_short_events_are_short_and_move_the_data(plan, values):
 def test_dosing_changes_step_the_chlorine_residual(plan, values):
     dc = plan.water_plan.dosing
     per = plan.n_days * water.SLOTS
-    slot = float(water.WATER_INTERVAL_S)
+    slot = float(WATER_INTERVAL_S)
     ratios = []
     for s, t, f in zip(dc["site_id"], dc["time_s"], dc["factor"], strict=True):
         r = int(np.ceil(t / slot))

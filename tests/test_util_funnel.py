@@ -13,12 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from uda.cli.main import cli
+from uda.contract import DEFECT_TYPES
 from uda.errors import UserError
 from uda.generate import generate
 from uda.quality import measure
 from uda.scales import resolve_scale
 from uda.store import open_dataset
-from uda.synth.feeds import DEFECT_TYPES, resolve_profile
+from uda.synth.profiles import resolve_profile
 from uda.tasks.base import compare_answers
 from uda.tasks.standardise import run as run_standardise
 from uda.tasks.utilisation import STAGES

@@ -7,13 +7,13 @@ The model is documented in ``docs/datasets.md``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from uda.kernels.rng import rng_for
 from uda.scales import Scale
 
 SPACING_M = 400.0
@@ -29,12 +29,6 @@ METRO_SPEED_KMH = 35.0
 DWELL_S = 30.0
 TRANSFER_PENALTY_S = 180.0
 ZONE_BLOCK = 3
-
-
-def rng_for(seed: int, tag: str) -> np.random.Generator:
-    """A NumPy generator for one named part of the city."""
-    t = int.from_bytes(hashlib.blake2b(tag.encode(), digest_size=4).digest(), "little")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), t]))
 
 
 @dataclass

@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from uda.contract import LATE_AFTER_S, SPECS, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels import quality as qk
 from uda.kernels.sketches import HLL_P, QS_ALPHA, hll_error, hll_estimate, qs_new, qs_quantile
 from uda.store import Dataset, open_dataset
-from uda.synth.feeds import LATE_AFTER_S, SPECS, start_ms_of
 
 #: Relative accuracy of the quantile sketches.
 ALPHA = QS_ALPHA

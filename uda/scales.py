@@ -6,11 +6,9 @@ import datetime as dt
 import math
 from dataclasses import asdict, dataclass, replace
 
+from uda.contract import TRAFFIC_INTERVAL_S, WATER_INTERVAL_S
 from uda.errors import UserError
 
-#: Slots per day of the traffic (5 min) and water (15 min) series.
-TRAFFIC_INTERVAL_S = 300
-WATER_INTERVAL_S = 900
 DEFAULT_START = dt.date(2026, 3, 2)  # a Monday
 
 

@@ -273,7 +273,7 @@ def schema_toml(s: Schema, *, comment: str = "") -> str:
 
 def _contract() -> dict[str, tuple[float, float, str]]:
     """uda's parameter contract: canonical name -> (min, max, table)."""
-    from uda.synth.feeds import SPECS
+    from uda.contract import SPECS
 
     return {v: (*SPECS[t].ranges[v], t) for t in ("traffic", "water") for v in SPECS[t].values}
 

@@ -56,7 +56,7 @@ def flow_taps(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> np.nd
 
 def water_water(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> np.ndarray:
     """Rows the water task reads: a known site with at least one parameter present."""
-    from uda.synth.water import PARAMETERS
+    from uda.contract import WATER_PARAMETERS as PARAMETERS
 
     present = np.zeros(cols["site_id"].size, bool)
     for p in PARAMETERS:
@@ -74,7 +74,7 @@ USAGE: dict[str, dict[str, Rule]] = {
 
 def columns_needed(table: str) -> list[str]:
     """Columns the rules of ``table`` read."""
-    from uda.synth.water import PARAMETERS
+    from uda.contract import WATER_PARAMETERS as PARAMETERS
 
     return {"traffic": ["sensor_id", "flow", "speed"], "taps": ["station_id"],
             "water": ["site_id", *PARAMETERS]}[table]

@@ -66,11 +66,11 @@ def _network(side: int, zones: int):
 def _plan():
     """One small generator plan shared by every case (a city build is slow under valgrind)."""
     from uda.city import build_city
-    from uda.generate import _Plan
     from uda.scales import resolve_scale
+    from uda.synth.plan import Plan
 
     scale = resolve_scale("tiny", sensors=24, days=7, cards=3000, water_sites=8)
-    return _Plan(build_city(scale, 1), 1)
+    return Plan(build_city(scale, 1), 1)
 
 
 def _panel(n: int, days: int):
@@ -85,7 +85,7 @@ def _panel(n: int, days: int):
 
 @functools.cache
 def _water():
-    from uda.synth.water import PARAMETERS
+    from uda.contract import WATER_PARAMETERS as PARAMETERS
 
     p = _plan()
     n = p.city.tables["water_sites"].num_rows

@@ -204,7 +204,7 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
             msg = f"{where}: scale {_show(scale)} overrides {key!r}; allowed: {', '.join(SCALE_OVERRIDES)}"
             raise UserError(msg)
         if key == "defects":
-            from uda.synth.feeds import resolve_profile
+            from uda.synth.profiles import resolve_profile
 
             resolve_profile(value)
         elif key == "start":

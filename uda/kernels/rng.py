@@ -3,6 +3,9 @@
 Generators key their streams by (seed, table, unit) and index draws by position, so the
 data do not depend on how the work is split into chunks, threads or processes.
 ``splitmix64``'s finaliser is the mixing function (Steele, Lea & Flood, OOPSLA 2014).
+:func:`uniform_lanes` and :func:`subkeys` are the array forms for vectorised generators
+(the department feeds' defects); :func:`rng_for` is a sequential NumPy generator seeded
+from the same (seed, name) for small model inputs (the city, standards, event lists).
 """
 
 from __future__ import annotations
@@ -69,11 +72,43 @@ def subkey(key: np.uint64, unit: np.uint64) -> np.uint64:
     return mix64(key ^ mix64(unit + _GOLDEN))
 
 
+@njit(cache=True, nogil=True)
+def uniform_lanes(keys: np.ndarray, counters: np.ndarray, lane: np.uint64) -> np.ndarray:
+    """Uniform (0, 1) draws, one per row: :func:`uniform` of ``(keys[i], counters[i] * 16 + lane)``.
+
+    The array form used by vectorised generators (up to 16 lanes of draws per counter).
+    """
+    out = np.empty(keys.size)
+    for i in range(keys.size):
+        out[i] = uniform(keys[i], counters[i] * np.uint64(16) + lane)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def subkeys(key: np.uint64, units: np.ndarray) -> np.ndarray:
+    """:func:`subkey` of each of ``units`` (uint64) of stream ``key``."""
+    out = np.empty(units.size, np.uint64)
+    for i in range(units.size):
+        out[i] = subkey(key, units[i])
+    return out
+
+
+def _seed_sequence(seed: int, name: str) -> np.random.SeedSequence:
+    """The ``SeedSequence`` of the named stream for ``seed`` (the name hashed to 32 bits)."""
+    tag = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little")
+    return np.random.SeedSequence([int(seed), tag])
+
+
 def stream_key(seed: int, name: str) -> np.uint64:
     """Root key of the named stream for ``seed`` (from ``numpy.random.SeedSequence``)."""
-    tag = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little")
-    state = np.random.SeedSequence([int(seed), tag]).generate_state(2, dtype=np.uint32)
+    state = _seed_sequence(seed, name).generate_state(2, dtype=np.uint32)
     return np.uint64((int(state[0]) << 32) | int(state[1]))
+
+
+def rng_for(seed: int, name: str) -> np.random.Generator:
+    """A sequential NumPy generator for the named stream of ``seed`` (small model inputs:
+    the city, standards, event lists), seeded as :func:`stream_key`."""
+    return np.random.default_rng(_seed_sequence(seed, name))
 
 
 def unit_key(seed: int, name: str, unit: int) -> np.uint64:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from uda.contract import TRAFFIC_INTERVAL_S
 from uda.kernels.rng import normal, normal_pair, subkey, uniform
-from uda.scales import TRAFFIC_INTERVAL_S
 
 SLOTS = 86400 // TRAFFIC_INTERVAL_S
 EFFECTIVE_VEHICLE_LENGTH_KM = 0.0055  # vehicle plus detector length

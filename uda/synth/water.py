@@ -26,15 +26,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from uda.kernels.rng import normal_pair, subkey
-from uda.scales import WATER_INTERVAL_S
+from uda.contract import WATER_ALL_PARAMETERS, WATER_INTERVAL_S
+from uda.kernels.rng import normal_pair, rng_for, subkey
 
 SLOTS = 86400 // WATER_INTERVAL_S
-#: Parameters every water reader knows (the kernels' column order).
-PARAMETERS = ("temperature_c", "ph", "do_mgl", "turbidity_ntu", "conductivity_uscm", "nitrate_mgl", "ammonia_mgl")
-#: Further parameters of the generated table: residual chlorine, redox potential, river discharge.
-EXTRA_PARAMETERS = ("chlorine_mgl", "orp_mv", "discharge_m3s")
-ALL_PARAMETERS = PARAMETERS + EXTRA_PARAMETERS
+#: Column indices of the parameters in :data:`uda.contract.WATER_ALL_PARAMETERS` order.
 P_TEMP, P_PH, P_DO, P_TURB, P_COND, P_NIT, P_AMM, P_CL, P_ORP, P_Q = range(10)
 
 #: Event types in the truth events tables; both are water-quality events.
@@ -188,7 +184,7 @@ def short_events(rng: np.random.Generator, n_days: int, sites: np.ndarray) -> di
     m = site.size
     dur = short_durations_min(rng, m) * 60.0
     start = rng.uniform(0, n_days * 86400.0 - dur)
-    shift = np.zeros((m, len(ALL_PARAMETERS)))
+    shift = np.zeros((m, len(WATER_ALL_PARAMETERS)))
     for p, prob in SHORT_PARAM_PROB.items():
         moves = rng.uniform(size=m) < prob
         size = rng.uniform(*SHORT_SHIFT_SD, m) * np.where(rng.uniform(size=m) < 0.5, -1.0, 1.0)
@@ -264,7 +260,7 @@ def water_kernel(key, site_ids, sp, noise_sd, noise_rho, steps, floor, start_doy
                  dc_off, dc_time, dc_factor,
                  fa_off, fa_type, fa_param, fa_start, fa_end, fa_mag,
                  work, out):
-    """Fill ``out[10, rows]`` (float32, rows site-major, columns as ``ALL_PARAMETERS``).
+    """Fill ``out[10, rows]`` (float32, rows site-major, columns as ``WATER_ALL_PARAMETERS``).
 
     ``sp`` holds the site constants (``SITE_COLUMNS``) of the chunk's sites; every other
     ``*_off`` array is a CSR offset over the chunk's sites into the event arrays, whose
@@ -394,8 +390,6 @@ class WaterPlan:
 
     def __init__(self, city, seed: int, rain_mm: np.ndarray, temp_anom: np.ndarray, start_doy: float,
                  key: np.uint64):
-        from uda.city import rng_for
-
         n_sites = city.tables["water_sites"].num_rows
         n_days = rain_mm.shape[0]
         self.n_sites, self.n_days, self.key, self.start_doy = n_sites, n_days, key, start_doy
@@ -411,19 +405,19 @@ class WaterPlan:
         self.plumes = {"site_id": a["site_id"][order], "start_s": a["start_s"][order], "end_s": a["end_s"][order],
                        "amp": amp[order]}
         self.short = short_events(rng_for(seed, "water-short-events"), n_days, self.sites)
-        sd = np.array([noise_sd_abs(s) for s in self.sites]) if n_sites else np.zeros((0, len(ALL_PARAMETERS)))
+        sd = np.array([noise_sd_abs(s) for s in self.sites]) if n_sites else np.zeros((0, len(WATER_ALL_PARAMETERS)))
         self.short_shift = self.short["shift_sd"] * sd[self.short["site_id"]] if self.short["site_id"].size \
-            else np.zeros((0, len(ALL_PARAMETERS)))
+            else np.zeros((0, len(WATER_ALL_PARAMETERS)))
         self.dosing = dosing_changes(rng_for(seed, "water-dosing"), n_days, n_sites)
         self.faults = sensor_faults(rng_for(seed, "water-faults"), n_days, self.sites)
         self.off = {name: _csr(tab["site_id"], n_sites) for name, tab in
                     (("plumes", self.plumes), ("short", self.short), ("dosing", self.dosing), ("faults", self.faults))}
 
     def values(self, s0: int, s1: int) -> np.ndarray:
-        """``(len(ALL_PARAMETERS), rows)`` float32 values of sites ``s0 .. s1-1``, site-major."""
+        """``(len(WATER_ALL_PARAMETERS), rows)`` float32 values of sites ``s0 .. s1-1``, site-major."""
         per_site = self.n_days * SLOTS
-        out = np.empty((len(ALL_PARAMETERS), (s1 - s0) * per_site), np.float32)
-        work = np.empty((len(ALL_PARAMETERS), per_site), np.float64)
+        out = np.empty((len(WATER_ALL_PARAMETERS), (s1 - s0) * per_site), np.float32)
+        work = np.empty((len(WATER_ALL_PARAMETERS), per_site), np.float64)
 
         def part(name: str, tab: dict[str, np.ndarray], *cols: str) -> list[np.ndarray]:
             o = self.off[name]
@@ -469,7 +463,7 @@ class WaterPlan:
                     "peak_factor": np.r_[ar["peak_factor"], np.ones(n_sh)].astype(np.float32),
                     "event_type": types[np.r_[np.zeros(n_ar, np.int64), np.ones(n_sh, np.int64)]]}
         fa = self.faults
-        names = np.array(ALL_PARAMETERS, dtype=object)
+        names = np.array(WATER_ALL_PARAMETERS, dtype=object)
         faults = {"fault_id": np.arange(fa["site_id"].size, dtype=np.int32), "site_id": fa["site_id"].astype(np.int32),
                   "parameter": names[fa["param"]], "fault_type": np.array(FAULT_TYPES, dtype=object)[fa["fault_type"]],
                   "start_s": fa["start_s"], "end_s": fa["end_s"], "magnitude": fa["magnitude"].astype(np.float32)}

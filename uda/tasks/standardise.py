@@ -40,6 +40,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from uda.contract import (
+    DRIFT_MIN,
+    LATE_AFTER_S,
+    LOCAL_UTC_OFFSET_S,
+    SPECS,
+    UNITS,
+    start_ms_of,
+)
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.store import (
@@ -51,14 +59,6 @@ from uda.store import (
     remove_stale_temp_folders,
     table_entry,
     write_part,
-)
-from uda.synth.feeds import (
-    DRIFT_MIN,
-    LATE_AFTER_S,
-    LOCAL_UTC_OFFSET_S,
-    SPECS,
-    UNITS,
-    start_ms_of,
 )
 from uda.tasks.base import TaskResult
 

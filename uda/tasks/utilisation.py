@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from uda.arrays import unique_values
+from uda.contract import DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
 from uda.store import Dataset, open_dataset
-from uda.synth.feeds import DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
 from uda.tasks.base import TaskResult
 from uda.tasks.standardise import TABLES, standardise
 
