@@ -48,7 +48,7 @@ def grid_network(side: int, *, zones: int = 24, seed: int = 0):
 def sioux_falls():
     """The Sioux Falls network and demand from the repository's test data."""
     from uda.io.tntp import read_folder
-    from uda.tasks.route import tntp_network
+    from uda.routing.assignment import tntp_network
 
     net, trips = read_folder(SIOUX_FALLS)
     return tntp_network(net, trips)

@@ -176,7 +176,7 @@ def _aequilibrae_run(net, trips, gap: float, cores: int):
 def bench_assignment(repeats: int, gap: float = 1e-4) -> dict:
     from uda.io.tntp import read_folder
     from uda.kernels.assign import assign, relative_gap, warm_up
-    from uda.tasks.route import tntp_network
+    from uda.routing.assignment import tntp_network
 
     net, trips = read_folder(SIOUX)
     problem = tntp_network(net, trips)

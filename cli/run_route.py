@@ -96,14 +96,9 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     links.
     """
     from uda.errors import UserError
+    from uda.routing.assignment import assign_tntp, check_finite
     from uda.store import output_location, split_location
-    from uda.tasks.route import (
-        RESULT_FILES,
-        assign_tntp,
-        check_finite,
-        check_flows_path,
-        check_results_folder,
-    )
+    from uda.tasks.route import RESULT_FILES, check_flows_path, check_results_folder, write_flows
 
     if data_dir is not None and tntp_dir is not None:
         msg = "give either --data or --tntp, not both"
@@ -129,7 +124,7 @@ def route(data_dir, tntp_dir, engine, scheduler, slot_minutes, slot, od_file, tr
     ra = assign_tntp(tntp_dir, algorithm=algorithm, gap=gap, max_iter=max_iter, unreachable=unreachable)
     if out is not None:
         with output_location(out, folder=False) as local:
-            ra.write_flows(local)
+            write_flows(ra, local)
     summary = ra.summary()
     if as_json:
         click.echo(json.dumps({"network": str(tntp_dir), "out": out, **summary}))

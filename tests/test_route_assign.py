@@ -20,7 +20,8 @@ from uda.kernels.assign import (
     line_search,
     relative_gap,
 )
-from uda.tasks.route import assign_tntp, check_reachable, tntp_network
+from uda.routing.assignment import assign_tntp, check_reachable, tntp_network
+from uda.tasks.route import write_flows
 
 DATA = Path(__file__).parent / "data" / "tntp"
 SIOUX = DATA / "SiouxFalls"
@@ -210,7 +211,7 @@ def test_assign_tntp_summary_and_csv(tmp_path):
     top = s["most_congested"]
     assert len(top) == 10 and top[0]["vc"] == s["max_vc"]
     assert [t["vc"] for t in top] == sorted((t["vc"] for t in top), reverse=True)
-    out = ra.write_flows(tmp_path / "flows.csv")
+    out = write_flows(ra, tmp_path / "flows.csv")
     lines = out.read_text().splitlines()
     assert lines[0] == "init_node,term_node,flow" and len(lines) == 77
     u, v, f = lines[1].split(",")

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from uda.cli.main import cli
 from uda.errors import UserError
 from uda.generate import generate
+from uda.routing.od import gravity_od
 from uda.scales import resolve_scale
 from uda.store import open_dataset
 from uda.tasks.base import compare_answers
-from uda.tasks.route import gravity_od, run, tap_trips_dask, tap_trips_polars
+from uda.tasks.route import run, tap_trips_dask, tap_trips_polars
 
 
 @pytest.fixture(scope="module")

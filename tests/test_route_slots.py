@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uda.kernels.slots import NAT, slot_sums
-from uda.tasks.route import _sensor_slots_partition
+from uda.tasks.route import sensor_slots_partition
 
 COLUMNS = ["sensor_id", "slot", "n_obs", "pace_sum", "flow_sum"]
 
@@ -35,7 +35,7 @@ def frame(sensor, ts_ms, speed, flow, dtype="float32") -> pd.DataFrame:
 
 
 def check(df: pd.DataFrame, slot_minutes: int) -> None:
-    got = _sensor_slots_partition(df, slot_minutes).reset_index(drop=True)
+    got = sensor_slots_partition(df, slot_minutes).reset_index(drop=True)
     want = reference(df, slot_minutes).reset_index(drop=True)
     assert list(got.columns) == COLUMNS
     assert got.dtypes.astype(str).tolist() == ["int32", "int32", "int64", "float64", "float64"]

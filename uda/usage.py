@@ -6,7 +6,7 @@ for any of its targets. The rules restate each task's own row filters, read from
 
 ``route`` on ``traffic``
     :func:`uda.tasks.route.sensor_slots_polars` keeps rows whose ``speed`` is present,
-    finite and positive, and :func:`uda.tasks.route.link_travel_times` only uses sensors
+    finite and positive, and :func:`uda.routing.travel_times.link_travel_times` only uses sensors
     that are in the ``sensors`` table.
 ``flow`` on ``traffic``
     the ``traffic`` and ``speed`` targets pivot ``flow`` / ``speed`` per sensor and drop
