@@ -47,13 +47,14 @@ def size(sensors, days, interval: str, deadline: str, stations, water_sites, res
     it, no data) within --probe-seconds, and said so in the output.
     """
     from uda.errors import UserError
-    from uda.harness import sizing
+    from uda.harness.sizing import city
+    from uda.harness.sizing.check import check
 
     if not math.isfinite(probe_seconds):
         msg = f"--probe-seconds must be a finite number of seconds (0 fits on the sweep only); got {probe_seconds}"
         raise UserError(msg)
     if check_with:
-        out = sizing.check(results=list(results), against=list(check_with), tasks=list(tasks) or None,
+        out = check(results=list(results), against=list(check_with), tasks=list(tasks) or None,
                            engines=list(engines) or None, model=model, probe_s=probe_seconds)
         if as_json:
             click.echo(json.dumps(out))
@@ -63,9 +64,9 @@ def size(sensors, days, interval: str, deadline: str, stations, water_sites, res
     if sensors is None or days is None:
         msg = "give --sensors N and --days D (the city to size), or --check RESULTS to validate the fit"
         raise UserError(msg)
-    out = sizing.size(sensors=sensors, days=days,
-                      interval_s=sizing.parse_duration(interval, option="--interval"),
-                      deadline_s=sizing.parse_duration(deadline, option="--deadline"), results=list(results),
+    out = city.size(sensors=sensors, days=days,
+                      interval_s=city.parse_duration(interval, option="--interval"),
+                      deadline_s=city.parse_duration(deadline, option="--deadline"), results=list(results),
                       stations=stations, water_sites=water_sites, tasks=list(tasks) or None,
                       engines=list(engines) or None, model=model, probe_s=probe_seconds)
     if as_json:
@@ -87,7 +88,7 @@ def _print_size(out: dict) -> None:
     from rich.table import Table
 
     from uda.cli.output import wide_console
-    from uda.harness import sizing
+    from uda.harness.sizing.fitting import short_scale
 
     city = out["city"]
     tab = Table(title=f"{city['sensors']:,} sensors every {city['interval_s']:g} s over {city['days']:g} days, "
@@ -112,7 +113,7 @@ def _print_size(out: dict) -> None:
         cluster = "–" if "cluster" not in e else ("none" if cl is None else
                                                    f"{cl['workers']} x {_gib(cl['memory_per_worker_bytes'])} GiB")
         held = (f"{pct(h, 'wall_s')} / {pct(h, 'peak_rss_bytes')} at "
-                f"{', '.join(sizing.short_scale(x) for x in h['held_out_scale'].split(', '))}" if h
+                f"{', '.join(short_scale(x) for x in h['held_out_scale'].split(', '))}" if h
                 else "– (3 sizes needed)")
         tab.add_row(escape(e["task"]), escape(e["engine"]), f"{e['rows_in']:,.0f}", _secs(e["wall_s"]),
                     f"{wd['term']} {wd['share']:.0%}", cores_txt, cluster, _gib(e["peak_rss_bytes"]),
@@ -125,7 +126,7 @@ def _print_size(out: dict) -> None:
         "1- vs 2-core speed-up (* = CPU s / deadline, no efficiency measured); Dask cluster: single-threaded "
         "workers x memory each, from the measured 1- vs 2-worker LocalCluster; none: no count meets the deadline.")
     for name, eff in out.get("efficiency", {}).items():
-        say(f"efficiency {name} at {sizing.short_scale(eff['scale'])}: speed-up {eff['speedup']:.2f} from 1 to 2 "
+        say(f"efficiency {name} at {short_scale(eff['scale'])}: speed-up {eff['speedup']:.2f} from 1 to 2 "
             f"{'cores' if eff['form'] == 'cores' else 'workers'} (parallel fraction {eff['parallel_fraction']:.2f})")
     for note in out.get("notes", []):
         say(f"note: {note}")
@@ -139,7 +140,7 @@ def _print_check(out: dict) -> None:
     from rich.table import Table
 
     from uda.cli.output import wide_console
-    from uda.harness.sizing import short_scale
+    from uda.harness.sizing.fitting import short_scale
 
     tab = Table(title=f"predicted / measured on data the fit never saw (model: {out['model']})")
     for col in ("task", "engine", "scale", "rows", "fitted on", "wall measured s", "predicted", "ratio",

@@ -10,24 +10,19 @@ from click.testing import CliRunner
 
 from uda.cli.main import cli
 from uda.errors import UserError
-from uda.harness import sizing
 from uda.harness.results import SCHEMA, SCHEMA_VERSION, load_results
-from uda.harness.sizing import (
-    TERMS,
-    dataset_sizes,
-    fit_terms,
-    parse_duration,
-    size,
-    street_grid,
-    units_for,
-)
+from uda.harness.sizing import fitting, models
+from uda.harness.sizing.check import check, reference_points
+from uda.harness.sizing.city import parse_duration, preset_size, size, units_for
+from uda.harness.sizing.fitting import fit_terms
+from uda.harness.sizing.models import TERMS, dataset_sizes, street_grid
 
 # (sensors, days, districts) per scale; the mid scale has its own days like the real sweep
 SCALES = {"tiny": (24, 7, 4), "small": (200, 14, 6), "mid": (600, 21, 8)}
 # exact laws in the models' own terms: time = fixed + per row + per series; memory by task design
 TIME = {"flow": {"fixed": 0.8, "rows": 2e-6, "series": 1e-3}, "utilisation": {"fixed": 0.8, "rows": 2e-6}}
 MEMORY = {"flow": {"fixed": 2e8, "blocks in flight": 160.0, "neighbour blocks held": 8.0},
-          "utilisation": {"fixed": 3e8, "groups in flight": 120.0, "sensor-days": sizing.SENSOR_DAY_BYTES}}
+          "utilisation": {"fixed": 3e8, "groups in flight": 120.0, "sensor-days": models.SENSOR_DAY_BYTES}}
 
 
 def _ds(scale: str, sensors: int, days: int, districts: int) -> dict:
@@ -51,7 +46,7 @@ def _case(task: str, engine: str, scale: str, ds: dict, *, scheduler=None, cores
     sizes = dataset_sizes(ds)
     sizes["rows"] = float(ds["tables"]["traffic"]["rows"])
     sizes["iterations"] = 1.0
-    sizes["flow_in_flight"] = sizing.flow_in_flight(engine)
+    sizes["flow_in_flight"] = models.flow_in_flight(engine)
     wall = _law(TIME[task], sizes) * slow
     mem = _law(MEMORY[task], sizes)
     warm = [{"wall_s": wall, "cpu_s": 1.5 * wall, "peak_rss_bytes": mem}] * 2
@@ -100,14 +95,12 @@ def test_fit_terms_recovers_an_exact_law_and_drops_terms_that_do_not_vary():
 def test_generator_formulas_match_the_generated_city():
     from uda.generate import DEFAULT_CHUNK_ROWS
     from uda.scales import PRESETS
-    from uda.tasks import flow
 
-    assert sizing.CHUNK_ROWS == DEFAULT_CHUNK_ROWS
-    assert sizing.FLOW_BLOCK_VALUES == flow.DEFAULT_BLOCK_MB * 2**20 // 8 and sizing.FLOW_MIN_BLOCKS == flow.MIN_BLOCKS
+    assert models.CHUNK_ROWS == DEFAULT_CHUNK_ROWS
     for name, n_links, n_zones in (("tiny", 224, 16), ("small", 528, 16)):  # the generated datasets' tables
         g = street_grid(PRESETS[name].sensors)
         assert (g["nodes"], g["links"], g["zones"]) == (PRESETS[name].grid_side ** 2, n_links, n_zones)
-    assert sizing.traffic_files(20_000, 180) == 527  # large: 38 sensors of 180 days per file
+    assert models.traffic_files(20_000, 180) == 527  # large: 38 sensors of 180 days per file
 
 
 class _Files:
@@ -118,7 +111,7 @@ class _Files:
 
     def __init__(self, sensors: int, days: int, interval_s: int):
         per_sensor = days * 86400 // interval_s
-        per_file = max(1, sizing.CHUNK_ROWS // per_sensor)
+        per_file = max(1, models.CHUNK_ROWS // per_sensor)
         self.lo = list(range(0, sensors, per_file))
         self.hi = [min(lo + per_file, sensors) - 1 for lo in self.lo]
         self.rows = [(hi - lo + 1) * per_sensor for lo, hi in zip(self.lo, self.hi, strict=True)]
@@ -141,7 +134,7 @@ def test_flow_layout_is_the_task_s_own(sensors, days, interval_s):
 
     layout = TrafficLayout.of(_Files(sensors, days, interval_s))
     series = sorted((int(h - lo + 1) for lo, h in zip(layout.lo, layout.hi, strict=True)), reverse=True)
-    got = sizing.flow_layout({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 86400 / interval_s})
+    got = models.flow_layout({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 86400 / interval_s})
     assert got["n_time"] == layout.n_time and got["blocks"] == len(layout.blocks)
     assert got["largest"] == series[0] * layout.n_time
     assert got["second"] == (series[1] if len(series) > 1 else 0) * layout.n_time
@@ -199,7 +192,7 @@ def test_flow_blocks_held_on_polars_follow_the_neighbours_reach(sensors, days, m
     evaluation.evaluate_blocks([load(k) for k in range(len(layout.blocks))], plan, engine="polars", n_time=2016,
                          start=np.datetime64("2026-03-02T00:00"), interval_s=300, models=["last"],
                          horizons=np.array([1]), split=(0.7, 0.15, 0.15), origin_step=1)
-    held = sizing.flow_held_blocks({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 288})
+    held = models.flow_held_blocks({"sensors": sensors, "days": days, "traffic_rows": sensors * days * 288})
     assert most[0] <= held <= most[0] + 2
 
 
@@ -214,7 +207,7 @@ def test_streaming_memory_is_not_proportional_to_rows(tmp_path):
     parts = {n: c * TERMS[n].size(util["sizes"]) for n, c in MEMORY["utilisation"].items()}
     assert util["peak_rss_bytes_dominant"]["term"] == max(parts, key=parts.get)
     assert util["peak_rss_bytes_dominant"]["share"] == pytest.approx(max(parts.values()) / sum(parts.values()))
-    assert util["fits"]["peak_rss_bytes"]["terms"]["sensor-days"] == sizing.SENSOR_DAY_BYTES
+    assert util["fits"]["peak_rss_bytes"]["terms"]["sensor-days"] == models.SENSOR_DAY_BYTES
     flow = est[("flow", "polars")]
     assert flow["peak_rss_bytes"] == pytest.approx(_law(MEMORY["flow"], flow["sizes"]), rel=1e-6)
     assert flow["wall_s"] == pytest.approx(_law(TIME["flow"], flow["sizes"]), rel=1e-6)
@@ -267,7 +260,7 @@ def test_units_for_follows_amdahl(wall_1, p, deadline, n):
 def test_check_predicts_a_scale_the_fit_never_saw(tmp_path):
     fit = _write(tmp_path, "sweep")
     medium = _write(tmp_path, "validate", {"medium": (2000, 30, 12)})
-    out = sizing.check(results=[fit, medium], against=[medium])  # medium is taken out of the fit
+    out = check(results=[fit, medium], against=[medium])  # medium is taken out of the fit
     assert {r["scale"] for r in out["rows"]} == {"medium"}
     assert all(r["fitted_on"] == ["tiny", "small", "mid"] for r in out["rows"])
     assert out["worst_factor"]["peak_rss_bytes"] == pytest.approx(1.0, rel=1e-6)
@@ -296,7 +289,7 @@ def test_size_command_json(tmp_path):
 
 
 def test_curves_for_the_report(tmp_path):
-    from uda.harness.sizing import curves
+    from uda.harness.sizing.fitting import curves
 
     cs = curves([load_results(_write(tmp_path, "s"))])
     assert {(c.task, c.metric) for c in cs} == {(t, m) for t in ("flow", "utilisation")
@@ -348,7 +341,7 @@ def test_missing_or_too_few_results_say_what_to_run(tmp_path):
     water_path = tmp_path / "water.json"
     water_path.write_text(water_path.read_text().replace('"flow', '"water'))
     with pytest.raises(UserError, match="no case of"):
-        sizing.check(results=[_write(tmp_path, "fit")], against=[water])
+        check(results=[_write(tmp_path, "fit")], against=[water])
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     res = runner.invoke(cli, ["size", "--results", _write(tmp_path, "fit"), "--check", str(bad)])
@@ -359,20 +352,20 @@ def test_default_stations_and_sites_follow_the_presets():
     from uda.scales import PRESETS
 
     for p in PRESETS.values():
-        assert sizing.preset_size(p.sensors, "water_sites") == pytest.approx(p.water_sites)
-        assert sizing.preset_size(p.sensors, "districts") == pytest.approx(p.districts)
-    assert PRESETS["small"].stations < sizing.preset_size(600, "stations") < PRESETS["medium"].stations
+        assert preset_size(p.sensors, "water_sites") == pytest.approx(p.water_sites)
+        assert preset_size(p.sensors, "districts") == pytest.approx(p.districts)
+    assert PRESETS["small"].stations < preset_size(600, "stations") < PRESETS["medium"].stations
 
 
 def test_datasets_with_department_feeds_map_to_families():
-    from uda.harness.sizing import _family_bytes_per_row, _family_rows
+    from uda.harness.sizing.models import family_bytes_per_row, family_rows
 
     ds = {"tables": {"true_traffic": {"rows": 1000, "bytes": 4000},
                      "feed_taps_d000_v0": {"rows": 30, "bytes": 300},
                      "feed_taps_d001_v0": {"rows": 70, "bytes": 700},
                      "water": {"rows": 10, "bytes": 50}}}
-    assert _family_rows(ds) == {"traffic": 1000, "taps": 100, "water": 10}
-    assert _family_bytes_per_row(ds) == {"traffic": 4.0, "taps": 10.0, "water": 5.0}
+    assert family_rows(ds) == {"traffic": 1000, "taps": 100, "water": 10}
+    assert family_bytes_per_row(ds) == {"traffic": 4.0, "taps": 10.0, "water": 5.0}
 
 
 def test_suites_measure_one_and_two_cores_and_workers():
@@ -395,7 +388,7 @@ def test_suites_measure_one_and_two_cores_and_workers():
 
 def test_check_reads_the_large_reference_file(tmp_path):
     ref = json.loads(open("results/reference/large.json").read())
-    pts = sizing.reference_points(ref, "large.json")
+    pts = reference_points(ref, "large.json")
     route = pts[("route", "dask-threads")][0]
     assert route["sizes"]["iterations"] == 20 and route["rows_in"] == 20_000 * 180 * 288
     assert pts[("water", "polars")][0]["rows_in"] == 200 * 180 * 96
@@ -406,12 +399,12 @@ def test_check_reads_the_large_reference_file(tmp_path):
                                                        "max_rss_bytes_largest_process": _law(MEMORY["flow"], sizes)}}}
     path = tmp_path / "large.json"
     path.write_text(json.dumps(ref))
-    out = sizing.check(results=[_write(tmp_path, "sweep")], against=[str(path)], engines=["polars"])
+    out = check(results=[_write(tmp_path, "sweep")], against=[str(path)], engines=["polars"])
     (row,) = out["rows"]
     assert row["scale"] == "large" and row["peak_rss_bytes"]["ratio"] == pytest.approx(1.0, rel=1e-6)
     path.write_text(json.dumps({"scale": "huge", "steps": {}}))
     with pytest.raises(UserError, match="neither a results file nor a reference file"):
-        sizing.check(results=[_write(tmp_path, "sweep")], against=[str(path)])
+        check(results=[_write(tmp_path, "sweep")], against=[str(path)])
 
 
 def test_a_stage_the_task_times_is_fitted_on_its_own_seconds():
@@ -424,13 +417,13 @@ def test_a_stage_the_task_times_is_fitted_on_its_own_seconds():
     pts = [{"sizes": s, "wall_s": 0.2 + 3e-8 * s["rows"] + st, "cpu_s": 1.0, "peak_rss_bytes": 1.0,
             "rows_in": s["rows"], "stages": {"od": st / 4, "assignment": st / 2, "sites": st / 4}}
            for s, st in zip(sizes, stage, strict=True)]
-    m = sizing._fit_time(("fixed", "rows", "network stages"), pts)
+    m = fitting._fit_time(("fixed", "rows", "network stages"), pts)
     assert m.coef == pytest.approx([0.2, 3e-8, 2e-8], rel=1e-6)
     medium = {"rows": 1.7e7, "iterations": 55, "zones": 144, "links": 5328, "nodes": 1369, "threads": 2.0}
-    assert sizing.network_blocks(medium) == 2 and sizing.network_blocks(sizes[2]) == 1
+    assert models.network_blocks(medium) == 2 and models.network_blocks(sizes[2]) == 1
     assert m(medium) == pytest.approx(0.2 + 3e-8 * 1.7e7 + 2e-8 * 60 * 144 * 5328 / 2, rel=1e-6)
     # CPU time is the work of every block: not divided over the threads
-    c = sizing._fit_time(("fixed", "rows", "network stages"), pts, "cpu_s")
+    c = fitting._fit_time(("fixed", "rows", "network stages"), pts, "cpu_s")
     assert c.parts(medium)["network stages"] == pytest.approx(c.coef[2] * 60 * 144 * 5328, rel=1e-9)
     # a probe's measurement at the city replaces the fitted network term, for its metric only
     probed = dict(medium, probe_wall_s=0.7, probe_cpu_s=1.3)

@@ -587,12 +587,12 @@ def test_a_killed_generation_leaves_a_temp_folder_that_the_next_one_removes(tmp_
 # ---------------------------------------------------------------- the CLI boundary
 
 def test_an_unexpected_exception_is_one_line_exit_1(monkeypatch):
-    import uda.harness.sizing
+    import uda.harness.sizing.city
 
     def boom(*a, **k):
         raise ZeroDivisionError("deliberate")
 
-    monkeypatch.setattr(uda.harness.sizing, "size", boom)
+    monkeypatch.setattr(uda.harness.sizing.city, "size", boom)
     res = _run(["size", "--sensors", "1", "--days", "1"])
     assert res.exit_code == 1
     err = res.stderr.strip().splitlines()

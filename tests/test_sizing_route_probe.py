@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uda.harness import route_probe, sizing
+from uda.harness import route_probe
 from uda.harness.route_probe import city_network, iterations_to_gap, probe_network, probe_options
+from uda.harness.sizing import models
+from uda.harness.sizing.check import check
+from uda.harness.sizing.probes import with_probe
 
 
 def test_the_probe_builds_the_generated_citys_network_without_its_data(week_dataset):
-    from uda.routing.network import read_city
     from uda.store import open_dataset
+    from uda.tasks.route import read_city
 
     # the week dataset has 40 stations, 6 districts and seed 7; the probe's city has the tiny
     # preset's few stations and sites: the streets, zones, population and jobs are the same
@@ -31,7 +34,7 @@ def test_the_probe_runs_the_tasks_own_stages(tiny_dataset):
     assert why == "" and probe is not None
     assert probe.iterations == res.quality["iterations"] and probe.iterations_source == "measured"
     assert (probe.zones, probe.links) == (res.summary["zones"], res.summary["links"])
-    assert set(probe.stages) == set(sizing.NETWORK_STAGES) <= set(res.summary["stage_seconds"])
+    assert set(probe.stages) == set(models.NETWORK_STAGES) <= set(res.summary["stage_seconds"])
     assert probe.wall_s > 0 and probe.cpu_s >= 0 and 1 <= probe.runs <= route_probe.REPEATS
     capped, _ = probe_network(24, seed=1, options={"max_iter": 3}, budget_s=60)
     assert capped.iterations == 3
@@ -65,9 +68,9 @@ def test_probe_options_and_when_the_probe_does_not_run():
     probe, why = probe_network(2000, budget_s=0.0)  # one loading alone is beyond the budget
     assert probe is None and "budget" in why
     sizes = {"sensors": 24.0, "iterations": 4.0}
-    assert sizing.with_probe(sizes, "flow", {}, {}, 60) == (sizes, None)
-    assert sizing.with_probe(sizes, "route", {}, {}, 0) == (sizes, None)
-    probed, info = sizing.with_probe(sizes, "route[max_iter=3]", {"params": {"seed": 1}}, {"max_iter": 3}, 60)
+    assert with_probe(sizes, "flow", {}, {}, 60) == (sizes, None)
+    assert with_probe(sizes, "route", {}, {}, 0) == (sizes, None)
+    probed, info = with_probe(sizes, "route[max_iter=3]", {"params": {"seed": 1}}, {"max_iter": 3}, 60)
     assert info["probed"] and probed["iterations"] == 3 and probed["probe_wall_s"] == info["wall_s"]
     assert sizes == {"sensors": 24.0, "iterations": 4.0}  # a copy
 
@@ -78,7 +81,7 @@ def _route_results(tmp_path, name: str, scales: dict[str, tuple[int, int]], netw
 
     cases, datasets = [], {}
     for scale, (sensors, days) in scales.items():
-        grid = sizing.street_grid(sensors)
+        grid = models.street_grid(sensors)
         rows = sensors * days * 288
         datasets[f"{scale}-seed1"] = {
             "scale": scale, "params": {"sensors": sensors, "days": days, "seed": 1, "districts": 4},
@@ -108,7 +111,7 @@ def test_check_and_size_use_the_probe_and_say_so(tmp_path):
 
     sweep = _route_results(tmp_path, "sweep", {"tiny": (24, 7), "s80": (80, 7), "small": (200, 7)}, 0.01)
     held = _route_results(tmp_path, "validate", {"mid": (600, 7)}, 0.01)
-    out = sizing.check(results=[sweep], against=[held], probe_s=30)
+    out = check(results=[sweep], against=[held], probe_s=30)
     (row,) = out["rows"]
     probe = row["probe"]
     assert probe["probed"] and probe["zones"] == 36 and probe["iterations"] == 4  # the mid network's own count
@@ -116,7 +119,7 @@ def test_check_and_size_use_the_probe_and_say_so(tmp_path):
     assert row["wall_s"]["predicted"] == pytest.approx(rest + probe["wall_s"], rel=1e-6)
     assert row["cpu_s"]["predicted"] == pytest.approx(rest + probe["cpu_s"], rel=1e-6)
     assert any("measured at mid by a probe" in n for n in out["notes"])
-    fitted = sizing.check(results=[sweep], against=[held], probe_s=0)
+    fitted = check(results=[sweep], against=[held], probe_s=0)
     assert "probe" not in fitted["rows"][0] and not fitted["notes"]
     res = CliRunner().invoke(cli, ["size", "--sensors", "600", "--days", "7", "--results", sweep])
     assert res.exit_code == 0, res.output
@@ -128,7 +131,7 @@ def test_check_and_size_use_the_probe_and_say_so(tmp_path):
 
 @pytest.mark.parametrize("sensors", [-5.0, float("nan"), 1e12])
 def test_no_probe_for_a_city_the_generator_cannot_build(sensors):
-    sizes, info = sizing.with_probe({"sensors": sensors, "iterations": 4.0}, "route", {}, {}, 60)
+    sizes, info = with_probe({"sensors": sensors, "iterations": 4.0}, "route", {}, {}, 60)
     assert info == {"probed": False, "reason": f"{sensors:g} sensors is no city the generator builds"}
     assert "probe_wall_s" not in sizes
 

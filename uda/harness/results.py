@@ -338,3 +338,13 @@ def _check_results(data: dict[str, Any]) -> str | None:
 def warm_values(case: dict[str, Any], metric: str = "wall_s") -> list[float]:
     """The warm repeats' values of ``metric`` for one case (empty when none)."""
     return [float(m[metric]) for m in case.get("warm") or [] if m.get(metric) is not None]
+
+
+def engine_name(case: dict[str, Any]) -> str:
+    """``polars``, ``dask-threads``, ``dask-local:2`` …, with ``@N`` for a case limited to N cores.
+
+    The engine label of a case in the report's tables and of the sizing fits' curves.
+    """
+    label = case["engine"] if not case.get("scheduler") else f"{case['engine']}-{case['scheduler']}"
+    cores = (case.get("limits") or {}).get("cores")
+    return label if cores is None else f"{label}@{cores}"

@@ -8,8 +8,8 @@ from typing import Any
 
 from uda.harness.compare import MIN_REPEATS, ratio_ci
 from uda.harness.report.inputs import is_finite
-from uda.harness.report.text import MIB, engine_name, fmt_s, is_compile, pct, quality_text, task_key
-from uda.harness.results import warm_values
+from uda.harness.report.text import MIB, fmt_s, is_compile, pct, quality_text, task_key
+from uda.harness.results import engine_name, warm_values
 
 # ---------------------------------------------------------------- headline
 

@@ -13,12 +13,12 @@ from uda.harness.report.text import (
     MIB,
     compact,
     engine_label,
-    engine_name,
     fmt_rows,
     is_compile,
     plot_text,
     task_key,
 )
+from uda.harness.results import engine_name
 
 
 def _log_axes(ax) -> None:
@@ -69,11 +69,11 @@ def _by_task(cases: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def sizing_curves(results: dict[str, Any]) -> tuple[dict[tuple[str, str, str], Any], str | None]:
-    """The sizing fits of :func:`uda.harness.sizing.curves` keyed by ``(task, engine, metric)``.
+    """The sizing fits of :func:`uda.harness.sizing.fitting.curves` keyed by ``(task, engine, metric)``.
 
     Returns the curves and, when they cannot be fitted from these results, why.
     """
-    from uda.harness.sizing import curves
+    from uda.harness.sizing.fitting import curves
 
     try:
         found = curves([results])

@@ -24,13 +24,13 @@ from uda.harness.report.text import (
     MIB,
     case_rows,
     engine_label,
-    engine_name,
     fmt_rows,
     fmt_s,
     is_compile,
     md_escape,
     task_key,
 )
+from uda.harness.results import engine_name
 
 # ---------------------------------------------------------------- tables as strings
 

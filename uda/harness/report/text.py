@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from uda.harness.results import engine_name
+
 MIB = 2**20
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
@@ -29,16 +31,6 @@ def engine_label(case: dict[str, Any]) -> str:
     if is_compile(case):
         label += " (compile)"
     return label
-
-
-def engine_name(case: dict[str, Any]) -> str:
-    """``polars``, ``dask-threads``, ``dask-local:2`` …, with ``@N`` for a case limited to N cores.
-
-    The same label :mod:`uda.harness.sizing` gives its curves.
-    """
-    label = case["engine"] if not case.get("scheduler") else f"{case['engine']}-{case['scheduler']}"
-    cores = (case.get("limits") or {}).get("cores")
-    return label if cores is None else f"{label}@{cores}"
 
 
 def task_key(case: dict[str, Any]) -> str:
