@@ -32,7 +32,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from uda.io.long import read_long, stack_panels  # noqa: E402
 from uda.io.wide import read_wide  # noqa: E402
-from uda.realism import SIGNATURES, signature  # noqa: E402
+from uda.realism.reference import SIGNATURES  # noqa: E402
+from uda.realism.signature import signature  # noqa: E402
 
 NEON_PARAMS = ("temperature", "dissolved_oxygen", "turbidity")
 

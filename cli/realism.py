@@ -95,7 +95,7 @@ def _table(subject: dict, reference: dict | None, rows: list[dict] | None, *, wi
     from rich import box
     from rich.table import Table
 
-    from uda.realism import STATS
+    from uda.realism.stats import STATS
 
     tab = Table(title="median" + (" [IQR]" if wide else "") + " over series", title_justify="left",
                 box=box.SIMPLE_HEAD, pad_edge=False)
@@ -178,7 +178,9 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
     """
     from uda.errors import UserError
     from uda.forecasting.panel import parse_interval
-    from uda.realism import coarsen, compare, load_reference, plot, signature
+    from uda.realism.plot import plot
+    from uda.realism.reference import compare, load_reference
+    from uda.realism.signature import coarsen, signature
 
     given = [s for s in (data_dir, wide_file, libcity_path, long_files or None) if s is not None]
     if len(given) != 1:

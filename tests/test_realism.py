@@ -13,19 +13,9 @@ from click.testing import CliRunner
 from uda.cli.main import cli
 from uda.errors import UserError
 from uda.forecasting.panel import Panel
-from uda.realism import (
-    STAT_KEYS,
-    STATS,
-    band,
-    coarsen,
-    compare,
-    lag_corr,
-    load_reference,
-    pairwise_corr,
-    reference_names,
-    signature,
-    verdict,
-)
+from uda.realism.reference import band, compare, load_reference, reference_names, verdict
+from uda.realism.signature import coarsen, signature
+from uda.realism.stats import STAT_KEYS, STATS, lag_corr, pairwise_corr
 
 DATA = Path(__file__).parent / "data" / "flow"
 START = np.datetime64("2024-01-01T00:00", "s")  # a Monday
