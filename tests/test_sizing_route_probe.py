@@ -13,8 +13,8 @@ from uda.harness.sizing.probes import with_probe
 
 
 def test_the_probe_builds_the_generated_citys_network_without_its_data(week_dataset):
+    from uda.routing.network import read_city
     from uda.store import open_dataset
-    from uda.tasks.route import read_city
 
     # the week dataset has 40 stations, 6 districts and seed 7; the probe's city has the tiny
     # preset's few stations and sites: the streets, zones, population and jobs are the same

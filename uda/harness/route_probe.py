@@ -141,15 +141,15 @@ def iterations_to_gap(gaps: list[float], target: float, max_iter: int) -> float:
 
 def city_network(sensors: int, seed: int = 1) -> Any:
     """The street network, zones, population and jobs of the generated city of ``sensors``
-    sensors (a :class:`uda.tasks.route.CityGraph`), without generating any data.
+    sensors (a :class:`uda.routing.network.CityGraph`), without generating any data.
 
     ``uda.city.build_city`` draws the road grid and the zones from the ``roads`` and
     ``zones`` streams of ``seed`` and the sensor count alone, so a city built with the
     ``tiny`` preset's few stations and water sites has the same network as the full one.
     """
     from uda.city import build_city
+    from uda.routing.network import read_city
     from uda.scales import PRESETS
-    from uda.tasks.route import read_city
 
     scale = replace(PRESETS["tiny"], name="probe", sensors=int(sensors), days=1)
     return read_city(_Tables(build_city(scale, seed).tables))
@@ -232,7 +232,8 @@ def _stages(city: Any, net0: Any, opts: dict[str, Any], *, deadline: float
     (wall s, CPU s, iterations, how they were found, wall s per stage)."""
     from uda.kernels.assign import all_or_nothing, assign
     from uda.kernels.pmedian import p_median
-    from uda.tasks.route import RouteAssignment, check_reachable, gravity_od
+    from uda.routing.assignment import RouteAssignment, check_reachable
+    from uda.routing.od import gravity_od
 
     free_time = city.free_flow_time_s
     algorithm = str(opts.get("algorithm", "bfw"))
