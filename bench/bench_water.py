@@ -81,7 +81,7 @@ def cold_compile() -> dict[str, float]:
 
 def kernels_only(block, guides, opts) -> dict:
     """Indices, exceedances and detectors on arrays already in memory."""
-    from uda.tasks.water import analyse_block
+    from uda.tasks.water.steps import analyse_block
 
     return analyse_block(block, guides, opts)
 
@@ -90,7 +90,7 @@ def pandas_peer(df, params: tuple[str, ...], guides, window: int) -> object:
     """Rolling median/MAD baseline of the signature parameters and CCME per site and month."""
     import pandas as pd
 
-    from uda.water import EVENT_DIRECTIONS
+    from uda.waterq.guidelines import EVENT_DIRECTIONS
 
     sig = [p for p in params if EVENT_DIRECTIONS.get(p, 0)]
     df = df.sort_values(["site_id", "ts"])
@@ -133,14 +133,14 @@ def _previous_detection(block, fitted, opts) -> dict:
     separate kernels with ``(n, p)`` intermediates, scikit-learn's ``predict_proba``, then flags."""
     import numpy as np
 
-    from uda.water import _flags, detector_features_stepwise
+    from uda.waterq.generic import alarm_flags, detector_features_stepwise
 
     feats = detector_features_stepwise(block, fitted, opts)
     scores = {name: feats[name] for name in ("residual", "distance", "changepoint")}
     prob = fitted.model.predict_proba(feats["X"])[:, 1]
     prob[np.isnan(feats["residual"])] = np.nan
     scores["supervised"] = prob
-    return {name: _flags(sc, block.offsets, fitted.thresholds[name], opts) for name, sc in scores.items()}
+    return {name: alarm_flags(sc, block.offsets, fitted.thresholds[name], opts) for name, sc in scores.items()}
 
 
 def detection_throughput(block, labels, opts, repeats: int) -> dict:
@@ -157,15 +157,17 @@ def detection_throughput(block, labels, opts, repeats: int) -> dict:
       that same 100-tree model (identical scores);
     * ``one_pass_no_trees``: the one-pass kernel without the supervised detector (so the
       trees cost the difference);
-    * ``now``: the one-pass kernel with the default model (:class:`uda.water.DetectOptions`).
+    * ``now``: the one-pass kernel with the default model (:class:`uda.waterq.settings.DetectOptions`).
     """
     import dataclasses
 
     import numba
     from threadpoolctl import threadpool_limits
 
-    from uda.tasks.water import detector_scores, split_train
-    from uda.water import DetectOptions, apply_detectors, detector_features, fit_detectors
+    from uda.waterq.block import split_train
+    from uda.waterq.detectors import detector_scores
+    from uda.waterq.generic import apply_detectors, detector_features, fit_detectors
+    from uda.waterq.settings import DetectOptions
 
     now_opts = DetectOptions()
     old_opts = dataclasses.replace(now_opts, trees=100, learning_rate=0.1, max_leaf_nodes=15, max_depth=None)
@@ -227,8 +229,10 @@ def main(argv: list[str] | None = None) -> dict:
     from uda.scales import resolve_scale
     from uda.store import open_dataset
     from uda.tasks.base import compare_answers
-    from uda.tasks.water import WaterOptions, block_from_polars, run
-    from uda.water import PARAMS, load_guidelines
+    from uda.tasks.water import run
+    from uda.waterq.block import block_from_polars
+    from uda.waterq.guidelines import PARAMS, load_guidelines
+    from uda.waterq.settings import WaterOptions
 
     tmp = None
     path = args.data

@@ -16,8 +16,12 @@ from uda.kernels.detect import (
     rolling_baseline_series,
     window_max,
 )
-from uda.tasks.water import Block, WaterOptions, detector_alarms, mass_balance_pair
-from uda.water import PARAMS, lagged_upstream, score_events, unexplained_gain
+from uda.waterq.block import Block
+from uda.waterq.detectors import detector_alarms
+from uda.waterq.events import score_events
+from uda.waterq.guidelines import PARAMS
+from uda.waterq.massbalance import lagged_upstream, mass_balance_pair, unexplained_gain
+from uda.waterq.settings import WaterOptions
 
 NAN = math.nan
 

@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uda.kernels.detect import causal_residuals, cusum_two_sided, hysteresis, robust_distance
-from uda.tasks.water import Block, split_train
-from uda.water import DetectOptions, apply_detectors, fit_detectors, per_sample_f1
+from uda.kernels.residuals import causal_residuals, cusum_two_sided, hysteresis, robust_distance
+from uda.waterq.block import Block, split_train
+from uda.waterq.events import per_sample_f1
+from uda.waterq.generic import apply_detectors, fit_detectors
+from uda.waterq.settings import DetectOptions
 
 
 def _ref_residuals(x, window, min_periods, scale, gate, max_mask):
@@ -153,3 +155,34 @@ def test_detectors_find_shifts_and_causality():
     for name in scores:
         np.testing.assert_array_equal(scores[name][:cut], s2[name][:cut])
         np.testing.assert_array_equal(flags[name][:cut], f2[name][:cut])
+
+
+def test_registry_declares_each_detector_once_with_its_history():
+    """Every detector is registered once; the pipelines run exactly the registered ones, in order."""
+    from uda.waterq.detectors import GENERIC_DETECTORS, REGISTRY, SIGNATURE_DETECTORS, warm_up
+    from uda.waterq.settings import WaterOptions
+
+    assert set(SIGNATURE_DETECTORS) | set(GENERIC_DETECTORS) == set(REGISTRY)
+    assert not set(SIGNATURE_DETECTORS) & set(GENERIC_DETECTORS)
+    fields = WaterOptions.__dataclass_fields__
+    for name in SIGNATURE_DETECTORS:  # a fixed threshold, read from the settings
+        assert REGISTRY[name].threshold in fields, name
+    for name in GENERIC_DETECTORS:  # a fitted threshold
+        assert REGISTRY[name].threshold is None, name
+    # history: the signature baseline's min_periods; the generic forecast window's quarter (>= 4)
+    assert warm_up("signature", WaterOptions(min_periods=30), 900.0) == 30
+    assert warm_up("generic", DetectOptions(forecast_s=3600), 60.0) == 15
+    assert warm_up("generic", DetectOptions(forecast_s=600), 60.0) == 4
+    block, labels = _block()
+    train = split_train(block.offsets, 0.5)
+    opts = DetectOptions(forecast_s=3600)
+    fitted = fit_detectors(block, labels, train, 60.0, opts)
+    assert fitted.min_periods == warm_up("generic", opts, 60.0)
+    scores, flags = apply_detectors(block, fitted, opts)
+    assert tuple(scores) == tuple(flags) == GENERIC_DETECTORS
+    # the history is the warm-up: no residual score before min_periods samples
+    assert np.isnan(scores["residual"][:fitted.min_periods]).all()
+    no_labels = fit_detectors(block, None, train, 60.0, opts)
+    needs = {n for n in GENERIC_DETECTORS if REGISTRY[n].needs_labels}
+    assert tuple(apply_detectors(block, no_labels, opts)[0]) == tuple(n for n in GENERIC_DETECTORS
+                                                                      if n not in needs)

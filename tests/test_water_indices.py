@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
-from uda.water import ccme_category
+from uda.waterq.indices import ccme_category
 
 NAN = math.nan
 

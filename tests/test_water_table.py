@@ -12,7 +12,7 @@ from uda.cli.main import cli
 from uda.io.table import read_water_table
 from uda.tasks.base import compare_answers
 from uda.tasks.water import run_table
-from uda.water import PARAMS
+from uda.waterq.guidelines import PARAMS
 
 EVENTS = ((0.6, 3.0), (1.4, 2.0), (2.2, 3.0), (3.3, 2.5), (4.1, 3.0), (5.2, 2.0))
 
@@ -288,7 +288,7 @@ def test_unparseable_time_column_is_one_line(tmp_path, cells, match):
 
 def test_inverted_or_infinite_guidelines_and_nan_event_size_are_refused(tmp_path):
     from uda.errors import UserError
-    from uda.water import load_guidelines
+    from uda.waterq.guidelines import load_guidelines
 
     g = tmp_path / "g.json"
     g.write_text('{"ph": {"lower": 9, "upper": 6}}')

@@ -8,7 +8,9 @@ from click.testing import CliRunner
 
 from uda.cli.main import cli
 from uda.tasks.base import compare_answers
-from uda.tasks.water import WaterOptions, _period_start, run
+from uda.tasks.water import run
+from uda.waterq.indices import period_start
+from uda.waterq.settings import WaterOptions
 
 #: A water-only city with enough plumes to score: plumes are rare (0.015 per outfall and
 #: day), so `tiny` (8 sites, 7 days) has none; 24 sites x 28 days (64,512 rows, seed 1)
@@ -88,7 +90,7 @@ def test_period_starts():
     ts = np.array(["2026-03-02T05:00", "2026-03-08T23:59", "2026-03-09T00:00", "2026-04-01T00:00"],
                   dtype="datetime64[ms]").astype(np.int64)
     def as_dates(p):
-        return [str(x) for x in _period_start(ts, p).astype("datetime64[ms]").astype("datetime64[D]")]
+        return [str(x) for x in period_start(ts, p).astype("datetime64[ms]").astype("datetime64[D]")]
     assert as_dates("week") == ["2026-03-02", "2026-03-02", "2026-03-09", "2026-03-30"]
     assert as_dates("month") == ["2026-03-01", "2026-03-01", "2026-03-01", "2026-04-01"]
     assert as_dates("day") == ["2026-03-02", "2026-03-08", "2026-03-09", "2026-04-01"]
@@ -154,16 +156,16 @@ def test_unknown_option_is_user_error(tiny_dataset):
 
 def test_many_partitions_same_answer(results, tmp_path, monkeypatch):
     """One file per six sites: Dask runs mass balances within and across partitions, same answer."""
-    import uda.tasks.water as water
+    import uda.tasks.water.dask as water_dask
 
     calls = []
-    step = water._partition_task
+    step = water_dask.partition_task
 
     def spy(df, params, guides, opts, local_ups, export):
         calls.append((set(local_ups), set(export)))
         return step(df, params, guides, opts, local_ups, export)
 
-    monkeypatch.setattr(water, "_partition_task", spy)
+    monkeypatch.setattr(water_dask, "partition_task", spy)
 
     out = _plume_city(tmp_path / "chunks", chunk_rows=6 * 28 * 96)
     from uda.store import open_dataset
@@ -239,33 +241,33 @@ def test_defect_feeds_need_standardise_then_run(tmp_path):
 
 
 def test_sub_block_takes_the_named_sites():
-    from uda.tasks.water import Block, _sub_block
+    from uda.waterq.block import Block, sub_block
 
     site = np.array([5, 5, 9, 2, 2, 2])
     ts = np.array([1, 2, 1, 3, 1, 2])
     block = Block.from_arrays(site, ts, np.arange(12.0).reshape(6, 2), ("a", "b"))
-    sub, rows = _sub_block(block, {2, 9, 7})
+    sub, rows = sub_block(block, {2, 9, 7})
     assert sub.sites.tolist() == [2, 9] and sub.offsets.tolist() == [0, 3, 4]
     assert sub.ts.tolist() == [1, 2, 3, 1]
     np.testing.assert_array_equal(sub.values, block.values[rows])
-    same, rows = _sub_block(block, {2, 5, 9})
+    same, rows = sub_block(block, {2, 5, 9})
     assert same is block and rows.tolist() == list(range(6))
-    empty, rows = _sub_block(block, {7})
+    empty, rows = sub_block(block, {7})
     assert empty.sites.size == 0 and empty.offsets.tolist() == [0] and rows.size == 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_pass_detectors_equal_the_stepwise_kernels_and_sklearn(seed):
     """detector_rows (one fused pass, compiled trees) == the separate kernels + scikit-learn's predict_proba."""
-    from uda.tasks.water import Block, split_train
-    from uda.water import (
-        DetectOptions,
+    from uda.waterq.block import Block, split_train
+    from uda.waterq.generic import (
         apply_detectors,
         detector_features,
         detector_features_stepwise,
         fit_detectors,
-        pack_trees,
     )
+    from uda.waterq.settings import DetectOptions
+    from uda.waterq.trees import pack_trees
 
     rng = np.random.default_rng(seed)
     n_sites, n = 3, 1500
