@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from uda.contract import WATER_PARAMETERS as PARAMETERS
 from uda.kernels.detect import (
     alarm_runs,
     cusum,
@@ -12,7 +13,6 @@ from uda.kernels.detect import (
 )
 from uda.kernels.residuals import detector_rows
 from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
-from uda.synth.water import PARAMETERS
 from uda.waterq.guidelines import guideline_arrays, load_guidelines
 
 from .asv_data import water_block
