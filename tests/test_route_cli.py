@@ -1,4 +1,5 @@
-"""``uda run route``: JSON and CSV output, table output, one-line errors with exit status 2."""
+"""``uda run route``: JSON and CSV output, table output, one-line errors with exit status 2, an
+existing --out kept without --force."""
 
 import csv
 import json
@@ -6,9 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from uda.cli.main import cli
+from cli_checks import assert_one_line_error, run_cli, snapshot
 
 DATA = Path(__file__).parent / "data" / "tntp"
 SIOUX = DATA / "SiouxFalls"
@@ -16,7 +15,7 @@ BRAESS = DATA / "Braess-Example"
 
 
 def _run(*args):
-    return CliRunner().invoke(cli, ["run", "route", *map(str, args)])
+    return run_cli(["run", "route", *args])
 
 
 def test_tntp_json_and_csv(tmp_path):
@@ -62,10 +61,7 @@ def _copy(tmp_path, src=BRAESS):
 def test_bad_input_is_one_line_error(tmp_path, edit, needle):
     folder = _copy(tmp_path)
     edit(folder)
-    res = _run("--tntp", folder)
-    assert res.exit_code == 2
-    assert res.stderr.startswith("Error: ") and needle in res.stderr
-    assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
+    assert_one_line_error(_run("--tntp", folder), needle)
 
 
 def test_disconnected_demand_can_be_dropped_and_reported(tmp_path):
@@ -84,6 +80,50 @@ def test_disconnected_demand_can_be_dropped_and_reported(tmp_path):
     (("--tntp", SIOUX, "--out", DATA), "is a folder; give a file name such as flows.csv"),
 ])
 def test_bad_options(args, needle):
-    res = _run(*args)
-    assert res.exit_code == 2
-    assert needle in res.stderr
+    assert_one_line_error(_run(*args), needle)
+
+
+# ---------------------------------------------------------------- issue 16 (5, 12): impossible numbers, --out kept
+
+@pytest.mark.parametrize("args", [["--trip-rate", "inf"], ["--trip-rate", "nan"], ["--beta", "inf"],
+                                  ["--gap", "nan"], ["--gap", "inf"], ["--trip-rate", "-1"],
+                                  ["--trip-rate", "1e308"]])
+def test_route_refuses_impossible_numbers(tiny_dataset, args):
+    before = snapshot(tiny_dataset)
+    assert_one_line_error(_run("--data", tiny_dataset, *args), args[0])
+    assert snapshot(tiny_dataset) == before
+
+
+def test_route_tntp_refuses_infinite_gap():
+    assert_one_line_error(_run("--tntp", BRAESS, "--gap", "inf"), "--gap")
+
+
+def test_route_does_not_overwrite_its_out_file(tmp_path):
+    out = tmp_path / "flows.csv"
+    out.write_text("precious\n")
+    assert_one_line_error(_run("--tntp", BRAESS, "--out", out), "already exists", "--force")
+    assert out.read_text() == "precious\n"
+    res = _run("--tntp", BRAESS, "--out", out, "--force")
+    assert res.exit_code == 0, res.output
+    assert out.read_text().startswith("init_node,term_node,flow")
+
+
+def test_route_does_not_overwrite_results_in_its_out_folder(tiny_dataset, tmp_path):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    assert_one_line_error(_run("--data", tiny_dataset, "--out", out), "summary.json", "--force")
+    assert (out / "summary.json").read_text() == "{}"
+    res = _run("--data", tiny_dataset, "--out", out, "--force", "--max-iter", "5")
+    assert res.exit_code == 0, res.output
+    assert (out / "summary.json").read_text() != "{}"
+
+
+def test_route_refuses_a_remote_out_that_exists():
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/rel16/flows.csv", b"x")
+    assert_one_line_error(_run("--tntp", BRAESS, "--out", "memory://rel16/flows.csv"),
+                          "already holds results")
+    assert fs.cat("/rel16/flows.csv") == b"x"
