@@ -163,6 +163,20 @@ RANGE_KEYS: dict[str, tuple[str, str]] = {
 FEED_META_KEYS = ("table", "district", "version", "chunk")
 
 
+def partitioned_by(name: str) -> str:
+    """What each file of generated table ``name`` holds whole (the manifest's ``partitioned_by``).
+
+    ``sensor`` (traffic tables), ``site`` (water tables), ``day`` (taps and trips) or
+    ``chunk`` (``defects``, one file per generated chunk); feed and ``true_*`` tables are
+    partitioned as their sensor table.
+    """
+    if name == "defects":
+        return "chunk"
+    if name in RANGE_KEYS:
+        return RANGE_KEYS[name][0].removesuffix("_min")
+    return "day" if "taps" in name else ("site" if "water" in name else "sensor")
+
+
 def range_meta(table: str, first: int, last: int) -> dict[str, int]:
     """The :data:`RANGE_KEYS` metadata of a file of ``table`` holding ``first`` .. ``last`` (inclusive)."""
     lo, hi = RANGE_KEYS[table]

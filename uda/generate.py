@@ -23,7 +23,13 @@ import pyarrow.parquet as pq
 
 from uda import __version__
 from uda.city import build_city
-from uda.contract import GENERATED_TABLES, TRAFFIC_INTERVAL_S, WATER_INTERVAL_S, range_meta
+from uda.contract import (
+    GENERATED_TABLES,
+    TRAFFIC_INTERVAL_S,
+    WATER_INTERVAL_S,
+    partitioned_by,
+    range_meta,
+)
 from uda.errors import UserError
 from uda.scales import Scale
 from uda.store import DatasetWriter, FilePart, write_part
@@ -259,12 +265,7 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
                 parts.setdefault(name, []).append(part)
         for name, plist in parts.items():
             schema = pq.read_schema(w.root / plist[0].path)
-            partitioning = {"traffic": "sensor", "water": "site", "taps": "day", "trips": "day"}.get(name)
-            if partitioning is None:
-                partitioning = "day" if "taps" in name else ("site" if "water" in name else "sensor")
-                if name == "defects":
-                    partitioning = "chunk"
-            w.add_table(name, plist, schema, partitioned_by=partitioning)
+            w.add_table(name, plist, schema, partitioned_by=partitioned_by(name))
         manifest = {
             "generator_version": GENERATOR_VERSION,
             "params": {**scale.as_dict(), "seed": seed, "grid_side": scale.grid_side,
