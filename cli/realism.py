@@ -25,6 +25,7 @@ def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, star
         from uda.forecasting.panel import Panel
         from uda.store import open_dataset
         from uda.tasks.flow import (
+            TARGETS,
             sensor_pairs,
             station_pairs,
             station_panel_polars,
@@ -35,11 +36,10 @@ def _panel(data_dir, target, wide_file, libcity_path, long_files, interval, star
         if target == "stations":
             ids, Y, t0 = station_panel_polars(ds)
             src, dst = station_pairs(ds)
-            step = 900
         else:
             ids, Y, t0 = traffic_panel_polars(ds, column="flow" if target == "traffic" else "speed")
             src, dst = sensor_pairs(ds)
-            step = 300
+        step = TARGETS[target][2]
         indptr, indices = csr_from_pairs(src, dst, ids)
         start0 = np.datetime64(int(t0), "ms").astype("datetime64[s]")
         return (Panel(Y, [str(i) for i in ids], start0, step, indptr, indices),

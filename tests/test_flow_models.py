@@ -87,6 +87,12 @@ def test_protocol_split_and_origins():
     assert p.describe()["mask"] == MASK_RULE
     with pytest.raises(UserError, match="training part"):
         make_protocol(60, 24, h)
+    # the training part holds the most history a registered model declares: two days plus
+    # ridge's 6 lags for a 1-step horizon (54 steps: floor(0.7 * 78) = 54, floor(0.7 * 77) = 53)
+    assert max(m.history(24) for m in MODELS.values()) == 2 * 24 + 6
+    assert make_protocol(78, 24, resolve_horizons("1")).train_end == 54
+    with pytest.raises(UserError, match="at least 54"):
+        make_protocol(77, 24, resolve_horizons("1"))
     with pytest.raises(UserError, match="split"):
         make_protocol(1000, 24, h, split=(0.5, 0.5, 0.5))
     with pytest.raises(UserError, match="horizons"):

@@ -32,6 +32,11 @@ class Forecaster:
     description: str = ""
     needs_neighbours: bool = False
 
+    def history(self, season: int) -> int:
+        """Training steps the model needs, for ``season`` steps a day (two days: the profiles
+        and Holt-Winters' initial state; the protocol asks for the most any model needs)."""
+        return 2 * season
+
     def fit(self, Y: np.ndarray, ctx: Context, *, train_end: int, val_end: int,
             horizons: np.ndarray) -> Forecaster:
         """Learn from the history (the default has nothing to learn)."""

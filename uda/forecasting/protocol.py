@@ -10,8 +10,7 @@ import numpy as np
 
 from uda.errors import UserError
 from uda.forecasting.panel import Context, standardise
-from uda.forecasting.registry import new_model
-from uda.forecasting.ridge import DEFAULT_LAGS
+from uda.forecasting.registry import MODELS, new_model
 from uda.kernels import forecast as K
 
 #: Default chronological split of the time axis: train, validation, test.
@@ -66,6 +65,8 @@ def make_protocol(n_time: int, season: int, horizons: np.ndarray, *,
     ``train_end = floor(split[0] * n_time)``, ``val_end = floor((split[0] + split[1]) * n_time)``;
     origins run from ``val_end`` to ``n_time - max(horizons)`` every ``origin_step`` steps, so
     every horizon is scored on the same origins and every target lies in the test period.
+    The training part must hold the most history any registered model needs
+    (:meth:`~uda.forecasting.models.Forecaster.history`) and two days plus the largest horizon.
     """
     if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-9 or split[0] <= 0 or split[2] <= 0:
         msg = f"split {split} must be three non-negative fractions summing to 1 with train and test > 0"
@@ -79,7 +80,9 @@ def make_protocol(n_time: int, season: int, horizons: np.ndarray, *,
     if hmax > season:
         msg = f"horizon {hmax} is longer than one day ({season} steps); use horizons up to {season}"
         raise UserError(msg)
-    need = 2 * season + max(DEFAULT_LAGS, hmax)
+    # the most history any registered model declares, so that a table gets the same split
+    # whichever models are scored
+    need = max(2 * season + hmax, *(m.history(season) for m in MODELS.values()))
     if train_end < need:
         msg = (f"series have {n_time} steps, so the training part ({split[0]:.0%}) has {train_end} steps; "
                f"the models need at least {need} (two days plus the lags); supply a longer history")

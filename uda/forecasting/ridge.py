@@ -16,7 +16,7 @@ from uda.forecasting.panel import Calendar, Context, standardise
 from uda.kernels import forecast as K
 from uda.kernels import linear as KL
 
-#: Recent deviations used by default; the protocol asks for two days plus this much history.
+#: Recent deviations used by default.
 DEFAULT_LAGS = 6
 #: Raw recent values used by the raw-level candidates of the ridge family.
 RAW_LAGS = 3
@@ -110,6 +110,10 @@ class Ridge(Forecaster):
     def needs_neighbours(self) -> bool:
         """True if the model reads the neighbour signals."""
         return bool(self.neighbour_lags or self.nearest_lags)
+
+    def history(self, season: int) -> int:
+        """Two days plus the recent deviations used."""
+        return 2 * season + self.lags
 
     # ----------------------------------------------------------------- features
     def _deviation(self, X: np.ndarray, cal: Calendar) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from uda.contract import TRAFFIC_INTERVAL_S
 from uda.engines import Progress, check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.forecasting.evaluation import Plan, evaluate_blocks, slices
@@ -27,11 +28,16 @@ from uda.kernels.grid import pivot_mean
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
 
+#: Step of the station targets: tap-ins and tap-outs counted per 15 minutes.
+STATION_INTERVAL_S = 900
+_TRAFFIC_STEP_MS = TRAFFIC_INTERVAL_S * 1000  # the traffic sensors' sampling interval (uda.contract)
+_STATION_STEP_MS = STATION_INTERVAL_S * 1000
+
 #: Target name -> (table, value column or None for tap counts, step in seconds).
 TARGETS = {
-    "traffic": ("traffic", "flow", 300),
-    "speed": ("traffic", "speed", 300),
-    "stations": ("taps", None, 900),
+    "traffic": ("traffic", "flow", TRAFFIC_INTERVAL_S),
+    "speed": ("traffic", "speed", TRAFFIC_INTERVAL_S),
+    "stations": ("taps", None, STATION_INTERVAL_S),
 }
 _DAY_MS = 86_400_000
 
@@ -131,7 +137,7 @@ class TrafficLayout:
             msg = f"dataset {ds.path} has no traffic rows; generate it with traffic data"
             raise UserError(msg)
         t0, n_time = grid(int(_ms(np.datetime64(min(t_lo[i] for i in files), "ms"))),
-                          int(_ms(np.datetime64(max(t_hi[i] for i in files), "ms"))), 300)
+                          int(_ms(np.datetime64(max(t_hi[i] for i in files), "ms"))), TRAFFIC_INTERVAL_S)
         # files whose sensor ranges overlap go together, so a sensor lives in one block
         groups: list[list[int]] = []
         top = None
@@ -168,7 +174,7 @@ def _traffic_block_polars(ds: Dataset, files: list[int], column: str, t0: int,
     import polars as pl
 
     df = (ds.scan("traffic", files=files)
-          .select("sensor_id", step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // 300_000,
+          .select("sensor_id", step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // _TRAFFIC_STEP_MS,
                   value=pl.col(column).cast(pl.Float64))
           .collect())
     return _sensor_matrix(df["sensor_id"].to_numpy(), df["step"].to_numpy(), df["value"].to_numpy(), n_time)
@@ -210,8 +216,8 @@ def station_panel_polars(ds: Dataset) -> tuple[np.ndarray, np.ndarray, int]:
     if b["lo"][0] is None:
         msg = f"dataset {ds.path} has no taps; generate it with passenger data"
         raise UserError(msg)
-    t0, n_time = grid(int(_ms(b["lo"].to_numpy())[0]), int(_ms(b["hi"].to_numpy())[0]), 900)
-    counts = (lf.with_columns(step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // 900_000,
+    t0, n_time = grid(int(_ms(b["lo"].to_numpy())[0]), int(_ms(b["hi"].to_numpy())[0]), STATION_INTERVAL_S)
+    counts = (lf.with_columns(step=(pl.col.ts.cast(pl.Datetime("ms")).cast(pl.Int64) - t0) // _STATION_STEP_MS,
                               sid=2 * pl.col.station_id.cast(pl.Int64) + pl.col.direction.cast(pl.Int64))
               .group_by("sid", "step").agg(n=pl.len()).collect())
     ids = np.sort(np.concatenate([2 * stations, 2 * stations + 1]))
@@ -240,7 +246,7 @@ def _traffic_block(column: str, t0: int, n_time: int, *dfs) -> tuple[np.ndarray,
     import pandas as pd
 
     df = dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True)
-    return _sensor_matrix(df["sensor_id"].to_numpy(), (_ms(df["ts"].to_numpy()) - t0) // 300_000,
+    return _sensor_matrix(df["sensor_id"].to_numpy(), (_ms(df["ts"].to_numpy()) - t0) // _TRAFFIC_STEP_MS,
                           df[column].to_numpy(dtype=np.float64, na_value=np.nan), n_time)
 
 
@@ -263,12 +269,12 @@ def station_panel_dask(ds: Dataset) -> tuple[np.ndarray, np.ndarray, int]:
     if lo is None or (isinstance(lo, float) and np.isnan(lo)):
         msg = f"dataset {ds.path} has no taps; generate it with passenger data"
         raise UserError(msg)
-    t0, n_time = grid(int(_ms(np.datetime64(lo, "ms"))), int(_ms(np.datetime64(hi, "ms"))), 900)
+    t0, n_time = grid(int(_ms(np.datetime64(lo, "ms"))), int(_ms(np.datetime64(hi, "ms"))), STATION_INTERVAL_S)
 
     def keys(df):
         out = df[["station_id"]].copy()
         out["sid"] = 2 * df["station_id"].astype("int64") + df["direction"].astype("int64")
-        out["step"] = (_ms(df["ts"].to_numpy()) - t0) // 900_000
+        out["step"] = (_ms(df["ts"].to_numpy()) - t0) // _STATION_STEP_MS
         return out[["sid", "step"]]
 
     counts = ddf.map_partitions(keys, meta={"sid": "int64", "step": "int64"}).groupby(
