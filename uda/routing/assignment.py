@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from uda.errors import UserError
+from uda.io.tntp import TntpNetwork, TntpTrips, read_folder
 from uda.kernels.assign import (
     ALGORITHMS,
     AssignmentResult,
@@ -19,10 +20,6 @@ from uda.kernels.assign import (
     parallel_blocks,
     warm_up,
 )
-
-if TYPE_CHECKING:
-    from uda.io.tntp import TntpNetwork, TntpTrips
-
 
 #: What to do with demand between OD pairs that have no path.
 UNREACHABLE_POLICIES = ("error", "drop")
@@ -180,8 +177,6 @@ def assign_tntp(folder: str | os.PathLike, *, algorithm: str = "bfw", gap: float
         Links labelled with the TNTP node numbers; ``compile_seconds`` is the Numba
         compile/cache-load time, measured apart from ``result.seconds``.
     """
-    from uda.io.tntp import read_folder
-
     check_algorithm(algorithm)
     check_finite(gap=gap)
     if not (gap >= 0):

@@ -8,14 +8,18 @@ smart-card trips on Polars or Dask), :func:`run`, which chains the stages, and t
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels.assign import assign, parallel_blocks, warm_up
+from uda.kernels.slots import slot_sums
 from uda.routing.assignment import RouteAssignment, check_algorithm, check_finite, check_reachable
 from uda.routing.network import CityGraph, read_city
 from uda.routing.od import (
@@ -28,14 +32,12 @@ from uda.routing.od import (
 )
 from uda.routing.sites import choose_sites
 from uda.routing.travel_times import SOURCE_SENSOR, link_travel_times, peak_slot, slot_expr
-from uda.store import atomic_write
+from uda.store import Dataset, atomic_write, open_dataset
 from uda.tasks.base import TaskResult
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
-
-    from uda.store import Dataset
 
 
 #: Files ``uda run route --data ... --out FOLDER`` writes into FOLDER.
@@ -137,8 +139,6 @@ def sensor_slots_partition(df: pd.DataFrame, slot_minutes: int) -> pd.DataFrame:
     (sensor, slot) pairs are returned.
     """
     import pandas as pd
-
-    from uda.kernels.slots import slot_sums
 
     num_slots = 1440 // slot_minutes
     sid = df["sensor_id"].to_numpy()
@@ -288,11 +288,6 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
         ``sites`` (node ids), ``peak_slot``; ``quality``: relative gap, objective, total
         travel time, iterations, sensor coverage, p-median mean travel time.
     """
-    import time
-
-    from uda.engines import check_engine, dask_scheduler
-    from uda.store import Dataset, open_dataset
-
     check_engine(engine)
     check_algorithm(algorithm)
     if slot_minutes <= 0 or 1440 % slot_minutes:
@@ -405,8 +400,6 @@ def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGra
     ``od.parquet`` (origin_zone, dest_zone, flow; non-zero entries), ``sites.csv``
     (zone_id, site_node) and ``summary.json``. Each file is replaced atomically.
     """
-    import json
-
     import polars as pl
 
     out = check_results_folder(out)
