@@ -22,6 +22,14 @@ NET_HEADER = """<NUMBER OF ZONES> 2
 """
 
 
+def _refused(read, f, needle: str) -> None:
+    """``read(f)`` raises a :class:`UserError` that names the file and says ``needle``."""
+    with pytest.raises(UserError) as err:
+        read(f)
+    assert str(f) in str(err.value)
+    assert needle in str(err.value)
+
+
 def test_sioux_falls_net():
     net = tntp.read_net(SIOUX / "SiouxFalls_net.tntp")
     assert net.name == "SiouxFalls"
@@ -76,10 +84,7 @@ def test_comments_and_optional_columns(tmp_path):
 def test_malformed_net(tmp_path, body, links, needle):
     f = tmp_path / "Bad_net.tntp"
     f.write_text(NET_HEADER.format(links=links) + body)
-    with pytest.raises(UserError) as err:
-        tntp.read_net(f)
-    assert str(f) in str(err.value)
-    assert needle in str(err.value)
+    _refused(tntp.read_net, f, needle)
 
 
 def test_missing_end_of_metadata(tmp_path):
@@ -107,10 +112,7 @@ def test_missing_header_key(tmp_path):
 def test_malformed_trips(tmp_path, body, needle):
     f = tmp_path / "Bad_trips.tntp"
     f.write_text("<NUMBER OF ZONES> 2\n<END OF METADATA>\n\n" + body)
-    with pytest.raises(UserError) as err:
-        tntp.read_trips(f)
-    assert str(f) in str(err.value)
-    assert needle in str(err.value)
+    _refused(tntp.read_trips, f, needle)
 
 
 def test_malformed_flow(tmp_path):
