@@ -225,13 +225,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     import psutil
 
+    from uda.contract import WATER_PARAMETERS
     from uda.generate import generate
     from uda.scales import resolve_scale
     from uda.store import open_dataset
     from uda.tasks.base import compare_answers
     from uda.tasks.water import run
     from uda.waterq.block import block_from_polars
-    from uda.waterq.guidelines import PARAMS, load_guidelines
+    from uda.waterq.guidelines import load_guidelines
     from uda.waterq.settings import WaterOptions
 
     tmp = None
@@ -264,12 +265,12 @@ def main(argv: list[str] | None = None) -> dict:
         out["task"] = results
         out["quality"] = {k: round(v, 4) for k, v in ref.quality.items()}
 
-        df = ds.scan("water").select(["site_id", "ts", *PARAMS]).sort(["site_id", "ts"]).collect()
-        block = block_from_polars(df, PARAMS)
+        df = ds.scan("water").select(["site_id", "ts", *WATER_PARAMETERS]).sort(["site_id", "ts"]).collect()
+        block = block_from_polars(df, WATER_PARAMETERS)
         guides = load_guidelines()
         out["kernels"], _ = _time(lambda: kernels_only(block, guides, opts), args.repeats)
         pdf = df.to_pandas()
-        out["pandas_peer"], _ = _time(lambda: pandas_peer(pdf, PARAMS, guides, opts.window),
+        out["pandas_peer"], _ = _time(lambda: pandas_peer(pdf, WATER_PARAMETERS, guides, opts.window),
                                       args.peer_repeats)
     # detection throughput per core over every column of the table (labels: truth arrivals)
     import polars as pl

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from uda.contract import WATER_PARAMETERS
 from uda.kernels.detect import (
     alarm_runs,
     cusum,
@@ -19,7 +20,6 @@ from uda.kernels.detect import (
 from uda.waterq.block import Block
 from uda.waterq.detectors import detector_alarms
 from uda.waterq.events import score_events
-from uda.waterq.guidelines import PARAMS
 from uda.waterq.massbalance import lagged_upstream, mass_balance_pair, unexplained_gain
 from uda.waterq.settings import WaterOptions
 
@@ -181,7 +181,7 @@ def synthetic(n_days=6, events=((2.0, 3.0), (4.5, 2.0)), seed=0, amp=0.8):
     t = np.arange(n)
     h = (t % 96) / 4.0
     diurnal = np.sin(2 * np.pi * (h - 9) / 24)
-    v = np.empty((n, len(PARAMS)))
+    v = np.empty((n, len(WATER_PARAMETERS)))
     v[:, 0] = 10 + diurnal + 0.3 * rng.normal(size=n)
     v[:, 1] = 7.5 + 0.1 * diurnal + 0.04 * rng.normal(size=n)
     v[:, 2] = 10 + 0.2 * diurnal + 0.12 * rng.normal(size=n)
@@ -205,7 +205,7 @@ def synthetic(n_days=6, events=((2.0, 3.0), (4.5, 2.0)), seed=0, amp=0.8):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_detectors_find_synthetic_events(seed):
     ts, v, truth = synthetic(seed=seed)
-    block = Block.from_arrays(np.zeros(ts.size, np.int64), ts, v, PARAMS)
+    block = Block.from_arrays(np.zeros(ts.size, np.int64), ts, v, WATER_PARAMETERS)
     opts = WaterOptions(window=96)
     al = detector_alarms(block, opts)
     for d in (1, 2):  # cusum and multivariate
@@ -219,7 +219,7 @@ def test_detectors_find_synthetic_events(seed):
 
 def test_no_event_no_alarm_from_multivariate():
     ts, v, _ = synthetic(events=(), seed=3)
-    block = Block.from_arrays(np.zeros(ts.size, np.int64), ts, v, PARAMS)
+    block = Block.from_arrays(np.zeros(ts.size, np.int64), ts, v, WATER_PARAMETERS)
     al = detector_alarms(block, WaterOptions(window=96))
     assert (al["alarm_detector"] == 2).sum() == 0
 
@@ -234,7 +234,7 @@ def test_mass_balance_flags_local_discharge_not_upstream_plume():
     down[2:] += 0.95 * plume[:-2]
     _, local, _ = synthetic(events=((4.0, 2.0),), seed=5)
     down += local - synthetic(events=(), seed=5)[1]
-    res = mass_balance_pair(7, (ts, down), [(ts, up, lag / 1000)], PARAMS, WaterOptions())
+    res = mass_balance_pair(7, (ts, down), [(ts, up, lag / 1000)], WATER_PARAMETERS, WaterOptions())
     assert res["mb_site"].tolist() == [7]
     assert 4 * 96 * 900_000 <= res["mb_start"][0] <= (4 * 96 + 8) * 900_000
 

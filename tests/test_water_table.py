@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from test_water_detect import synthetic
 
 from uda.cli.main import cli
+from uda.contract import WATER_PARAMETERS
 from uda.io.table import read_water_table
 from uda.tasks.base import compare_answers
 from uda.tasks.water import run_table
-from uda.waterq.guidelines import PARAMS
 
 EVENTS = ((0.6, 3.0), (1.4, 2.0), (2.2, 3.0), (3.3, 2.5), (4.1, 3.0), (5.2, 2.0))
 
@@ -255,8 +255,8 @@ def test_reader_canonical_frame(tmp_path):
     path = tmp_path / "t.csv"
     _frame().write_csv(path)
     t = read_water_table(path, time_col="time", label_col="event")
-    assert t.params == PARAMS and t.interval_s == 900.0 and t.has_labels
-    assert t.frame.columns == ["site_id", "ts", *PARAMS, "label"]
+    assert t.params == WATER_PARAMETERS and t.interval_s == 900.0 and t.has_labels
+    assert t.frame.columns == ["site_id", "ts", *WATER_PARAMETERS, "label"]
     assert t.warnings == []
 
 

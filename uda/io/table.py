@@ -42,7 +42,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
                  "debit", "discharge"),
 }
 
-#: Parameters beyond :data:`uda.waterq.guidelines.PARAMS` that the alias table knows (no guidelines).
+#: Parameters beyond :data:`uda.contract.WATER_PARAMETERS` that the alias table knows (no guidelines).
 EXTRA_PARAMS: tuple[str, ...] = ("chlorine_mgl", "redox_mv", "flow_m3h")
 
 #: Plausible medians in the expected unit, and what a median outside says (range, hint).
@@ -90,7 +90,7 @@ class WaterTable:
         Columns ``site_id`` (int64), ``ts`` (datetime[ms]), the parameters, and ``label``
         (bool) when labels were given; sorted by site and time.
     params
-        Parameters: known ones under canonical names (in :data:`uda.waterq.guidelines.PARAMS`, then
+        Parameters: known ones under canonical names (in :data:`uda.contract.WATER_PARAMETERS`, then
         :data:`EXTRA_PARAMS` order), then other numeric columns under their own names.
     columns
         Parameter -> original column name.
@@ -267,7 +267,7 @@ def read_water_table(path: str | os.PathLike, *, time_col: str | None = None,
         column or mapping two columns to one parameter, unreadable times or labels,
         duplicate times, or a parameter whose values look like another unit.
     """
-    from uda.waterq.guidelines import PARAMS as known_params
+    from uda.contract import WATER_PARAMETERS as known_params
 
     df = read_table(path)
     where = str(path)

@@ -1,7 +1,7 @@
-"""Water-quality parameters, their guideline limits (with sources) and the plume signature.
+"""Water-quality guideline limits (with their sources) and the plume signature.
 
-:data:`PARAMS` is the canonical parameter list in the column order every kernel sees;
-:data:`EVENT_DIRECTIONS` says which way a pollution plume moves each parameter;
+The parameters are :data:`uda.contract.WATER_PARAMETERS` (the column order every kernel
+sees); :data:`EVENT_DIRECTIONS` says which way a pollution plume moves each parameter;
 :func:`load_guidelines` reads the defaults and a user's JSON overrides;
 :func:`guideline_arrays` lines the limits up with a table's columns.
 """
@@ -16,12 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from uda.contract import WATER_PARAMETERS
 from uda.errors import UserError
-
-#: Canonical water-quality parameters, in the column order every kernel sees.
-PARAMS: tuple[str, ...] = ("temperature_c", "ph", "do_mgl", "turbidity_ntu",
-                           "conductivity_uscm", "nitrate_mgl", "ammonia_mgl")
-
 
 #: How a pollution plume moves each parameter: +1 raises it, -1 lowers it, 0 unaffected.
 #: (Untreated discharges carry ammonia, suspended solids and salts and consume oxygen.)
@@ -36,7 +32,7 @@ class Guideline:
     Attributes
     ----------
     param
-        Canonical parameter name (one of :data:`PARAMS`).
+        Canonical parameter name (one of :data:`WATER_PARAMETERS`).
     lower, upper
         A sample fails if below ``lower`` or above ``upper`` (NaN = no such limit).
     ideal, standard
@@ -88,7 +84,7 @@ def load_guidelines(path: str | os.PathLike | None = None) -> dict[str, Guidelin
     Returns
     -------
     dict
-        Parameter name -> :class:`Guideline`, for every parameter in :data:`PARAMS`.
+        Parameter name -> :class:`Guideline`, for every parameter in :data:`WATER_PARAMETERS`.
     """
     guides = dict(DEFAULT_GUIDELINES)
     if path is None:
@@ -107,7 +103,7 @@ def load_guidelines(path: str | os.PathLike | None = None) -> dict[str, Guidelin
         raise UserError(msg)
     for name, fields in spec.items():
         if name not in guides:
-            msg = f"--guidelines {p}: unknown parameter {name!r}; use one of {', '.join(PARAMS)}"
+            msg = f"--guidelines {p}: unknown parameter {name!r}; use one of {', '.join(WATER_PARAMETERS)}"
             raise UserError(msg)
         if not isinstance(fields, dict) or set(fields) - {"lower", "upper", "ideal", "standard"}:
             msg = f"--guidelines {p}: {name!r} must map to an object with lower/upper/ideal/standard"
@@ -130,7 +126,7 @@ def load_guidelines(path: str | os.PathLike | None = None) -> dict[str, Guidelin
     return guides
 
 
-def guideline_arrays(guides: dict[str, Guideline], params: tuple[str, ...] = PARAMS) -> dict[str, np.ndarray]:
+def guideline_arrays(guides: dict[str, Guideline], params: tuple[str, ...] = WATER_PARAMETERS) -> dict[str, np.ndarray]:
     """``lower``, ``upper``, ``ideal``, ``standard`` arrays in the order of ``params``.
 
     Parameters without a guideline get NaN limits (no test) and NaN standard (left out of

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from uda.contract import DAY_MS
 from uda.kernels.wqi import ccme_wqi, exceedance_episodes, weighted_arithmetic_wqi
 from uda.waterq.block import MS, Block
 from uda.waterq.guidelines import Guideline, guideline_arrays
@@ -59,7 +60,7 @@ def period_start(ts: np.ndarray, period: str) -> np.ndarray:
     """Start of each sample's period as int64 ms (``all``: 0)."""
     if period == "all":
         return np.zeros_like(ts)
-    day_ms = 86_400_000
+    day_ms = DAY_MS
     days = np.floor_divide(ts, day_ms)
     if period == "day":
         return days * day_ms

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from uda.contract import WATER_INTERVAL_S
 from uda.errors import UserError
 
 PERIODS = ("all", "day", "week", "month")
@@ -50,7 +51,7 @@ class WaterOptions:
     """
 
     period: str = "month"
-    interval_s: float = 900.0
+    interval_s: float = float(WATER_INTERVAL_S)
     window: int = 288
     min_periods: int = 24
     z_threshold: float = 8.0

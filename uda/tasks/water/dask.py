@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from uda.contract import RANGE_KEYS
 from uda.engines import dask_scheduler
 from uda.tasks.water.steps import analyse_block
 from uda.waterq.block import Block, block_from_pandas, sub_block
@@ -94,8 +95,9 @@ def _mass_balance_parts(parts: list[tuple[Block, np.ndarray]], ups: dict[int, li
 def _partition_sites(ds: Any, parts: list[Any]) -> list[set[int]]:
     """Site ids held by each partition (from the manifest, else by reading site_id)."""
     files = ds.table("water")["files"]
-    if all("site_min" in f and "site_max" in f for f in files) and len(files) == len(parts):
-        return [set(range(int(f["site_min"]), int(f["site_max"]) + 1)) for f in files]
+    lo, hi = RANGE_KEYS["water"]
+    if all(lo in f and hi in f for f in files) and len(files) == len(parts):
+        return [set(range(int(f[lo]), int(f[hi]) + 1)) for f in files]
     import dask
 
     uniq = dask.compute(*[dask.delayed(lambda d: set(d["site_id"].unique().tolist()))(p)

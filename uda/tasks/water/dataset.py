@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from uda.contract import WATER_PARAMETERS
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.tasks.base import TaskResult
@@ -21,7 +22,7 @@ from uda.waterq.block import MS, block_from_pandas, block_from_polars, split_tra
 from uda.waterq.detectors import score_detectors, warm_up
 from uda.waterq.events import Truth, score_events, score_generic
 from uda.waterq.generic import apply_detectors, fit_detectors
-from uda.waterq.guidelines import PARAMS, load_guidelines
+from uda.waterq.guidelines import load_guidelines
 from uda.waterq.massbalance import upstream_map
 from uda.waterq.settings import DetectOptions, WaterOptions
 
@@ -53,11 +54,11 @@ def _water_params(ds: Any) -> tuple[tuple[str, ...], list[str]]:
         if col not in schema:
             msg = f"the water table of {ds.path} has no {col!r} column; regenerate the dataset"
             raise UserError(msg)
-    params = tuple(p for p in PARAMS if p in schema)
+    params = tuple(p for p in WATER_PARAMETERS if p in schema)
     if not params:
-        msg = f"the water table of {ds.path} has none of the parameters {', '.join(PARAMS)}"
+        msg = f"the water table of {ds.path} has none of the parameters {', '.join(WATER_PARAMETERS)}"
         raise UserError(msg)
-    missing = [p for p in PARAMS if p not in schema]
+    missing = [p for p in WATER_PARAMETERS if p not in schema]
     warnings = [f"parameter {p} is missing from the water table; indices use the others"
                 for p in missing]
     return params, warnings
