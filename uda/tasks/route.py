@@ -386,14 +386,14 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
                  "zones": int(city.zone_ids.size), "nodes": int(city.node_id.size),
                  "od_source": str(od) if od_mode == "file" else od_mode})
     if out is not None:
-        write_city_results(out, res, city=city, cost=result.cost, times=times,
+        write_city_results(out, res, city=city, ra=ra, times=times,
                            site_assignment=choice.zone_site_nodes)
     return res
 
 
-def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGraph, cost: np.ndarray,
+def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGraph, ra: RouteAssignment,
                        times: dict[str, np.ndarray], site_assignment: np.ndarray) -> Path:
-    """Write a city route run into folder ``out``.
+    """Write a city route run (``res``, its assignment ``ra``) into folder ``out``.
 
     Files: ``link_travel_times.parquet`` (link_id, slot, travel_time_s, n_obs, source),
     ``link_flows.csv`` (link_id, init_node, term_node, flow, capacity, vc, cost),
@@ -405,18 +405,14 @@ def write_city_results(out: str | os.PathLike, res: TaskResult, *, city: CityGra
     out = check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     nl, ns = times["travel_time_s"].shape
-    link_id, capacity, zone_ids = city.link_id, city.capacity_vph, city.zone_ids
+    link_id, zone_ids = city.link_id, city.zone_ids
     tt = pl.DataFrame({
         "link_id": np.repeat(link_id, ns).astype(np.int32), "slot": np.tile(np.arange(ns), nl).astype(np.int16),
         "travel_time_s": times["travel_time_s"].ravel(), "n_obs": times["n_obs"].ravel(),
         "source": np.where(times["source"].ravel() == SOURCE_SENSOR, "sensor", "free_flow")})
     atomic_write(out / "link_travel_times.parquet", lambda p: tt.write_parquet(p))
-    flow = res.answer["link_flow"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vc = np.where(capacity > 0, flow / np.where(capacity > 0, capacity, 1), np.nan)
-    flows = pl.DataFrame({"link_id": link_id, "init_node": city.node_id[city.tail],
-                          "term_node": city.node_id[city.head], "flow": flow,
-                          "capacity": capacity, "vc": vc, "cost": cost})
+    flows = pl.DataFrame({"link_id": link_id, "init_node": ra.init_node, "term_node": ra.term_node,
+                          "flow": ra.result.flow, "capacity": ra.capacity, "vc": ra.vc, "cost": ra.result.cost})
     atomic_write(out / "link_flows.csv", lambda p: flows.write_csv(p))
     demand = res.answer["od_demand"]
     oi, di = np.nonzero(demand)
