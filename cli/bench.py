@@ -60,7 +60,8 @@ def bench(suite: str, out: str, engines, schedulers, scales, tasks, repeats, no_
     from uda.cli.progress import progress_bar
     from uda.engines import check_engine
     from uda.harness.report.documents import write_report
-    from uda.harness.runner import load_suite, run_suite
+    from uda.harness.runner.suite import load_suite
+    from uda.harness.runner.supervise import run_suite
     from uda.store import output_location, shown_path
 
     for e in engines:

@@ -155,7 +155,7 @@ VALID_SUITE = {"name": "s", "seed": 1, "repeats": 2, "timeout_s": 60, "memory_mb
 def test_fuzz_suite_values(tmp_path_factory, suite):
     """A suite is accepted (and expands) or refused with a UserError; nothing else."""
     from uda.errors import UserError
-    from uda.harness.runner import expand_suite, load_suite
+    from uda.harness.runner.suite import expand_suite, load_suite
 
     p = tmp_path_factory.mktemp("suite") / "s.json"
     p.write_text(json.dumps(suite))
@@ -172,7 +172,7 @@ def test_fuzz_suite_values(tmp_path_factory, suite):
                                                       "cases = [" * 500, "x = 1e999"]))
 def test_fuzz_suite_toml_text(tmp_path_factory, text):
     from uda.errors import UserError
-    from uda.harness.runner import expand_suite, load_suite
+    from uda.harness.runner.suite import expand_suite, load_suite
 
     p = tmp_path_factory.mktemp("suite") / "s.toml"
     p.write_text(text)

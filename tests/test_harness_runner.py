@@ -11,7 +11,9 @@ import pytest
 
 from uda.errors import UserError
 from uda.harness.results import load_results, source_digest
-from uda.harness.runner import check_answers, expand_suite, load_suite, run_suite
+from uda.harness.runner.suite import expand_suite, load_suite
+from uda.harness.runner.summary import check_answers
+from uda.harness.runner.supervise import run_suite
 from uda.harness.suites import MID_SCALE
 from uda.tasks.base import TaskResult
 
@@ -170,6 +172,36 @@ def test_missing_dataset_is_generated_and_recorded(tmp_path):
     assert res["cases"][0]["rows_in"] == 10 * 288 == ds["tables"]["traffic"]["rows"]
 
 
+def test_generated_dataset_has_the_bytes_of_uda_generate(tmp_path):
+    """The harness generates with the library (in a process of its own): the same files as the command."""
+    import hashlib
+
+    from click.testing import CliRunner
+
+    from uda.cli.main import cli
+    from uda.harness.runner.datasets import ensure_dataset
+
+    scale = "tiny:days=1,sensors=10,defects=realistic,chunk-rows=1000,tables=traffic"
+    path = ensure_dataset(scale, seed=3, datasets_dir=tmp_path / "lib")
+    ref = tmp_path / "cli"
+    res = CliRunner().invoke(cli, ["generate", "--scale", "tiny", "--days", "1", "--sensors", "10", "--defects",
+                                   "realistic", "--chunk-rows", "1000", "--tables", "traffic", "--seed", "3",
+                                   "--out", str(ref)])
+    assert res.exit_code == 0, res.output
+
+    def files(root: Path) -> dict[str, str]:
+        return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(root.rglob("*")) if f.is_file() and f.name != "manifest.json"}
+
+    got, want = files(path), files(ref)
+    assert len(want) > 5 and got == want
+    m_got, m_want = (json.loads((p / "manifest.json").read_text()) for p in (path, ref))
+    assert m_got["params"] == m_want["params"] and m_got["tables"] == m_want["tables"]
+    with pytest.raises(UserError, match=r"`uda generate --scale tiny:days=1,sensors=10,start=2026-02-30 --seed 3` "
+                                        r"failed: Error: "):
+        ensure_dataset("tiny:days=1,sensors=10,start=2026-02-30", seed=3, datasets_dir=tmp_path / "bad")
+
+
 def test_bad_scale_override():
     suite = {"source": "s", "cases": [{"task": "route", "scales": ["tiny:sensors"]}]}
     with pytest.raises(UserError, match="is not key=value"):
@@ -190,10 +222,10 @@ def test_builtin_suites_expand():
 def test_interrupted_run_kills_the_case_process(tmp_path, monkeypatch):
     import psutil
 
-    from uda.harness import runner
+    from uda.harness.measure import TreeSampler
 
     seen = []
-    real_sample = runner.TreeSampler.sample
+    real_sample = TreeSampler.sample
 
     def sample_then_interrupt(self):
         rss = real_sample(self)
@@ -202,7 +234,7 @@ def test_interrupted_run_kills_the_case_process(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return rss
 
-    monkeypatch.setattr(runner.TreeSampler, "sample", sample_then_interrupt)
+    monkeypatch.setattr(TreeSampler, "sample", sample_then_interrupt)
     suite = load_suite(_suite(tmp_path, [{"task": "sleep", "target": f"{MODULE}:case_sleep",
                                           "data": False}]))
     with pytest.raises(KeyboardInterrupt):

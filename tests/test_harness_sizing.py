@@ -369,7 +369,7 @@ def test_datasets_with_department_feeds_map_to_families():
 
 
 def test_suites_measure_one_and_two_cores_and_workers():
-    from uda.harness.runner import expand_suite, load_suite
+    from uda.harness.runner.suite import expand_suite, load_suite
 
     cases = expand_suite(load_suite("sweep"))
     flow = {c.id: c for c in cases if c.task == "flow"}
@@ -377,7 +377,7 @@ def test_suites_measure_one_and_two_cores_and_workers():
     assert {"flow/dask-local:1/small", "flow/dask-local:2/small", "flow/dask-threads/small/cores=1"} <= set(flow)
     assert not any(c.scale.startswith("medium") and ":" not in c.scale for c in cases)  # medium is held out
     assert "water/polars/small:tables=water,water-sites=150,days=60" in {c.id for c in cases}
-    from uda.harness.runner import check_scale
+    from uda.harness.runner.suite import check_scale
 
     with pytest.raises(UserError, match="tables=bogus must be one of traffic, passenger, water"):
         check_scale("small:tables=bogus")
@@ -448,7 +448,7 @@ def case_cores(data, *, engine="polars", scheduler=None, **options):
 def test_a_case_with_cores_1_runs_on_one_core_and_one_thread():
     from pathlib import Path
 
-    from uda.harness.runner import run_suite
+    from uda.harness.runner.supervise import run_suite
 
     suite = {"name": "t", "source": "t", "pythonpath": [str(Path(__file__).parent)], "repeats": 1,
              "timeout_s": 60, "cases": [{"task": "cores", "target": "test_harness_sizing:case_cores",

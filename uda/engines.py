@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import sys
 import time
@@ -32,6 +33,26 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def check_scheduler(scheduler: str) -> str:
+    """Return ``scheduler`` if a case of ``uda bench`` can run on it (``local`` as ``local:2``), else a :class:`UserError`.
+
+    Threads, processes, sync, ``local[:N]`` with N a positive whole number, or a well-formed
+    scheduler address (``tcp://HOST:PORT``, not contacted here).
+    """
+    if scheduler in LOCAL_SCHEDULERS:
+        return scheduler
+    if "://" in scheduler:
+        parse_scheduler_address(scheduler)
+        return scheduler
+    if scheduler == "local":
+        return "local:2"
+    if scheduler.startswith("local:") and scheduler[6:].isdigit() and int(scheduler[6:]) > 0:
+        return scheduler
+    msg = (f"unknown scheduler {scheduler!r}; use {', '.join(LOCAL_SCHEDULERS)}, local[:N] "
+           "(a LocalCluster of N worker processes) or a scheduler address such as tcp://127.0.0.1:8786")
+    raise UserError(msg)
+
+
 def _local_workers(scheduler: str) -> int:
     _, _, n = scheduler.partition(":")
     try:
@@ -48,6 +69,33 @@ def _announce(client: object) -> None:
     link = getattr(client, "dashboard_link", None)
     if link:
         print(f"Dask dashboard: {link}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int, *, dashboard: bool = True, silence_logs: int = logging.ERROR) -> Iterator[Any]:
+    """A ``distributed.LocalCluster`` of ``n_workers`` single-threaded worker processes on 127.0.0.1 only.
+
+    Parameters
+    ----------
+    n_workers
+        Worker processes, one thread each.
+    dashboard
+        Serve the dashboard on a free loopback port; ``False`` starts none (``uda bench``
+        measures the cluster's processes, and the dashboard's server is not the task's cost).
+    silence_logs
+        Level below which ``distributed`` does not log.
+
+    Yields
+    ------
+    distributed.LocalCluster
+        The running cluster (closed on exit); its ``scheduler_address`` is a loopback address.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0" if dashboard else None,
+                      silence_logs=silence_logs) as cluster:
+        yield cluster
 
 
 @contextlib.contextmanager
@@ -77,12 +125,10 @@ def dask_scheduler(scheduler: str | None = None, *, quiet: bool = False) -> Iter
             yield None
         return
     if scheduler == "local" or scheduler.startswith("local:"):
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         n = _local_workers(scheduler)
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \
-                Client(cluster, set_as_default=False) as client:
+        with local_cluster(n) as cluster, Client(cluster, set_as_default=False) as client:
             if not quiet:
                 _announce(client)
             with client.as_current(), dask.config.set(scheduler=client.get):

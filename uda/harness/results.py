@@ -160,7 +160,7 @@ def write_results(results: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     from uda.store import make_folder
 
     out = make_folder(out_dir, "the results folder (--out)")
-    text = json.dumps(results, indent=1, allow_nan=False, default=_jsonable)
+    text = json.dumps(results, indent=1, allow_nan=False, default=jsonable)
     for _ in range(5):
         path = out / f"{results['run_id']}.json"
         try:
@@ -169,12 +169,13 @@ def write_results(results: dict[str, Any], out_dir: str | os.PathLike) -> Path:
             return path
         except FileExistsError:
             results["run_id"] = new_run_id()
-            text = json.dumps(results, indent=1, allow_nan=False, default=_jsonable)
+            text = json.dumps(results, indent=1, allow_nan=False, default=jsonable)
     msg = f"could not find a free results file name in {out}; retry"
     raise UserError(msg)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``json.dumps``' ``default``: NumPy scalars and arrays as Python values, anything else as its string."""
     import numpy as np
 
     if isinstance(value, np.generic):

@@ -1,0 +1,105 @@
+"""The dataset cache of a run: where a scale's dataset lives, generating it when missing, and its record."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from uda.errors import UserError
+from uda.harness.results import file_digest
+from uda.harness.runner.suite import parse_scale
+
+
+def dataset_dir(scale: str, seed: int, datasets_dir: str | os.PathLike) -> Path:
+    """Where the dataset of ``scale`` (a preset, optionally with overrides) and ``seed`` lives."""
+    preset, overrides = parse_scale(scale)
+    name = "-".join([preset, *(f"{k}{v}" for k, v in sorted(overrides.items()))])
+    return Path(datasets_dir) / f"{name}-seed{seed}"
+
+
+def generate_dataset(scale: str, seed: int, path: str | os.PathLike) -> None:
+    """Generate the dataset of ``scale`` and ``seed`` into ``path`` as ``uda generate`` does.
+
+    ``scale`` is a preset with ``uda generate`` overrides (``"small:sensors=600,days=7"``);
+    the same options give the same files as ``uda generate --scale PRESET --KEY VALUE ...
+    --seed SEED --out PATH`` (``--force`` when ``path`` exists), stale temporary folders of
+    killed generations included.
+    """
+    from uda.generate import DEFAULT_CHUNK_ROWS, generate
+    from uda.scales import resolve_scale
+    from uda.store import remove_stale_temp_folders, split_location
+    from uda.synth.profiles import resolve_profile
+
+    preset, overrides = parse_scale(scale)
+    sizes: dict[str, int | str] = {}
+    for key, value in overrides.items():
+        if key == "start":
+            sizes[key] = value
+        elif key not in ("defects", "workers", "chunk-rows", "tables"):
+            sizes[key.replace("-", "_")] = int(value)
+    sc = resolve_scale(preset, **sizes)
+    out = str(path)
+    if split_location(out)[0] is None:
+        remove_stale_temp_folders(split_location(out)[1])
+    tables = overrides.get("tables", "traffic,passenger,water")
+    generate(out, scale=sc, seed=seed, workers=int(overrides["workers"]) if "workers" in overrides else None,
+             chunk_rows=int(overrides.get("chunk-rows", DEFAULT_CHUNK_ROWS)), force=Path(out).exists(),
+             tables=tuple(x.strip() for x in tables.split(",") if x.strip()),
+             defects=resolve_profile(overrides.get("defects", "none")))
+
+
+def ensure_dataset(scale: str, *, seed: int, datasets_dir: str | os.PathLike,
+                   log: Callable[[str], None] | None = None) -> Path:
+    """Return the dataset folder for ``scale``/``seed``, generating it (:func:`generate_dataset`) if missing.
+
+    ``scale`` is a preset name, optionally with overrides: ``"medium:sensors=600,days=14"``.
+    The generation runs in a fresh process of its own (the library, not the command line):
+    the harness process stays small while the cases it supervises run, since a generation's
+    memory (Arrow buffers, Numba's compiled kernels) would not all return to the system.
+    """
+    path = dataset_dir(scale, seed, datasets_dir)
+    if (path / "manifest.json").is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if log:
+        log(f"generating dataset {path} (scale {scale}, seed {seed})")
+    failed = f"`uda generate --scale {scale} --seed {seed}` failed"
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool.submit(generate_dataset, scale, seed, path).result()
+    except UserError as exc:
+        msg = f"{failed}: Error: {exc}"
+        raise UserError(msg) from None
+    except BrokenProcessPool:
+        msg = f"{failed}: the generating process ended abruptly (killed, or out of memory)"
+        raise UserError(msg) from None
+    except Exception as exc:  # noqa: BLE001 - any failure of the generator is the dataset's error
+        text = (str(exc).strip().splitlines() or [""])[0][:200]
+        msg = f"{failed}: {exc.__class__.__name__}: {text}"
+        raise UserError(msg) from None
+    return path
+
+
+def describe_dataset(path: str | os.PathLike, *, scale: str | None = None,
+                     seed: int | None = None) -> dict[str, Any]:
+    """The results file's record of a dataset: manifest checksum, parameters, table sizes."""
+    p = Path(path)
+    manifest = json.loads((p / "manifest.json").read_text())
+    tables = {name: {"rows": t.get("rows"), "bytes": t.get("bytes"), "checksum": t.get("checksum")}
+              for name, t in manifest.get("tables", {}).items()}
+    return {
+        "path": str(p),
+        "scale": scale if scale is not None else manifest.get("params", {}).get("scale"),
+        "seed": seed if seed is not None else manifest.get("params", {}).get("seed"),
+        "manifest_sha256": file_digest(p / "manifest.json"),
+        "params": manifest.get("params", {}),
+        "rows": sum(t["rows"] or 0 for t in tables.values()),
+        "bytes": sum(t["bytes"] or 0 for t in tables.values()),
+        "tables": tables,
+    }
