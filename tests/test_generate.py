@@ -265,4 +265,4 @@ def test_chunks_share_one_read_only_timestamp_column(tmp_path):
     assert c["ts"].cast("int64").to_pylist() == expect
     assert a["ts"].cast("int64").to_pylist()[: 2 * SLOTS] == expect[: 2 * SLOTS]
     with pytest.raises(ValueError, match="read-only"):
-        plan._timestamps(TRAFFIC_INTERVAL_S, 2 * SLOTS, 3)[0] = 0
+        plan.timestamps(TRAFFIC_INTERVAL_S, 2 * SLOTS, 3)[0] = 0

@@ -441,14 +441,14 @@ def test_upstream_sensors_match_the_python_search(case):
 
 def test_floor_div_matches_python_floor_division():
     """The passenger kernel's fmod-free ``x // 900`` agrees with Python's, near multiples too."""
-    from uda.synth.passenger import FIELD_SLOT_S, _floor_div
+    from uda.synth.passenger import FIELD_SLOT_S, floor_div
 
     rng = np.random.default_rng(2)
     k = rng.integers(-100, 200, 3000).astype(np.float64) * FIELD_SLOT_S
     near = np.concatenate([np.nextafter(k, -np.inf), k, np.nextafter(k, np.inf),
                            np.nextafter(np.nextafter(k, -np.inf), -np.inf)])
     xs = np.concatenate([near, rng.uniform(-1e5, 2e5, 20000), [0.0, -0.0, 1e-300, -1e-300]])
-    got = np.array([_floor_div(x, FIELD_SLOT_S) for x in xs])
+    got = np.array([floor_div(x, FIELD_SLOT_S) for x in xs])
     want = np.array([x // FIELD_SLOT_S for x in xs])
     assert np.array_equal(got, want)
     assert (np.floor(near / FIELD_SLOT_S) != near // FIELD_SLOT_S).any()  # the correction is needed

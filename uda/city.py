@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from uda.errors import UserError
 from uda.kernels.rng import rng_for
 from uda.scales import Scale
 
@@ -121,8 +122,6 @@ def build_city(scale: Scale, seed: int) -> City:
     # sensors on a subset of links, favouring the main roads
     srng = rng_for(seed, "sensors")
     if scale.sensors > n_links:
-        from uda.errors import UserError
-
         msg = f"{scale.sensors} sensors exceed the {n_links} links of the city; use fewer sensors"
         raise UserError(msg)
     w = SENSOR_CLASS_WEIGHT[cls]

@@ -15,8 +15,10 @@ import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,10 +67,6 @@ def package_versions() -> dict[str, str]:
 
     Polars is named from its installed metadata: generating does not import it (0.2–0.5 s).
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    import numba
-
     try:
         pl_version = version("polars")
     except PackageNotFoundError:  # pragma: no cover - polars is a dependency

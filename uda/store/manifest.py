@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,6 @@ def table_entry(parts: list[FilePart], schema: pa.Schema, **extra: Any) -> dict[
 def resolve_inside(root: Path | str, rel: str, *, remote: bool = False) -> Path | str:
     """``root/rel``, refusing paths that escape ``root`` (untrusted manifests)."""
     if remote:
-        import posixpath
-
         p = posixpath.normpath(f"{root}/{rel}")
         if rel.startswith("/") or "://" in rel or not p.startswith(f"{root}/"):
             msg = f"manifest path {rel!r} points outside the dataset folder {root}; the manifest is not trustworthy, regenerate the dataset"

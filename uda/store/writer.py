@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -194,8 +195,6 @@ def stale_temp_folders(out: str | os.PathLike) -> list[Path]:
     place and renamed into place when complete; a writer killed by ``SIGKILL`` (or a power
     cut) leaves that folder behind. It is stale when no process ``PID`` runs any more.
     """
-    import psutil
-
     out = Path(out).absolute()
     stale = []
     try:

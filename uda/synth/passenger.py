@@ -122,7 +122,7 @@ def events(rng: np.random.Generator, n_days: int, weekday: np.ndarray, n_station
 
 
 @njit(inline="always", cache=True)
-def _floor_div(x, y):
+def floor_div(x: float, y: float) -> float:
     """``x // y`` for finite ``x`` and a positive whole ``y`` (both floats) without ``fmod``.
 
     ``x / y`` rounds to at most the next whole number above the exact quotient, and
@@ -183,7 +183,7 @@ def passenger_kernel(key, day, weekday, day_start_ms, home, work, regular, cdf_l
                 p = 0.75 if weekday < 5 else 0.2
             else:
                 p = 0.25 if weekday < 5 else 0.3
-            slot = min(FIELD_SLOTS - 1, max(0, int(_floor_div(dep1, FIELD_SLOT_S))))
+            slot = min(FIELD_SLOTS - 1, max(0, int(floor_div(dep1, FIELD_SLOT_S))))
             if uniform(ck, np.uint64(0)) >= min(1.0, p * field[h, slot]):
                 continue
             if commute:
@@ -212,7 +212,7 @@ def passenger_kernel(key, day, weekday, day_start_ms, home, work, regular, cdf_l
                     dep = t_out_s + 3600.0 * (1.0 + 2.0 * uniform(ck, base + np.uint64(2)))
                 if dep <= t_out_s + 600.0:
                     dep = t_out_s + 600.0
-            if leg == 1 and uniform(ck, np.uint64(3)) >= min(1.0, RETURN_SHARE * field[o, min(FIELD_SLOTS - 1, int(_floor_div(dep, FIELD_SLOT_S)))]):
+            if leg == 1 and uniform(ck, np.uint64(3)) >= min(1.0, RETURN_SHARE * field[o, min(FIELD_SLOTS - 1, int(floor_div(dep, FIELD_SLOT_S)))]):
                 break  # home by another mode
             arr = dep + net + extra
             if arr >= close_s:

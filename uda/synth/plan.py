@@ -112,7 +112,7 @@ class Plan:
         self.cuts = traffic.with_spillback(inc, up, city.sensor_capacity, load)
         self.cut_offsets = np.searchsorted(self.cuts["sensor_id"], np.arange(sc.sensors + 1)).astype(np.int64)
 
-    def _timestamps(self, interval_s: int, per_unit: int, n_units: int) -> np.ndarray:
+    def timestamps(self, interval_s: int, per_unit: int, n_units: int) -> np.ndarray:
         """Epoch-ms timestamps of ``n_units`` series of ``per_unit`` slots each, read-only.
 
         Every chunk but the last has the same number of sensors (sites), so the column is
@@ -149,7 +149,7 @@ class Plan:
             inc["capacity_factor"][o0:o1].astype(np.float64), inc["recovery_slots"][o0:o1],
             p["night"], p["day"], p["am"], p["pm"], p["weekend"], flow, speed, occ)
         per_sensor = self.n_days * slots
-        ts = self._timestamps(TRAFFIC_INTERVAL_S, per_sensor, s1 - s0)
+        ts = self.timestamps(TRAFFIC_INTERVAL_S, per_sensor, s1 - s0)
         return pa.table({
             "sensor_id": pa.array(np.repeat(ids, per_sensor)),
             "ts": pa.array(ts, TS),
@@ -196,7 +196,7 @@ class Plan:
         per_site = self.n_days * water.SLOTS
         out = self.water_plan.values(s0, s1)
         ids = np.arange(s0, s1, dtype=np.int32)
-        ts = self._timestamps(WATER_INTERVAL_S, per_site, s1 - s0)
+        ts = self.timestamps(WATER_INTERVAL_S, per_site, s1 - s0)
         cols = {"site_id": pa.array(np.repeat(ids, per_site)), "ts": pa.array(ts, TS)}
         for j, name in enumerate(WATER_ALL_PARAMETERS):
             cols[name] = pa.array(out[j])
