@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-from uda.quality import measure
+from uda.quality.scan import measure
 
 from .asv_data import tiny_dataset
 
 
 class QualityScan:
-    """``uda.quality.measure`` of each sensor table of the tiny dataset, Polars and Dask."""
+    """``uda.quality.scan.measure`` of each sensor table of the tiny dataset, Polars and Dask."""
 
     params = [["traffic", "taps", "water"], ["polars", "dask"]]
     param_names = ["table", "engine"]

@@ -135,7 +135,7 @@ def uda_utilisation(ds: Any, engine: str, threads: int = 2) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from uda.contract import start_ms_of
-    from uda.tasks.standardise import TABLES
+    from uda.quality.feeds import TABLES
     from uda.tasks.utilisation import GroupReducer, score
 
     city = {name: np.sort(ds.read(name)[col].to_numpy().astype(np.int64))

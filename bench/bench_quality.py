@@ -60,7 +60,7 @@ def _bare(files):
 
 
 def _ours(ds, engine="polars"):
-    from uda.quality import measure
+    from uda.quality.scan import measure
 
     return measure(ds, "traffic", engine=engine)["overall"]["rows"]
 
@@ -149,7 +149,7 @@ _SENT = [-1.0, -9.0, -99.0, -999.0, -9999.0, -99999.0, 999.0, 9999.0, 99999.0, 9
 
 
 def _profile_ours(path, time_col, group_col, key):
-    from uda.tablequality import profile_table
+    from uda.quality.table.profile import profile_table
 
     return profile_table(path, time_col=time_col, group_col=group_col, key=key)[0]["rows"]
 
@@ -228,7 +228,7 @@ def table_profile(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description="table profile benchmark")
     ap.add_argument("--table", required=True, help="Parquet file or folder (e.g. DATA/raw/traffic)")
     ap.add_argument("--data", default=None,
-                    help="the dataset the table belongs to: also time uda.quality.measure (the generated-data "
+                    help="the dataset the table belongs to: also time uda.quality.scan.measure (the generated-data "
                          "scan) and a bare Polars read of the same files, interleaved")
     ap.add_argument("--time-col", default="ts")
     ap.add_argument("--group-col", default="sensor_id")
@@ -250,7 +250,7 @@ def table_profile(argv: list[str] | None = None) -> dict:
     _profile_ours(files[0], args.time_col, args.group_col, key)  # warm-up: Numba cache, imports
     methods = {"uda quality --table": lambda: _profile_ours(target, args.time_col, args.group_col, key)}
     if args.data:
-        from uda.quality import measure
+        from uda.quality.scan import measure
         from uda.store import open_dataset
 
         ds = open_dataset(args.data)
@@ -258,7 +258,7 @@ def table_profile(argv: list[str] | None = None) -> dict:
             msg = f"--table {args.table} is not the traffic table of --data {args.data}"
             raise SystemExit(msg)
         measure(ds, "traffic")  # warm-up
-        methods["generated-data scan (uda.quality.measure)"] = lambda: _ours(ds)
+        methods["generated-data scan (uda.quality.scan.measure)"] = lambda: _ours(ds)
         methods["bare polars read"] = lambda: _bare(files)
     if "pandera" in wanted:
         methods["pandera (polars backend)"] = lambda: _profile_pandera(files, args.time_col, args.group_col, key,
@@ -288,7 +288,7 @@ def table_profile(argv: list[str] | None = None) -> dict:
               "load_average": os.getloadavg(),
               "command": "python bench/bench_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.data:  # per repeat (interleaved, so both saw the same load): table rows/s over the scan's
-        gen = "generated-data scan (uda.quality.measure)"
+        gen = "generated-data scan (uda.quality.scan.measure)"
         per = [g / t for g, t in zip(times[gen], times["uda quality --table"], strict=False)]
         per_cpu = [g / t for g, t in zip(cpu[gen], cpu["uda quality --table"], strict=False)]
         result["table_over_generated_rows_per_s"] = {"median": statistics.median(per), "min": min(per),
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from uda.kernels.sketches import qs_new
-    from uda.quality import measure
+    from uda.quality.scan import measure
     from uda.store import open_dataset
 
     ds = open_dataset(args.data)

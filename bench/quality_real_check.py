@@ -1,7 +1,7 @@
 """Check ``uda run quality --table`` on the real tables against an independent pandas computation.
 
 For every real table of ``../shared/data/real`` (or ``--real DIR``) this runs
-:func:`uda.tablequality.profile_table` and recomputes the same counts with pandas from the
+:func:`uda.quality.table.profile.profile_table` and recomputes the same counts with pandas from the
 definitions in docs/utilisation.md (nulls, sentinels, values outside the reported range, stuck
 rows per column; exact duplicate rows; key duplicates; per group the time step, gaps, missing
 steps, irregular steps, longest gap, duplicated and out-of-order times), prints the comparison
@@ -141,7 +141,8 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 def check(real: Path, name: str) -> tuple[dict, list[str], dict]:
     """Profile one table with uda and pandas; the uda report, the differing counts and the pandas counts."""
-    from uda.tablequality import SENTINEL_CANDIDATES, STUCK_MIN, profile_table
+    from uda.quality.table.profile import profile_table
+    from uda.quality.table.schema import SENTINEL_CANDIDATES, STUCK_MIN
 
     file, time_col, group_col, key = TABLES[name]
     rep, _, _ = profile_table(str(real / file), time_col=time_col, group_col=group_col, key=key)

@@ -148,7 +148,8 @@ def quality(table: str, schema: str | None, time_col: str | None, key: str | Non
     outliers, distinct counts and quantiles by sketch, per group with --group-col.
     """
     from uda.cli.progress import progress_bar
-    from uda.tablequality import infer_schema, profile_table, schema_toml
+    from uda.quality.table.profile import profile_table
+    from uda.quality.table.schema import infer_schema, schema_toml
 
     keys = [k.strip() for k in key.split(",") if k.strip()] if key else None
     with progress_bar("quality") as update:

@@ -26,7 +26,8 @@ def standardise(data: str, engine: str, scheduler: str | None, repair: bool, no_
     clean/<table>, the rest with their flags to clean/<table>_rejects. Feed problems
     (unknown unit, missing column, unparseable timestamps) are reported as findings.
     """
-    from uda.tasks.standardise import FLAGS, run
+    from uda.quality.rules import FLAGS
+    from uda.tasks.standardise import run
 
     res = run(data, engine=engine, scheduler=scheduler, repair=repair, write=not no_write)
     rep = res.summary

@@ -13,17 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from uda.cli.main import cli
-from uda.kernels import quality as qk
-from uda.tablequality import (
-    HashCounter,
-    HashSet,
-    IntCodes,
-    RunCounter,
-    infer_schema,
-    load_schema,
-    profile_table,
-    schema_toml,
-)
+from uda.kernels.profile import column_block
+from uda.kernels.sketches import hll_add
+from uda.kernels.timeline import dup_pairs, timeline_block, timeline_runs
+from uda.quality.table.profile import profile_table
+from uda.quality.table.schema import infer_schema, load_schema, schema_toml
+from uda.quality.table.state import HashCounter, HashSet, IntCodes, RunCounter
 
 DATA = Path(__file__).parent / "data" / "quality"
 
@@ -245,7 +240,7 @@ def test_timeline_kernel_against_reference():
     fh = np.zeros(G, np.uint64)
     keys = np.empty(400, np.int64)
     pairs = np.empty(800, np.uint64)
-    qk.timeline_block(g, t, np.ones(400, bool), np.arange(400, dtype=np.uint64), last, fh, st[0], st[1], st[2],
+    timeline_block(g, t, np.ones(400, bool), np.arange(400, dtype=np.uint64), last, fh, st[0], st[1], st[2],
                       st[3], st[4], st[5], keys, pairs)
     n_ok, t_min, t_max, ooo, dups, max_step = st[0], st[1], st[2], st[3], st[4], st[5]
     for gi in range(G):
@@ -312,20 +307,20 @@ def test_timeline_runs_equal_timeline_block():
         sl = slice(lo, lo + 700)
         m = g[sl].size
         keys, pairs = np.empty(m, np.int64), np.empty(2 * m, np.uint64)
-        k = qk.timeline_block(g[sl], t[sl], ok[sl], h[sl], *a[:2], a[2], a[3], a[4], a[5], a[6], a[7], keys, pairs)
+        k = timeline_block(g[sl], t[sl], ok[sl], h[sl], *a[:2], a[2], a[3], a[4], a[5], a[6], a[7], keys, pairs)
         ref_pairs += pairs[: 2 * k].tolist()
         ref_steps.update(keys[keys >= 0].tolist())
         first_idx = np.full(G, -1, np.int64)
         out = [np.empty(m, np.int64) for _ in range(4)] + [np.empty(m, np.int64), np.empty(m, np.uint64),
                                                            np.empty(m, np.int64), np.empty(m, np.uint64)]
-        ns, nb, npairs = qk.timeline_runs(g[sl], t[sl] // 1000, 1000, ok[sl], rows, reg, b[0], b[1], first_idx,
+        ns, nb, npairs = timeline_runs(g[sl], t[sl] // 1000, 1000, ok[sl], rows, reg, b[0], b[1], first_idx,
                                           b[2], b[3], b[4], b[5], b[6], b[7], 0, 9, *out)
         for key, c in zip(out[0][:ns].tolist(), out[1][:ns].tolist(), strict=True):
             got_steps[key] += c
         pf, ph, pr, pb = out[4][:npairs], out[5][:npairs].copy(), out[6][:npairs], out[7][:npairs]
         ph[pf >= 0] = h[sl][pf[pf >= 0]]
         pp = np.empty(2 * npairs, np.uint64)
-        qk.dup_pairs(pb, ph, h[sl][pr], pp)
+        dup_pairs(pb, ph, h[sl][pr], pp)
         got_pairs += pp.tolist()
         touched = first_idx >= 0
         b[1][touched] = h[sl][first_idx[touched]]
@@ -335,7 +330,7 @@ def test_timeline_runs_equal_timeline_block():
     assert got_pairs == ref_pairs and got_steps == ref_steps and len(ref_pairs) > 0
     assert rows.tolist() == np.bincount(g, minlength=G).tolist()
     want = np.zeros(1 << 12, np.uint8)
-    qk.hll_keys(want, t[ok])
+    hll_add(want, t[ok])
     assert reg.tolist() == want.tolist()
 
 
@@ -374,7 +369,7 @@ def _column_reference(v, g, lo, hi, cands, stuck_min, G):
 
 @pytest.mark.parametrize(("dtype", "stuck_min"), [(np.float64, 6), (np.float32, 6), (np.float64, 2), (np.float64, 1)])
 def test_column_kernel_against_reference(dtype, stuck_min):
-    from uda.kernels.sketches import hll_add, qs_add, qs_new
+    from uda.kernels.sketches import qs_add, qs_new
 
     rng = np.random.default_rng(6)
     n, G = 5000, 3
@@ -395,7 +390,7 @@ def test_column_kernel_against_reference(dtype, stuck_min):
     n_hit = 0
     for lo in range(0, n, 1700):  # state carried across blocks
         sl = slice(lo, lo + 1700)
-        n_hit += qk.column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), stuck_min, True, st["nulls"], cand, st["invalid"],
+        n_hit += column_block(v[sl], g[sl], 0.0, 4.0, np.array(cands), stuck_min, True, st["nulls"], cand, st["invalid"],
                         st["stuck_rows"], st["stuck_runs"], last, st["run_len"], st["null_run"],
                         st["null_run_max"], ext, qs, reg, hit[sl])
     ref, ref_cand, ref_ext = _column_reference(v.astype(float), g, 0.0, 4.0, cands, stuck_min, G)
@@ -412,22 +407,10 @@ def test_column_kernel_against_reference(dtype, stuck_min):
     assert n_hit == np.count_nonzero(hit) > 0
 
 
-def test_hll_keys_equal_hll_add():
-    from uda.kernels.sketches import hll_add
-
-    keys = np.random.default_rng(7).integers(-(2**62), 2**62, 50_000)
-    a, b = np.zeros(1 << 12, np.uint8), np.zeros(1 << 12, np.uint8)
-    hll_add(a, keys)
-    qk.hll_keys(b, keys)
-    assert a.tolist() == b.tolist()
-
-
 def test_hll_filters_and_hour_bins_exact():
     """The filters in front of the HyperLogLog updates leave the registers as without them (keys past the
     filter's size, -1 µs whose bits are the empty mark, -0.0), and the remembered hour gives each row
     the bin of its own hour (negative times, hour edges, times too large to remember an hour for)."""
-    from uda.kernels.sketches import hll_add
-
     rng = np.random.default_rng(8)
     grid = np.arange(-(1 << 15), 1 << 15, dtype=np.int64) * 7_000_000  # 65536 times: past the time filter
     hr = 3_600_000_000
@@ -444,10 +427,10 @@ def test_hll_filters_and_hour_bins_exact():
     big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
     out = [np.empty(n, np.int64) for _ in range(4)] + [np.empty(n, np.int64), np.empty(n, np.uint64),
                                                        np.empty(n, np.int64), np.empty(n, np.uint64)]
-    ns, nb, _ = qk.timeline_runs(g, t, 1, ok, z(0), reg, z(small), np.zeros(G, np.uint64), z(-1), z(0), z(big),
+    ns, nb, _ = timeline_runs(g, t, 1, ok, z(0), reg, z(small), np.zeros(G, np.uint64), z(-1), z(0), z(big),
                                  z(small), z(0), z(0), z(0), 5, 9, *out)
     want = np.zeros(1 << 12, np.uint8)
-    qk.hll_keys(want, t[ok])
+    hll_add(want, t[ok])
     assert reg.tolist() == want.tolist()
     for alone in ([-1], [-1, 5]):  # -1 µs alone: its register is set all the same
         reg, want = np.zeros(1 << 12, np.uint8), np.zeros(1 << 12, np.uint8)
@@ -455,10 +438,10 @@ def test_hll_filters_and_hour_bins_exact():
         m = ta.size
         out1 = [np.empty(m, np.int64) for _ in range(4)] + [np.empty(m, np.int64), np.empty(m, np.uint64),
                                                             np.empty(m, np.int64), np.empty(m, np.uint64)]
-        qk.timeline_runs(np.zeros(m, np.int64), ta, 1, np.ones(m, bool), np.zeros(1, np.int64), reg,
+        timeline_runs(np.zeros(m, np.int64), ta, 1, np.ones(m, bool), np.zeros(1, np.int64), reg,
                          np.full(1, small), np.zeros(1, np.uint64), np.full(1, -1), np.zeros(1, np.int64),
                          np.full(1, big), np.full(1, small), *[np.zeros(1, np.int64) for _ in range(3)], 0, 9, *out1)
-        qk.hll_keys(want, ta)
+        hll_add(want, ta)
         assert reg.tolist() == want.tolist() and want.any()
     hour = np.clip(t[ok] // 3_600_000_000 - 5 + (1 << 22), 0, (1 << 23) - 1)
     assert np.repeat(out[2][:nb], out[3][:nb]).tolist() == ((g[ok] << 43) | (hour << 20) | (9 << 5)).tolist()
@@ -468,7 +451,7 @@ def test_hll_filters_and_hour_bins_exact():
     gv, m = np.zeros(v.size, np.int64), v.size
     reg = np.zeros(1 << 12, np.uint8)
     zz = lambda: np.zeros(1, np.int64)  # noqa: E731
-    qk.column_block(v, gv, -np.inf, np.inf, np.array([-999.0]), 6, True, zz(), np.zeros((1, 1), np.int64), zz(),
+    column_block(v, gv, -np.inf, np.inf, np.array([-999.0]), 6, True, zz(), np.zeros((1, 1), np.int64), zz(),
                     zz(), zz(), np.full(1, np.nan), zz(), zz(), zz(), np.array([np.inf, -np.inf]),
                     np.zeros(1 << 16, np.int64), reg, np.empty(m, np.int8))
     want = np.zeros(1 << 12, np.uint8)

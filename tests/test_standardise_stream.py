@@ -15,20 +15,11 @@ from uda.cli.main import cli
 from uda.contract import SPECS, TABLE_DEFECTS, start_ms_of
 from uda.generate import generate
 from uda.kernels.checksum import table_hash_sum
+from uda.quality.feeds import parse_arrow, parse_polars, read_parse_arrow
+from uda.quality.rules import FLAGS, _is_sorted, concat_parts, daily_levels, detect_group
 from uda.scales import resolve_scale
 from uda.store import open_dataset
-from uda.tasks.standardise import (
-    FLAGS,
-    _context,
-    _groups,
-    _is_sorted,
-    daily_levels,
-    detect_group,
-    parse_arrow,
-    parse_polars,
-    read_parse_arrow,
-)
-from uda.tasks.standardise import _concat as concat_parts
+from uda.tasks.standardise import _context, _groups
 from uda.tasks.standardise import standardise as standardise_all
 from uda.tasks.utilisation import DETECTORS, GroupReducer, score
 

@@ -16,7 +16,7 @@ from uda.cli.main import cli
 from uda.contract import DEFECT_TYPES
 from uda.errors import UserError
 from uda.generate import generate
-from uda.quality import measure
+from uda.quality.scan import measure
 from uda.scales import resolve_scale
 from uda.store import open_dataset
 from uda.synth.profiles import resolve_profile
@@ -128,6 +128,30 @@ def test_measured_rates_match_injected_rates(profiled):
             df = pl.concat([ds.read(t).select(cols), ds.read(f"{t}_rejects").select(cols)])
             shares.append(df.group_by(k).agg(pl.col(flag).any())[flag].to_numpy())
         assert abs(np.concatenate(shares).mean() - rate) < 0.08, flag
+
+
+@pytest.mark.parametrize("which", ["profiled", "realistic"])
+def test_scan_counts_the_rules_standardise_flags(which, request, tmp_path):
+    """The quality scan counts uda.quality.rules again on the standardised rows: duplicates, late and
+    out-of-range records equal standardisation's flags. Stuck readings equal them where every unit is
+    known; a column in an unknown unit is NaN in the scan (never repeats) while standardisation compares
+    readings as published, so there the scan counts at most the stuck rows of known units."""
+    ds = _copy(request.getfixturevalue(which), tmp_path)
+    flags = run_standardise(ds).summary["flags"]
+    clean = open_dataset(ds)
+    for t in ("traffic", "taps", "water"):
+        c = measure(ds, t)["overall"]["counts"]
+        f = flags[t]
+        assert (c["duplicates"], c["late"], c["out_of_range"]) == (
+            f["flag_duplicate"], f["flag_late"], f["flag_range"]), t
+        rej = clean.read(f"{t}_rejects").select(pl.col("flag_stuck", "flag_unit").fill_null(False))
+        known = int((rej["flag_stuck"] & ~rej["flag_unit"]).sum())
+        if not rej["flag_unit"].any():
+            assert c["stuck"] == f["flag_stuck"] == known, t
+        else:
+            assert c["stuck"] <= known <= f["flag_stuck"], t
+    if which == "profiled":
+        assert all(flags[t]["flag_stuck"] > 0 for t in ("traffic", "water"))
 
 
 def test_detectors_score_against_truth(profiled):

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from uda.kernels import quality as qk
 from uda.kernels.sketches import hll_estimate, qs_quantile
-from uda.quality import ALPHA, STUCK_MIN, QualityState, scan_arrays
+from uda.quality.metrics import ALPHA
+from uda.quality.rules import STUCK_MIN
+from uda.quality.scan import QualityState, scan_arrays
 
 STEP = 300_000
 START = 1_000 * STEP
@@ -227,7 +229,7 @@ def test_value_and_latency_sketches_hold_each_parsed_record_once(shuffle):
 
 @pytest.mark.parametrize("parts", [2, 3, 7])
 def test_pieces_cut_at_key_changes_merge_into_the_block_state(parts):
-    from uda.quality import split_arrays
+    from uda.quality.scan import split_arrays
 
     rng = np.random.default_rng(3)
     a = _block(rng, n_keys=6, shuffle=False)
@@ -248,7 +250,7 @@ def test_arrays_copied_into_buffers_equal_polars_own():
     second time into the buffers of the first)."""
     import polars as pl
 
-    from uda.quality import Buffers, arrays_polars
+    from uda.quality.scan import Buffers, arrays_polars
 
     def frame(seed):
         rng = np.random.default_rng(seed)

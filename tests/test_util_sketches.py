@@ -51,6 +51,33 @@ def test_hll_merge_equals_single_pass():
     np.testing.assert_array_equal(merged, whole)
 
 
+def _hll_reference(keys, p):
+    """HyperLogLog registers in plain Python: splitmix64 of ``key ^ salt``, index the top ``p`` bits,
+    rank 1 + the leading zeros of the other ``64 - p`` bits (at most ``64 - p + 1``)."""
+    mask = (1 << 64) - 1
+    reg = [0] * (1 << p)
+    for k in keys:
+        x = (int(k) & mask) ^ 0x2545F4914F6CDD1D
+        x ^= x >> 30
+        x = (x * 0xBF58476D1CE4E5B9) & mask
+        x ^= x >> 27
+        x = (x * 0x94D049BB133111EB) & mask
+        x ^= x >> 31
+        rest = (x << p) & mask
+        rank = min(64 - rest.bit_length() + 1, 64 - p + 1)
+        reg[x >> (64 - p)] = max(reg[x >> (64 - p)], rank)
+    return reg
+
+
+@pytest.mark.parametrize("p", [4, 12])
+def test_hll_registers_equal_reference(p):
+    keys = np.concatenate([np.random.default_rng(7).integers(-(2**62), 2**62, 5000),
+                           [0, -1, 2**63 - 1, -(2**63)]]).astype(np.int64)
+    reg = hll_new(p)
+    hll_add(reg, keys)
+    assert reg.tolist() == _hll_reference(keys.tolist(), p)
+
+
 def _exact(values, q):
     v = np.sort(values[np.isfinite(values)])
     return v[np.floor(q * (v.size - 1)).astype(int)]

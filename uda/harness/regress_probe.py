@@ -249,7 +249,7 @@ def case_sketches():
 def case_quality_scan():
     import polars as pl
 
-    from uda.quality import arrays_polars, scan_arrays
+    from uda.quality.scan import arrays_polars, scan_arrays
 
     p = _plan()
     arrays = arrays_polars(pl.from_arrow(p.traffic_chunk(0, 24)), "traffic")

@@ -25,6 +25,7 @@ import llvmlite.ir as llvm_ir
 import numpy as np
 from numba import njit
 from numba.core import types as nb_types
+from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
 from uda.kernels.rng import mix64
@@ -40,7 +41,8 @@ QS_BUCKETS = 1 << (8 + QS_MANTISSA_BITS)
 _SHIFT = np.uint32(23 - QS_MANTISSA_BITS)
 _F32_MAX = float(np.finfo(np.float32).max)
 
-_SALT = np.uint64(0x2545F4914F6CDD1D)
+#: XORed into a key before it is hashed (splitmix64) for a HyperLogLog register.
+HLL_SALT = np.uint64(0x2545F4914F6CDD1D)
 
 
 # ------------------------------------------------------------------------- HyperLogLog
@@ -54,6 +56,18 @@ def hll_new(p: int = HLL_P) -> np.ndarray:
     return np.zeros(1 << p, dtype=np.uint8)
 
 
+@njit(inline="always", cache=True)
+def hll_update(registers: np.ndarray, key: np.uint64, p: int) -> None:
+    """Add one uint64 ``key`` to ``registers`` (``2**p`` of them) in place: index from the top ``p`` bits
+    of its hash, rank from the other ``64 - p`` bits (1 + their leading zeros, one count-leading-zeros
+    instruction, at most ``64 - p + 1``)."""
+    h = mix64(key ^ HLL_SALT)
+    idx = np.int64(h >> np.uint64(64 - p))
+    rank = min(np.int64(leading_zeros(h << np.uint64(p))) + 1, 64 - p + 1)
+    if rank > registers[idx]:
+        registers[idx] = rank
+
+
 @njit(cache=True, nogil=True)
 def hll_add(registers: np.ndarray, keys: np.ndarray) -> None:
     """Add integer ``keys`` (any int dtype; hashed with splitmix64) to ``registers`` in place."""
@@ -61,19 +75,8 @@ def hll_add(registers: np.ndarray, keys: np.ndarray) -> None:
     p = 0
     while (1 << p) < m:
         p += 1
-    shift = np.uint64(64 - p)
     for i in range(keys.shape[0]):
-        h = mix64(np.uint64(np.int64(keys[i])) ^ _SALT)
-        idx = np.int64(h >> shift)
-        w = h << np.uint64(p)
-        # rank = position of the leftmost 1-bit of the remaining 64 - p bits, 1-based
-        rank = 1
-        top = np.uint64(1) << np.uint64(63)
-        while rank <= 64 - p and (w & top) == np.uint64(0):
-            w = w << np.uint64(1)
-            rank += 1
-        if rank > registers[idx]:
-            registers[idx] = rank
+        hll_update(registers, np.uint64(np.int64(keys[i])), p)
 
 
 @njit(cache=True, nogil=True)

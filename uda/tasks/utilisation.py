@@ -3,7 +3,7 @@
 The task standardises the dataset's feeds on the chosen engine (:mod:`uda.tasks.standardise`,
 which also writes ``clean/`` when the dataset has feeds), counts per district and table the
 records at each stage, marks the integrated records some analytic task reads
-(:mod:`uda.usage`), measures data quality in one scan per table (:mod:`uda.quality`), and
+(:mod:`uda.usage`), measures data quality in one scan per table (:mod:`uda.quality.scan`), and
 scores every defect detector against the injected defects in ``truth/defects``:
 
 * a detector's predictions are the ``(key, time)`` of the rows carrying its flag, with the
@@ -25,9 +25,10 @@ import pyarrow as pa
 
 from uda.arrays import unique_values
 from uda.contract import DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
+from uda.quality.feeds import TABLES
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
-from uda.tasks.standardise import TABLES, standardise
+from uda.tasks.standardise import standardise
 
 STAGES = ("collected", "valid", "standardised", "integrated", "used")
 #: Detector of each defect type (a flag column; ``missing`` compares expected and received intervals).
@@ -75,7 +76,7 @@ class GroupReducer:
     start: int
     days: int
     repaired: bool
-    quality: dict[str, Any] | None = None  # table -> uda.quality.ScanContext (None: no quality)
+    quality: dict[str, Any] | None = None  # table -> uda.quality.scan.ScanContext (None: no quality)
 
     def usage(self, table: str, clean: pa.Table) -> tuple[dict[int, int], dict[str, int]]:
         """Integrated rows used by some task, per district, and rows read per task."""
@@ -122,7 +123,7 @@ class GroupReducer:
         used_by_d, tasks = self.usage(table, clean)
         st = None
         if self.quality is not None:
-            from uda.quality import scan_tables
+            from uda.quality.scan import scan_tables
 
             st = scan_tables([clean, rejects], self.quality[table]).pack()  # kept per group: keep it small
         return {"used": used_by_d, "tasks": tasks, "detect": self.detections(table, clean, rejects), "quality": st}
@@ -255,7 +256,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     start, days = start_ms_of(p["start"]), int(p["days"])
     qctx = None
     if quality and has_feeds:  # measured on each standardised group where it runs
-        from uda.quality import context
+        from uda.quality.scan import context
 
         qctx = {t: context(ds, t) for t in TABLES}
     reducer = GroupReducer(city, city_keys, start, days, repair, qctx)
@@ -268,14 +269,14 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     det, det_table = score(reduced, truth, city_keys=city_keys, start=start, days=days)
     qual = {}
     if qctx is not None:
-        from uda.quality import finish
+        from uda.quality.scan import finish
 
         for t in TABLES:
             states = [r["quality"] for (tt, _), r in reduced.items() if tt == t]
             if states:
                 qual[t] = finish(states, qctx[t])
     elif quality:
-        from uda.quality import measure
+        from uda.quality.scan import measure
 
         qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
     names = dict(zip(ds.read("districts")["district_id"].to_list(), ds.read("districts")["name"].to_list(),
