@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from uda.contract import RANGE_KEYS
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels.assign import assign, parallel_blocks, warm_up
@@ -224,7 +225,7 @@ def tap_trips_dask(ds: Dataset, *, slot_minutes: int = 60) -> tuple[pl.DataFrame
     import polars as pl
 
     files = ds.table("taps")["files"]
-    ranges = sorted((f.get("day_min"), f.get("day_max")) for f in files)
+    ranges = sorted((f.get(RANGE_KEYS["taps"][0]), f.get(RANGE_KEYS["taps"][1])) for f in files)
     disjoint = all(r[0] is not None for r in ranges) and all(
         a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     ddf = ds.dask("taps", columns=["card_id", "station_id", "ts", "direction"])
