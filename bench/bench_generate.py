@@ -56,10 +56,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from uda.city import build_city
-from uda.generate import DEFAULT_CHUNK_ROWS, ENCODINGS, chunk_ranges, generate
+from uda.generate import DEFAULT_CHUNK_ROWS, ENCODINGS, generate
 from uda.scales import resolve_scale
 from uda.store import PARQUET_OPTIONS
-from uda.synth.plan import Plan
+from uda.synth.plan import Plan, chunk_ranges
 from uda.synth.traffic import SLOTS
 
 

@@ -177,6 +177,12 @@ def partitioned_by(name: str) -> str:
     return "day" if "taps" in name else ("site" if "water" in name else "sensor")
 
 
+def chunk_stem(table: str, first: int) -> str:
+    """File stem of the chunk of generated ``table`` that starts at unit or day ``first``
+    (``part-0000200`` for sensors and sites, ``part-00003`` for days)."""
+    return f"part-{first:05d}" if partitioned_by(table) == "day" else f"part-{first:07d}"
+
+
 def range_meta(table: str, first: int, last: int) -> dict[str, int]:
     """The :data:`RANGE_KEYS` metadata of a file of ``table`` holding ``first`` .. ``last`` (inclusive)."""
     lo, hi = RANGE_KEYS[table]

@@ -27,16 +27,18 @@ from uda import __version__
 from uda.city import build_city
 from uda.contract import (
     GENERATED_TABLES,
+    SPECS,
     TRAFFIC_INTERVAL_S,
     WATER_INTERVAL_S,
+    chunk_stem,
     partitioned_by,
     range_meta,
 )
 from uda.errors import UserError
 from uda.scales import Scale
 from uda.store import DatasetWriter, FilePart, write_part
-from uda.synth import feeds, traffic, water
-from uda.synth.plan import Plan
+from uda.synth import feeds
+from uda.synth.plan import CHUNK_TABLES, Plan
 from uda.synth.profiles import DefectProfile, resolve_profile
 from uda.synth.standards import dictionary_table
 
@@ -94,12 +96,6 @@ def _alternate(*lists: list) -> list:
     for i in range(max((len(x) for x in lists), default=0)):
         out += [x[i] for x in lists if i < len(x)]
     return out
-
-
-def chunk_ranges(n: int, per_chunk: int) -> list[tuple[int, int]]:
-    """Split ``range(n)`` into consecutive ``(start, stop)`` ranges of ``per_chunk``."""
-    per_chunk = max(1, per_chunk)
-    return [(a, min(n, a + per_chunk)) for a in range(0, n, per_chunk)]
 
 
 def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | None = None,
@@ -184,20 +180,8 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
         _freeze_loaded()
         setup = feeds.feed_setup(city, profile, seed, tables) if profile.active else None
 
-        by_kind: dict[str, list[tuple[str, Any, int]]] = {"traffic": [], "passenger": [], "water": []}
-        if "traffic" in tables:
-            per = max(1, chunk_rows // (scale.days * traffic.SLOTS))
-            by_kind["traffic"] = [("traffic", r, (r[1] - r[0]) * scale.days * traffic.SLOTS)
-                                  for r in chunk_ranges(scale.sensors, per)]
-        if "passenger" in tables:
-            est_per_day = max(1, int(scale.cards * 2.4))
-            by_kind["passenger"] = [("passenger", r, (r[1] - r[0]) * est_per_day)
-                                    for r in chunk_ranges(scale.days, chunk_rows // est_per_day)]
-        if "water" in tables:
-            n_sites = city.tables["water_sites"].num_rows
-            per = max(1, chunk_rows // (scale.days * water.SLOTS))
-            by_kind["water"] = [("water", r, (r[1] - r[0]) * scale.days * water.SLOTS)
-                                for r in chunk_ranges(n_sites, per)]
+        by_kind = {kind: [(kind, r, rows) for r, rows in plan.chunk_jobs(kind, chunk_rows)] if kind in tables else []
+                   for kind in CHUNK_TABLES}
         # traffic needs only the road model, so its first chunks start at once; the rest of
         # the jobs alternate kinds, so that the passenger chunks (partly Python) run beside
         # traffic kernels that release the GIL rather than beside each other; the water
@@ -208,21 +192,17 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
 
         def run(job: tuple[str, Any, int]) -> list[tuple[str, FilePart]]:
             kind, (a, b), _ = job
-            if setup is not None:
-                return feeds.write_job(plan, w.root, kind, a, b, setup)
-            if kind == "traffic":
-                tab = plan.traffic_chunk(a, b)
-                return [("traffic", write_part(w.root, f"raw/traffic/part-{a:07d}.parquet", tab,
-                                               meta=range_meta("traffic", a, b - 1), **ENCODINGS["traffic"]))]
-            if kind == "water":
-                tab = plan.water_chunk(a, b)
-                return [("water", write_part(w.root, f"raw/water/part-{a:07d}.parquet", tab,
-                                             meta=range_meta("water", a, b - 1)))]
-            taps, trips = plan.passenger_chunk(a, b)
-            return [("taps", write_part(w.root, f"raw/taps/part-{a:05d}.parquet", taps,
-                                        meta=range_meta("taps", a, b - 1), **ENCODINGS["taps"])),
-                    ("trips", write_part(w.root, f"truth/trips/part-{a:05d}.parquet", trips,
-                                         meta=range_meta("trips", a, b - 1), **ENCODINGS["trips"]))]
+            out: list[tuple[str, FilePart]] = []
+            for name, tab in plan.chunk(kind, a, b).items():
+                stem = chunk_stem(name, a)
+                if setup is not None and name in SPECS:  # true rows, district feeds, defects
+                    out += feeds.write_chunk(w.root, tab, name, stem, setup)
+                    continue
+                # beside department feeds, trips keep pyarrow's default encodings
+                options = ENCODINGS.get(name, {}) if setup is None else {}
+                rel = f"{'raw' if name in SPECS else 'truth'}/{name}/{stem}.parquet"
+                out.append((name, write_part(w.root, rel, tab, meta=range_meta(name, a, b - 1), **options)))
+            return out
 
         parts: dict[str, list[FilePart]] = {}
         pool = ThreadPoolExecutor(max_workers=workers)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,12 +26,10 @@ from uda.contract import (
     district_lookup,
     feed_meta,
     feed_table_name,
-    range_meta,
     start_ms_of,
 )
 from uda.store import FilePart, write_part
 from uda.synth.injection import DefectTruth, inject
-from uda.synth.plan import Plan
 from uda.synth.profiles import DefectProfile
 from uda.synth.standards import Standard, feed_tables, make_standard
 
@@ -122,14 +119,3 @@ def write_chunk(root: Path, tab: pa.Table, table: str, chunk: str, setup: FeedSe
     out.append(("defects", write_part(root, f"truth/defects/{table}-{chunk}.parquet", truth)))
     return out
 
-
-def write_job(plan: Plan, root: Path, kind: str, a: int, b: int, setup: FeedSetup) -> list[tuple[str, Any]]:
-    """Generate one chunk of ``kind`` (``traffic``, ``passenger``, ``water``; units or days ``a`` .. ``b - 1``)
-    and write it as true rows, district feeds and defect records (and, for passenger, the true trips)."""
-    if kind == "traffic":
-        return write_chunk(root, plan.traffic_chunk(a, b), "traffic", f"part-{a:07d}", setup)
-    if kind == "water":
-        return write_chunk(root, plan.water_chunk(a, b), "water", f"part-{a:07d}", setup)
-    taps, trips = plan.passenger_chunk(a, b)
-    return [*write_chunk(root, taps, "taps", f"part-{a:05d}", setup),
-            ("trips", write_part(root, f"truth/trips/part-{a:05d}.parquet", trips, meta=range_meta("trips", a, b - 1)))]

@@ -28,6 +28,15 @@ from uda.synth.weather import weather
 
 #: Arrow type of every generated timestamp: milliseconds, naive local standard time.
 TS = pa.timestamp("ms")
+#: ``uda generate --tables`` name -> the tables one chunk of it holds (its sensor table first).
+CHUNK_TABLES: dict[str, tuple[str, ...]] = {"traffic": ("traffic",), "passenger": ("taps", "trips"),
+                                            "water": ("water",)}
+
+
+def chunk_ranges(n: int, per_chunk: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into consecutive ``(start, stop)`` ranges of ``per_chunk``."""
+    per_chunk = max(1, per_chunk)
+    return [(a, min(n, a + per_chunk)) for a in range(0, n, per_chunk)]
 
 
 class Plan:
@@ -127,6 +136,28 @@ class Plan:
         return ts
 
     # ---- chunk generators: each returns Arrow tables for its rows ----
+    def chunk_jobs(self, kind: str, chunk_rows: int) -> list[tuple[tuple[int, int], int]]:
+        """The chunks of ``kind`` (a :data:`CHUNK_TABLES` name) of about ``chunk_rows`` rows:
+        ``((first, stop), estimated rows)``, over sensors, sites or days."""
+        sc = self.city.scale
+        if kind == "passenger":
+            est_per_day = max(1, int(sc.cards * 2.4))
+            return [(r, (r[1] - r[0]) * est_per_day) for r in chunk_ranges(sc.days, chunk_rows // est_per_day)]
+        if kind == "traffic":
+            n_units, per_unit = sc.sensors, sc.days * traffic.SLOTS
+        else:
+            n_units, per_unit = self.city.tables["water_sites"].num_rows, sc.days * water.SLOTS
+        return [(r, (r[1] - r[0]) * per_unit) for r in chunk_ranges(n_units, max(1, chunk_rows // per_unit))]
+
+    def chunk(self, kind: str, a: int, b: int) -> dict[str, pa.Table]:
+        """The tables of one chunk of ``kind``, by name (:data:`CHUNK_TABLES` order): units or days ``a .. b - 1``."""
+        if kind == "traffic":
+            return {"traffic": self.traffic_chunk(a, b)}
+        if kind == "water":
+            return {"water": self.water_chunk(a, b)}
+        taps, trips = self.passenger_chunk(a, b)
+        return {"taps": taps, "trips": trips}
+
     def traffic_chunk(self, s0: int, s1: int) -> pa.Table:
         """The traffic rows of sensors ``s0 .. s1 - 1``, sensor-major in time order."""
         c = self.city
