@@ -116,6 +116,17 @@ def test_evaluate_reports_metrics_skill_and_dropped_series():
     assert res["skill_mae_vs_ha"]["ridge"]["1"] > 0.0
 
 
+def test_evaluate_leaves_the_panel_alone():
+    # a series observed only after the training part is skipped (also as a neighbour) by
+    # blanking it in the evaluator's own copy, never in the caller's panel
+    panel = _panel(n=6, days=21)
+    panel.values[3, : 16 * SEASON] = np.nan
+    before = panel.values.copy()
+    res = evaluate(panel, models="ha,ridge_sp", horizons="1")
+    assert res["series"] == 5 and any("s3" in n for n in res["notes"])
+    np.testing.assert_array_equal(panel.values, before)
+
+
 def test_evaluate_all_missing_is_an_error():
     panel = _panel(n=2)
     panel.values[:] = np.nan

@@ -95,19 +95,28 @@ def fit_block(block: tuple[np.ndarray, np.ndarray], halos: list, pairs, proto: P
     out: dict[str, Any] = {"sums": {}, "usable": int(usable.sum()), "dropped": ids[~usable]}
     if not usable.any():
         return out
+    every = bool(usable.all())
     ctx = Context(cal)
     if pairs is not None:
-        lid = np.concatenate([ids, *(h[0] for h in halos)])
-        order = np.argsort(lid, kind="stable")
-        lid = lid[order]
-        L = np.concatenate([Y, *(h[1] for h in halos)])[order]
-        L[~usable_series(L, proto.train_end)] = np.nan
+        if halos or not (np.diff(ids) > 0).all():
+            lid = np.concatenate([ids, *(h[0] for h in halos)])
+            order = np.argsort(lid, kind="stable")
+            lid = lid[order]
+            L = np.concatenate([Y, *(h[1] for h in halos)])[order]
+            L[~usable_series(L, proto.train_end)] = np.nan
+        else:  # a block standing alone with ascending ids (an in-memory panel): no copies
+            lid, L = ids, Y
+            if not every:
+                L = np.where(usable[:, None], Y, np.nan)
         indptr, indices = csr_from_pairs(pairs[0], pairs[1], lid)
         mine = np.searchsorted(lid, ids)[usable]
         full = neighbour_context(L, proto.train_end, indptr, indices, cal)
-        ctx = Context(cal, full.neighbours[mine], full.nearest[mine])
+        if len(mine) == len(lid) and (np.diff(mine) > 0).all():  # L is the block's series, in order
+            ctx = full
+        else:
+            ctx = Context(cal, full.neighbours[mine], full.nearest[mine])
         del L, full
-    out["sums"] = block_error_sums(Y[usable], ctx, proto, models)
+    out["sums"] = block_error_sums(Y if every else Y[usable], ctx, proto, models)
     return out
 
 
