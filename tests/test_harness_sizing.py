@@ -309,6 +309,19 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text, option="--interval") == seconds
 
 
+def test_one_duration_grammar_for_size_and_table_schemas():
+    from uda.durations import duration_us
+    from uda.quality.table.schema import parse_duration as step_us
+
+    for text in ("5min", "15 min", "1h", "2d", "30", "0.5h", "500ms", "2 days", "1H", "3hours", " 90 s "):
+        assert step_us(text) == duration_us(text) == round(parse_duration(text, option="--interval") * 1e6)
+    assert duration_us("fast") is None and duration_us("5 fortnights") is None and duration_us("-1h") is None
+    assert duration_us(1.5) == 1_500_000 and duration_us("0") == 0
+    assert duration_us("1" * 40 + "d") == int("1" * 40) * 86_400_000_000  # exact, no float overflow
+    with pytest.raises(UserError, match="longer than any duration"):
+        parse_duration("9" * 400 + "d", option="--deadline")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--sensors", "0", "--days", "1"], "must both be positive"),
     (["--sensors", "10", "--days", "-3"], "must both be positive"),

@@ -5,13 +5,13 @@ measured parallel efficiency, storage.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from uda.durations import duration_us
 from uda.errors import UserError
 from uda.harness.sizing.fitting import (
     Model,
@@ -32,26 +32,26 @@ from uda.harness.sizing.models import (
 )
 from uda.harness.sizing.probes import probe_note, with_probe
 
-_UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60,
-          "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600,
-          "d": 86400, "day": 86400, "days": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+#: Longest duration ``uda size`` takes (100 years), in microseconds.
+_LONGEST_US = 100 * 365 * 86400 * 1_000_000
 
 
 def parse_duration(text: str, *, option: str) -> float:
-    """Seconds in a duration such as ``5min``, ``15 min``, ``1h``, ``2d`` or ``300`` (seconds)."""
-    m = _DURATION.match(str(text).lower())
-    if not m or (m.group(2) and m.group(2) not in _UNITS):
+    """Seconds in a duration such as ``5min``, ``15 min``, ``1h``, ``2d`` or ``300`` (seconds).
+
+    The grammar is :func:`uda.durations.duration_us`'s; the messages name ``option``.
+    """
+    us = duration_us(str(text))
+    if us is None:
         msg = f"{option} {text!r} is not a duration; use a number with s, min, h or d (e.g. 5min, 1h)"
         raise UserError(msg)
-    seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    if not math.isfinite(seconds) or seconds > 100 * 365 * 86400:
+    if us > _LONGEST_US:
         msg = f"{option} {text!r} is longer than any duration this estimate is for (100 years)"
         raise UserError(msg)
-    if seconds <= 0:
+    if us <= 0:
         msg = f"{option} {text!r} must be longer than zero"
         raise UserError(msg)
-    return seconds
+    return us / 1_000_000
 
 
 def city_rows(ds: dict[str, Any], *, sensors: int, days: float, interval_s: float,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uda.durations import duration_us
 from uda.errors import UserError
 
 #: Values tried as sentinels in numeric columns when none are declared.
@@ -74,14 +75,10 @@ class Schema:
 
 def parse_duration(text: str | int | float, *, what: str = "step") -> int:
     """Microseconds of ``"15m"``, ``"1h"``, ``"30s"``, ``"1d"``, ``"500ms"`` (a bare number is seconds)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        us = int(round(float(text) * 1_000_000))
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|m|h|d)?\s*", str(text))
-        if m is None:
-            msg = f"{what} {text!r} is not a duration; write e.g. '15m', '1h', '30s' or '1d'"
-            raise UserError(msg)
-        us = int(round(float(m.group(1)) * DURATION_US[m.group(2) or "s"]))
+    us = duration_us(text)  # the one duration grammar (uda.durations)
+    if us is None:
+        msg = f"{what} {text!r} is not a duration; write e.g. '15m', '1h', '30s' or '1d'"
+        raise UserError(msg)
     if us <= 0:
         msg = f"{what} {text!r} must be positive"
         raise UserError(msg)
