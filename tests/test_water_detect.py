@@ -306,7 +306,13 @@ def test_unexplained_gain_envelope():
     up = plume(50, 16, 1.0)
     # downstream: the same plume 2 samples later, 10 % longer and 5 % weaker, plus a local one
     down = plume(52, 17.6, 0.95) + plume(120, 8, 0.5)
-    gain = unexplained_gain(ts, down[:, None], [(ts, up[:, None], 2 * 900_000.0)], slack_before=8)
+    gain = unexplained_gain([(ts, down[:, None], [(ts, up[:, None], 2 * 900_000.0)])], slack_before=8)
     assert gain[45:75, 0].max() < 0.05
     assert gain[120:128, 0].max() > 0.45
     assert np.isnan(gain[0, 0])  # no upstream record yet (the envelope looks one sample ahead)
+    # several sites in one call: each site's rows as if alone (the envelope never crosses sites)
+    second = (ts[:120], plume(30, 10, 0.7)[:120, None], [(ts, up[:, None], 0.0)])
+    both = unexplained_gain([(ts, down[:, None], [(ts, up[:, None], 2 * 900_000.0)]), second], slack_before=8)
+    np.testing.assert_array_equal(both[:200], gain)
+    np.testing.assert_array_equal(both[200:], unexplained_gain([second], slack_before=8))
+    assert both[230:240, 0].max() > 0.6  # the second site's own plume, upstream has none then

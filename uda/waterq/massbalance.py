@@ -70,10 +70,15 @@ def lagged_max(ts: np.ndarray, upstream: list[tuple[np.ndarray, np.ndarray, floa
     return np.where(any_ok, np.max(np.where(np.isnan(stack), -np.inf, stack), axis=0), np.nan)
 
 
-def unexplained_gain(ts: np.ndarray, excess: np.ndarray,
-                     upstream: list[tuple[np.ndarray, np.ndarray, float]], *,
-                     slack_before: int, slack_after: int = 1) -> np.ndarray:
-    """How much of a site's excess its upstream sites cannot explain.
+#: One downstream site for :func:`unexplained_gain`: its sample times (int64 ms), its
+#: ``(n, n_params)`` directional excess, and ``(up_ts, up_excess, travel_time_ms)`` per
+#: upstream site.
+Downstream = tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray, float]]]
+
+
+def unexplained_gain(sites: list[Downstream], *, slack_before: int,
+                     slack_after: int = 1) -> np.ndarray:
+    """How much of each site's excess its upstream sites cannot explain.
 
     ``excess`` is each parameter's departure from its baseline, signed so that a
     pollution plume makes it positive. Upstream excesses are shifted by their travel
@@ -81,28 +86,26 @@ def unexplained_gain(ts: np.ndarray, excess: np.ndarray,
     sites is taken (no flow data, so assume a plume may arrive undiluted from any branch),
     and then the largest within ``slack_before`` samples before to ``slack_after`` after
     (plumes stretch as they travel). What remains above that envelope is unexplained: a
-    discharge between the sites.
+    discharge between the sites. All sites go through one envelope kernel call.
 
     Parameters
     ----------
-    ts
-        Downstream sample times (int64 ms), one regular series.
-    excess
-        ``(n, n_params)`` downstream directional excess.
-    upstream
-        ``(up_ts, up_excess, travel_time_ms)`` per upstream site.
+    sites
+        One :data:`Downstream` ``(ts, excess, upstream)`` per downstream site, each a
+        regular series.
     slack_before, slack_after
         Envelope window in samples.
 
     Returns
     -------
     ndarray
-        ``(n, n_params)`` unexplained excess (NaN where no upstream value is available).
+        ``(sum of n, n_params)``: the sites' unexplained excess, their rows in the order of
+        ``sites`` (NaN where no upstream value is available).
     """
-    offsets = np.array([0, ts.shape[0]], dtype=np.int64)
-    envelope = window_max(np.ascontiguousarray(lagged_max(ts, upstream)), offsets, slack_before,
-                          slack_after)
-    return excess - envelope
+    offsets = np.r_[0, np.cumsum([ts.shape[0] for ts, _, _ in sites])].astype(np.int64)
+    mixed = np.concatenate([lagged_max(ts, upstream) for ts, _, upstream in sites])
+    envelope = window_max(np.ascontiguousarray(mixed), offsets, slack_before, slack_after)
+    return np.concatenate([excess for _, excess, _ in sites]) - envelope
 
 
 def _retro_baseline(values: np.ndarray, offsets: np.ndarray,
@@ -173,7 +176,7 @@ def mass_balance(block: Block, excess: np.ndarray, ups: dict[int, list[tuple[int
     """
     idx = {int(s): i for i, s in enumerate(block.sites)}
     slack = max(1, round(opts.mb_slack_s / opts.interval_s))
-    sites, gains, ts_all = [], [], []
+    sites, downstream = [], []
     for site, ul in ups.items():
         have = [(u, tt) for u, tt in ul if u in idx]
         if site not in idx or not have:
@@ -184,13 +187,12 @@ def mass_balance(block: Block, excess: np.ndarray, ups: dict[int, list[tuple[int
             ua, ub = block.offsets[idx[u]], block.offsets[idx[u] + 1]
             upstream.append((block.ts[ua:ub], excess[ua:ub], tt * MS))
         sites.append(site)
-        ts_all.append(block.ts[a:b])
-        gains.append(unexplained_gain(block.ts[a:b], excess[a:b], upstream, slack_before=slack))
+        downstream.append((block.ts[a:b], excess[a:b], upstream))
     if not sites:
         return empty_mass_balance()
-    offsets = np.r_[0, np.cumsum([t.size for t in ts_all])].astype(np.int64)
-    ts = np.concatenate(ts_all)
-    gain = np.concatenate(gains)
+    offsets = np.r_[0, np.cumsum([t.size for t, _, _ in downstream])].astype(np.int64)
+    ts = np.concatenate([t for t, _, _ in downstream])
+    gain = unexplained_gain(downstream, slack_before=slack)
     med, scale = _retro_baseline(np.ascontiguousarray(gain), offsets, opts)
     _, floor = signature_columns(block.params, opts)
     z = (gain - med) / np.maximum(scale, floor)
