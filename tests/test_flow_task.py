@@ -203,9 +203,12 @@ def test_one_week_of_speeds_as_a_wide_table_with_adjacency(tmp_path):
         assert m["ridge_st"][h]["mae"] < 0.98 * best, (h, m["ridge_st"][h]["mae"], best)
 
 
-def test_cli_block_size_default_is_the_task_default():
+def test_cli_defaults_are_the_task_defaults():
     from uda.cli.run_flow import flow as flow_cmd
+    from uda.forecasting.protocol import DEFAULT_HORIZONS
+    from uda.forecasting.registry import DEFAULT_MODELS
     from uda.tasks.flow import DEFAULT_BLOCK_MB
 
-    (opt,) = [p for p in flow_cmd.params if p.name == "block_mb"]
-    assert opt.default == DEFAULT_BLOCK_MB
+    defaults = {p.name: p.default for p in flow_cmd.params}
+    assert defaults["block_mb"] == DEFAULT_BLOCK_MB
+    assert defaults["models"] == DEFAULT_MODELS and defaults["horizons"] == DEFAULT_HORIZONS
