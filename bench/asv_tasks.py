@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import inspect
 import os
 
-from uda.tasks.base import TASKS as REGISTRY
+from uda.tasks.registry import TASKS as REGISTRY
 
 from .asv_data import tiny_dataset
 
 #: Every registered task whose module exists in this revision.
-TASKS = [t for t in REGISTRY if importlib.util.find_spec(f"uda.tasks.{t}") is not None]
+TASKS = [name for name, t in REGISTRY.items()
+         if importlib.util.find_spec(t.run.partition(":")[0]) is not None]
 ENGINES = ["polars", "dask"]
-#: The answer-quality measure tracked for each task (a key of ``TaskResult.quality``).
-QUALITY = {
-    "route": "relative_gap",
-    "flow": "ridge_mae_h1",
-    "water": "multivariate_f1",
-    "standardise": "traffic_integrated_share",
-    "utilisation": "drift_f1",
-}
+#: The answer-quality measure tracked for each task (a key of ``TaskResult.quality``):
+#: each task's ``quality`` in the registry.
+QUALITY = {name: t.quality for name, t in REGISTRY.items()}
 
 
 def _run(path: str, task: str, engine: str):
-    module = importlib.import_module(f"uda.tasks.{task}")
     options = {"scheduler": "threads"} if engine == "dask" else {}
-    if "write" in inspect.signature(module.run).parameters:
-        options["write"] = False  # leave the shared dataset as generated
-    return module.run(path, engine=engine, **options)
+    # leave the shared dataset as generated
+    return REGISTRY[task](path, engine=engine, **options, **REGISTRY[task].keep_data_options())
 
 
 class Tasks:
-    """``uda.tasks.<task>.run`` on the tiny dataset (seed 1), Polars and Dask."""
+    """Each registered task's ``run`` on the tiny dataset (seed 1), Polars and Dask."""
 
     params = [TASKS, ENGINES]
     param_names = ["task", "engine"]
@@ -52,9 +44,6 @@ class Tasks:
         _run(path, task, engine)
 
     def track_quality(self, path, task, engine):
-        if task not in QUALITY:
-            msg = f"add the quality measure of task {task!r} to QUALITY in bench/asv_tasks.py"
-            raise KeyError(msg)
         return _run(path, task, engine).quality[QUALITY[task]]
 
-    track_quality.unit = "quality (QUALITY in bench/asv_tasks.py)"
+    track_quality.unit = "quality (Task.quality in uda/tasks/registry.py)"

@@ -19,7 +19,6 @@ Run: ``python bench/bench_engines.py --scale small --repeats 5``
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
@@ -29,15 +28,15 @@ from typing import Any
 
 from uda.generate import generate
 from uda.scales import resolve_scale
-from uda.tasks.base import TASKS, compare_answers
+from uda.tasks.base import compare_answers
+from uda.tasks.registry import TASKS
 
-#: Task options as the default suite runs them (uda/harness/suites.py).
-OPTIONS: dict[str, dict[str, Any]] = {"standardise": {"write": False}}
+#: Task options as the default suite runs them (``bench_options`` in uda/tasks/registry.py).
+OPTIONS: dict[str, dict[str, Any]] = {name: dict(t.bench_options) for name, t in TASKS.items()}
 
 
 def _task(name: str):
-    module, func = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    return TASKS[name].load()
 
 
 def _dataset(root: Path, scale: str, defects: str, seed: int) -> Path:

@@ -1,6 +1,6 @@
 """Strong and weak scaling of the task pipelines, and Dask against Polars, on this machine.
 
-For every task (route, flow, water, ... whatever ``uda.tasks.base.TASKS`` holds and is
+For every task (route, flow, water, ... whatever ``uda.tasks.registry.TASKS`` holds and is
 importable) and each engine configuration — Polars; Dask threads; Dask LocalCluster
 with 1 and 2 single-threaded worker processes on loopback — it runs the task once to
 warm up (reported as cold) and then ``--repeats`` times, and reports the median, min
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 from uda.engines import dask_scheduler
 from uda.generate import generate
 from uda.scales import resolve_scale
-from uda.tasks.base import TASKS
+from uda.tasks.registry import TASKS
 
 CONFIGS = [("polars", None), ("dask", "threads"), ("dask", "local:1"), ("dask", "local:2")]
 #: Every configuration label, in report order (``-weak``: the doubled dataset on 2 workers).
@@ -43,9 +42,8 @@ RATIOS = {"strong_speedup_1_to_2": ("dask-local:1", "dask-local:2"),
 
 
 def _task(name: str):
-    module, func = TASKS[name].split(":")
     try:
-        return getattr(importlib.import_module(module), func)
+        return TASKS[name].load()
     except (ImportError, AttributeError):
         return None
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from uda.cli.output import json_safe, missing_codes
-from uda.engines import SCHEDULER_HELP
+from uda.cli.run import engine_option
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -82,10 +82,7 @@ def _num(x, digits: int = 2) -> str:
 @click.option("--target", type=click.Choice(["traffic", "speed", "stations"]), default="traffic",
               show_default=True,
               help="With --data: sensor flow at 5 min, sensor speed at 5 min, or station in/outflow at 15 min.")
-@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
-              help="Polars (blocks of sensors read and fitted in turn) or Dask (a task per block).")
-@click.option("--scheduler", default=None,
-              help=SCHEDULER_HELP)
+@engine_option("Polars (blocks of sensors read and fitted in turn) or Dask (a task per block).")
 @click.option("--models", default="last,snaive_day,snaive_week,ha,ha_slot,hw,ridge,ridge_sp,ridge_st",
               show_default=True,
               help="Comma-separated forecasters, or 'all'.")

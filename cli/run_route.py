@@ -6,7 +6,7 @@ import json
 
 import click
 
-from uda.engines import SCHEDULER_HELP
+from uda.cli.run import engine_option
 
 _ALGORITHMS = ("aon", "fw", "cfw", "bfw")
 
@@ -54,10 +54,7 @@ def _congested_table(summary: dict):
               help="Generated dataset folder: travel times from sensors, OD, assignment and sites.")
 @click.option("--tntp", "tntp_dir", type=click.Path(), default=None,
               help="TNTP folder holding <Name>_net.tntp and <Name>_trips.tntp: run assignment on it.")
-@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
-              help="With --data: engine for the sensor aggregation.")
-@click.option("--scheduler", default=None,
-              help=SCHEDULER_HELP)
+@engine_option("With --data: engine for the sensor aggregation.")
 @click.option("--slot-minutes", type=int, default=60, show_default=True,
               help="With --data: length of a time-of-day slot for link travel times.")
 @click.option("--slot", type=int, default=None,

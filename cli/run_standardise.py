@@ -6,14 +6,12 @@ import json
 
 import click
 
-from uda.engines import SCHEDULER_HELP
+from uda.cli.run import engine_option
 
 
 @click.command()
 @click.option("--data", "data", required=True, type=click.Path(), help="Dataset folder written by `uda generate`.")
-@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
-              help="Engine that reads and parses the feeds.")
-@click.option("--scheduler", default=None, help=SCHEDULER_HELP)
+@engine_option("Engine that reads and parses the feeds.")
 @click.option("--repair", is_flag=True,
               help="Shift skewed sensor clocks back onto the grid and divide drifted values by the estimated drift.")
 @click.option("--no-write", is_flag=True, help="Standardise in memory and report; do not write DATA/clean/.")

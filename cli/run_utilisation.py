@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from uda.engines import SCHEDULER_HELP
+from uda.cli.run import engine_option
 
 _STAGES = ("collected", "valid", "standardised", "integrated", "used")
 
@@ -45,9 +45,7 @@ def plot_funnel(summary: dict, path: Path) -> None:
 
 @click.command()
 @click.option("--data", "data", required=True, type=click.Path(), help="Dataset folder written by `uda generate`.")
-@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
-              help="Engine of the standardisation and quality scans.")
-@click.option("--scheduler", default=None, help=SCHEDULER_HELP)
+@engine_option("Engine of the standardisation and quality scans.")
 @click.option("--repair", is_flag=True, help="Standardise with repairs (clock skew, drift).")
 @click.option("--no-quality", is_flag=True, help="Skip the quality metrics (funnel and detectors only).")
 @click.option("--no-write", is_flag=True, help="Standardise in memory; do not write DATA/clean/.")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from uda.engines import SCHEDULER_HELP
+from uda.cli.run import engine_option
 from uda.errors import UserError
 
 
@@ -131,10 +131,7 @@ def _print_protocol(console, summary: dict) -> None:
                    "--data: only the signature detectors run unless given].")
 @click.option("--train-table", type=click.Path(), default=None,
               help="With --table: fit on this labelled table (same columns) and score all of --table.")
-@click.option("--engine", type=click.Choice(["polars", "dask"]), default="polars", show_default=True,
-              help="Engine running the per-site pipeline.")
-@click.option("--scheduler", default=None,
-              help=SCHEDULER_HELP)
+@engine_option("Engine running the per-site pipeline.")
 @click.option("--period", type=click.Choice(["all", "day", "week", "month"]), default="month",
               show_default=True, help="WQI period per site.")
 @click.option("--guidelines", type=click.Path(), default=None,

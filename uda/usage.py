@@ -16,8 +16,10 @@ for any of its targets. The rules restate each task's own row filters, read from
 ``water`` on ``water``
     every row of a known site with at least one parameter present.
 
-A record is *used* when at least one rule selects it. New tasks add one function and one
-registry line.
+A record is *used* when at least one rule selects it. The rules are registered with their
+task (:attr:`uda.tasks.registry.Task.usage`: table -> ``"module:function"``), and each rule
+says the columns it reads with :func:`reads`; a new task adds one function and names it in
+its registry entry.
 """
 
 from __future__ import annotations
@@ -26,8 +28,20 @@ from collections.abc import Callable
 
 import numpy as np
 
+from uda.contract import WATER_PARAMETERS as PARAMETERS
+from uda.tasks.registry import TASKS, resolve
+
 #: ``rule(columns, city_ids) -> mask``; ``city_ids`` maps a city table name to its sorted ids.
 Rule = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], np.ndarray]
+
+
+def reads(*columns: str) -> Callable[[Rule], Rule]:
+    """Declare the columns a rule reads (its ``columns`` attribute, read by :func:`columns_needed`)."""
+    def mark(rule: Rule) -> Rule:
+        rule.columns = columns  # type: ignore[attr-defined]
+        return rule
+
+    return mark
 
 
 def _known(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -36,6 +50,7 @@ def _known(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
         else np.zeros(ids.size, bool)
 
 
+@reads("sensor_id", "speed")
 def route_traffic(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> np.ndarray:
     """Rows the route task reads: a positive finite speed of a known sensor."""
     speed = cols["speed"]
@@ -44,40 +59,43 @@ def route_traffic(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> n
     return ok & _known(cols["sensor_id"], city["sensors"])
 
 
+@reads("flow", "speed")
 def flow_traffic(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> np.ndarray:
     """Rows the flow task's traffic or speed target reads: flow or speed present."""
     return ~np.isnan(cols["flow"]) | ~np.isnan(cols["speed"])
 
 
+@reads("station_id")
 def flow_taps(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> np.ndarray:
     """Taps the flow task's stations target counts: every tap at a known station."""
     return _known(cols["station_id"], city["stations"])
 
 
+@reads("site_id", *PARAMETERS)
 def water_water(cols: dict[str, np.ndarray], city: dict[str, np.ndarray]) -> np.ndarray:
     """Rows the water task reads: a known site with at least one parameter present."""
-    from uda.contract import WATER_PARAMETERS as PARAMETERS
-
     present = np.zeros(cols["site_id"].size, bool)
     for p in PARAMETERS:
         present |= ~np.isnan(cols[p])
     return present & _known(cols["site_id"], city["water_sites"])
 
 
-#: task -> table -> rule
-USAGE: dict[str, dict[str, Rule]] = {
-    "route": {"traffic": route_traffic},
-    "flow": {"traffic": flow_traffic, "taps": flow_taps},
-    "water": {"water": water_water},
-}
+def rules() -> dict[str, dict[str, Rule]]:
+    """Task -> table -> rule, for every registered task with usage rules."""
+    return {t.name: {table: resolve(path) for table, path in t.usage.items()}
+            for t in TASKS.values() if t.usage}
 
 
 def columns_needed(table: str) -> list[str]:
-    """Columns the rules of ``table`` read."""
-    from uda.contract import WATER_PARAMETERS as PARAMETERS
-
-    return {"traffic": ["sensor_id", "flow", "speed"], "taps": ["station_id"],
-            "water": ["site_id", *PARAMETERS]}[table]
+    """Columns the rules of ``table`` read (``KeyError`` if no rule reads it)."""
+    cols: dict[str, None] = {}
+    for per_table in rules().values():
+        if table in per_table:
+            cols.update(dict.fromkeys(per_table[table].columns))
+    if not cols:
+        msg = f"no task has a usage rule for table {table!r}"
+        raise KeyError(msg)
+    return list(cols)
 
 
 def used(cols: dict[str, np.ndarray], table: str, city: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
@@ -95,9 +113,9 @@ def used(cols: dict[str, np.ndarray], table: str, city: dict[str, np.ndarray]) -
     n = next(iter(cols.values())).size if cols else 0
     mask = np.zeros(n, bool)
     per_task = {}
-    for task, rules in USAGE.items():
-        if table in rules:
-            m = rules[table](cols, city)
+    for task, per_table in rules().items():
+        if table in per_table:
+            m = per_table[table](cols, city)
             per_task[task] = int(m.sum())
             mask |= m
     return mask, per_task

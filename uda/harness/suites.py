@@ -11,28 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from uda.errors import UserError
-from uda.tasks.base import TASKS, TaskResult
+from uda.tasks.base import TaskResult
+from uda.tasks.registry import TASKS, in_suite
 
-#: Per task: scales and options of the default suite (small, so a run takes minutes). Tasks
-#: that read department feeds run on datasets generated with ``--defects realistic``; the
-#: standardise task does not write ``clean/`` into the shared dataset.
-DEFAULT_PLAN: dict[str, dict[str, Any]] = {
-    "route": {"scales": ["tiny", "small"]},
-    "flow": {"scales": ["tiny", "small"]},
-    "water": {"scales": ["tiny", "small"]},
-    "standardise": {"scales": ["tiny:defects=realistic", "small:defects=realistic"],
-                    "options": {"write": False}},
-    "utilisation": {"scales": ["tiny:defects=realistic", "small:defects=realistic"]},
-}
+#: Scales of the default suite (small, so a run takes minutes), before each task's dataset
+#: overrides (:attr:`uda.tasks.registry.Task.dataset`: tasks that read department feeds run on
+#: datasets generated with ``defects=realistic``).
+DEFAULT_SCALES = ["tiny", "small"]
 
 
 def _task_available(task: str) -> bool:
     """Whether the task's module exists and exposes its ``run`` function."""
-    module, _, attr = TASKS[task].partition(":")
+    module = TASKS[task].run.partition(":")[0]
     try:
         if importlib.util.find_spec(module) is None:
             return False
-        return callable(getattr(importlib.import_module(module), attr, None))
+        return callable(TASKS[task].load())
     except Exception:  # noqa: BLE001 - a task module that cannot load is left out of the suite
         return False
 
@@ -47,15 +41,15 @@ def default_suite() -> dict[str, Any]:
     if importlib.util.find_spec("uda.cli.generate") is not None:
         cases.append({"task": "generate", "target": "uda.harness.suites:generate", "data": False,
                       "engines": ["uda"], "scales": ["tiny", "small"], "repeats": 2})
-    for task in TASKS:
-        if not _task_available(task):
+    for t in in_suite("default"):
+        if not _task_available(t.name):
             continue
-        plan = DEFAULT_PLAN.get(task, {"scales": ["tiny", "small"]})
-        cases.append({"task": task, "engines": ["polars", "dask"], "scales": plan["scales"],
-                      "options": plan.get("options", {})})
+        scales = _with_suffix(t.name, DEFAULT_SCALES)
+        cases.append({"task": t.name, "engines": ["polars", "dask"], "scales": scales,
+                      "options": dict(t.bench_options)})
         # cold call with Numba compiling from scratch, on the smallest scale
-        cases.append({"task": task, "engines": ["polars"], "scales": plan["scales"][:1],
-                      "options": plan.get("options", {}), "cold": "compile", "repeats": 0})
+        cases.append({"task": t.name, "engines": ["polars"], "scales": scales[:1],
+                      "options": dict(t.bench_options), "cold": "compile", "repeats": 0})
     if not cases:
         msg = "the default suite is empty: this uda has neither `uda generate` nor any task module"
         raise UserError(msg)
@@ -69,9 +63,6 @@ def default_suite() -> dict[str, Any]:
 #: scale the ``validate`` suite measures to check the sweep's predictions on data it never saw.
 MID_SCALE = "medium:sensors=600,days=21,stations=70,cards=60000,water-sites=40"
 SWEEP_SCALES = ["tiny", "small", MID_SCALE]
-#: Tasks the sizing sweep and its validation measure (standardise is sized like utilisation,
-#: whose first step it is).
-SWEEP_TASKS = ("route", "flow", "water", "utilisation")
 #: Water's table is small at those scales (80,640 rows at mid, a tenth of its memory there),
 #: so the sweep also measures water alone on a bigger table, where its rows dominate.
 WATER_SCALE = "small:tables=water,water-sites=150,days=60"
@@ -80,8 +71,8 @@ EFFICIENCY_SCALE = "small"
 
 
 def _with_suffix(task: str, scales: list[str]) -> list[str]:
-    """The scales with the task's dataset overrides of the default plan (``defects=realistic``)."""
-    suffix = DEFAULT_PLAN.get(task, {"scales": ["tiny"]})["scales"][0].partition(":")[2]
+    """The scales with the task's dataset overrides (``defects=realistic``)."""
+    suffix = TASKS[task].dataset
     return [s if not suffix else f"{s}{',' if ':' in s else ':'}{suffix}" for s in scales]
 
 
@@ -94,10 +85,10 @@ def sweep_suite() -> dict[str, Any]:
     ``uda size`` turns into cores and a cluster form.
     """
     cases = []
-    for task in SWEEP_TASKS:
+    for t in in_suite("sweep"):
+        task, options = t.name, dict(t.bench_options)
         if not _task_available(task):
             continue
-        options = DEFAULT_PLAN.get(task, {}).get("options", {})
         scales = _with_suffix(task, SWEEP_SCALES) + ([WATER_SCALE] if task == "water" else [])
         cases.append({"task": task, "engines": ["polars", "dask"], "scales": scales, "options": options})
         eff = _with_suffix(task, [EFFICIENCY_SCALE])
@@ -116,10 +107,10 @@ def validate_suite() -> dict[str, Any]:
     """The sweep's tasks at ``medium``, a scale the sweep leaves out: ``uda size --check`` compares
     what the sweep predicts for these cases with what they measured."""
     cases = []
-    for task in SWEEP_TASKS:
-        if _task_available(task):
-            cases.append({"task": task, "engines": ["polars", "dask"], "scales": _with_suffix(task, ["medium"]),
-                          "options": DEFAULT_PLAN.get(task, {}).get("options", {})})
+    for t in in_suite("validate"):
+        if _task_available(t.name):
+            cases.append({"task": t.name, "engines": ["polars", "dask"], "scales": _with_suffix(t.name, ["medium"]),
+                          "options": dict(t.bench_options)})
     if not cases:
         msg = "the validate suite is empty: this uda has no task module yet"
         raise UserError(msg)

@@ -1,4 +1,7 @@
-"""What every analytic task returns, and how two engines' answers are compared."""
+"""What every analytic task returns, and how two engines' answers are compared.
+
+The tasks themselves are listed in :mod:`uda.tasks.registry`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-#: Task name -> "module:function". Each function has the signature
-#: ``run(data, *, engine="polars", scheduler=None, **options) -> TaskResult``.
-TASKS: dict[str, str] = {
-    "route": "uda.tasks.route:run",
-    "flow": "uda.tasks.flow:run",
-    "water": "uda.tasks.water:run",
-    "standardise": "uda.tasks.standardise:run",
-    "utilisation": "uda.tasks.utilisation:run",
-}
 
 
 @dataclass
