@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from uda.contract import LATE_AFTER_S, SPECS, start_ms_of
+from uda.contract import LATE_AFTER_S, SPECS, district_lookup, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels import quality as qk
@@ -30,8 +30,6 @@ from uda.store import Dataset, open_dataset
 
 _DAY_MS = 86_400_000
 
-
-_CITY = {"traffic": ("sensors", "sensor_id"), "water": ("water_sites", "site_id"), "taps": ("stations", "station_id")}
 
 
 class QualityState:
@@ -74,14 +72,9 @@ class QualityState:
 
 
 def _lookup(ds: Dataset, table: str) -> tuple[np.ndarray, np.ndarray]:
-    """``id -> district`` of the referenced city table, and keys per district."""
-    city, col = _CITY[table]
-    t = ds.read(city)
-    ids = t[col].to_numpy().astype(np.int64)
-    dist = t["district_id"].to_numpy().astype(np.int64)
-    lut = np.full(int(ids.max(initial=-1)) + 1, -1, np.int64)
-    lut[ids] = dist
-    return lut, dist
+    """``id -> district`` of the referenced city table, and the district of each of its ids."""
+    t = ds.read(SPECS[table].ref_table)
+    return district_lookup(t, table), t["district_id"].to_numpy().astype(np.int64)
 
 
 def blocks(ds: Dataset, table: str) -> list[list[Path]]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from uda.contract import SPECS, start_ms_of
+from uda.contract import SPECS, district_lookup, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.quality.feeds import TABLES, FeedFile, feed_files, parse_polars, read_parse_arrow
@@ -49,22 +49,16 @@ class _Ctx:
 
 
 def _context(ds: Dataset) -> _Ctx:
-    def lookup(table: str, key: str) -> np.ndarray:
-        if not ds.has(table):
-            return np.zeros(0, np.int64)
-        t = ds.read(table)
-        ids = t[key].to_numpy().astype(np.int64)
-        out = np.full(int(ids.max(initial=-1)) + 1, -1, np.int64)
-        out[ids] = t["district_id"].to_numpy()
-        return out
+    def lookup(table: str) -> np.ndarray:
+        city = SPECS[table].ref_table
+        return district_lookup(ds.read(city), table) if ds.has(city) else np.zeros(0, np.int64)
 
     p = ds.params
     if "start" not in p or "days" not in p:
         msg = f"dataset {ds.path} has no start/days parameters; regenerate it with `uda generate`"
         raise UserError(msg)
     start = start_ms_of(p["start"])
-    return _Ctx(ds, feed_files(ds), {"traffic": lookup("sensors", "sensor_id"), "water": lookup("water_sites", "site_id"),
-                                     "taps": lookup("stations", "station_id")},
+    return _Ctx(ds, feed_files(ds), {table: lookup(table) for table in ("traffic", "water", "taps")},
                 (start, start + int(p["days"]) * _DAY_MS), start)
 
 

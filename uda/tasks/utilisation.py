@@ -249,9 +249,9 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     t0 = time.perf_counter()
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     has_feeds = ds.has("feed_dictionary")
-    city = {name: np.sort(ds.read(name)[col].to_numpy().astype(np.int64))
-            for name, col in (("sensors", "sensor_id"), ("stations", "station_id"), ("water_sites", "site_id"))}
-    city_keys = {"traffic": city["sensors"], "water": city["water_sites"], "taps": city["stations"]}
+    city = {spec.ref_table: np.sort(ds.read(spec.ref_table)[spec.ref].to_numpy().astype(np.int64))
+            for spec in SPECS.values()}
+    city_keys = {table: city[spec.ref_table] for table, spec in SPECS.items()}
     p = ds.params
     start, days = start_ms_of(p["start"]), int(p["days"])
     qctx = None
