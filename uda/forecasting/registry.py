@@ -2,8 +2,8 @@
 
 To add a model, write its :class:`~uda.forecasting.models.Forecaster` (a new module, or
 one of the model modules) and add one :func:`register` line below; the common tests
-(tests/test_flow_models.py), ``uda run flow --models all``, asv and ``uda regress`` pick it
-up from :data:`MODELS`.
+(tests/test_flow_models.py), ``uda run flow --models all`` and asv (bench/asv_flow.py,
+bench/asv_compile.py) pick it up from :data:`MODELS`.
 """
 
 from __future__ import annotations
