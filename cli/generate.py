@@ -7,6 +7,7 @@ import json
 import click
 
 from uda.cli.progress import progress_bar
+from uda.contract import GENERATED_TABLES
 from uda.scales import PRESETS
 
 
@@ -20,7 +21,7 @@ from uda.scales import PRESETS
 @click.option("--chunk-rows", type=int, default=2_000_000, show_default=True,
               help="Target rows per chunk and per file; bounds memory.")
 @click.option("--force", is_flag=True, help="Replace an existing dataset at --out.")
-@click.option("--tables", default="traffic,passenger,water", show_default=True,
+@click.option("--tables", default=",".join(GENERATED_TABLES), show_default=True,
               help="Sensor tables to generate (comma-separated); city and truth tables are always written.")
 @click.option("--sensors", type=int, default=None, help="Override: traffic sensors.")
 @click.option("--days", type=int, default=None, help="Override: days of data.")

@@ -100,7 +100,7 @@ def _alternate(*lists: list) -> list:
 
 def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | None = None,
              chunk_rows: int = DEFAULT_CHUNK_ROWS, force: bool = False,
-             tables: tuple[str, ...] = ("traffic", "passenger", "water"),
+             tables: tuple[str, ...] = tuple(GENERATED_TABLES),
              progress: Callable[[str, int, int], None] | None = None,
              defects: str | DefectProfile = "none") -> dict[str, Any]:
     """Generate a dataset into ``out`` atomically.
@@ -153,7 +153,7 @@ def generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int | 
         raise UserError(msg)
     unknown = set(tables) - set(GENERATED_TABLES)
     if unknown:
-        msg = f"unknown table(s) {', '.join(sorted(unknown))}; choose from traffic, passenger, water"
+        msg = f"unknown table(s) {', '.join(sorted(unknown))}; choose from {', '.join(GENERATED_TABLES)}"
         raise UserError(msg)
     profile = defects if isinstance(defects, DefectProfile) else resolve_profile(defects)
     t0 = time.perf_counter()
