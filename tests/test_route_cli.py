@@ -127,3 +127,15 @@ def test_route_refuses_a_remote_out_that_exists():
     assert_one_line_error(_run("--tntp", BRAESS, "--out", "memory://rel16/flows.csv"),
                           "already holds results")
     assert fs.cat("/rel16/flows.csv") == b"x"
+
+
+def test_cli_choices_are_the_kernels_and_the_checks():
+    """The CLI keeps its own copies of the algorithm and policy names (importing the kernels would
+    load Numba for ``uda --help``); they must stay equal to the ones the run checks."""
+    from uda.cli.run_route import route
+    from uda.kernels.assign import ALGORITHMS
+    from uda.routing.assignment import UNREACHABLE_POLICIES
+
+    choices = {p.name: tuple(p.type.choices) for p in route.params if hasattr(p.type, "choices")}
+    assert choices["algorithm"] == ALGORITHMS
+    assert choices["unreachable"] == UNREACHABLE_POLICIES
