@@ -12,9 +12,10 @@ import click
 def info(as_json: bool) -> None:
     """Print uda's version, package versions and machine facts."""
     from uda import __version__
-    from uda.harness.results import git_facts, machine_facts, package_versions
+    from uda.harness.results import PACKAGES, git_facts, machine_facts
+    from uda.versions import package_versions
 
-    facts = {"uda": __version__, "machine": machine_facts(), "packages": package_versions(),
+    facts = {"uda": __version__, "machine": machine_facts(), "packages": package_versions(PACKAGES),
              "git": git_facts()}
     if as_json:
         click.echo(json.dumps(facts))

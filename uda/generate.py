@@ -15,12 +15,8 @@ import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import numba
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uda import __version__
@@ -41,6 +37,7 @@ from uda.synth import feeds
 from uda.synth.plan import CHUNK_TABLES, Plan
 from uda.synth.profiles import DefectProfile, resolve_profile
 from uda.synth.standards import dictionary_table
+from uda.versions import package_versions
 
 DEFAULT_CHUNK_ROWS = 2_000_000
 GENERATOR_VERSION = 1
@@ -64,17 +61,14 @@ def _freeze_loaded() -> None:
         gc.freeze()
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that shape generated data.
+def manifest_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape generated data (the manifest's ``versions``).
 
-    Polars is named from its installed metadata: generating does not import it (0.2–0.5 s).
+    From the installed metadata (:func:`uda.versions.package_versions`): generating does not import Polars.
     """
-    try:
-        pl_version = version("polars")
-    except PackageNotFoundError:  # pragma: no cover - polars is a dependency
-        pl_version = "not installed"
-    return {"uda": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "pyarrow": pa.__version__, "polars": pl_version}
+    v = package_versions(("numpy", "numba", "pyarrow", "polars"))
+    return {"uda": __version__, "python": platform.python_version(), "numpy": v["numpy"], "numba": v["numba"],
+            "pyarrow": v["pyarrow"], "polars": v["polars"] or "not installed"}
 
 
 #: Parquet encodings of the generated tables beyond ``store.PARQUET_OPTIONS``: dictionary
@@ -222,7 +216,7 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
                                     dic.schema))
             for name, part, schema in small_parts:
                 w.add_table(name, [part], schema)
-            versions = package_versions()  # package metadata look-ups, while the chunks run
+            versions = manifest_versions()  # package metadata look-ups, while the chunks run
             done = 0
             results = []
             for job, fut in zip(jobs, futures, strict=True):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -17,6 +16,7 @@ from typing import Any
 import psutil
 
 from uda.errors import UserError
+from uda.versions import package_versions
 
 SCHEMA = "uda-bench-results"
 SCHEMA_VERSION = 1
@@ -81,17 +81,6 @@ def _os_release() -> str:
         return ""
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of :data:`PACKAGES` (``None`` when not installed)."""
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def git_facts(path: Path = _REPO) -> dict[str, Any]:
     """The git commit of the uda checkout and whether it has uncommitted changes."""
     def _git(*args: str) -> str | None:
@@ -147,7 +136,7 @@ def new_results(*, suite: dict[str, Any]) -> dict[str, Any]:
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "suite": suite,
         "machine": machine_facts(),
-        "packages": package_versions(),
+        "packages": package_versions(PACKAGES),
         "git": git_facts(),
         "source_sha256": source_digest(),
         "datasets": {},
