@@ -198,7 +198,7 @@ def plot(result: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="small")
-    ap.add_argument("--tasks", default=",".join(t for t in TASKS if t not in ("standardise", "utilisation")))
+    ap.add_argument("--tasks", default=",".join(t for t, spec in TASKS.items() if not spec.dataset))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--configs", default=",".join(LABELS),
                     help=f"configurations to measure, comma-separated from: {', '.join(LABELS)}")
