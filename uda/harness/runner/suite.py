@@ -241,7 +241,7 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
         Replace every entry's number of warm repeats.
     """
     from uda.engines import ENGINES, check_engine
-    from uda.tasks.base import TASKS
+    from uda.tasks.registry import TASKS
 
     src = suite.get("source", "suite")
     unknown = set(suite) - SUITE_KEYS - {"source", "base_dir"}
@@ -277,7 +277,7 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
         if custom is not None and (not isinstance(custom, str) or custom.count(":") != 1):
             msg = f"{where}: target must be \"module:function\", got {_show(custom)}"
             raise UserError(msg)
-        target = custom or TASKS.get(task)
+        target = custom or (TASKS[task].run if task in TASKS else None)
         if not target or ":" not in target:
             msg = (f"{where}: unknown task {_show(task)} (known: {', '.join(sorted(TASKS))}); "
                    "or give target = \"module:function\"")
@@ -290,6 +290,8 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
         if not isinstance(options, dict):
             msg = f"{where}: options must be a table/object of keyword arguments"
             raise UserError(msg)
+        if custom is None:
+            TASKS[task].check_options(options, where=where, skip_unloadable=True)  # before any case runs
         if not isinstance(entry.get("data", True), bool):
             msg = f"{where}: data must be true or false, got {_show(entry['data'])}"
             raise UserError(msg)
