@@ -234,6 +234,9 @@ def _cast_expr(name: str, typ: str) -> pl.Expr:
 
 @dataclass
 class Plan:
+    """What the scan reads: the source, its columns and their types, the schema completed from the
+    table (time column and format), whether it is CSV, and the casts of its text columns."""
+
     source: Source
     names: list[str]
     types: dict[str, str]

@@ -39,6 +39,8 @@ class ProfileReport:
     scan state the profiler keeps (``G``, ``num``, ``text``, ``ranges``, ``steps``, ``bins``, ...)."""
 
     def sentinels_of(self, st: NumState) -> list[float]:
+        """Sentinels of a numeric column: the declared ones, and the candidates detected so far (a negative
+        one in a column whose other values are all >= 0, a positive one above twice every other value)."""
         spec = self.schema.columns.get(st.name)
         declared = [float(x) for x in (spec.sentinels if spec else [])]
         out = list(declared)
@@ -287,6 +289,7 @@ class ProfileReport:
         return out
 
     def timeline_dups(self) -> int:
+        """Rows at their group's previous time (duplicated times), all groups."""
         return int(self.G["dups"][: len(self.group_codes)].sum())
 
     def _findings(self, rep: dict[str, Any]) -> list[str]:

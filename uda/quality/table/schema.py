@@ -279,6 +279,7 @@ def load_needs(path: str | os.PathLike) -> Needs:
 
 
 def check_columns(names: list[str], where: str, wanted: list[str]) -> None:
+    """A one-line error when ``where`` (the schema, an option, the needs spec) names columns not in ``names``."""
     missing = [c for c in wanted if c not in names]
     if missing:
         msg = f"{where} names column(s) {missing} not in the table; its columns are {names[:20]}"

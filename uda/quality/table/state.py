@@ -24,6 +24,7 @@ class Grow:
         self.size = 0
 
     def add(self, name: str, dtype: Any, fill: Any = 0, width: int | None = None) -> np.ndarray:
+        """A new per-group array ``name`` (``width`` columns when given), filled with ``fill``."""
         shape = (max(self.size, 1),) if width is None else (max(self.size, 1), width)
         a = np.full(shape, fill, dtype)
         self.arrays[name] = (a, fill)
@@ -33,6 +34,7 @@ class Grow:
         return self.arrays[name][0]
 
     def ensure(self, n: int) -> None:
+        """Room for ``n`` groups in every array (grown to at least twice the size, new rows filled)."""
         if n <= self.size and self.size > 0:
             return
         new = max(n, 2 * self.size, 1)
@@ -189,6 +191,7 @@ class IntCodes:
 
 
 def new_registers() -> np.ndarray:
+    """Empty HyperLogLog registers (``2**HLL_P``)."""
     return np.zeros(1 << HLL_P, np.uint8)
 
 
@@ -211,6 +214,7 @@ class NumState:
         self.registers = new_registers()
 
     def arr(self, k: str) -> np.ndarray:
+        """The column's per-group array ``k``."""
         return self.g[f"{self.name}\x00{k}"]
 
 
@@ -228,4 +232,5 @@ class TextState:
         self.registers = new_registers()
 
     def arr(self, k: str) -> np.ndarray:
+        """The column's per-group array ``k``."""
         return self.g[f"{self.name}\x00{k}"]
