@@ -166,7 +166,7 @@ def test_flow_blocks_held_on_polars_follow_the_neighbours_reach(sensors, days, m
 
     from uda.city import build_city
     from uda.forecasting import evaluation
-    from uda.harness.route_probe import _Tables
+    from uda.harness.sizing.probes import _Tables
     from uda.scales import PRESETS
     from uda.tasks import flow
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uda.harness import route_probe
-from uda.harness.route_probe import city_network, iterations_to_gap, probe_network, probe_options
-from uda.harness.sizing import models
+from uda.harness.sizing import models, probes
 from uda.harness.sizing.check import check
-from uda.harness.sizing.probes import with_probe
+from uda.harness.sizing.probes import (
+    city_network,
+    iterations_to_gap,
+    probe_network,
+    probe_options,
+    with_probe,
+)
 
 
 def test_the_probe_builds_the_generated_citys_network_without_its_data(week_dataset):
@@ -35,7 +39,7 @@ def test_the_probe_runs_the_tasks_own_stages(tiny_dataset):
     assert probe.iterations == res.quality["iterations"] and probe.iterations_source == "measured"
     assert (probe.zones, probe.links) == (res.summary["zones"], res.summary["links"])
     assert set(probe.stages) == set(models.NETWORK_STAGES) <= set(res.summary["stage_seconds"])
-    assert probe.wall_s > 0 and probe.cpu_s >= 0 and 1 <= probe.runs <= route_probe.REPEATS
+    assert probe.wall_s > 0 and probe.cpu_s >= 0 and 1 <= probe.runs <= probes.REPEATS
     capped, _ = probe_network(24, seed=1, options={"max_iter": 3}, budget_s=60)
     assert capped.iterations == 3
 
@@ -46,7 +50,7 @@ def test_past_its_budget_the_probe_extrapolates_the_iterations():
 
     warm_up()
     net0 = city.network(city.free_flow_time_s, city.centroid)
-    wall, cpu, its, source, stages = route_probe._stages(city, net0, {}, deadline=0.0)  # stops after 4 gaps
+    wall, cpu, its, source, stages = probes._stages(city, net0, {}, deadline=0.0)  # stops after 4 gaps
     assert source == "extrapolated" and 4 <= its <= 500
     assert wall >= sum(stages.values()) and cpu >= 0
 

@@ -31,8 +31,8 @@ The modules:
   (street grid, file chunks, flow's blocks, route's network stages), sizes of a measured dataset;
 * :mod:`~uda.harness.sizing.fitting`: the points of results files, the fit per term, the held-out
   error, the curves of the report;
-* :mod:`~uda.harness.sizing.probes`: route's network stages measured on the target's network
-  (with :mod:`uda.harness.route_probe`);
+* :mod:`~uda.harness.sizing.probes`: route's network stages measured by a probe on the
+  target's street network;
 * :mod:`~uda.harness.sizing.city`: ``uda size`` for a city (:func:`~uda.harness.sizing.city.size`,
   the duration parser of its options, cores and cluster from the measured efficiency);
 * :mod:`~uda.harness.sizing.check`: ``uda size --check``, predicted / measured on unseen results.

@@ -245,7 +245,7 @@ DESIGNS: dict[str, Design] = {
     # sensor readings are reduced per link and slot while read (per row), then the gravity
     # OD, user equilibrium (all-or-nothing loadings from every zone, per iteration) and the
     # sites run on the network alone: measured on the target's network by a probe
-    # (uda.harness.route_probe), else fitted per loading x zones x links; memory: the
+    # (uda.harness.sizing.probes), else fitted per loading x zones x links; memory: the
     # traffic file being reduced, link x slot arrays, zone x zone demand and skims
     "route": Design(time=("fixed", "rows", "network stages"),
                     memory=("fixed", "files in flight", "links", "zone pairs")),
