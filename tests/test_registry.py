@@ -287,12 +287,7 @@ def _writes(t: Task) -> str | None:
     return None
 
 
-#: Tasks known to fail the atomic-output check, with the reason (strict: a fix must remove the entry).
-NOT_ATOMIC_YET = {"water": "water writes its result files in place, not through store.atomic_write"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_ATOMIC_YET[n], strict=True))
-                                  if n in NOT_ATOMIC_YET else n for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_a_failed_write_leaves_nothing_half_written(name, task_data, tmp_path, monkeypatch):
     t = TASKS[name]
     how = _writes(t)

@@ -125,13 +125,13 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
     """
     import json
 
-    from uda.store import make_folder
+    from uda.store import atomic_write, make_folder
 
     folder = make_folder(out, "the --out folder")
     files: dict[str, str] = {}
     for name, df in tables(res, params, names).items():
         path = folder / f"{name}.parquet"
-        df.write_parquet(path)
+        atomic_write(path, df.write_parquet)
         files[name] = str(path)
     site_ids = [s["site_id"] for s in result.summary["sites"]]
     if site_ids and plot:
@@ -161,5 +161,5 @@ def write_results(result: TaskResult, res: dict[str, np.ndarray], params: tuple[
     result.summary["files"] = files | {"summary": str(summary_path)}
     # inside the folder, name the files relative to it (the folder may be uploaded elsewhere)
     body = {**result.summary, "files": {k: Path(v).name for k, v in result.summary["files"].items()}}
-    summary_path.write_text(json.dumps(body, indent=1, default=str))
+    atomic_write(summary_path, lambda p: p.write_text(json.dumps(body, indent=1, default=str)))
     return result.summary["files"]
