@@ -39,9 +39,9 @@ SUITES = ("default", "sweep", "validate")
 RESERVED = ("data", "engine", "scheduler")
 
 
-def _shown(value: Any) -> str:
-    """``value`` for a one-line message: a plain name as it is, anything else quoted and clipped."""
-    if isinstance(value, str) and value.isidentifier():
+def _shown(value: Any, *, name: bool = True) -> str:
+    """``value`` for a one-line message: a plain ``name`` as it is, anything else quoted and clipped."""
+    if name and isinstance(value, str) and value.isidentifier():
         return value
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -95,7 +95,7 @@ class Option:
         if not ok:
             msg = (f"{where}: " if where else "") + (
                    f"option {self.name} of task {task} must be {self.type.__name__}, "
-                   f"got {type(value).__name__} {_shown(value)}")
+                   f"got {type(value).__name__} {_shown(value, name=False)}")
             raise UserError(msg)
 
 
