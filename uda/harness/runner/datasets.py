@@ -31,6 +31,7 @@ def generate_dataset(scale: str, seed: int, path: str | os.PathLike) -> None:
     --seed SEED --out PATH`` (``--force`` when ``path`` exists), stale temporary folders of
     killed generations included.
     """
+    # imported here: this runs in the generating process, and the harness's own stays without Numba and Arrow
     from uda.generate import DEFAULT_CHUNK_ROWS, generate
     from uda.scales import resolve_scale
     from uda.store import remove_stale_temp_folders, split_location

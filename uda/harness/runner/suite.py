@@ -18,8 +18,12 @@ from typing import Any
 
 import psutil
 
-from uda.engines import check_scheduler
+from uda.engines import ENGINES, check_engine, check_scheduler
 from uda.errors import UserError
+from uda.harness import suites
+from uda.scales import PRESETS, resolve_scale
+from uda.synth.profiles import resolve_profile
+from uda.tasks.registry import TASKS
 
 #: Settings a suite (or one of its entries) may set, with their defaults.
 DEFAULTS: dict[str, Any] = {
@@ -76,8 +80,6 @@ def load_suite(spec: str | os.PathLike) -> dict[str, Any]:
         The suite with ``source`` (where it came from) and ``base_dir`` (folder that
         relative ``pythonpath``/``dataset`` entries are resolved against) added.
     """
-    from uda.harness import suites
-
     name = str(spec)
     if name in suites.BUILTIN:
         suite = suites.BUILTIN[name]()
@@ -166,8 +168,6 @@ def _string_list(value: Any, key: str, where: str) -> list[str]:
 
 def check_scale(scale: str, *, where: str = "--scale") -> str:
     """Return ``scale`` if ``uda generate`` can make it (a preset with valid overrides), else a :class:`UserError`."""
-    from uda.scales import PRESETS, resolve_scale
-
     if not isinstance(scale, str):
         msg = f"{where}: scales must be names such as \"tiny\" or \"small:sensors=600\", got {_show(scale)}"
         raise UserError(msg)
@@ -181,8 +181,6 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
             msg = f"{where}: scale {_show(scale)} overrides {key!r}; allowed: {', '.join(SCALE_OVERRIDES)}"
             raise UserError(msg)
         if key == "defects":
-            from uda.synth.profiles import resolve_profile
-
             resolve_profile(value)
         elif key == "start":
             sizes[key] = value
@@ -205,8 +203,6 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
 
 def check_suite_settings(suite: dict[str, Any]) -> None:
     """Check a suite's own settings (not its entries): types and ranges, before any case runs."""
-    from uda.engines import ENGINES
-
     src = suite.get("source", "suite")
     _check_settings(src, suite)
     seed = suite.get("seed", 1)
@@ -240,9 +236,6 @@ def expand_suite(suite: dict[str, Any], *, engines: list[str] | None = None,
     repeats
         Replace every entry's number of warm repeats.
     """
-    from uda.engines import ENGINES, check_engine
-    from uda.tasks.registry import TASKS
-
     src = suite.get("source", "suite")
     unknown = set(suite) - SUITE_KEYS - {"source", "base_dir"}
     if unknown:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from uda.tasks.base import compare_answers
+
 
 def summarise(case: dict[str, Any]) -> dict[str, Any] | None:
     """Summary statistics of an ``ok`` case's measurements (``None`` otherwise: its time does not count)."""
@@ -42,8 +44,6 @@ def summarise(case: dict[str, Any]) -> dict[str, Any] | None:
 def check_answers(cases: list[dict[str, Any]], answers: dict[str, dict[str, np.ndarray]],
                   *, reference_engine: str = "polars") -> None:
     """Cross-engine answer check: mark cases disagreeing with their group's reference ``wrong_answer``."""
-    from uda.tasks.base import compare_answers
-
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in cases:
         groups.setdefault(c.pop("_check_key"), []).append(c)

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from uda.errors import UserError
-from uda.harness.results import load_results
+from uda.harness.results import load_results, read_json
 from uda.harness.sizing.city import scaling_series, select_points
 from uda.harness.sizing.fitting import fit_models, load_all, points_of, results_files, short_scale
 from uda.harness.sizing.models import METRICS, dataset_sizes, flow_in_flight, street_grid
 from uda.harness.sizing.probes import probe_note, with_probe
+from uda.scales import PRESETS
 
 # ---------------------------------------------------------------- validation on unseen data
 
@@ -26,8 +27,6 @@ def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], l
     largest process's maximum RSS (the cgroup peak also counts the page cache). Sizes come
     from the preset through the generator's formulas.
     """
-    from uda.scales import PRESETS
-
     scale = PRESETS.get(str(ref.get("scale")))
     steps = ref.get("steps")
     if scale is None or not isinstance(steps, dict):
@@ -62,8 +61,6 @@ def reference_points(ref: dict[str, Any], where: str) -> dict[tuple[str, str], l
 
 def _check_points(paths: list[str | Path]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], set[str]]:
     """Points to check and the case ids to keep out of the fit (results files or reference files)."""
-    from uda.harness.results import read_json
-
     points: dict[tuple[str, str], list[dict[str, Any]]] = {}
     ids: set[str] = set()
     for f in results_files(paths):

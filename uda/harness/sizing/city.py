@@ -31,6 +31,7 @@ from uda.harness.sizing.models import (
     traffic_files,
 )
 from uda.harness.sizing.probes import probe_note, with_probe
+from uda.scales import PRESETS
 
 #: Longest duration ``uda size`` takes (100 years), in microseconds.
 _LONGEST_US = 100 * 365 * 86400 * 1_000_000
@@ -78,8 +79,6 @@ def city_rows(ds: dict[str, Any], *, sensors: int, days: float, interval_s: floa
 def preset_size(sensors: float, attr: str) -> float:
     """``attr`` (districts, stations, water_sites…) of a city of ``sensors`` as the presets
     have it, interpolated on log axes (extrapolated along the last two presets)."""
-    from uda.scales import PRESETS
-
     xs = np.log([p.sensors for p in PRESETS.values()])
     ys = np.log([getattr(p, attr) for p in PRESETS.values()])
     lx = math.log(sensors)

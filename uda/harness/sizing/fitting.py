@@ -23,6 +23,7 @@ from uda.harness.sizing.models import (
     flow_in_flight,
 )
 from uda.harness.sizing.probes import with_probe
+from uda.harness.suites import MID_SCALE
 
 
 def _features(names: tuple[str, ...], sizes: list[dict[str, float]]) -> np.ndarray:
@@ -97,8 +98,6 @@ def fit_terms(names: tuple[str, ...], sizes: list[dict[str, float]], y: np.ndarr
 
 def short_scale(scale: Any) -> str:
     """A scale's name for tables: the sweep's mid scale is ``mid`` (its other overrides kept)."""
-    from uda.harness.suites import MID_SCALE
-
     text = str(scale)
     if text.startswith(MID_SCALE):
         rest = text[len(MID_SCALE):].lstrip(",")
