@@ -35,14 +35,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from uda.contract import DRIFT_MIN, LATE_AFTER_S, LOCAL_UTC_OFFSET_S, SPECS
+from uda.contract import DAY_MS, DRIFT_MIN, LATE_AFTER_S, LOCAL_UTC_OFFSET_S, SPECS
 
 #: The flags of a standardised record, in the order of the rejects' columns.
 FLAGS = ("flag_syntax", "flag_unit", "flag_range", "flag_duplicate", "flag_stuck", "flag_skew", "flag_late",
          "flag_drift", "flag_reference")
 #: A run of at least this many identical readings (including the first) is a stuck sensor.
 STUCK_MIN = 3
-_DAY_MS = 86_400_000
 
 
 def value_ranges(table: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +170,7 @@ def daily_levels(grp: dict[str, Any], *, start_ms: int) -> dict[str, np.ndarray]
     j = spec.values.index(spec.drift)  # NaN where the drift column's unit is unknown
     v = grp["values"][ok, j]
     k = grp["key"][ok]
-    d = (grp["ts"][ok] - grp["skew"][ok] - start_ms) // _DAY_MS
+    d = (grp["ts"][ok] - grp["skew"][ok] - start_ms) // DAY_MS
     good = np.isfinite(v)
     k, d, v = k[good], d[good], v[good]
     if not k.size:
@@ -238,7 +237,7 @@ def finish_group(grp: dict[str, Any], factors: dict[tuple[int, int], float], *, 
     values = grp["values"].copy()
     ts = grp["ts"].copy()
     if factors and spec.drift:
-        day = (ts - grp["skew"] - start_ms) // _DAY_MS
+        day = (ts - grp["skew"] - start_ms) // DAY_MS
         fk = np.array([a * 100_000 + b for a, b in factors], np.int64)
         fv = np.array(list(factors.values()))
         order = np.argsort(fk)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from uda.contract import LATE_AFTER_S, SPECS, district_lookup, start_ms_of
+from uda.contract import DAY_MS, LATE_AFTER_S, SPECS, district_lookup, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels import quality as qk
@@ -27,9 +27,6 @@ from uda.kernels.sketches import HLL_P, qs_new
 from uda.quality.metrics import report
 from uda.quality.rules import STUCK_MIN, stuck_exempt_column, value_ranges
 from uda.store import Dataset, open_dataset
-
-_DAY_MS = 86_400_000
-
 
 
 class QualityState:
@@ -253,7 +250,7 @@ def context(ds: Dataset, table: str) -> ScanContext:
     start = start_ms_of(ds.params["start"])
     days = int(ds.params["days"])
     return ScanContext(table, lookup, n_d, np.bincount(dist[dist >= 0], minlength=n_d)[:n_d],
-                       (start, start + days * _DAY_MS), days)
+                       (start, start + days * DAY_MS), days)
 
 
 def scan_tables(tables: list[Any], ctx: ScanContext) -> QualityState:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from uda.contract import SPECS, district_lookup, start_ms_of
+from uda.contract import DAY_MS, SPECS, district_lookup, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.quality.feeds import TABLES, FeedFile, feed_files, parse_polars, read_parse_arrow
@@ -36,7 +36,6 @@ from uda.tasks.base import TaskResult
 
 #: The folder of a dataset that standardisation writes.
 CLEAN_DIR = "clean"
-_DAY_MS = 86_400_000
 
 
 @dataclass
@@ -59,7 +58,7 @@ def _context(ds: Dataset) -> _Ctx:
         raise UserError(msg)
     start = start_ms_of(p["start"])
     return _Ctx(ds, feed_files(ds), {table: lookup(table) for table in ("traffic", "water", "taps")},
-                (start, start + int(p["days"]) * _DAY_MS), start)
+                (start, start + int(p["days"]) * DAY_MS), start)
 
 
 def _groups(files: list[FeedFile]) -> dict[tuple[str, str], list[FeedFile]]:

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from uda.arrays import unique_values
-from uda.contract import DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
+from uda.contract import DAY_MS, DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
 from uda.quality.feeds import TABLES
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
@@ -35,7 +35,6 @@ STAGES = ("collected", "valid", "standardised", "integrated", "used")
 DETECTORS = {"duplicate": "flag_duplicate", "spike": "flag_range", "stuck": "flag_stuck",
              "clock_skew": "flag_skew", "late": "flag_late", "drift": "flag_drift",
              "bad_reference": "flag_reference", "unknown_unit": "flag_unit", "missing": None}
-_DAY_MS = 86_400_000
 _TS_BITS = 36
 _TS_OFF = 1 << 33
 
@@ -103,7 +102,7 @@ class GroupReducer:
             flag = DETECTORS[kind]
             if flag is None:
                 step = spec.interval_s * 1000
-                n_slots = self.days * _DAY_MS // step
+                n_slots = self.days * DAY_MS // step
                 ids = self.city_keys[table]
                 k = key[ok]
                 slot = (ts_corr[ok] - self.start + step // 2) // step
@@ -167,7 +166,7 @@ def score(reduced: dict[tuple[str, str], dict[str, Any]], truth: Any, *, city_ke
             if DETECTORS[kind] is None:
                 # predicted missing = expected (key, interval) pairs no received record covers
                 step = spec.interval_s * 1000
-                n_slots = days * _DAY_MS // step
+                n_slots = days * DAY_MS // step
                 ids = city_keys[table]
                 seen = np.zeros((ids.size, (n_slots + 7) // 8), np.uint8)
                 for rows, packed in (o[kind] for o in outs):
