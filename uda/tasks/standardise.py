@@ -29,6 +29,7 @@ import pyarrow as pa
 from uda.contract import DAY_MS, SPECS, district_lookup, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
+from uda.kernels.checksum import table_hash_sum
 from uda.quality.feeds import TABLES, FeedFile, feed_files, parse_polars, read_parse_arrow
 from uda.quality.rules import FLAGS, daily_levels, detect_group, drift_factors, finish_group
 from uda.store import Dataset, DatasetWriter, open_dataset, remove_stale_temp_folders, write_part
@@ -115,8 +116,6 @@ def process_group(parts: list[dict[str, Any]], table: str, gname: str, *, distri
                            "flags": {name: int(g["flags"][name].sum()) for name in FLAGS},
                            "findings": g["findings"], "hashes": {}, "schemas": {}, "parts": {}}
     del g
-    from uda.kernels.checksum import table_hash_sum
-
     for name, tab in ((table, clean), (f"{table}_rejects", rejects)):
         if out_root is not None:
             part = write_part(out_root, f"{name}/{gname}.parquet", tab)

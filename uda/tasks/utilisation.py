@@ -26,9 +26,11 @@ import pyarrow as pa
 from uda.arrays import unique_values
 from uda.contract import DAY_MS, DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
 from uda.quality.feeds import TABLES
+from uda.quality.scan import context, finish, measure, scan_tables
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
 from uda.tasks.standardise import standardise
+from uda.usage import columns_needed, used
 
 STAGES = ("collected", "valid", "standardised", "integrated", "used")
 #: Detector of each defect type (a flag column; ``missing`` compares expected and received intervals).
@@ -79,8 +81,6 @@ class GroupReducer:
 
     def usage(self, table: str, clean: pa.Table) -> tuple[dict[int, int], dict[str, int]]:
         """Integrated rows used by some task, per district, and rows read per task."""
-        from uda.usage import columns_needed, used
-
         need = columns_needed(table)
         c = _concat([clean.select([*need, "district_id"])])
         cols = {k: (c[k].astype(np.float64) if c[k].dtype.kind == "f" else c[k].astype(np.int64)) for k in need}
@@ -122,8 +122,6 @@ class GroupReducer:
         used_by_d, tasks = self.usage(table, clean)
         st = None
         if self.quality is not None:
-            from uda.quality.scan import scan_tables
-
             st = scan_tables([clean, rejects], self.quality[table]).pack()  # kept per group: keep it small
         return {"used": used_by_d, "tasks": tasks, "detect": self.detections(table, clean, rejects), "quality": st}
 
@@ -255,8 +253,6 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     start, days = start_ms_of(p["start"]), int(p["days"])
     qctx = None
     if quality and has_feeds:  # measured on each standardised group where it runs
-        from uda.quality.scan import context
-
         qctx = {t: context(ds, t) for t in TABLES}
     reducer = GroupReducer(city, city_keys, start, days, repair, qctx)
     res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=write and has_feeds,
@@ -268,15 +264,11 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     det, det_table = score(reduced, truth, city_keys=city_keys, start=start, days=days)
     qual = {}
     if qctx is not None:
-        from uda.quality.scan import finish
-
         for t in TABLES:
             states = [r["quality"] for (tt, _), r in reduced.items() if tt == t]
             if states:
                 qual[t] = finish(states, qctx[t])
     elif quality:
-        from uda.quality.scan import measure
-
         qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
     names = dict(zip(ds.read("districts")["district_id"].to_list(), ds.read("districts")["name"].to_list(),
                      strict=True)) if ds.has("districts") else {}

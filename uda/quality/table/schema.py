@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uda.contract import SPECS
 from uda.durations import duration_us
 from uda.errors import UserError
+from uda.io.table import ALIASES
 
 #: Values tried as sentinels in numeric columns when none are declared.
 SENTINEL_CANDIDATES = (-1.0, -9.0, -99.0, -999.0, -9999.0, -99999.0, 999.0, 9999.0, 99999.0, 999999.0)
@@ -219,8 +221,6 @@ def schema_toml(s: Schema, *, comment: str = "") -> str:
 
 def contract_ranges() -> dict[str, tuple[float, float, str]]:
     """uda's parameter contract: canonical name -> (min, max, table)."""
-    from uda.contract import SPECS
-
     return {v: (*SPECS[t].ranges[v], t) for t in ("traffic", "water") for v in SPECS[t].values}
 
 
@@ -231,8 +231,6 @@ def _norm(name: str) -> str:
 
 def contract_parameter(column: str) -> str | None:
     """The contract parameter a column name maps to (canonical names and the water aliases), or None."""
-    from uda.io.table import ALIASES
-
     n = _norm(column)
     if n in contract_ranges():
         return n
