@@ -13,7 +13,7 @@ from typing import Any
 
 from uda.errors import UserError
 from uda.harness.results import file_digest
-from uda.harness.runner.suite import parse_scale
+from uda.harness.runner.suite import parse_scale, scale_sizes
 
 
 def dataset_dir(scale: str, seed: int, datasets_dir: str | os.PathLike) -> Path:
@@ -38,13 +38,7 @@ def generate_dataset(scale: str, seed: int, path: str | os.PathLike) -> None:
     from uda.synth.profiles import resolve_profile
 
     preset, overrides = parse_scale(scale)
-    sizes: dict[str, int | str] = {}
-    for key, value in overrides.items():
-        if key == "start":
-            sizes[key] = value
-        elif key not in ("defects", "workers", "chunk-rows", "tables"):
-            sizes[key.replace("-", "_")] = int(value)
-    sc = resolve_scale(preset, **sizes)
+    sc = resolve_scale(preset, **scale_sizes(overrides))
     out = str(path)
     if split_location(out)[0] is None:
         remove_stale_temp_folders(split_location(out)[1])

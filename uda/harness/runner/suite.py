@@ -145,6 +145,8 @@ SCALE_OVERRIDES = ("sensors", "days", "stations", "lines", "cards", "water-sites
                    "defects", "workers", "chunk-rows", "tables")
 #: Sensor tables a scale may generate alone (``tables=water``).
 SCALE_TABLES = ("traffic", "passenger", "water")
+#: Scale overrides that set how the generator works rather than the city's sizes.
+GENERATOR_SETTINGS = ("defects", "workers", "chunk-rows", "tables")
 
 
 def _check_settings(where: str, settings: dict[str, Any]) -> None:
@@ -175,7 +177,6 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
     if preset not in PRESETS:
         msg = f"{where}: unknown scale {_show(preset)}; choose one of: {', '.join(PRESETS)}"
         raise UserError(msg)
-    sizes: dict[str, int | str] = {}
     for key, value in overrides.items():
         if key not in SCALE_OVERRIDES:
             msg = f"{where}: scale {_show(scale)} overrides {key!r}; allowed: {', '.join(SCALE_OVERRIDES)}"
@@ -183,7 +184,7 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
         if key == "defects":
             resolve_profile(value)
         elif key == "start":
-            sizes[key] = value
+            continue
         elif key == "tables":
             if value not in SCALE_TABLES:
                 msg = f"{where}: scale {_show(scale)}: tables={value} must be one of {', '.join(SCALE_TABLES)}"
@@ -191,14 +192,22 @@ def check_scale(scale: str, *, where: str = "--scale") -> str:
         elif not value.isdigit() or (key in ("workers", "chunk-rows") and int(value) < 1):
             msg = f"{where}: scale {_show(scale)}: {key}={value} must be a positive whole number"
             raise UserError(msg)
-        elif key not in ("workers", "chunk-rows"):
-            sizes[key.replace("-", "_")] = int(value)
     try:
-        resolve_scale(preset, **sizes)
+        resolve_scale(preset, **scale_sizes(overrides))
     except UserError as exc:
         msg = f"{where}: scale {_show(scale)}: {exc}"
         raise UserError(msg) from None
     return scale
+
+
+def scale_sizes(overrides: dict[str, str]) -> dict[str, int | str]:
+    """The :func:`uda.scales.resolve_scale` keywords of a scale's checked overrides.
+
+    ``start`` stays text, the other sizes become whole numbers; the generator's settings
+    (:data:`GENERATOR_SETTINGS`) are left out.
+    """
+    return {key.replace("-", "_"): value if key == "start" else int(value)
+            for key, value in overrides.items() if key not in GENERATOR_SETTINGS}
 
 
 def check_suite_settings(suite: dict[str, Any]) -> None:
