@@ -140,6 +140,8 @@ def test_polars_and_dask_agree(name, results):
     assert polars.answer, f"{name} returned an empty answer: nothing to compare"
     assert compare_answers(polars.answer, dask.answer) == []
     assert polars.engine == "polars" and dask.engine == "dask"
+    assert polars.task == dask.task == name
+    assert polars.rows_in == dask.rows_in > 0, "rows_in: the input rows the task read, the same on both engines"
 
 
 @pytest.mark.parametrize("name", NAMES)
