@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -102,16 +103,13 @@ def source_digest() -> str:
     Unlike the git commit it sees uncommitted edits, so cases run on different code (an
     edit during a sweep) can be told apart.
     """
-    import uda
-    import uda.cli
-
     h = hashlib.sha256()
-    for pkg in (uda, uda.cli):
-        root = Path(pkg.__file__).parent
+    for name in ("uda", "uda.cli"):  # located, not imported: the harness sits below the CLI
+        root = Path(importlib.util.find_spec(name).origin).parent
         for f in sorted(root.rglob("*.py")):
-            if pkg is uda and f.is_relative_to(root / "cli"):
+            if name == "uda" and f.is_relative_to(root / "cli"):
                 continue
-            h.update(f"{pkg.__name__}/{f.relative_to(root).as_posix()}\0".encode())
+            h.update(f"{name}/{f.relative_to(root).as_posix()}\0".encode())
             h.update(f.read_bytes())
     return h.hexdigest()
 
