@@ -471,3 +471,13 @@ def test_declared_fractional_sentinel_is_counted_as_pandas_counts(tmp_path):
     assert col["sentinel_values"]["-99.5"] == int((s == -99.5).sum()) == 2
     assert col["sentinels"] == sum(col["sentinel_values"].values())
     assert col["nulls"] == 0 and "-99.4" not in col["sentinel_values"]
+
+
+def test_text_groups_come_in_order_of_first_appearance(tmp_path):
+    """Text group codes follow the file (as integer groups do), so a rerun writes the same report."""
+    rng = np.random.default_rng(3)
+    names = [f"site-{v:06d}" for v in rng.choice(10**6, size=40, replace=False)]
+    path = tmp_path / "groups.csv"
+    pl.DataFrame({"site": np.repeat(names, 3), "v": np.arange(120, dtype=float)}).write_csv(path)
+    rep, _, _ = profile_table(str(path), group_col="site")
+    assert list(rep["groups"]) == names

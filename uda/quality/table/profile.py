@@ -148,7 +148,7 @@ class TableProfiler(ProfileReport):
         s = df[self.group_col]
         if s.dtype.is_integer() and s.dtype != pl.UInt64:  # codes in Numba, in order of first appearance
             return self._int_groups(s)
-        for v in s.unique().to_list():
+        for v in s.unique(maintain_order=True).to_list():  # also in order of first appearance
             if v not in self.group_codes:
                 self.group_codes[v] = len(self.group_codes)
         known = [k for k in self.group_codes if k is not None]
