@@ -28,7 +28,6 @@ os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -36,6 +35,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import timing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIOUX = ROOT / "tests" / "data" / "tntp" / "SiouxFalls"
@@ -55,33 +58,6 @@ paths = time.perf_counter() - t
 assign = warm_up(parallel=True)
 print(paths, assign, t_import)
 """
-
-
-def _stats(times: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": len(times)}
-
-
-def _interleaved(fns: dict, repeats: int) -> tuple[dict[str, dict[str, float]], dict[str, object]]:
-    """Time each function ``repeats`` times, alternating between them so that load changes
-    on a shared machine hit every contender alike."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    outs: dict[str, object] = {}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            outs[name] = fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: _stats(ts) for name, ts in times.items()}, outs
-
-
-def _time(fn, repeats: int) -> tuple[dict[str, float], object]:
-    out = None
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return _stats(times), out
 
 
 def grid_graph(side: int, seed: int = 0):
@@ -122,12 +98,12 @@ def bench_paths(side: int, n_sources: int, repeats: int) -> dict:
     dijkstra_many(indptr, heads, weights, sources[:2])
     first_call = time.perf_counter() - t
 
-    single, out1 = _interleaved({
+    single, out1 = timing.interleaved({
         "uda": lambda: dijkstra(indptr, heads, weights, source),
         "scipy": lambda: scipy_dijkstra(mat, indices=source, return_predecessors=True),
         "scipy_no_predecessors": lambda: scipy_dijkstra(mat, indices=source),
     }, 3 * repeats)
-    many, outm = _interleaved({
+    many, outm = timing.interleaved({
         "uda": lambda: dijkstra_many(indptr, heads, weights, sources),
         "scipy": lambda: scipy_dijkstra(mat, indices=sources, return_predecessors=True),
     }, max(1, repeats // 2))
@@ -181,7 +157,7 @@ def bench_assignment(repeats: int, gap: float = 1e-4) -> dict:
     net, trips = read_folder(SIOUX)
     problem = tntp_network(net, trips)
     compile_seconds = warm_up(parallel=True)
-    ours, res = _time(lambda: assign(problem, algorithm="bfw", gap=gap), repeats)
+    ours, res = timing.repeat(lambda: assign(problem, algorithm="bfw", gap=gap), repeats)
     out = {"network": "SiouxFalls", "gap_target": gap, "compile_seconds_this_process": compile_seconds,
            "uda": {**ours, "iterations": res.iterations, "relative_gap": res.relative_gap,
                    "objective": res.objective}}
@@ -202,10 +178,10 @@ def bench_assignment(repeats: int, gap: float = 1e-4) -> dict:
         ours_times.append(time.perf_counter() - t)
         last = _aequilibrae_run(net, trips, gap, cores)
         times.append(last[0])
-    out["uda_interleaved"] = _stats(ours_times)
+    out["uda_interleaved"] = timing.stats(ours_times)
     seconds, iterations, own_gap, flows = last
     ours_gap_on_theirs = relative_gap(problem, flows)[0]
-    out["aequilibrae"] = {**_stats(times), "version": version("aequilibrae"), "cores": cores,
+    out["aequilibrae"] = {**timing.stats(times), "version": version("aequilibrae"), "cores": cores,
                           "iterations": int(iterations), "relative_gap_reported": own_gap,
                           "relative_gap_recomputed": ours_gap_on_theirs, "objective": problem.objective(flows)}
     return out

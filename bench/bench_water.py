@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import timing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,21 +55,6 @@ med, sc = rolling_baseline(v, o, 10, 3, lim); s = multivariate_score(v, lim, 4.0
 cusum(s.reshape(-1, 1), o, 1.0, 5.0); alarm_runs(s > 0, o, 1); window_max(v, o, 2, 1)
 print(time.perf_counter() - t, t_import)
 """
-
-
-def _stats(times: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times),
-            "repeats": len(times)}
-
-
-def _time(fn, repeats: int) -> tuple[dict[str, float], object]:
-    out = None
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return _stats(times), out
 
 
 def cold_compile() -> dict[str, float]:
@@ -192,17 +180,11 @@ def detection_throughput(block, labels, opts, repeats: int) -> dict:
             }
             for fn in cases.values():  # compile / warm up
                 fn()
-            times: dict[str, list[float]] = {k: [] for k in cases}
-            for _ in range(repeats):  # interleaved, so load changes hit every case alike
-                for name, fn in cases.items():
-                    t = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - t)
+            summaries, _ = timing.interleaved(cases, repeats)
     finally:
         numba.set_num_threads(before)
     n = block.ts.size
-    for name, ts in times.items():
-        st = _stats(ts)
+    for name, st in summaries.items():
         out[name] = {**st, "rows_per_s": round(n / st["median"])}
     out["speedup_now_vs_previous"] = round(out["previous"]["median"] / out["now"]["median"], 2)
     out["model_previous"] = {"trees": old_opts.trees, "max_leaf_nodes": old_opts.max_leaf_nodes,
@@ -258,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
         out["first_call_seconds"] = time.perf_counter() - first
         results = {}
         for engine in ("polars", "dask"):
-            stats, res = _time(lambda e=engine: run(ds, engine=e, scheduler="threads", plot=False),
+            stats, res = timing.repeat(lambda e=engine: run(ds, engine=e, scheduler="threads", plot=False),
                                args.repeats)
             results[engine] = stats
             results[engine]["agrees_with_polars"] = compare_answers(ref.answer, res.answer) == []
@@ -268,9 +250,9 @@ def main(argv: list[str] | None = None) -> dict:
         df = ds.scan("water").select(["site_id", "ts", *WATER_PARAMETERS]).sort(["site_id", "ts"]).collect()
         block = block_from_polars(df, WATER_PARAMETERS)
         guides = load_guidelines()
-        out["kernels"], _ = _time(lambda: kernels_only(block, guides, opts), args.repeats)
+        out["kernels"], _ = timing.repeat(lambda: kernels_only(block, guides, opts), args.repeats)
         pdf = df.to_pandas()
-        out["pandas_peer"], _ = _time(lambda: pandas_peer(pdf, WATER_PARAMETERS, guides, opts.window),
+        out["pandas_peer"], _ = timing.repeat(lambda: pandas_peer(pdf, WATER_PARAMETERS, guides, opts.window),
                                       args.peer_repeats)
     # detection throughput per core over every column of the table (labels: truth arrivals)
     import polars as pl
