@@ -1,4 +1,5 @@
-"""Integer-array helpers where NumPy's own are slow on many distinct values.
+"""Array helpers: integer-array helpers where NumPy's own are slow on many distinct values,
+and the nearest-point lookup shared by the city, the generator and routing.
 
 NumPy 2.4's ``np.unique(a)`` (values only) hashes integer arrays and takes seconds on
 millions of distinct values (3.7 s for 3 M, 28 s for 17 M, against 0.2 s and 1.5 s by
@@ -30,3 +31,17 @@ def repeated_key(key: np.ndarray, size: int) -> int | None:
     if int(np.count_nonzero(seen)) == key.size:
         return None
     return int(np.flatnonzero(np.bincount(key, minlength=size) > 1)[0])
+
+
+def nearest(px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+    """Index of the nearest (qx, qy) point for every (px, py) point (chunked brute force).
+
+    Ties go to the lowest index (``argmin``); used by the city builder, the generator and
+    routing (stations to zones).
+    """
+    out = np.empty(px.size, np.int64)
+    step = max(1, 2_000_000 // max(qx.size, 1))
+    for s in range(0, px.size, step):
+        d = (px[s:s + step, None] - qx[None, :]) ** 2 + (py[s:s + step, None] - qy[None, :]) ** 2
+        out[s:s + step] = np.argmin(d, axis=1)
+    return out

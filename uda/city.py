@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from uda.arrays import nearest
 from uda.errors import UserError
 from uda.kernels.rng import rng_for
 from uda.scales import Scale
@@ -200,19 +201,6 @@ def build_city(scale: Scale, seed: int) -> City:
         sensor_inbound=inbound.astype(np.float64),
         station_tt=station_tt, site_downstream=site_down, site_tt=site_tt,
     )
-
-
-def nearest(px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """Index of the nearest (qx, qy) point for every (px, py) point (chunked brute force).
-
-    Ties go to the lowest index (``argmin``); used by the city builder and the generator.
-    """
-    out = np.empty(px.size, np.int64)
-    step = max(1, 2_000_000 // max(qx.size, 1))
-    for s in range(0, px.size, step):
-        d = (px[s:s + step, None] - qx[None, :]) ** 2 + (py[s:s + step, None] - qy[None, :]) ** 2
-        out[s:s + step] = np.argmin(d, axis=1)
-    return out
 
 
 def _transit(scale: Scale, seed: int, x, y, cx, cy, half, n):

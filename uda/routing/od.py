@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from uda.arrays import nearest
 from uda.errors import UserError
 from uda.kernels.assign import all_or_nothing
 from uda.routing.travel_times import slot_expr
@@ -68,7 +69,7 @@ def station_zones(ds: Dataset) -> np.ndarray:
     zx, zy = zones["x"].to_numpy(), zones["y"].to_numpy()
     out = np.full(int(sid.max(initial=-1)) + 1, -1, dtype=np.int64)
     if zx.size and sid.size:
-        out[sid] = np.argmin((sx[:, None] - zx[None]) ** 2 + (sy[:, None] - zy[None]) ** 2, axis=1)
+        out[sid] = nearest(sx, sy, zx, zy)
     return out
 
 

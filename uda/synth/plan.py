@@ -14,7 +14,8 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
-from uda.city import City, nearest
+from uda.arrays import nearest
+from uda.city import City
 from uda.contract import (
     DAY_MS,
     TRAFFIC_INTERVAL_S,
