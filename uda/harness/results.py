@@ -212,7 +212,7 @@ def read_json(p: str, hint: str, *, nan: bool = False) -> Any:
     """The JSON document at ``p`` (a path or fsspec URL) with one-line errors ending in
     ``hint``: missing, unreadable, larger than :data:`MAX_RESULTS_BYTES`, not JSON, nested
     too deep, or (unless ``nan``, which reads them as None) holding NaN or Infinity."""
-    from uda.store import read_location, split_location
+    from uda.store import parse_json, read_location, split_location
 
     fs, where = split_location(p)
     try:
@@ -226,19 +226,16 @@ def read_json(p: str, hint: str, *, nan: bool = False) -> Any:
         msg = f"{p} is {size:,} bytes, more than a results file can be ({MAX_RESULTS_BYTES:,}); {hint}"
         raise UserError(msg)
     try:
-        return json.loads(read_location(p), parse_constant=(lambda name: None) if nan else _no_constant)
+        text = read_location(p)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         msg = f"{p} does not exist; {hint}"
         raise UserError(msg) from None
     except PermissionError:
         msg = f"cannot read {p} (permission denied)"
         raise UserError(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{p} is not valid JSON ({exc.__class__.__name__}); {hint}"
-        raise UserError(msg) from None
-    except RecursionError:
-        msg = f"{p} is nested deeper than a results file can be; {hint}"
-        raise UserError(msg) from None
+    try:
+        return parse_json(text, p, "a results file", hint, limit=MAX_RESULTS_BYTES,
+                          parse_constant=(lambda name: None) if nan else _no_constant)
     except ValueError as exc:  # NaN or Infinity: uda writes results with allow_nan=False
         msg = f"{p} holds {exc}, which uda never writes; the file is damaged, re-run the command that wrote it"
         raise UserError(msg) from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from uda.store.location import (
     make_folder,
     output_location,
+    parse_json,
     read_location,
     shown_path,
     split_location,
@@ -76,6 +77,7 @@ __all__ = [
     "make_folder",
     "open_dataset",
     "output_location",
+    "parse_json",
     "parse_manifest",
     "read_location",
     "read_manifest",

@@ -7,9 +7,10 @@ A location is a local path, a ``file://`` URL (both local) or any other fsspec U
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,50 @@ def read_location(location: str | os.PathLike) -> bytes:
     if not fs.isfile(path):
         raise FileNotFoundError(path)
     return fs.cat_file(path)
+
+
+def parse_json(text: bytes | str, where: str, what: str, fix: str, *, limit: int,
+               parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """The JSON document in ``text`` (untrusted input), with one-line errors.
+
+    Parameters
+    ----------
+    text
+        The document, as read.
+    where
+        Where it was read from, as the errors name it.
+    what
+        What it should be, with its article (``"a manifest"``), as the errors name it.
+    fix
+        What to do about it; ends every error.
+    limit
+        Largest accepted length of ``text``.
+    parse_constant
+        Passed to :func:`json.loads` (called on ``NaN`` and ``Infinity``); what it
+        raises is not caught here.
+
+    Returns
+    -------
+    Any
+        The parsed value.
+
+    Raises
+    ------
+    UserError
+        If ``text`` is longer than ``limit``, is not JSON (or not UTF-8), or is nested
+        deeper than the parser's recursion limit.
+    """
+    if len(text) > limit:
+        msg = f"{where} is {len(text):,} bytes, more than {what} can be ({limit:,}); {fix}"
+        raise UserError(msg)
+    try:
+        return json.loads(text, parse_constant=parse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{where} is not valid JSON ({exc.__class__.__name__}); {fix}"
+        raise UserError(msg) from None
+    except RecursionError:
+        msg = f"{where} is nested deeper than {what} can be; {fix}"
+        raise UserError(msg) from None
 
 
 @contextlib.contextmanager

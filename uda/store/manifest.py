@@ -9,7 +9,6 @@ tables live in ``clean/`` with a manifest of their own (:func:`with_clean_tables
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import pyarrow as pa
 
 from uda.errors import UserError
 from uda.kernels.checksum import finish_checksum
-from uda.store.location import split_location
+from uda.store.location import parse_json, split_location
 
 MANIFEST = "manifest.json"
 FORMAT = "uda-dataset"
@@ -156,17 +155,7 @@ def parse_manifest(text: bytes | str, where: str) -> dict[str, Any]:
         Naming the first problem found.
     """
     fix = "regenerate the dataset"
-    if len(text) > MAX_MANIFEST_BYTES:
-        msg = f"{where} is {len(text):,} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES:,}); {fix}"
-        raise UserError(msg)
-    try:
-        manifest = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{where} is not valid JSON ({exc.__class__.__name__}); {fix}"
-        raise UserError(msg) from None
-    except RecursionError:
-        msg = f"{where} is nested deeper than a manifest can be; {fix}"
-        raise UserError(msg) from None
+    manifest = parse_json(text, where, "a manifest", fix, limit=MAX_MANIFEST_BYTES)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("tables"), dict):
         msg = f"{where} is not a uda manifest (missing format or tables); {fix}"
         raise UserError(msg)
