@@ -384,7 +384,7 @@ def test_asv_tracks_each_task_s_headline_quality():
 
 
 def test_usage_rules_come_from_the_registry():
-    from uda import usage
+    from uda.tasks import usage
 
     rules = usage.rules()
     assert list(rules) == [n for n, t in TASKS.items() if t.usage]

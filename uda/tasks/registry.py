@@ -13,7 +13,7 @@ else is derived from :data:`TASKS`:
 - the harness's task lookup and its option check before any case runs
   (:mod:`uda.harness.runner`);
 - asv's task benchmarks and the quality each one tracks (``bench/asv_tasks.py``);
-- the rules saying which records a task reads (:mod:`uda.usage`), for ``uda run utilisation``.
+- the rules saying which records a task reads (:mod:`uda.tasks.usage`), for ``uda run utilisation``.
 
 Code is named by ``"module:attribute"`` strings and imported only when used, so this
 module stays cheap to import (``uda --help`` reads it) and moving a task's code is a
@@ -129,7 +129,7 @@ class Task:
         Options the built-in suites run it with.
     usage
         Table -> ``"module:function"`` of the rule saying which of its rows the task reads
-        with its default options (see :mod:`uda.usage`); one per table in ``tables``, or
+        with its default options (see :mod:`uda.tasks.usage`); one per table in ``tables``, or
         none for tasks that read every row (standardise, utilisation).
     """
 
@@ -236,15 +236,15 @@ def register(task: Task) -> Task:
 register(Task(
     name="route", run="uda.tasks.route:run", command="uda.cli.run_route:route",
     tables=("traffic",), quality="relative_gap", suites=("default", "sweep", "validate"),
-    usage={"traffic": "uda.usage:route_traffic"}))
+    usage={"traffic": "uda.tasks.usage:route_traffic"}))
 register(Task(
     name="flow", run="uda.tasks.flow:run", command="uda.cli.run_flow:flow",
     tables=("traffic", "taps"), quality="ridge_mae_h1", suites=("default", "sweep", "validate"),
-    usage={"traffic": "uda.usage:flow_traffic", "taps": "uda.usage:flow_taps"}))
+    usage={"traffic": "uda.tasks.usage:flow_traffic", "taps": "uda.tasks.usage:flow_taps"}))
 register(Task(
     name="water", run="uda.tasks.water:run", command="uda.cli.run_water:water",
     tables=("water",), quality="multivariate_f1", suites=("default", "sweep", "validate"),
-    extra_options="uda.waterq.settings:WaterOptions", usage={"water": "uda.usage:water_water"}))
+    extra_options="uda.waterq.settings:WaterOptions", usage={"water": "uda.tasks.usage:water_water"}))
 # standardise is not in the sizing sweep: it is sized like utilisation, whose first step it is
 register(Task(
     name="standardise", run="uda.tasks.standardise:run", command="uda.cli.run_standardise:standardise",

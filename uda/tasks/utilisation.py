@@ -3,7 +3,7 @@
 The task standardises the dataset's feeds on the chosen engine (:mod:`uda.tasks.standardise`,
 which also writes ``clean/`` when the dataset has feeds), counts per district and table the
 records at each stage, marks the integrated records some analytic task reads
-(:mod:`uda.usage`), measures data quality in one scan per table (:mod:`uda.quality.scan`), and
+(:mod:`uda.tasks.usage`), measures data quality in one scan per table (:mod:`uda.quality.scan`), and
 scores every defect detector against the injected defects in ``truth/defects``:
 
 * a detector's predictions are the ``(key, time)`` of the rows carrying its flag, with the
@@ -30,7 +30,7 @@ from uda.quality.scan import context, finish, measure, scan_tables
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
 from uda.tasks.standardise import standardise
-from uda.usage import columns_needed, used
+from uda.tasks.usage import columns_needed, used
 
 STAGES = ("collected", "valid", "standardised", "integrated", "used")
 #: Detector of each defect type (a flag column; ``missing`` compares expected and received intervals).
