@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,10 @@ def test_the_check_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     assert _upward({("uda.kernels", "uda.harness"): ["bad.py:2"]})
     assert _upward({("uda.quality", "uda.routing"): ["x.py:1"]})  # domains do not import each other
     assert not _upward({("uda.tasks", "uda.kernels"): ["x.py:1"], ("uda.errors", "uda"): ["x.py:1"]})
+
+
+def test_pyproject_lists_every_package():
+    """A package missing from pyproject's explicit list is missing from a clean install."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module(init) for init in [*ROOT.glob("uda/**/__init__.py"), *ROOT.glob("cli/__init__.py")]}
+    assert listed == found, f"pyproject.toml packages: add {sorted(found - listed)}, drop {sorted(listed - found)}"
