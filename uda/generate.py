@@ -179,9 +179,12 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
         # traffic needs only the road model, so its first chunks start at once; the rest of
         # the jobs alternate kinds, so that the passenger chunks (partly Python) run beside
         # traffic kernels that release the GIL rather than beside each other; the water
-        # chunks, the smallest jobs, come last, so the workers finish close together
+        # chunks, the smallest jobs, come last, so the workers finish close together (any
+        # other kind of CHUNK_TABLES runs after the passenger and traffic chunks, before water)
         first, rest = by_kind["traffic"][:workers], by_kind["traffic"][workers:]
-        jobs = first + _alternate(rest, by_kind["passenger"]) + by_kind["water"]
+        others = [job for kind, kind_jobs in by_kind.items()
+                  if kind not in ("traffic", "passenger", "water") for job in kind_jobs]
+        jobs = first + _alternate(rest, by_kind["passenger"]) + others + by_kind["water"]
         total = sum(j[2] for j in jobs)
 
         def run(job: tuple[str, Any, int]) -> list[tuple[str, FilePart]]:
