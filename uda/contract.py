@@ -81,6 +81,9 @@ class TableSpec:
         The column a drifting sensor drifts in.
     stuck_run
         Rows in a stuck run (including the genuine first reading).
+    feeds
+        Departments publish the table as district feeds (with ``--defects``, its canonical
+        rows go to ``truth/`` and the feeds to ``raw/``); ``False`` keeps it canonical in ``raw/``.
     """
 
     name: str
@@ -92,6 +95,7 @@ class TableSpec:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     drift: str = ""
     stuck_run: int = 0
+    feeds: bool = True
 
 
 SPECS: dict[str, TableSpec] = {
@@ -108,6 +112,8 @@ SPECS: dict[str, TableSpec] = {
 }
 #: ``uda generate --tables`` name -> the sensor table it writes.
 GENERATED_TABLES = {"traffic": "traffic", "passenger": "taps", "water": "water"}
+#: Sensor tables that departments publish as district feeds (standardise reads them).
+FEED_TABLES = tuple(name for name in GENERATED_TABLES.values() if SPECS[name].feeds)
 
 #: Unit -> factor to the canonical unit (or the name of a conversion), per canonical column.
 UNITS: dict[str, dict[str, float | str]] = {

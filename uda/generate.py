@@ -22,10 +22,9 @@ import pyarrow.parquet as pq
 from uda import __version__
 from uda.city import build_city
 from uda.contract import (
+    FEED_TABLES,
     GENERATED_TABLES,
     SPECS,
-    TRAFFIC_INTERVAL_S,
-    WATER_INTERVAL_S,
     chunk_stem,
     partitioned_by,
     range_meta,
@@ -192,7 +191,7 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
             out: list[tuple[str, FilePart]] = []
             for name, tab in plan.chunk(kind, a, b).items():
                 stem = chunk_stem(name, a)
-                if setup is not None and name in SPECS:  # true rows, district feeds, defects
+                if setup is not None and name in FEED_TABLES:  # true rows, district feeds, defects
                     out += feeds.write_chunk(w.root, tab, name, stem, setup)
                     continue
                 # beside department feeds, trips keep pyarrow's default encodings
@@ -244,7 +243,7 @@ def _generate(out: str | os.PathLike, *, scale: Scale, seed: int, workers: int, 
         manifest = {
             "generator_version": GENERATOR_VERSION,
             "params": {**scale.as_dict(), "seed": seed, "grid_side": scale.grid_side,
-                       "traffic_interval_s": TRAFFIC_INTERVAL_S, "water_interval_s": WATER_INTERVAL_S,
+                       **{f"{name}_interval_s": spec.interval_s for name, spec in SPECS.items() if spec.interval_s},
                        "defects": profile.name, "tables": list(tables),
                        **({"defect_profile": profile.as_dict()} if profile.active else {})},
             "run": {"workers": workers, "chunk_rows": chunk_rows, "seconds": round(time.perf_counter() - t0, 3),

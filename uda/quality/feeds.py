@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from uda.contract import LOCAL_UTC_OFFSET_S, SPECS, UNITS
+from uda.contract import FEED_TABLES, LOCAL_UTC_OFFSET_S, SPECS, UNITS
 from uda.errors import UserError
 from uda.store import Dataset
 
-#: The sensor tables that are standardised.
-TABLES = ("traffic", "taps", "water")
+#: The sensor tables that are standardised: those departments publish as feeds.
+TABLES = FEED_TABLES
 #: Polars ``str.to_datetime`` format of each text timestamp standard.
 _PARSE_FORMATS = {"iso_offset": "%Y-%m-%dT%H:%M:%S%z", "iso_offset_ms": "%Y-%m-%dT%H:%M:%S%.3f%z",
                   "iso_utc": "%Y-%m-%dT%H:%M:%SZ", "dmy_local": "%d/%m/%Y %H:%M"}

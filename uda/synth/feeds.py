@@ -21,6 +21,7 @@ import pyarrow as pa
 from uda.city import City
 from uda.contract import (
     DAY_MS,
+    FEED_TABLES,
     GENERATED_TABLES,
     SPECS,
     district_lookup,
@@ -63,8 +64,8 @@ def feed_setup(city: City, profile: DefectProfile, seed: int, tables: tuple[str,
     sc = city.scale
     standards = {(GENERATED_TABLES[t], d): make_standard(GENERATED_TABLES[t], d, seed=seed, days=sc.days,
                                                          profile=profile)
-                 for t in tables for d in range(sc.districts)}
-    lookup = {t: district_lookup(city.tables[spec.ref_table], t) for t, spec in SPECS.items()}
+                 for t in tables if GENERATED_TABLES[t] in FEED_TABLES for d in range(sc.districts)}
+    lookup = {t: district_lookup(city.tables[SPECS[t].ref_table], t) for t in FEED_TABLES}
     return FeedSetup(profile, standards, lookup, seed, start_ms_of(sc.start), sc.days)
 
 

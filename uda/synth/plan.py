@@ -63,7 +63,7 @@ class Plan:
         self.incidents = traffic.incidents(rng_for(seed, "incidents"), sc.sensors, sc.days)
         self._traffic_state(city, seed)
         self.profiles = traffic.profiles()
-        self.keys = {name: stream_key(seed, name) for name in ("traffic", "passenger", "water")}
+        self.keys = {name: stream_key(seed, name) for name in CHUNK_TABLES}
         self._ts_cache: dict[tuple[int, int, int], np.ndarray] = {}
         if not defer:
             self.prepare_passenger()
@@ -146,8 +146,11 @@ class Plan:
             return [(r, (r[1] - r[0]) * est_per_day) for r in chunk_ranges(sc.days, chunk_rows // est_per_day)]
         if kind == "traffic":
             n_units, per_unit = sc.sensors, sc.days * traffic.SLOTS
-        else:
+        elif kind == "water":
             n_units, per_unit = self.city.tables["water_sites"].num_rows, sc.days * water.SLOTS
+        else:
+            msg = f"Plan.chunk_jobs has no chunk sizes for the table kind {kind!r}"
+            raise ValueError(msg)
         return [(r, (r[1] - r[0]) * per_unit) for r in chunk_ranges(n_units, max(1, chunk_rows // per_unit))]
 
     def chunk(self, kind: str, a: int, b: int) -> dict[str, pa.Table]:

@@ -11,6 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from uda.contract import GENERATED_TABLES
 from uda.errors import UserError
 from uda.harness.results import file_digest
 from uda.harness.runner.suite import parse_scale, scale_sizes
@@ -42,7 +43,7 @@ def generate_dataset(scale: str, seed: int, path: str | os.PathLike) -> None:
     out = str(path)
     if split_location(out)[0] is None:
         remove_stale_temp_folders(split_location(out)[1])
-    tables = overrides.get("tables", "traffic,passenger,water")
+    tables = overrides.get("tables", ",".join(GENERATED_TABLES))
     generate(out, scale=sc, seed=seed, workers=int(overrides["workers"]) if "workers" in overrides else None,
              chunk_rows=int(overrides.get("chunk-rows", DEFAULT_CHUNK_ROWS)), force=Path(out).exists(),
              tables=tuple(x.strip() for x in tables.split(",") if x.strip()),

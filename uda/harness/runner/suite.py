@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from uda.contract import GENERATED_TABLES
 from uda.engines import ENGINES, check_engine, check_scheduler
 from uda.errors import UserError
 from uda.harness import suites
@@ -144,7 +145,7 @@ _NUMBERS = {"repeats": (True, True), "warmup": (True, True), "timeout_s": (False
 SCALE_OVERRIDES = ("sensors", "days", "stations", "lines", "cards", "water-sites", "districts", "start",
                    "defects", "workers", "chunk-rows", "tables")
 #: Sensor tables a scale may generate alone (``tables=water``).
-SCALE_TABLES = ("traffic", "passenger", "water")
+SCALE_TABLES = tuple(GENERATED_TABLES)
 #: Scale overrides that set how the generator works rather than the city's sizes.
 GENERATOR_SETTINGS = ("defects", "workers", "chunk-rows", "tables")
 
