@@ -11,6 +11,7 @@ import pytest
 
 from uda.errors import UserError
 from uda.harness.results import load_results, source_digest
+from uda.harness.runner.datasets import has_tables, scale_tables
 from uda.harness.runner.suite import expand_suite, load_suite
 from uda.harness.runner.summary import check_answers
 from uda.harness.runner.supervise import run_suite
@@ -257,3 +258,18 @@ def test_cases_run_on_edited_code_are_not_judged():
     assert cases[1]["status"] == "ok" and cases[1]["answer_check"]["status"] == "unchecked"
     assert "source changed" in cases[1]["answer_check"]["reason"]
     assert cases[2]["status"] == "wrong_answer"  # same code, different answer
+
+
+def test_a_cached_dataset_without_a_table_the_generator_now_makes_is_made_again(tmp_path):
+    def cached(tables):
+        (tmp_path / "manifest.json").write_text(json.dumps({"params": {"tables": tables}}))
+        return has_tables(tmp_path, "tiny")
+
+    assert scale_tables("tiny") == ("traffic", "passenger", "water")
+    assert scale_tables("tiny:tables=water") == ("water",)
+    assert cached(["traffic", "passenger", "water"])
+    assert not cached(["traffic", "passenger"])  # made before a kind was added: generate again
+    assert has_tables(tmp_path, "tiny:tables=passenger")
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert not has_tables(tmp_path, "tiny")
+    assert not has_tables(tmp_path / "missing", "tiny")

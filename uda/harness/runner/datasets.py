@@ -24,6 +24,23 @@ def dataset_dir(scale: str, seed: int, datasets_dir: str | os.PathLike) -> Path:
     return Path(datasets_dir) / f"{name}-seed{seed}"
 
 
+def scale_tables(scale: str) -> tuple[str, ...]:
+    """The ``uda generate --tables`` kinds a dataset of ``scale`` holds: its ``tables=``
+    override, or every kind the generator makes."""
+    tables = parse_scale(scale)[1].get("tables", ",".join(GENERATED_TABLES))
+    return tuple(x.strip() for x in tables.split(",") if x.strip())
+
+
+def has_tables(path: Path, scale: str) -> bool:
+    """Whether ``path`` holds a finished dataset with every table ``scale`` asks for (one made
+    before a table kind was added to the generator lacks it and is made again)."""
+    try:
+        made = json.loads((path / "manifest.json").read_text())["params"]["tables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(made, list) and set(scale_tables(scale)) <= set(made)
+
+
 def generate_dataset(scale: str, seed: int, path: str | os.PathLike) -> None:
     """Generate the dataset of ``scale`` and ``seed`` into ``path`` as ``uda generate`` does.
 
@@ -43,10 +60,9 @@ def generate_dataset(scale: str, seed: int, path: str | os.PathLike) -> None:
     out = str(path)
     if split_location(out)[0] is None:
         remove_stale_temp_folders(split_location(out)[1])
-    tables = overrides.get("tables", ",".join(GENERATED_TABLES))
     generate(out, scale=sc, seed=seed, workers=int(overrides["workers"]) if "workers" in overrides else None,
              chunk_rows=int(overrides.get("chunk-rows", DEFAULT_CHUNK_ROWS)), force=Path(out).exists(),
-             tables=tuple(x.strip() for x in tables.split(",") if x.strip()),
+             tables=scale_tables(scale),
              defects=resolve_profile(overrides.get("defects", "none")))
 
 
@@ -60,7 +76,7 @@ def ensure_dataset(scale: str, *, seed: int, datasets_dir: str | os.PathLike,
     memory (Arrow buffers, Numba's compiled kernels) would not all return to the system.
     """
     path = dataset_dir(scale, seed, datasets_dir)
-    if (path / "manifest.json").is_file():
+    if has_tables(path, scale):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if log:
