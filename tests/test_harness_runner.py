@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import signal
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from uda.errors import UserError
 from uda.harness.results import load_results, source_digest
-from uda.harness.runner.datasets import has_tables, scale_tables
+from uda.harness.runner.datasets import has_tables, run_in_child, scale_tables
 from uda.harness.runner.suite import expand_suite, load_suite
 from uda.harness.runner.summary import check_answers
 from uda.harness.runner.supervise import run_suite
@@ -273,3 +275,23 @@ def test_a_cached_dataset_without_a_table_the_generator_now_makes_is_made_again(
     (tmp_path / "manifest.json").write_text("{not json")
     assert not has_tables(tmp_path, "tiny")
     assert not has_tables(tmp_path / "missing", "tiny")
+
+
+def test_an_interrupted_wait_stops_the_generating_process():
+    """Ctrl-C or SIGTERM while a dataset is generated stops the generator with the harness."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_in_child(time.sleep, 60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - t0 < 20  # not the child's 60 s
+    assert not multiprocessing.active_children()
+    assert run_in_child(int, "7") == ("ok", "")
+    assert run_in_child(int, "x")[0] == "error"

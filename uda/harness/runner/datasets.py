@@ -6,8 +6,6 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -82,20 +80,68 @@ def ensure_dataset(scale: str, *, seed: int, datasets_dir: str | os.PathLike,
     if log:
         log(f"generating dataset {path} (scale {scale}, seed {seed})")
     failed = f"`uda generate --scale {scale} --seed {seed}` failed"
-    try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pool.submit(generate_dataset, scale, seed, path).result()
-    except UserError as exc:
-        msg = f"{failed}: Error: {exc}"
-        raise UserError(msg) from None
-    except BrokenProcessPool:
+    kind, text = run_in_child(generate_dataset, scale, seed, str(path))
+    if kind == "user":
+        msg = f"{failed}: Error: {text}"
+        raise UserError(msg)
+    if kind == "died":
         msg = f"{failed}: the generating process ended abruptly (killed, or out of memory)"
-        raise UserError(msg) from None
-    except Exception as exc:  # noqa: BLE001 - any failure of the generator is the dataset's error
-        text = (str(exc).strip().splitlines() or [""])[0][:200]
-        msg = f"{failed}: {exc.__class__.__name__}: {text}"
-        raise UserError(msg) from None
+        raise UserError(msg)
+    if kind == "error":
+        msg = f"{failed}: {text}"
+        raise UserError(msg)
     return path
+
+
+def _child_main(conn: Any, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+    """Body of :func:`run_in_child`'s process: run ``fn`` and send back how it ended."""
+    try:
+        fn(*args)
+    except UserError as exc:
+        conn.send(("user", str(exc)))
+    except Exception as exc:  # noqa: BLE001 - any failure is reported to the parent
+        text = (str(exc).strip().splitlines() or [""])[0][:200]
+        conn.send(("error", f"{exc.__class__.__name__}: {text}"))
+    else:
+        conn.send(("ok", ""))
+
+
+def run_in_child(fn: Callable[..., object], *args: Any) -> tuple[str, str]:
+    """Run ``fn(*args)`` in a fresh (spawned) process and wait for it.
+
+    Anything that ends the wait early — Ctrl-C, or ``SIGTERM``/``SIGHUP`` turned into an
+    exception by the harness — stops the child before it propagates, so an interrupted
+    ``uda bench`` does not leave a generation running (its temporary folder is removed by
+    the next run).
+
+    Returns
+    -------
+    tuple of str
+        ``("ok", "")``, ``("user", message)`` for a :class:`~uda.errors.UserError`,
+        ``("error", "Class: first line")`` for any other exception, or ``("died", "")``
+        when the process ended without a word (killed, out of memory).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(send, fn, args), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        try:
+            kind, text = receive.recv()
+        except EOFError:
+            kind, text = "died", ""
+        proc.join()
+    except BaseException:
+        proc.terminate()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        raise
+    finally:
+        receive.close()
+    return kind, text
 
 
 def describe_dataset(path: str | os.PathLike, *, scale: str | None = None,
