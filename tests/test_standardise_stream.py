@@ -205,3 +205,22 @@ def test_a_killed_standardise_leaves_no_litter(drifting, tmp_path):
     standardise(open_dataset(copy), engine="polars", write=True)
     assert not stale.exists()
     assert (copy / "clean" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("foreign", ["folder", "file"])
+def test_a_clean_it_did_not_write_is_refused_and_kept(drifting, tmp_path, foreign):
+    """A clean/ without a manifest is someone else's: one line, exit 2, nothing deleted."""
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(drifting, copy, ignore=shutil.ignore_patterns("clean"))
+    clean = copy / "clean"
+    if foreign == "folder":
+        clean.mkdir()
+        (clean / "notes.txt").write_text("mine")
+    else:
+        clean.write_text("mine")
+    res = CliRunner().invoke(cli, ["run", "standardise", "--data", str(copy)])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "not the output of uda run standardise" in res.output and "--no-write" in res.output
+    assert (clean / "notes.txt" if foreign == "folder" else clean).read_text() == "mine"

@@ -32,11 +32,25 @@ from uda.errors import UserError
 from uda.kernels.checksum import table_hash_sum
 from uda.quality.feeds import TABLES, FeedFile, feed_files, parse_polars, read_parse_arrow
 from uda.quality.rules import FLAGS, daily_levels, detect_group, drift_factors, finish_group
-from uda.store import Dataset, DatasetWriter, open_dataset, remove_stale_temp_folders, write_part
+from uda.store import (
+    CLEAN_DIR,
+    MANIFEST,
+    Dataset,
+    DatasetWriter,
+    open_dataset,
+    remove_stale_temp_folders,
+    write_part,
+)
 from uda.tasks.base import TaskResult
 
-#: The folder of a dataset that standardisation writes.
-CLEAN_DIR = "clean"
+
+def _check_clean_dir(clean: Path) -> None:
+    """Refuse to replace a ``clean/`` that standardise did not write (a file, or a folder
+    with files and no manifest): it is not ours to delete."""
+    if clean.exists() and (not clean.is_dir() or (any(clean.iterdir()) and not (clean / MANIFEST).is_file())):
+        msg = (f"{clean} exists and is not the output of uda run standardise (no {MANIFEST}); "
+               "move or remove it and run again, or pass --no-write")
+        raise UserError(msg)
 
 
 @dataclass
@@ -211,6 +225,8 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
         raise UserError(msg)
     has_feeds = ds.has("feed_dictionary")
     # clean/ is written into a temporary sibling and swapped in, manifest last
+    if write and has_feeds and ds.fs is None:
+        _check_clean_dir(ds.path / CLEAN_DIR)
     writer = DatasetWriter(ds.path / CLEAN_DIR, force=True) if write and has_feeds else None
     groups = _groups(ctx.files)
     if writer is not None and ds.fs is None:  # what a killed standardise left beside clean/
