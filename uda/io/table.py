@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from uda.contract import WATER_PARAMETERS
 from uda.errors import UserError
 from uda.io.wide import read_table, reads_as_time
 
@@ -267,8 +268,6 @@ def read_water_table(path: str | os.PathLike, *, time_col: str | None = None,
         column or mapping two columns to one parameter, unreadable times or labels,
         duplicate times, or a parameter whose values look like another unit.
     """
-    from uda.contract import WATER_PARAMETERS as known_params
-
     df = read_table(path)
     where = str(path)
     columns = dict(columns or {})
@@ -377,7 +376,7 @@ def read_water_table(path: str | os.PathLike, *, time_col: str | None = None,
         raise UserError(msg)
     if skipped:
         warnings.append(f"ignored non-numeric columns: {', '.join(skipped)}")
-    order = [p for p in (*known_params, *EXTRA_PARAMS) if p in mapping]
+    order = [p for p in (*WATER_PARAMETERS, *EXTRA_PARAMS) if p in mapping]
     order += [p for p in mapping if p not in order]
     params = tuple(order)
     for p in params:

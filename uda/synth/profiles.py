@@ -29,10 +29,6 @@ RATE_MEANING = {
     "unknown_unit": ("share of district feeds (per table and schema version) whose data dictionary declares "
                      "a unit spelling no converter knows, such as 'kph'; none of their records can be standardised"),
 }
-#: Unit spellings a department might use that the standardiser does not know.
-UNKNOWN_UNITS = {"flow": "veh/hr", "speed": "kph", "occupancy": "percent", "temperature_c": "Celsius",
-                 "ph": "units", "do_mgl": "ppm", "turbidity_ntu": "FNU", "conductivity_uscm": "umho/cm",
-                 "nitrate_mgl": "mg N/L", "ammonia_mgl": "ppm"}
 
 PROFILES: dict[str, dict[str, float]] = {
     "none": dict.fromkeys(DEFECT_TYPES, 0.0),

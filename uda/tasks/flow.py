@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from uda.contract import TRAFFIC_INTERVAL_S
+from uda.contract import DAY_MS, TRAFFIC_INTERVAL_S
 from uda.engines import Progress, check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.forecasting.evaluation import Plan, evaluate_blocks, slices
@@ -39,7 +39,6 @@ TARGETS = {
     "speed": ("traffic", "speed", TRAFFIC_INTERVAL_S),
     "stations": ("taps", None, STATION_INTERVAL_S),
 }
-_DAY_MS = 86_400_000
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -61,8 +60,8 @@ def pivot(rows: np.ndarray, steps: np.ndarray, values: np.ndarray, n: int, n_tim
 
 def grid(min_ms: int, max_ms: int, interval_s: int) -> tuple[int, int]:
     """Start (midnight of the first day, ms) and length of whole-day grid covering the data."""
-    t0 = (min_ms // _DAY_MS) * _DAY_MS
-    days = (max_ms - t0) // _DAY_MS + 1
+    t0 = (min_ms // DAY_MS) * DAY_MS
+    days = (max_ms - t0) // DAY_MS + 1
     return int(t0), int(days * 86400 // interval_s)
 
 

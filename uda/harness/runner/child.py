@@ -9,6 +9,7 @@ import importlib
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from uda.engines import local_cluster
+from uda.engines import connect_client, local_cluster
 from uda.harness.measure import TreeSampler, measure_call
 from uda.harness.results import jsonable, source_digest
 
@@ -45,10 +46,6 @@ def _emit(fh, **event: Any) -> None:
 
 def _worker_pids(address: str) -> Callable[[], list[int]]:
     """Process ids of a distributed cluster's workers running on this machine."""
-    import socket
-
-    from uda.engines import connect_client
-
     client = connect_client(address)
     local = {"127.0.0.1", "localhost", "::1", socket.gethostname()}
     try:

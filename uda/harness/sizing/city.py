@@ -44,7 +44,7 @@ def parse_duration(text: str, *, option: str) -> float:
     """
     us = duration_us(str(text))
     if us is None:
-        msg = f"{option} {text!r} is not a duration; use a number with s, min, h or d (e.g. 5min, 1h)"
+        msg = f"{option} {text!r} is not a duration; use a number with us, ms, s, min, h or d (e.g. 5min, 1h)"
         raise UserError(msg)
     if us > _LONGEST_US:
         msg = f"{option} {text!r} is longer than any duration this estimate is for (100 years)"
