@@ -26,7 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
-from uda.engines import dask_scheduler
+from uda.engines import dask_scheduler, local_cluster
 from uda.generate import generate
 from uda.scales import resolve_scale
 from uda.tasks.registry import TASKS
@@ -117,16 +117,6 @@ def _measure_sequential(name, run, base, double, repeats, labels) -> dict:
     return rows
 
 
-def _local_cluster(sched: str):
-    """The LocalCluster that ``--scheduler local:N`` starts, without making it the default
-    scheduler (a second cluster cannot start while a client is set in the Dask config)."""
-    from distributed import LocalCluster
-
-    n = int(sched.partition(":")[2] or 2)
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0", silence_logs=40)
-
-
 def _measure_interleaved(name, run, base, double, repeats, labels) -> dict:
     with contextlib.ExitStack() as stack:
         plan = []  # (label, data, engine, scheduler) in report order
@@ -139,7 +129,10 @@ def _measure_interleaved(name, run, base, double, repeats, labels) -> dict:
                 continue
             sched = label.removeprefix("dask-").removesuffix("-weak")
             if sched.startswith("local") and sched not in clusters:
-                clusters[sched] = stack.enter_context(_local_cluster(sched)).scheduler_address
+                # the cluster --scheduler local:N starts, without making it the default scheduler
+                # (a second cluster cannot start while a client is set in the Dask config)
+                n = int(sched.partition(":")[2] or 2)
+                clusters[sched] = stack.enter_context(local_cluster(n)).scheduler_address
             plan.append((label, double if label.endswith("-weak") else base, "dask", clusters.get(sched, sched)))
         cold = {label: _once(run, data, engine, sched) for label, data, engine, sched in plan}
         walls: dict[str, list[float]] = {label: [] for label, *_ in plan}

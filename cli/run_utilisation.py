@@ -65,11 +65,11 @@ def utilisation(data: str, engine: str, scheduler: str | None, repair: bool, no_
     s = res.summary
     target = out or (None if as_json else str(Path("results") / f"utilisation-{Path(data).name}"))
     if target is not None:
-        from uda.store import output_location, shown_path
+        from uda.store import atomic_write_text, output_location, shown_path
 
         with output_location(target, folder=True) as folder:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "utilisation.json").write_text(json.dumps(s, indent=1))
+            atomic_write_text(folder / "utilisation.json", json.dumps(s, indent=1))
             plot_funnel(s, folder / "funnel.png")
         written = [shown_path(target, folder, folder / name) for name in ("utilisation.json", "funnel.png")]
     if as_json:

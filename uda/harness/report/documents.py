@@ -34,7 +34,7 @@ from uda.harness.report.tables import (
 )
 from uda.harness.report.text import COLUMNS, case_rows, fmt_rows, md_escape
 from uda.harness.results import STATUSES
-from uda.store import make_folder
+from uda.store import atomic_write, atomic_write_text, make_folder
 
 # ---------------------------------------------------------------- documents
 
@@ -248,7 +248,7 @@ def _write_plots(out: Path, stem: str, plots: list[tuple[str, str, bytes]]
     md_plots = []
     for name, caption, png in plots:
         p = out / f"{stem}-{name}.png"
-        p.write_bytes(png)
+        atomic_write(p, lambda tmp, png=png: tmp.write_bytes(png))
         paths[name] = p
         md_plots.append((name, caption, p.name))
     return paths, md_plots
@@ -267,11 +267,11 @@ def write_report(results: dict[str, Any], *, out_dir: str | Path, stem: str,
     plots = make_plots(results)
     paths, md_plots = _write_plots(out, stem, plots)
     md = out / f"{stem}.md"
-    md.write_text(render_markdown(results, md_plots))
+    atomic_write_text(md, render_markdown(results, md_plots))
     paths["markdown"] = md
     if html_page:
         page = out / f"{stem}.html"
-        page.write_text(render_html(results, plots))
+        atomic_write_text(page, render_html(results, plots))
         paths["html"] = page
     return paths
 
@@ -344,10 +344,10 @@ def write_comparison(a: dict[str, Any], b: dict[str, Any], *, out_dir: str | Pat
     paths, md_plots = _write_plots(out, stem, plots)
     heads = (headline_table(a), headline_table(b))
     md = out / f"{stem}.md"
-    md.write_text(render_compare_markdown(cmp, md_plots, heads))
+    atomic_write_text(md, render_compare_markdown(cmp, md_plots, heads))
     paths["markdown"] = md
     if html_page:
         page = out / f"{stem}.html"
-        page.write_text(render_compare_html(cmp, plots, heads))
+        atomic_write_text(page, render_compare_html(cmp, plots, heads))
         paths["html"] = page
     return cmp, paths
