@@ -270,6 +270,17 @@ def test_int_codes_first_appearance_against_python():
     assert np.concatenate(got).tolist() == want and fresh == list(ref)
 
 
+def test_int_codes_long_runs_all_valid():
+    """Long runs (filled at once by the kernel), no null mask, int32 values, and a map that grows mid-batch."""
+    rng = np.random.default_rng(5)
+    vals = np.repeat(rng.integers(-1000, 1000, 400), rng.integers(1, 300, 400)).astype(np.int32)
+    codes = IntCodes(capacity=16)
+    got, fresh = codes.code(vals, np.zeros(0, bool), 0)
+    ref: dict[int, int] = {}
+    for v in vals.tolist():
+        ref.setdefault(v, len(ref))
+    assert got.tolist() == [ref[v] for v in vals.tolist()] and fresh == list(ref)
+
 def test_run_counter_against_python():
     rng = np.random.default_rng(4)
     rc = RunCounter(min_pending=50)  # sums by key many times

@@ -284,13 +284,23 @@ def code_block(vals, valid, table, used, codes, n_known, start, out, new_vals):
     have = False
     prev_v = np.int64(0)
     prev_c = np.int64(-1)
-    for i in range(start, n):
+    i = start
+    while i < n:
         if not all_valid and not valid[i]:
             out[i] = -1
+            i += 1
             continue
         v = np.int64(vals[i])
-        if have and v == prev_v:  # runs of one group cost one comparison
-            out[i] = prev_c
+        if have and v == prev_v:  # a run of one group: found with one comparison a row, then filled at once
+            j = i + 1
+            if all_valid:
+                while j < n and vals[j] == v:
+                    j += 1
+            else:
+                while j < n and valid[j] and vals[j] == v:
+                    j += 1
+            out[i:j] = prev_c
+            i = j
             continue
         s = _slot(np.uint64(v), mask)
         while used[s] and table[s] != v:
@@ -307,4 +317,5 @@ def code_block(vals, valid, table, used, codes, n_known, start, out, new_vals):
         prev_c = codes[s]
         have = True
         out[i] = prev_c
+        i += 1
     return n_new, n
