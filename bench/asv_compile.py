@@ -23,11 +23,16 @@ FAMILIES = {
         "from uda.kernels.assign import warm_up\n",
         "warm_up()\n",
     ),
+    # up to 9825fce: flow's panel evaluator (the one evaluator's same work, see asv_flow.py)
     "forecast": (
         "import numpy as np\n"
-        "from uda.forecasting.evaluation import evaluate\n"
-        "from uda.forecasting.panel import Panel\n"
-        "from uda.forecasting.registry import MODELS\n"
+        "try:\n"
+        "    from uda.forecasting.evaluation import evaluate\n"
+        "    from uda.forecasting.panel import Panel\n"
+        "    from uda.forecasting.registry import MODELS\n"
+        "except ImportError:\n"
+        "    from uda.forecast import MODELS, Panel\n"
+        "    from uda.tasks.flow import evaluate_panel as evaluate\n"
         "y = np.random.default_rng(0).uniform(1, 2, (3, 288 * 8))\n"
         "p = Panel(y, ['a', 'b', 'c'], np.datetime64('2026-03-02T00:00'), 300)\n",
         "evaluate(p, models=','.join(MODELS), horizons=[1])\n",
@@ -49,7 +54,10 @@ FAMILIES = {
     ),
     "generators": (
         "from uda.city import build_city\n"
-        "from uda.synth.plan import Plan\n"
+        "try:\n"
+        "    from uda.synth.plan import Plan\n"
+        "except ImportError:  # up to 9825fce\n"
+        "    from uda.generate import _Plan as Plan\n"
         "from uda.scales import resolve_scale\n"
         "import numba\n"
         "p = Plan(build_city(resolve_scale('tiny', sensors=4, days=1, cards=10), 1), 1)\n",

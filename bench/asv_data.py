@@ -1,13 +1,41 @@
-"""Seeded inputs shared by the asv benchmarks (no benchmarks here; nothing runs at import)."""
+"""Seeded inputs shared by the asv benchmarks (no benchmarks here; nothing runs at import).
+
+asv runs these current benchmarks against older commits too, so a name that moved is looked
+up where it lives now and then where it lived before (:func:`first_of`; the redesign of
+issue 19 moved most modules after 9825fce).
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SIOUX_FALLS = REPO / "tests" / "data" / "tntp" / "SiouxFalls"
+
+
+def first_of(*candidates: str) -> Any:
+    """The first of ``"module:attr"`` candidates that imports, newest location first.
+
+    Raises
+    ------
+    ImportError or AttributeError
+        The last candidate's, when none resolves.
+    """
+    error: Exception | None = None
+    for candidate in candidates:
+        module, _, attr = candidate.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            error = exc
+    if error is None:
+        msg = "first_of needs at least one 'module:attr' candidate"
+        raise ValueError(msg)
+    raise error
 
 
 def grid_links(side: int, *, seed: int = 0) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -48,8 +76,8 @@ def grid_network(side: int, *, zones: int = 24, seed: int = 0):
 def sioux_falls():
     """The Sioux Falls network and demand from the repository's test data."""
     from uda.io.tntp import read_folder
-    from uda.routing.assignment import tntp_network
 
+    tntp_network = first_of("uda.routing.assignment:tntp_network", "uda.tasks.route:tntp_network")
     net, trips = read_folder(SIOUX_FALLS)
     return tntp_network(net, trips)
 
@@ -58,9 +86,9 @@ def plan(scale: str, *, seed: int = 1):
     """The generator's per-dataset plan (city, weather, incidents, cards, sites) for ``scale``."""
     from uda.city import build_city
     from uda.scales import resolve_scale
-    from uda.synth.plan import Plan
 
-    return Plan(build_city(resolve_scale(scale), seed), seed)
+    plan_class = first_of("uda.synth.plan:Plan", "uda.generate:_Plan")  # generate's private _Plan up to 9825fce
+    return plan_class(build_city(resolve_scale(scale), seed), seed)
 
 
 def panel(n_series: int, days: int, *, seed: int = 0, missing: float = 0.02) -> np.ndarray:
@@ -87,14 +115,18 @@ def weekend_flags(n_time: int, season: int = 288) -> np.ndarray:
     return (((np.arange(n_time) // season) % 7) >= 5).astype(np.bool_)
 
 
+def water_parameters() -> tuple[str, ...]:
+    """The water table's guideline parameters, in column order."""
+    return first_of("uda.contract:WATER_PARAMETERS", "uda.synth.water:PARAMETERS")
+
+
 def water_block(scale: str, *, seed: int = 1) -> dict[str, np.ndarray]:
     """Water-quality series of every site of ``scale`` (as generated), grouped by site."""
-    from uda.contract import WATER_PARAMETERS as PARAMETERS
-
+    params = water_parameters()
     p = plan(scale, seed=seed)
     n_sites = p.city.tables["water_sites"].num_rows
     tab = p.water_chunk(0, n_sites)
-    values = np.column_stack([tab[c].to_numpy().astype(np.float64) for c in PARAMETERS])
+    values = np.column_stack([tab[c].to_numpy().astype(np.float64) for c in params])
     site = tab["site_id"].to_numpy()
     offsets = np.searchsorted(site, np.arange(n_sites + 1)).astype(np.int64)
     ts = tab["ts"].cast("int64").to_numpy()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from uda.forecasting.evaluation import evaluate
-from uda.forecasting.panel import Panel
-from uda.forecasting.registry import MODELS
 from uda.kernels.forecast import forward_fill
 
-from .asv_data import panel
+from .asv_data import first_of, panel
+
+# The one evaluator (uda.forecasting.evaluation.evaluate) is flow's panel evaluator of before the
+# redesign (uda.tasks.flow.evaluate_panel, up to 9825fce): same signature and the same work (one
+# block of every series with Polars), so both revisions are timed on it. asv at 9825fce timed the
+# older whole-panel uda.forecast.evaluate, which the CLI did not run.
+evaluate = first_of("uda.forecasting.evaluation:evaluate", "uda.tasks.flow:evaluate_panel")
+Panel = first_of("uda.forecasting.panel:Panel", "uda.forecast:Panel")
+MODELS = first_of("uda.forecasting.registry:MODELS", "uda.forecast:MODELS")
 
 HORIZONS = [1, 12]
 

@@ -53,3 +53,23 @@ def test_quick_run_of_every_benchmark():
     log = out.stdout + out.stderr
     failed = [line for line in log.splitlines() if line.rstrip().endswith("failed")]
     assert out.returncode == 0 and not failed, "\n".join(failed) or log[-3000:]
+
+
+def test_first_of_takes_the_first_location_that_imports_and_raises_the_last_error():
+    """asv runs today's benchmarks against commits from before a module moved (bench/asv_data.first_of)."""
+    import json
+
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.asv_data import first_of, water_parameters
+    finally:
+        sys.path.remove(str(REPO))
+    assert first_of("uda.no_such_module:X", "json:dumps") is json.dumps
+    assert first_of("json:no_such_name", "json:loads", "json:dumps") is json.loads
+    with pytest.raises(ModuleNotFoundError, match="uda.nope"):
+        first_of("json:no_such_name", "uda.nope:X")
+    with pytest.raises(AttributeError, match="no_such_name"):
+        first_of("uda.nope:X", "json:no_such_name")
+    from uda.contract import WATER_PARAMETERS
+
+    assert water_parameters() == WATER_PARAMETERS  # the new location first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -33,11 +34,13 @@ def test_decide_threshold_and_statuses():
     assert rows["d"].status == "broken" and "TypeError" in rows["d"].detail
     assert rows["e"].status == "gone"
     assert rows["f"].status == "new" and rows["f"].head == 7
+    assert rows["f"].detail == "not measured at BASE (ImportError)"
     assert rows["g"].status == "error"
     res = R.RegressResult("x", "y", 0.1, list(rows.values()), 1.0)
     assert res.failed
     assert not R.RegressResult("x", "y", 0.1, [rows["a"], rows["c"], rows["f"]], 1.0).failed
     assert json.loads(json.dumps(res.to_dict()))["failed"] is True
+    assert res.not_measured_at_base == ["f"] and res.to_dict()["not_measured_at_base"] == ["f"]
 
 
 def test_parse_callgrind(tmp_path):
@@ -90,6 +93,61 @@ def test_probe_lists_and_runs_a_case_natively(tmp_path):
     assert got["p_median"]["status"] == "ok" and len(got["p_median"]["seconds"]) == 1
     assert got["sketches"]["status"] == "ok"
     assert got["nope"]["status"] == "missing"
+
+
+def _load_probe():
+    spec = importlib.util.spec_from_file_location("uda_regress_probe_under_test", R.PROBE)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    return probe
+
+
+def test_probe_first_falls_back_in_order_and_raises_the_last_error():
+    probe = _load_probe()
+    assert probe._first("uda.no_such_module:X", "json:dumps") is json.dumps
+    assert probe._first("json:no_such_name", "json:loads", "json:dumps") is json.loads
+    with pytest.raises(ModuleNotFoundError, match="uda.nope"):
+        probe._first("json:no_such_name", "uda.nope:X")
+    with pytest.raises(AttributeError, match="no_such_name"):
+        probe._first("uda.nope:X", "json:no_such_name")
+
+
+def test_probe_builds_every_case_in_the_current_tree(tmp_path):
+    """Every case resolves its names here (a moved kernel left behind would show as missing)."""
+    names = subprocess.run([sys.executable, str(R.PROBE), "--list"], check=True, capture_output=True,
+                           text=True).stdout.split()
+    env = dict(os.environ, PYTHONPATH=str(REPO), NUMBA_NUM_THREADS="1")
+    report = tmp_path / "r.json"
+    subprocess.run([sys.executable, str(R.PROBE), "--build", "--out", str(report)], check=True, env=env,
+                   cwd=tmp_path)
+    got = json.loads(report.read_text())
+    assert sorted(got) == sorted(names) and len(names) >= 17
+    assert {n: e["status"] for n, e in got.items() if e["status"] != "ok"} == {}
+    assert not any("seconds" in e for e in got.values())  # built, not run
+
+
+def test_probe_takes_a_moved_name_from_the_old_tree_not_from_the_checkout(tmp_path):
+    """In a tree from before a move, the old location is used; an editable install's finder,
+    which would hand out this checkout's uda.contract, is not consulted for the tree's modules."""
+    old = tmp_path / "old" / "uda"
+    (old / "synth").mkdir(parents=True)
+    (old / "__init__.py").write_text("")
+    (old / "synth" / "__init__.py").write_text("")
+    (old / "synth" / "water.py").write_text("PARAMETERS = ('old_tree',)\n")
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('probe', {str(R.PROBE)!r})\n"
+            "probe = importlib.util.module_from_spec(spec); spec.loader.exec_module(probe)\n"
+            "probe._tree_only()\n"
+            "print(probe._first('uda.contract:WATER_PARAMETERS', 'uda.synth.water:PARAMETERS'))\n"
+            "try:\n"
+            "    import uda.contract\n"
+            "except ImportError as exc:\n"
+            "    print('refused', exc)\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "old"))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+                         cwd=tmp_path).stdout.splitlines()
+    assert out[0] == "('old_tree',)"
+    assert out[1].startswith("refused No module named 'uda.contract'")
 
 
 def test_probe_reports_kernels_missing_in_an_old_tree(tmp_path):
@@ -152,6 +210,28 @@ def test_cli_exit_status_and_json(two_commits, tmp_path, monkeypatch, head_k1, c
                                      str(tmp_path / "c")])
     assert table.exit_code == code
     assert ("REGRESSION in k1" in table.stdout) is (code == 1)
+
+
+def test_cli_lists_kernels_not_measured_at_base_without_failing(two_commits, tmp_path, monkeypatch):
+    repo, base, head = two_commits
+
+    def measure(tree, **_kw):
+        if Path(tree).name == base:
+            return ({"k1": _ok(1000), "k2": {"status": "missing", "detail": "ModuleNotFoundError: x"}},
+                    {"warm": 0.0, "callgrind": 0.0})
+        return {"k1": _ok(1000), "k2": _ok(500)}, {"warm": 0.0, "callgrind": 0.0}
+
+    _patch_tools(monkeypatch, measure)
+    args = ["regress", base, head, "--repo", str(repo), "--cache-dir", str(tmp_path / "c")]
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["not_measured_at_base"] == ["k2"] and out["failed"] is False
+    row = next(k for k in out["kernels"] if k["kernel"] == "k2")
+    assert row["status"] == "new" and row["detail"] == "not measured at BASE (ModuleNotFoundError: x)"
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0
+    assert "not measured at BASE" in " ".join(table.stdout.split())
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -3,13 +3,19 @@
 This file is copied next to the extracted revision and run as a script with that tree
 first on ``sys.path``, so it imports the revision's kernels, never the installed ones.
 It therefore uses only the standard library and NumPy at module level and must keep
-working against older revisions: a case whose kernel does not exist there is reported
-as ``missing``.
+working against older revisions: a name that moved is looked up where it lives now and
+then where it lived before (:func:`_first`; e.g. issue 19 moved most modules after 9825fce), and
+a case whose kernel exists in neither place is reported as ``missing``. Only modules of the
+tree measured are imported (:class:`_TreeOnly`): an editable install's finder would
+otherwise hand out the checkout's copy of a ``uda.<module>`` the old tree lacks.
 
 Modes
 -----
 ``--list``
     Print the case names.
+``--build``
+    Build every case (imports and inputs) without calling its kernel: which cases a
+    revision has, in seconds (nothing is compiled).
 ``--warm``
     Build every case and call its kernel once (compiles or loads the Numba cache).
 ``--measure LIB``
@@ -26,7 +32,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import functools
+import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -34,6 +42,68 @@ import traceback
 import numpy as np
 
 SEED = 12345
+
+
+def _first(*candidates: str):
+    """The first of ``"module:attr"`` candidates that imports, newest location first.
+
+    Raises the last candidate's ImportError or AttributeError when none resolves.
+    """
+    error: Exception | None = None
+    for candidate in candidates:
+        module, _, attr = candidate.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            error = exc
+    if error is None:
+        msg = "_first needs at least one 'module:attr' candidate"
+        raise ValueError(msg)
+    raise error
+
+
+def _tree_roots() -> tuple[str, ...]:
+    """Folders a ``uda`` module may come from: the tree's ``uda/`` and its ``cli/`` (``uda.cli``)."""
+    import uda
+
+    pkg = os.path.dirname(os.path.realpath(uda.__file__))
+    return pkg + os.sep, os.path.join(os.path.dirname(pkg), "cli") + os.sep
+
+
+class _TreeOnly:
+    """Meta-path finder in front of the others: a ``uda.*`` module must come from the tree measured.
+
+    An editable install of uda adds a finder that resolves ``uda.<child>`` in the developer's
+    checkout when the tree on ``sys.path`` lacks it, which would measure HEAD's code inside an
+    old revision (or mix the two). Such a module is refused here (ModuleNotFoundError), so the
+    case falls back to the revision's own name or is reported missing.
+    """
+
+    @classmethod
+    def find_spec(cls, fullname: str, path=None, target=None):
+        if not fullname.startswith("uda."):
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is cls or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        where = spec.origin if spec.has_location else next(iter(spec.submodule_search_locations or []), None)
+        roots = _tree_roots()
+        if where is None or not os.path.realpath(where).startswith(roots):
+            msg = f"No module named {fullname!r} in the tree measured ({roots[0]}; found {where})"
+            raise ModuleNotFoundError(msg, name=fullname)
+        return spec
+
+
+def _tree_only() -> None:
+    """Put :class:`_TreeOnly` first on ``sys.meta_path`` (once)."""
+    if _TreeOnly not in sys.meta_path:
+        sys.meta_path.insert(0, _TreeOnly)
 
 
 def _grid(side: int):
@@ -67,10 +137,10 @@ def _plan():
     """One small generator plan shared by every case (a city build is slow under valgrind)."""
     from uda.city import build_city
     from uda.scales import resolve_scale
-    from uda.synth.plan import Plan
 
+    plan = _first("uda.synth.plan:Plan", "uda.generate:_Plan")  # generate's private _Plan up to 9825fce
     scale = resolve_scale("tiny", sensors=24, days=7, cards=3000, water_sites=8)
-    return Plan(build_city(scale, 1), 1)
+    return plan(build_city(scale, 1), 1)
 
 
 def _panel(n: int, days: int):
@@ -85,12 +155,12 @@ def _panel(n: int, days: int):
 
 @functools.cache
 def _water():
-    from uda.contract import WATER_PARAMETERS as PARAMETERS
+    params = _first("uda.contract:WATER_PARAMETERS", "uda.synth.water:PARAMETERS")
 
     p = _plan()
     n = p.city.tables["water_sites"].num_rows
     tab = p.water_chunk(0, n)
-    values = np.ascontiguousarray(np.column_stack([tab[c].to_numpy().astype(np.float64) for c in PARAMETERS]))
+    values = np.ascontiguousarray(np.column_stack([tab[c].to_numpy().astype(np.float64) for c in params]))
     site = tab["site_id"].to_numpy()
     offsets = np.searchsorted(site, np.arange(n + 1)).astype(np.int64)
     return values, offsets, tab["ts"].cast("int64").to_numpy()
@@ -166,8 +236,12 @@ def case_table_checksum():
 
 
 def _forecast(model: str, n: int):
-    from uda.forecasting.evaluation import evaluate
-    from uda.forecasting.panel import Panel
+    # The one evaluator (uda.forecasting.evaluation.evaluate) is flow's panel evaluator of before
+    # the redesign (uda.tasks.flow.evaluate_panel): same signature and the same work (one block of
+    # every series, in this thread), so both revisions are timed on it. The probe of 9825fce timed
+    # the older whole-panel uda.forecast.evaluate, which the CLI did not run.
+    evaluate = _first("uda.forecasting.evaluation:evaluate", "uda.tasks.flow:evaluate_panel")
+    Panel = _first("uda.forecasting.panel:Panel", "uda.forecast:Panel")  # noqa: N806 - a class
 
     panel = Panel(_panel(n, 9), [f"s{i}" for i in range(n)], np.datetime64("2026-03-02T00:00"), 300)
     return lambda: evaluate(panel, models=model, horizons=[1, 6])
@@ -249,7 +323,9 @@ def case_sketches():
 def case_quality_scan():
     import polars as pl
 
-    from uda.quality.scan import arrays_polars, scan_arrays
+    # uda/quality.py (up to 9825fce) became the uda/quality/ package; same signatures
+    arrays_polars = _first("uda.quality.scan:arrays_polars", "uda.quality:arrays_polars")
+    scan_arrays = _first("uda.quality.scan:scan_arrays", "uda.quality:scan_arrays")
 
     p = _plan()
     arrays = arrays_polars(pl.from_arrow(p.traffic_chunk(0, 24)), "traffic")
@@ -276,12 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--list", action="store_true")
+    mode.add_argument("--build", action="store_true")
     mode.add_argument("--warm", action="store_true")
     mode.add_argument("--measure", metavar="LIB")
     mode.add_argument("--time", type=int, metavar="N")
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--out", help="JSON file for per-case status")
     args = ap.parse_args(argv)
+    _tree_only()
     if args.list:
         print("\n".join(CASES))
         return 0
@@ -297,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         status, call, detail = _build(name)
         entry = {"status": status, "detail": detail}
-        if status == "ok":
+        if status == "ok" and not args.build:
             try:
                 call()  # compile or load from the Numba cache; touch the memory
                 if lib is not None:
