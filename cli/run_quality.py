@@ -25,6 +25,8 @@ def plot_profile(prof, rep: dict[str, Any], path: Path, *, max_groups: int = 8) 
     import numpy as np
     import polars as pl
 
+    from uda.store import atomic_write
+
     bins = prof.bin_table()
     ncells = max(1, len(prof.names) - 1 - (1 if prof.group_col else 0))
     span_h = int(bins["hour"].max() - bins["hour"].min() + 1) if bins.height else 1
@@ -65,7 +67,7 @@ def plot_profile(prof, rep: dict[str, Any], path: Path, *, max_groups: int = 8) 
                  f"duplicated times {t.get('duplicates', '-')}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 

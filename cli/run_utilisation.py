@@ -19,6 +19,8 @@ def plot_funnel(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from uda.store import atomic_write
+
     tables = list(summary["totals"])
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False, sharey=True)
     for ax, table in zip(axes[0], tables, strict=True):
@@ -39,7 +41,7 @@ def plot_funnel(summary: dict, path: Path) -> None:
     fig.suptitle(f"utilisation funnel ({summary['defects']})")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 

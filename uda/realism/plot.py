@@ -17,6 +17,8 @@ def plot(path: str | Path, subject: dict, reference: dict | None = None,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from uda.store import atomic_write
+
     colours = {"ok": "#2a9d8f", "low": "#d62828", "high": "#d62828", "n/a": "#8d99ae"}
     sub_c, ref_c = "#264653", "#b08968"
     shown = [st for st in STATS if st.key not in ("gap_median_h", "gap_max_h")]
@@ -114,7 +116,7 @@ def plot(path: str | Path, subject: dict, reference: dict | None = None,
     fig.suptitle(f"uda realism: {sname}" + (f"  vs  {rname}" if reference else ""), fontsize=13)
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(handles),
               fontsize=8.5, frameon=False)
-    fig.savefig(path, dpi=110)
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 

@@ -36,6 +36,8 @@ def plot_site(ts: np.ndarray, values: np.ndarray, params: tuple[str, ...], path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from uda.store import atomic_write
+
     t = ts.astype("datetime64[ms]")
 
     def _mask(spans, pad):
@@ -65,6 +67,6 @@ def plot_site(ts: np.ndarray, values: np.ndarray, params: tuple[str, ...], path:
     fig.suptitle(title)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=90)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return out
