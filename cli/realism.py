@@ -206,7 +206,9 @@ def realism(data_dir, target, wide_file, libcity_path, long_files, interval, sta
     if out is not None:
         from pathlib import Path
 
-        Path(out).write_text(json.dumps(res, indent=1))
+        from uda.store import atomic_write_text
+
+        atomic_write_text(Path(out), json.dumps(res, indent=1))
     if plot_file is not None:
         plot(plot_file, subject, reference, rows)
     if as_json:

@@ -152,6 +152,7 @@ def quality(table: str, schema: str | None, time_col: str | None, key: str | Non
     from uda.cli.progress import progress_bar
     from uda.quality.table.profile import profile_table
     from uda.quality.table.schema import infer_schema, schema_toml
+    from uda.store import atomic_write_text
 
     keys = [k.strip() for k in key.split(",") if k.strip()] if key else None
     with progress_bar("quality") as update:
@@ -161,8 +162,8 @@ def quality(table: str, schema: str | None, time_col: str | None, key: str | Non
     if write_schema:
         inferred = infer_schema(rep, used)
         Path(write_schema).parent.mkdir(parents=True, exist_ok=True)
-        Path(write_schema).write_text(schema_toml(inferred, comment=f"inferred by uda run quality from {table}\n"
-                                                                     f"{rep['rows']} rows"))
+        atomic_write_text(Path(write_schema), schema_toml(inferred, comment=f"inferred by uda run quality from {table}\n"
+                                                                             f"{rep['rows']} rows"))
         rep["schema_written"] = write_schema
     if plot:
         plot_profile(prof, rep, Path(plot))
