@@ -70,6 +70,8 @@ def regress(base: str | None, head: str, threshold: float, kernels: str, repo: s
         console.print(tab)
         bad = [k.kernel for k in res.kernels if k.status in ("slower", "broken")]
         console.print(f"REGRESSION in {', '.join(bad)}" if bad else "no regression", markup=False)
+        if res.not_measured_at_base:
+            console.print(f"not measured at BASE (not compared): {', '.join(res.not_measured_at_base)}", markup=False)
         console.print(f"checked in {res.seconds:.0f} s", markup=False)
     if res.failed:
         click.get_current_context().exit(1)

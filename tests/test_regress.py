@@ -232,6 +232,7 @@ def test_cli_lists_kernels_not_measured_at_base_without_failing(two_commits, tmp
     table = CliRunner().invoke(cli, args)
     assert table.exit_code == 0
     assert "not measured at BASE" in " ".join(table.stdout.split())
+    assert "no regression\nnot measured at BASE (not compared): k2" in table.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
