@@ -134,8 +134,7 @@ def uda_utilisation(ds: Any, engine: str, threads: int = 2) -> dict[str, Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from uda.contract import start_ms_of
-    from uda.quality.feeds import TABLES
+    from uda.contract import FEED_TABLES, start_ms_of
     from uda.tasks.utilisation import GroupReducer, score
 
     city = {name: np.sort(ds.read(name)[col].to_numpy().astype(np.int64))
@@ -144,7 +143,7 @@ def uda_utilisation(ds: Any, engine: str, threads: int = 2) -> dict[str, Any]:
     start, days = start_ms_of(ds.params["start"]), int(ds.params["days"])
     reducer = GroupReducer(city, city_keys, start, days, False, None)
     jobs = []
-    for table in TABLES:
+    for table in FEED_TABLES:
         if not (ds.has(table) and ds.has(f"{table}_rejects")):
             continue
         clean = {Path(p).name: p for p in ds.files(table)}

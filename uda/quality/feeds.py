@@ -22,8 +22,6 @@ from uda.contract import FEED_TABLES, LOCAL_UTC_OFFSET_S, SPECS, UNITS
 from uda.errors import UserError
 from uda.store import Dataset
 
-#: The sensor tables that are standardised: those departments publish as feeds.
-TABLES = FEED_TABLES
 #: Polars ``str.to_datetime`` format of each text timestamp standard.
 _PARSE_FORMATS = {"iso_offset": "%Y-%m-%dT%H:%M:%S%z", "iso_offset_ms": "%Y-%m-%dT%H:%M:%S%.3f%z",
                   "iso_utc": "%Y-%m-%dT%H:%M:%SZ", "dmy_local": "%d/%m/%Y %H:%M"}
@@ -86,7 +84,7 @@ def feed_files(ds: Dataset) -> list[FeedFile]:
                                     columns=s["columns"], units=s["units"], id_formats=s["id_formats"],
                                     time_format=s["time_format"]))
         return out
-    for table in TABLES:
+    for table in FEED_TABLES:
         if not ds.has(table):
             continue
         s = canonical_standard(table)

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from uda.contract import DAY_MS, SPECS, district_lookup, start_ms_of
+from uda.contract import DAY_MS, FEED_TABLES, SPECS, district_lookup, start_ms_of
 from uda.engines import check_engine, dask_scheduler
 from uda.errors import UserError
 from uda.kernels.checksum import table_hash_sum
-from uda.quality.feeds import TABLES, FeedFile, feed_files, parse_polars, read_parse_arrow
+from uda.quality.feeds import FeedFile, feed_files, parse_polars, read_parse_arrow
 from uda.quality.rules import FLAGS, daily_levels, detect_group, drift_factors, finish_group
 from uda.store import (
     CLEAN_DIR,
@@ -243,7 +243,7 @@ def standardise(data: str | os.PathLike | Dataset, *, engine: str = "polars", sc
 
         outs = run_groups(groups, {})
         factors: dict[str, dict] = {}
-        for table in TABLES:
+        for table in FEED_TABLES:
             factors[table] = drift_factors([o["levels"] for (t, _), o in outs.items() if t == table])
         drifted = {t: np.unique(np.array([k for k, _ in f], np.int64)) for t, f in factors.items() if f}
         again = {key: files for key, files in groups.items()

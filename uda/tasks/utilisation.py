@@ -24,8 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from uda.arrays import unique_values
-from uda.contract import DAY_MS, DEFECT_TYPES, SPECS, TABLE_DEFECTS, start_ms_of
-from uda.quality.feeds import TABLES
+from uda.contract import DAY_MS, DEFECT_TYPES, FEED_TABLES, SPECS, TABLE_DEFECTS, start_ms_of
 from uda.quality.scan import context, finish, measure, scan_tables
 from uda.store import Dataset, open_dataset
 from uda.tasks.base import TaskResult
@@ -144,7 +143,7 @@ def score(reduced: dict[tuple[str, str], dict[str, Any]], truth: Any, *, city_ke
         Period of the dataset.
     """
     by_table: dict[str, dict[str, dict[str, Any]]] = {}
-    for table in TABLES:
+    for table in FEED_TABLES:
         outs = [r["detect"] for (t, _), r in reduced.items() if t == table]
         if not outs:
             continue
@@ -253,7 +252,7 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     start, days = start_ms_of(p["start"]), int(p["days"])
     qctx = None
     if quality and has_feeds:  # measured on each standardised group where it runs
-        qctx = {t: context(ds, t) for t in TABLES}
+        qctx = {t: context(ds, t) for t in FEED_TABLES}
     reducer = GroupReducer(city, city_keys, start, days, repair, qctx)
     res = standardise(ds, engine=engine, scheduler=scheduler, repair=repair, write=write and has_feeds,
                       reducer=reducer, hashes=False)
@@ -264,15 +263,15 @@ def run(data: str | os.PathLike | Dataset, *, engine: str = "polars", scheduler:
     det, det_table = score(reduced, truth, city_keys=city_keys, start=start, days=days)
     qual = {}
     if qctx is not None:
-        for t in TABLES:
+        for t in FEED_TABLES:
             states = [r["quality"] for (tt, _), r in reduced.items() if tt == t]
             if states:
                 qual[t] = finish(states, qctx[t])
     elif quality:
-        qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in TABLES if ds.has(t)}
+        qual = {t: measure(ds, t, engine=engine, scheduler=scheduler) for t in FEED_TABLES if ds.has(t)}
     names = dict(zip(ds.read("districts")["district_id"].to_list(), ds.read("districts")["name"].to_list(),
                      strict=True)) if ds.has("districts") else {}
-    totals = {t: dict.fromkeys(STAGES, 0) for t in TABLES}
+    totals = {t: dict.fromkeys(STAGES, 0) for t in FEED_TABLES}
     for per in fun.values():
         for t, cnt in per.items():
             for s in STAGES:
